@@ -1,0 +1,1298 @@
+"""The compiled core of dualad.
+
+Tensor and Variable values, the primitive call (`run_op`), the linear tape record and its
+backward sweep, forward-mode tangent propagation, and the per-thread stack of active
+transformations (tapes and forward accumulators).
+
+Policy (derivative rules, public op names, argument checking) lives in Python modules;
+this module owns the hot paths: scalar arithmetic on C doubles, recording, and the sweep.
+"""
+cimport cython
+from libc.math cimport sin, cos, tan, exp, log, log1p, tanh, sqrt, pow, fabs
+from libc.stdlib cimport calloc, free
+
+import threading
+import numpy as np
+
+cdef extern from "pythread.h":
+    unsigned long PyThread_get_thread_ident()
+
+cdef enum:
+    K_F32 = 0
+    K_F64 = 1
+    K_OTHER = 2
+
+# Scalar opcodes: primitives whose value and partial derivatives the core computes on C doubles.
+cdef enum:
+    OP_NONE = 0
+    OP_ADD = 1
+    OP_SUB = 2
+    OP_MUL = 3
+    OP_DIV = 4
+    OP_NEG = 5
+    OP_POW = 6
+    OP_SQUARE = 7
+    OP_SQRT = 8
+    OP_EXP = 9
+    OP_LOG = 10
+    OP_LOG1P = 11
+    OP_SIN = 12
+    OP_COS = 13
+    OP_TAN = 14
+    OP_TANH = 15
+    OP_SIGMOID = 16
+    OP_RELU = 17
+    OP_ABS = 18
+    OP_MAXIMUM = 19
+    OP_MINIMUM = 20
+
+SCALAR_OPCODES = {
+    "add": OP_ADD, "subtract": OP_SUB, "multiply": OP_MUL, "divide": OP_DIV,
+    "negative": OP_NEG, "pow": OP_POW, "square": OP_SQUARE, "sqrt": OP_SQRT, "exp": OP_EXP,
+    "log": OP_LOG, "log1p": OP_LOG1P, "sin": OP_SIN, "cos": OP_COS, "tan": OP_TAN,
+    "tanh": OP_TANH, "sigmoid": OP_SIGMOID, "relu": OP_RELU, "abs": OP_ABS,
+    "maximum": OP_MAXIMUM, "minimum": OP_MINIMUM,
+}
+
+cdef object F32 = np.dtype(np.float32)
+cdef object F64 = np.dtype(np.float64)
+cdef object _np_asarray = np.asarray
+cdef object _np_array = np.array
+cdef object _np_ndarray = np.ndarray
+
+DEFAULT_FLOAT = F32
+DEFAULT_INT = np.dtype(np.int32)
+
+
+cdef inline int _kind_of(object dtype):
+    if dtype is F32:
+        return K_F32
+    if dtype is F64:
+        return K_F64
+    if dtype == F32:
+        return K_F32
+    if dtype == F64:
+        return K_F64
+    return K_OTHER
+
+
+cdef inline double _round(double v, bint f32) noexcept nogil:
+    # float32 values are kept as the nearest float32, so scalar and array paths agree
+    return <double>(<float>v) if f32 else v
+
+
+cdef double _scalar_value(int code, double a, double b) noexcept nogil:
+    cdef double z
+    if code == OP_ADD:
+        return a + b
+    if code == OP_SUB:
+        return a - b
+    if code == OP_MUL:
+        return a * b
+    if code == OP_DIV:
+        return a / b
+    if code == OP_NEG:
+        return -a
+    if code == OP_POW:
+        return pow(a, b)
+    if code == OP_SQUARE:
+        return a * a
+    if code == OP_SQRT:
+        return sqrt(a)
+    if code == OP_EXP:
+        return exp(a)
+    if code == OP_LOG:
+        return log(a)
+    if code == OP_LOG1P:
+        return log1p(a)
+    if code == OP_SIN:
+        return sin(a)
+    if code == OP_COS:
+        return cos(a)
+    if code == OP_TAN:
+        return tan(a)
+    if code == OP_TANH:
+        return tanh(a)
+    if code == OP_SIGMOID:
+        if a >= 0:
+            return 1.0 / (1.0 + exp(-a))
+        z = exp(a)
+        return z / (1.0 + z)
+    if code == OP_RELU:
+        return a if a > 0 else (a if a != a else 0.0)
+    if code == OP_ABS:
+        return fabs(a)
+    if code == OP_MAXIMUM:
+        if a != a or a >= b:
+            return a
+        return b
+    if code == OP_MINIMUM:
+        if a != a or a <= b:
+            return a
+        return b
+    return 0.0
+
+
+cdef void _scalar_partials(int code, double a, double b, double y,
+                           double* da, double* db) noexcept nogil:
+    # Partial derivatives d y / d a and d y / d b. Conventions at kinks match rules.py:
+    # relu'(0) = 0, abs'(0) = 0, ties of maximum/minimum go to the first argument.
+    db[0] = 0.0
+    if code == OP_ADD:
+        da[0] = 1.0
+        db[0] = 1.0
+    elif code == OP_SUB:
+        da[0] = 1.0
+        db[0] = -1.0
+    elif code == OP_MUL:
+        da[0] = b
+        db[0] = a
+    elif code == OP_DIV:
+        da[0] = 1.0 / b
+        db[0] = -y / b
+    elif code == OP_NEG:
+        da[0] = -1.0
+    elif code == OP_POW:
+        da[0] = b * pow(a, b - 1.0)
+        db[0] = log(a) * y if a > 0 else 0.0
+    elif code == OP_SQUARE:
+        da[0] = 2.0 * a
+    elif code == OP_SQRT:
+        da[0] = 0.5 / y
+    elif code == OP_EXP:
+        da[0] = y
+    elif code == OP_LOG:
+        da[0] = 1.0 / a
+    elif code == OP_LOG1P:
+        da[0] = 1.0 / (1.0 + a)
+    elif code == OP_SIN:
+        da[0] = cos(a)
+    elif code == OP_COS:
+        da[0] = -sin(a)
+    elif code == OP_TAN:
+        da[0] = 1.0 + y * y
+    elif code == OP_TANH:
+        da[0] = 1.0 - y * y
+    elif code == OP_SIGMOID:
+        da[0] = y * (1.0 - y)
+    elif code == OP_RELU:
+        da[0] = 1.0 if a > 0 else 0.0
+    elif code == OP_ABS:
+        da[0] = 1.0 if a > 0 else (-1.0 if a < 0 else 0.0)
+    elif code == OP_MAXIMUM:
+        da[0] = 1.0 if a >= b else 0.0
+        db[0] = 1.0 - da[0]
+    elif code == OP_MINIMUM:
+        da[0] = 1.0 if a <= b else 0.0
+        db[0] = 1.0 - da[0]
+    else:
+        da[0] = 0.0
+
+
+# --------------------------------------------------------------------------------------------
+# Tensor construction
+# --------------------------------------------------------------------------------------------
+
+cdef inline Tensor _new_scalar(double v, int kind):
+    cdef Tensor t = Tensor.__new__(Tensor)
+    t._is_scalar = True
+    t._kind = kind
+    t._dtype = F32 if kind == K_F32 else F64
+    t._d = _round(v, kind == K_F32)
+    return t
+
+
+cdef Tensor _wrap(object raw):
+    """A Tensor around a raw result (ndarray, numpy scalar, Python number); no copy."""
+    cdef Tensor t = Tensor.__new__(Tensor)
+    cdef object arr = raw if type(raw) is _np_ndarray else _np_asarray(raw)
+    t._dtype = arr.dtype
+    t._kind = _kind_of(t._dtype)
+    t._arr = arr
+    if t._kind != K_OTHER and arr.ndim == 0:
+        t._is_scalar = True
+        t._d = float(arr)
+    return t
+
+
+def wrap(raw):
+    """Wrap a raw numpy result as a Tensor without copying (internal; arrays must not be shared)."""
+    return _wrap(raw)
+
+
+def scalar(double value, dtype):
+    """A float scalar Tensor on the C-double fast path."""
+    cdef int kind = _kind_of(np.dtype(dtype))
+    if kind == K_OTHER:
+        raise TypeError(f"scalar() takes a float dtype, got {dtype}")
+    return _new_scalar(value, kind)
+
+
+cdef object _normalize_dtype(object dtype):
+    if dtype is None:
+        return None
+    if isinstance(dtype, DType):
+        return (<DType>dtype).np
+    return np.dtype(dtype)
+
+
+cdef Tensor _from_python(object value, object dtype):
+    """Convert a non-Tensor value. Python floats default to float32 and ints to int32 (as in
+    TensorFlow); numpy arrays keep their dtype unless one is asked for."""
+    cdef object arr
+    cdef int kind
+    if isinstance(value, float) and (dtype is None or dtype is F32 or dtype is F64):
+        return _new_scalar(value, K_F64 if dtype is F64 else K_F32)
+    if isinstance(value, (np.ndarray, np.generic)):
+        arr = _np_array(value, dtype=dtype, copy=True)
+    else:
+        if isinstance(value, range):
+            value = list(value)
+        arr = _np_array(value, dtype=dtype)
+        if dtype is None:
+            # numpy defaults are 64-bit; Python numbers become 32-bit as in TensorFlow
+            if arr.dtype == F64:
+                arr = arr.astype(F32)
+            elif arr.dtype.kind == "i":
+                arr = arr.astype(DEFAULT_INT)
+            elif arr.dtype.kind not in "biuf":
+                raise TypeError(f"cannot convert {type(value).__name__} to a Tensor "
+                                f"(numpy made dtype {arr.dtype} of it)")
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"unsupported dtype {arr.dtype}: dualad tensors hold bool, int or float")
+    arr.flags.writeable = False
+    return _wrap(arr)
+
+
+cpdef Tensor convert_to_tensor(object value, object dtype=None):
+    """Return `value` as a Tensor (Variables are returned as they are)."""
+    cdef Tensor t
+    dtype = _normalize_dtype(dtype)
+    if isinstance(value, Tensor):
+        t = value
+        if dtype is not None and t._dtype != dtype:
+            raise TypeError(f"convert_to_tensor: requested dtype {dtype_name(dtype)} for a "
+                            f"Tensor of dtype {dtype_name(t._dtype)}; use dualad.cast to convert")
+        return t
+    if isinstance(value, (list, tuple)) and _contains_tensor(value):
+        return _stack_fn(value, dtype)
+    return _from_python(value, dtype)
+
+
+cdef bint _contains_tensor(object seq):
+    for v in seq:
+        if isinstance(v, Tensor):
+            return True
+        if isinstance(v, (list, tuple)) and _contains_tensor(v):
+            return True
+    return False
+
+
+cdef Tensor _like(object value, Tensor ref, str opname):
+    """Convert the non-Tensor operand of a binary op to the dtype of the Tensor operand."""
+    if ref._kind != K_OTHER and (type(value) is float or type(value) is int):
+        return _new_scalar(<double>value, ref._kind)
+    if isinstance(value, (float, np.floating)) and ref._dtype.kind in "iub":
+        raise TypeError(f"{opname}: cannot combine a {dtype_name(ref._dtype)} tensor with the "
+                        f"float {value!r}; cast the tensor with dualad.cast first")
+    arr = _np_asarray(value)
+    if arr.dtype.kind == "f" and ref._dtype.kind in "iub":
+        raise TypeError(f"{opname}: cannot combine a {dtype_name(ref._dtype)} tensor with a "
+                        f"{arr.dtype} array; cast one of them with dualad.cast first")
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{opname}: unsupported operand of type {type(value).__name__}")
+    return _from_python(arr, ref._dtype)
+
+
+def like(value, Tensor ref, str opname="op"):
+    """`value` as a Tensor of `ref`'s dtype (the conversion binary ops apply)."""
+    if isinstance(value, Tensor):
+        return value
+    return _like(value, ref, opname)
+
+
+cdef inline void _check_same_dtype(Tensor a, Tensor b, str opname) except *:
+    if a._dtype is not b._dtype and a._dtype != b._dtype:
+        raise TypeError(f"{opname}: operands have different dtypes, {dtype_name(a._dtype)} and "
+                        f"{dtype_name(b._dtype)}; dualad does not promote silently, use "
+                        f"dualad.cast on one of them")
+
+
+cpdef Tensor binary(Primitive p, object a, object b):
+    """Apply a binary primitive, converting a non-Tensor operand to the other's dtype."""
+    cdef Tensor ta, tb
+    if isinstance(a, Tensor):
+        ta = <Tensor>a
+        tb = <Tensor>b if isinstance(b, Tensor) else _like(b, ta, p.name)
+    elif isinstance(b, Tensor):
+        tb = <Tensor>b
+        ta = _like(a, tb, p.name)
+    else:
+        ta = convert_to_tensor(a)
+        tb = _like(b, ta, p.name)
+    _check_same_dtype(ta, tb, p.name)
+    return run_op(p, (ta, tb), None)
+
+
+def dtype_name(dtype):
+    return np.dtype(dtype).name
+
+
+# --------------------------------------------------------------------------------------------
+# DType: TensorFlow-style dtype constants that compare equal to numpy dtypes
+# --------------------------------------------------------------------------------------------
+
+cdef class DType:
+    cdef readonly object np
+
+    def __init__(self, dtype):
+        self.np = np.dtype(dtype)
+
+    @property
+    def name(self):
+        return self.np.name
+
+    @property
+    def is_floating(self):
+        return self.np.kind == "f"
+
+    @property
+    def is_integer(self):
+        return self.np.kind in "iu"
+
+    def as_numpy_dtype(self):
+        return self.np.type
+
+    def __eq__(self, other):
+        if isinstance(other, DType):
+            return self.np == (<DType>other).np
+        try:
+            return self.np == np.dtype(other)
+        except TypeError:
+            return False
+
+    def __hash__(self):
+        return hash(self.np)
+
+    def __repr__(self):
+        return f"dualad.{self.np.name}"
+
+
+cdef dict _DTYPES = {}
+
+cdef DType _as_dtype(object npdtype):
+    d = _DTYPES.get(npdtype)
+    if d is None:
+        d = DType(npdtype)
+        _DTYPES[npdtype] = d
+    return d
+
+
+def as_dtype(dtype):
+    """The DType constant for a numpy dtype, a DType, or a name such as 'float32'."""
+    return _as_dtype(_normalize_dtype(dtype))
+
+
+# --------------------------------------------------------------------------------------------
+# Tensor
+# --------------------------------------------------------------------------------------------
+
+@cython.freelist(256)
+cdef class Tensor:
+    """An immutable value: a C double for float scalars, a numpy array otherwise."""
+
+    def __init__(self, *args, **kwargs):
+        raise TypeError("make tensors with dualad.constant(...) or dualad.convert_to_tensor(...)")
+
+    cdef object _value(self):
+        if self._arr is None:
+            arr = _np_array(self._d, dtype=self._dtype)
+            arr.flags.writeable = False
+            self._arr = arr
+        return self._arr
+
+    # ---- inspection ---------------------------------------------------------------------
+
+    @property
+    def dtype(self):
+        return _as_dtype(self._dtype)
+
+    @property
+    def shape(self):
+        if self._is_scalar:
+            return ()
+        return self._arr.shape
+
+    @property
+    def ndim(self):
+        return 0 if self._is_scalar else self._arr.ndim
+
+    @property
+    def size(self):
+        return 1 if self._is_scalar else self._arr.size
+
+    def numpy(self):
+        """The value as numpy: a numpy scalar for shape (), otherwise a fresh array."""
+        if self._is_scalar:
+            return self._dtype.type(self._d)
+        return self._arr.copy()
+
+    def __array__(self, dtype=None, copy=None):
+        arr = self._value()
+        if dtype is not None and np.dtype(dtype) != arr.dtype:
+            return arr.astype(dtype)
+        if copy:
+            return arr.copy()
+        return arr
+
+    def __len__(self):
+        if self.ndim == 0:
+            raise TypeError("len() of a scalar (shape ()) tensor")
+        return self._arr.shape[0]
+
+    def __iter__(self):
+        if self.ndim == 0:
+            raise TypeError("iteration over a scalar (shape ()) tensor")
+        for i in range(self._arr.shape[0]):
+            yield self[i]
+
+    def __bool__(self):
+        if self._is_scalar:
+            return self._d != 0.0
+        if self._arr.size != 1:
+            raise ValueError(f"the truth value of a tensor with shape {self._arr.shape} is "
+                             "ambiguous; reduce it first (dualad.reduce_all / reduce_any)")
+        return bool(self._arr.reshape(()))
+
+    def __float__(self):
+        if self._is_scalar:
+            return self._d
+        return float(self._scalar_array("float"))
+
+    def __int__(self):
+        return int(self._scalar_array("int"))
+
+    def __index__(self):
+        if self._dtype.kind not in "iu":
+            raise TypeError(f"only integer tensors can be used as an index, not {self._dtype}")
+        return int(self._scalar_array("an index"))
+
+    def _scalar_array(self, what):
+        arr = self._value()
+        if arr.size != 1:
+            raise TypeError(f"only single-element tensors convert to {what}, got shape {arr.shape}")
+        return arr.reshape(())
+
+    def __hash__(self):
+        return id(self)
+
+    def ref(self):
+        """An object hashable by identity, for dictionaries keyed by tensors (as in TensorFlow)."""
+        return self
+
+    def __repr__(self):
+        return (f"<dualad.Tensor shape={self.shape} dtype={self._dtype.name} "
+                f"numpy={_numpy_repr(self)}>")
+
+    def __str__(self):
+        return f"dualad.Tensor({_numpy_repr(self)}, shape={self.shape}, dtype={self._dtype.name})"
+
+    # ---- operators ----------------------------------------------------------------------
+
+    def __add__(self, other):
+        return binary(_P_ADD, self, other)
+
+    def __radd__(self, other):
+        return binary(_P_ADD, other, self)
+
+    def __sub__(self, other):
+        return binary(_P_SUB, self, other)
+
+    def __rsub__(self, other):
+        return binary(_P_SUB, other, self)
+
+    def __mul__(self, other):
+        return binary(_P_MUL, self, other)
+
+    def __rmul__(self, other):
+        return binary(_P_MUL, other, self)
+
+    def __truediv__(self, other):
+        return binary(_P_DIV, self, other)
+
+    def __rtruediv__(self, other):
+        return binary(_P_DIV, other, self)
+
+    def __pow__(self, other, mod):
+        if mod is not None:
+            return NotImplemented
+        return binary(_P_POW, self, other)
+
+    def __rpow__(self, other, mod):
+        if mod is not None:
+            return NotImplemented
+        return binary(_P_POW, other, self)
+
+    def __matmul__(self, other):
+        return _ops_fn["matmul"](self, other)
+
+    def __rmatmul__(self, other):
+        return _ops_fn["matmul"](other, self)
+
+    def __neg__(self):
+        return run_op(_P_NEG, (self,), None)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return run_op(_P_ABS, (self,), None)
+
+    def __getitem__(self, key):
+        return _ops_fn["getitem"](self, key)
+
+    def __lt__(self, other):
+        return binary(_P_CMP["less"], self, other)
+
+    def __le__(self, other):
+        return binary(_P_CMP["less_equal"], self, other)
+
+    def __gt__(self, other):
+        return binary(_P_CMP["greater"], self, other)
+
+    def __ge__(self, other):
+        return binary(_P_CMP["greater_equal"], self, other)
+
+    def __eq__(self, other):
+        if other is None:
+            return False
+        return binary(_P_CMP["equal"], self, other)
+
+    def __ne__(self, other):
+        if other is None:
+            return True
+        return binary(_P_CMP["not_equal"], self, other)
+
+    # ---- numpy interop: numpy functions on tensors are recorded, or refuse ----------------
+
+    __array_priority__ = 100
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        fn = _ufunc_table.get(ufunc) if method == "__call__" and not kwargs else None
+        if fn is not None:
+            return fn(*inputs)
+        return _numpy_fallback(f"numpy.{ufunc.__name__}" + ("" if method == "__call__" else "." + method),
+                               lambda *a, **k: getattr(ufunc, method)(*a, **k), inputs, kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        fn = _array_function_table.get(func)
+        if fn is not None:
+            return fn(*args, **kwargs)
+        return _numpy_fallback(f"numpy.{func.__name__}", func, args, kwargs)
+
+    # ---- TensorFlow-style conveniences --------------------------------------------------
+
+    def sum(self, axis=None, dtype=None, out=None, keepdims=False):
+        if dtype is not None or out is not None:
+            raise TypeError("Tensor.sum does not take dtype or out")
+        return _ops_fn["reduce_sum"](self, axis=axis, keepdims=keepdims)
+
+    @property
+    def T(self):
+        return _ops_fn["transpose"](self)
+
+
+cdef object _numpy_repr(Tensor t):
+    if t._is_scalar:
+        return str(t._dtype.type(t._d))
+    return repr(t._arr)
+
+
+cdef bint _is_tracked(Tensor t):
+    return t._tape_id != 0 or bool(t._more_slots) or bool(t._tangents)
+
+
+def _numpy_fallback(str name, func, args, kwargs):
+    """A numpy function dualad does not differentiate: fine on untracked tensors, an error on
+    tensors a tape or accumulator follows (it would silently cut the gradient)."""
+    flat = []
+    _flatten_into(args, flat)
+    _flatten_into(list(kwargs.values()), flat)
+    if _n_live > 0:
+        for v in flat:
+            if isinstance(v, Tensor) and _is_tracked(<Tensor>v):
+                raise TypeError(f"{name} is not differentiable by dualad and would silently "
+                                "detach a tensor that a tape or accumulator is following; use "
+                                "dualad ops, or np.asarray(t) to detach it on purpose")
+    return func(*_to_numpy_nested(args), **{k: _to_numpy_nested(v) for k, v in kwargs.items()})
+
+
+cdef void _flatten_into(object obj, list out):
+    if isinstance(obj, (list, tuple)):
+        for v in obj:
+            _flatten_into(v, out)
+    else:
+        out.append(obj)
+
+
+cdef object _to_numpy_nested(object obj):
+    if isinstance(obj, Tensor):
+        return (<Tensor>obj)._value()
+    if isinstance(obj, tuple):
+        return tuple(_to_numpy_nested(v) for v in obj)
+    if isinstance(obj, list):
+        return [_to_numpy_nested(v) for v in obj]
+    return obj
+
+
+cdef dict _ufunc_table = {}
+cdef dict _array_function_table = {}
+cdef dict _ops_fn = {}
+
+
+# --------------------------------------------------------------------------------------------
+# Variable
+# --------------------------------------------------------------------------------------------
+
+cdef long long _var_counter = 0
+
+cdef class Variable(Tensor):
+    """A mutable tensor. Tapes watch trainable Variables automatically when they are read."""
+
+    def __init__(self, initial_value, dtype=None, trainable=True, name=None):
+        global _var_counter
+        cdef Tensor t = convert_to_tensor(initial_value, dtype) if not isinstance(initial_value, Tensor) \
+            else _cast_value(<Tensor>initial_value, _normalize_dtype(dtype))
+        self._set_from(t)
+        self._is_var = True
+        self.trainable = bool(trainable)
+        if name is None:
+            _var_counter += 1
+            name = f"Variable_{_var_counter}" if _var_counter > 1 else "Variable"
+        self.name = str(name)
+
+    cdef void _set_from(self, Tensor t):
+        self._arr = t._arr
+        self._d = t._d
+        self._is_scalar = t._is_scalar
+        self._kind = t._kind
+        self._dtype = t._dtype
+
+    cdef Tensor _snapshot(self):
+        # The value read by an op: it keeps this read's value even if the Variable is
+        # assigned later, and carries the Variable's tape slots and tangents.
+        cdef Tensor s = Tensor.__new__(Tensor)
+        s._arr = self._arr
+        s._d = self._d
+        s._is_scalar = self._is_scalar
+        s._kind = self._kind
+        s._dtype = self._dtype
+        s._tape_id = self._tape_id
+        s._slot = self._slot
+        if self._more_slots:
+            s._more_slots = dict(self._more_slots)
+        if self._tangents:
+            s._tangents = dict(self._tangents)
+        return s
+
+    def read_value(self):
+        """The current value as an (immutable) Tensor, recorded as a read of this Variable."""
+        return _ops_fn["identity"](self)
+
+    def value(self):
+        return self.read_value()
+
+    def assign(self, value, read_value=True):
+        cdef Tensor t = self._checked(value, "assign")
+        self._set_from(t)
+        return self if read_value else None
+
+    def assign_add(self, delta, read_value=True):
+        cdef Tensor t = self._checked(delta, "assign_add")
+        self._set_from(_raw_arith(self, t, 1))
+        return self if read_value else None
+
+    def assign_sub(self, delta, read_value=True):
+        cdef Tensor t = self._checked(delta, "assign_sub")
+        self._set_from(_raw_arith(self, t, -1))
+        return self if read_value else None
+
+    cdef Tensor _checked(self, object value, str what):
+        cdef Tensor t
+        if isinstance(value, Tensor):
+            t = value
+        else:
+            t = _like(value, self, f"Variable.{what}")
+        if t.shape != self.shape:
+            raise ValueError(f"Variable.{what}: shape {t.shape} does not match the shape "
+                             f"{self.shape} of Variable '{self.name}'")
+        if t._dtype != self._dtype:
+            raise TypeError(f"Variable.{what}: dtype {t._dtype.name} does not match the dtype "
+                            f"{self._dtype.name} of Variable '{self.name}'")
+        return t
+
+    def __repr__(self):
+        return (f"<dualad.Variable '{self.name}:0' shape={self.shape} dtype={self._dtype.name} "
+                f"numpy={_numpy_repr(self)}>")
+
+    def __str__(self):
+        return self.__repr__()
+
+
+cdef Tensor _raw_arith(Tensor a, Tensor b, int sign):
+    """a + sign * b outside any tape, the update used by assign_add/assign_sub."""
+    if a._is_scalar and b._is_scalar:
+        return _new_scalar(a._d + sign * b._d, a._kind)
+    if sign > 0:
+        return _wrap(np.add(a._value(), b._value()))
+    return _wrap(np.subtract(a._value(), b._value()))
+
+
+cdef Tensor _cast_value(Tensor t, object dtype):
+    if dtype is None or t._dtype == dtype:
+        return t
+    return _wrap(t._value().astype(dtype))
+
+
+# --------------------------------------------------------------------------------------------
+# Primitives and the op call
+# --------------------------------------------------------------------------------------------
+
+cdef class Primitive:
+    """One differentiable operation: its numpy implementation and derivative rules.
+
+    `vjps[i](g, ans, args, params)` gives the cotangent of input i (None: not differentiable
+    there); primitives taking any number of inputs (concat) give one `variadic_vjp(k, g, ans,
+    args, params)` instead. `jvp(tangents, ans, args, params)` gives the output tangent from the
+    input tangents (None entries for inputs without one). Rules are written in dualad ops, so they are
+    themselves recorded and differentiable."""
+
+    def __init__(self, name, impl, vjps=(), jvp=None, differentiable=True):
+        self.name = name
+        self.impl = impl
+        self.vjps = tuple(vjps)
+        self.jvp = jvp
+        self.code = SCALAR_OPCODES.get(name, OP_NONE)
+        self.differentiable = differentiable
+
+    def __repr__(self):
+        return f"<dualad.Primitive {self.name}>"
+
+    def __call__(self, *args, **params):
+        return run_op(self, tuple(args), params or None)
+
+
+cdef Tensor run_op(Primitive p, tuple args, dict params):
+    """Apply `p` to Tensors `args`: compute the value, record it on the active tapes and
+    propagate tangents of the active accumulators."""
+    cdef Tensor a, b, out = None
+    cdef Py_ssize_t n = len(args)
+    cdef object raw
+    if p.code != OP_NONE:
+        a = <Tensor>args[0]
+        if a._is_scalar:
+            if n == 1:
+                out = _new_scalar(_scalar_value(p.code, a._d, 0.0), a._kind)
+            elif n == 2:
+                b = <Tensor>args[1]
+                if b._is_scalar and b._kind == a._kind:
+                    out = _new_scalar(_scalar_value(p.code, a._d, b._d), a._kind)
+    if out is None:
+        raw = _call_impl(p, args, params)
+        out = _wrap(raw)
+    if _n_live == 0 or not p.differentiable or out._kind == K_OTHER:
+        return out
+    _transform(p, args, params, out)
+    return out
+
+
+cdef object _call_impl(Primitive p, tuple args, dict params):
+    cdef list raws = [(<Tensor>t)._value() for t in args]
+    try:
+        with np.errstate(all="ignore"):
+            if params:
+                return p.impl(*raws, **params)
+            return p.impl(*raws)
+    except ValueError as e:
+        shapes = ", ".join(str(np.shape(r)) for r in raws)
+        raise ValueError(f"{p.name}: {e} (input shapes {shapes})") from None
+
+
+def bind(Primitive p, *args, **params):
+    """Apply primitive `p` to Tensor arguments (the entry point of ops.py)."""
+    for a in args:
+        if not isinstance(a, Tensor):
+            raise TypeError(f"{p.name}: expected Tensors, got {type(a).__name__}")
+    return run_op(p, args, params or None)
+
+
+cdef Primitive _P_ADD, _P_SUB, _P_MUL, _P_DIV, _P_POW, _P_NEG, _P_ABS
+cdef dict _P_CMP = {}
+cdef object _unbroadcast_fn = None
+cdef object _stack_fn = None
+
+
+def install(dict primitives, dict ops_fns, dict ufuncs, dict array_functions, unbroadcast):
+    """Connect the core to the rule table and the public ops (called once by dualad.ops)."""
+    global _P_ADD, _P_SUB, _P_MUL, _P_DIV, _P_POW, _P_NEG, _P_ABS, _unbroadcast_fn, _stack_fn
+    _P_ADD = primitives["add"]
+    _P_SUB = primitives["subtract"]
+    _P_MUL = primitives["multiply"]
+    _P_DIV = primitives["divide"]
+    _P_POW = primitives["pow"]
+    _P_NEG = primitives["negative"]
+    _P_ABS = primitives["abs"]
+    for name in ("less", "less_equal", "greater", "greater_equal", "equal", "not_equal"):
+        _P_CMP[name] = primitives[name]
+    _ops_fn.update(ops_fns)
+    _ufunc_table.update(ufuncs)
+    _array_function_table.update(array_functions)
+    _unbroadcast_fn = unbroadcast
+    _stack_fn = ops_fns["stack_converted"]
+
+
+# --------------------------------------------------------------------------------------------
+# Per-thread transformation stacks
+# --------------------------------------------------------------------------------------------
+
+cdef class _ThreadState:
+    cdef list stack
+
+
+cdef object _tls = threading.local()
+cdef unsigned long _cached_ident = 0
+cdef _ThreadState _cached_state = None
+cdef Py_ssize_t _n_live = 0          # transformations on any thread's stack: 0 means no work
+cdef long long _next_id = 0
+cdef set _live_tapes = set()         # ids of tapes not yet released, to recycle stale slot fields
+
+
+cdef inline _ThreadState _state():
+    global _cached_ident, _cached_state
+    cdef unsigned long ident = PyThread_get_thread_ident()
+    if ident == _cached_ident and _cached_state is not None:
+        return _cached_state
+    st = getattr(_tls, "state", None)
+    if st is None:
+        st = _ThreadState()
+        (<_ThreadState>st).stack = []
+        _tls.state = st
+    _cached_ident = ident
+    _cached_state = st
+    return st
+
+
+def active_transformations():
+    """The tapes and accumulators active on this thread, outermost first."""
+    return tuple(_state().stack)
+
+
+cdef inline Py_ssize_t _slot_of(Tensor t, long long tape_id):
+    if t._tape_id == tape_id:
+        return t._slot
+    if t._more_slots is not None:
+        s = t._more_slots.get(tape_id)
+        if s is not None:
+            return <Py_ssize_t>s
+    return -1
+
+
+cdef void _set_slot(Tensor t, long long tape_id, Py_ssize_t slot) except *:
+    if t._tape_id == 0 or t._tape_id == tape_id or t._tape_id not in _live_tapes:
+        t._tape_id = tape_id
+        t._slot = slot
+        return
+    if t._more_slots is None:
+        t._more_slots = {}
+    t._more_slots[tape_id] = slot
+
+
+cdef void _clear_slot(Tensor t, long long tape_id) except *:
+    if t._tape_id == tape_id:
+        t._tape_id = 0
+    elif t._more_slots is not None:
+        t._more_slots.pop(tape_id, None)
+
+
+cdef void _transform(Primitive p, tuple args, dict params, Tensor out) except *:
+    cdef _ThreadState st = _state()
+    cdef list stack = st.stack
+    cdef Py_ssize_t i, n = len(stack)
+    cdef Transformation tr
+    cdef Tensor a
+    cdef bint has_var = False
+    if n == 0:
+        return
+    for a in args:
+        if a._is_var:
+            has_var = True
+            break
+    if has_var:
+        for i in range(n):
+            tr = stack[i]
+            if tr.is_tape and tr.hidden == 0 and tr.recording and (<Tape>tr).watch_accessed_variables:
+                for a in args:
+                    if a._is_var and (<Variable>a).trainable:
+                        (<Tape>tr)._watch(a)
+        args = tuple([(<Variable>a)._snapshot() if a._is_var else a for a in args])
+    for i in range(n):
+        tr = stack[i]
+        if tr.hidden or not tr.recording:
+            continue
+        if tr.is_tape:
+            _record(<Tape>tr, p, args, params, out)
+        else:
+            _push_tangent(<Accumulator>tr, stack, i, p, args, params, out)
+
+
+cdef void _record(Tape tape, Primitive p, tuple args, dict params, Tensor out) except *:
+    cdef Py_ssize_t n = len(args), k
+    cdef Py_ssize_t s0 = -1, s1 = -1
+    cdef long long tid = tape.id
+    cdef bint found
+    cdef list more = None
+    s0 = _slot_of(<Tensor>args[0], tid)
+    if n > 1:
+        s1 = _slot_of(<Tensor>args[1], tid)
+    found = s0 >= 0 or s1 >= 0
+    if n > 2:
+        more = [_slot_of(<Tensor>args[k], tid) for k in range(2, n)]
+        for k in range(n - 2):
+            if more[k] >= 0:
+                found = True
+    if not found:
+        return
+    cdef Entry e = Entry.__new__(Entry)
+    e.prim = p
+    e.args = args
+    e.params = params
+    e.out = out
+    e.s0 = s0
+    e.s1 = s1
+    if more is not None:
+        e.more_slots = tuple(more)
+    e.out_slot = tape._n_slots
+    tape._n_slots += 1
+    _set_slot(out, tid, e.out_slot)
+    tape._entries.append(e)
+
+
+cdef void _push_tangent(Accumulator acc, list stack, Py_ssize_t level, Primitive p, tuple args,
+                        dict params, Tensor out) except *:
+    cdef Tensor a
+    cdef bint any_tangent = False
+    cdef list tangents = []
+    cdef object t
+    for a in args:
+        t = a._tangents.get(acc.id) if a._tangents is not None else None
+        if t is not None:
+            any_tangent = True
+        tangents.append(t)
+    if not any_tangent or p.jvp is None:
+        return
+    # The rule runs at this accumulator's level: it and everything nested inside it do not
+    # see the tangent computation, outer levels do (that is what makes nesting correct).
+    cdef list inner = stack[level:]
+    cdef Transformation tr
+    for tr in inner:
+        tr.hidden += 1
+    try:
+        tout = p.jvp(tuple(tangents), out, args, params)
+    finally:
+        for tr in inner:
+            tr.hidden -= 1
+    if tout is None:
+        return
+    if out._tangents is None:
+        out._tangents = {}
+    out._tangents[acc.id] = tout
+
+
+@cython.freelist(256)
+cdef class Entry:
+    """One recorded primitive call: residual inputs, output, and tape slots."""
+    pass
+
+
+# --------------------------------------------------------------------------------------------
+# Transformations: tapes (reverse mode) and accumulators (forward mode)
+# --------------------------------------------------------------------------------------------
+
+cdef class Transformation:
+
+    def __cinit__(self):
+        global _next_id
+        _next_id += 1
+        self.id = _next_id
+        self.recording = True
+
+    def _push(self):
+        global _n_live
+        st = _state()
+        if self in st.stack:
+            raise RuntimeError(f"this {type(self).__name__} is already active; "
+                               "a tape or accumulator cannot be entered twice")
+        st.stack.append(self)
+        _n_live += 1
+
+    def _pop(self):
+        global _n_live
+        st = _state()
+        for i in range(len(st.stack) - 1, -1, -1):
+            if st.stack[i] is self:
+                del st.stack[i]
+                _n_live -= 1
+                return True
+        return False
+
+    @property
+    def active(self):
+        return self in _state().stack
+
+
+cdef class Tape(Transformation):
+    """The reverse-mode record. GradientTape (dualad.tape) adds the public API on top."""
+
+    def __cinit__(self, persistent=False, watch_accessed_variables=True):
+        self.is_tape = True
+        self.persistent = bool(persistent)
+        self.watch_accessed_variables = bool(watch_accessed_variables)
+        self._entries = []
+        self._watched = []
+        _live_tapes.add(self.id)
+
+    def __dealloc__(self):
+        _live_tapes.discard(self.id)
+
+    cdef bint _watch(self, Tensor t) except -1:
+        if _slot_of(t, self.id) >= 0:
+            return False
+        _set_slot(t, self.id, self._n_slots)
+        self._n_slots += 1
+        self._watched.append(t)
+        return True
+
+    def _watch_tensor(self, Tensor t):
+        """Give `t` a slot on this tape. Returns False if it already had one."""
+        if self.released:
+            self._reopen()
+        return self._watch(t)
+
+    def _reopen(self):
+        self.released = False
+        _live_tapes.add(self.id)
+
+    def _has_slot(self, Tensor t):
+        return _slot_of(t, self.id) >= 0
+
+    def _watched_tensors(self):
+        return list(self._watched)
+
+    @property
+    def _n_entries(self):
+        return len(self._entries)
+
+    def _release(self):
+        """Drop the record; the tape's slots on tensors it watched are cleared."""
+        cdef Tensor t
+        for t in self._watched:
+            _clear_slot(t, self.id)
+        self._watched = []
+        self._entries = []
+        self._n_slots = 0
+        self.released = True
+        _live_tapes.discard(self.id)
+
+    def _sweep(self, list targets, list seeds, list sources):
+        """Backpropagate `seeds` (one per target) through the record and return the gradient
+        of each source (None where unconnected).
+
+        The sweep runs at this tape's level: tapes and accumulators nested inside it do not see
+        it; outer ones (and this tape, if persistent and recording) do, which is how gradients
+        of gradients work. When nothing sees it, the sweep is raw: scalar entries run on C
+        doubles and nothing is recorded."""
+        cdef list stack = _state().stack
+        cdef list hide = []
+        cdef Py_ssize_t i
+        cdef Transformation tr
+        cdef bint raw
+        for i in range(len(stack)):
+            if stack[i] is self:
+                hide = stack[i + 1:] if self.persistent and self.recording else stack[i:]
+                break
+        for tr in hide:
+            tr.hidden += 1
+        try:
+            raw = True
+            for tr in stack:
+                if tr.hidden == 0 and tr.recording:
+                    raw = False
+                    break
+            return _sweep(self, targets, seeds, sources, raw)
+        finally:
+            for tr in hide:
+                tr.hidden -= 1
+
+
+cdef enum:
+    HAS_D = 1       # the slot's gradient (or part of it) is in the C double array
+    KEEP = 2        # a requested source: its gradient is kept after use
+
+
+cdef inline void _acc_d(double* dg, char* fl, Py_ssize_t s, double v, bint f32) noexcept:
+    if fl[s] & HAS_D:
+        dg[s] = _round(dg[s] + v, f32)
+    else:
+        dg[s] = v
+        fl[s] |= HAS_D
+
+
+cdef inline Tensor _add(object a, Tensor b):
+    if a is None:
+        return b
+    return run_op(_P_ADD, (a, b), None)
+
+
+cdef object _take(double* dg, char* fl, list og, Py_ssize_t s, int kind):
+    """The gradient accumulated at slot s, as a Tensor (or None); freed unless kept."""
+    cdef object g = og[s]
+    if fl[s] & HAS_D:
+        g = _add(g, _new_scalar(dg[s], kind))
+    if not (fl[s] & KEEP):
+        og[s] = None
+        fl[s] &= ~HAS_D
+    return g
+
+
+cdef Tensor _as_cotangent(object c, Tensor arg, Primitive p, Py_ssize_t k):
+    cdef Tensor ct
+    if not isinstance(c, Tensor):
+        raise TypeError(f"the derivative rule of {p.name} returned {type(c).__name__} for input {k}")
+    ct = c
+    if ct._is_scalar and arg._is_scalar:
+        return ct
+    if ct.shape != arg.shape:
+        ct = _unbroadcast_fn(ct, arg.shape)
+    return ct
+
+
+cdef list _sweep(Tape tape, list targets, list seeds, list sources, bint raw):
+    cdef Py_ssize_t n = tape._n_slots, i, k, so, sk, nargs
+    cdef list entries = tape._entries
+    cdef Py_ssize_t n_entries = len(entries)
+    cdef double* dg = <double*>calloc(n + 1, sizeof(double))
+    cdef char* fl = <char*>calloc(n + 1, sizeof(char))
+    cdef list og
+    cdef Entry e
+    cdef Primitive p
+    cdef Tensor a, b, t, seed, ct
+    cdef double g, da, db
+    cdef bint f32
+    cdef object gobj, rule, c
+    cdef list results = []
+    if dg == NULL or fl == NULL:
+        free(dg)
+        free(fl)
+        raise MemoryError("not enough memory for the gradient sweep")
+    og = [None] * n
+    try:
+        for t in sources:
+            sk = _slot_of(t, tape.id)
+            if sk >= 0:
+                fl[sk] |= KEEP
+        for k in range(len(targets)):
+            t = targets[k]
+            so = _slot_of(t, tape.id)
+            if so < 0:
+                continue
+            seed = seeds[k]
+            if raw and seed._is_scalar:
+                _acc_d(dg, fl, so, seed._d, seed._kind == K_F32)
+            else:
+                og[so] = _add(og[so], seed)
+        for i in range(n_entries - 1, -1, -1):
+            e = <Entry>entries[i]
+            so = e.out_slot
+            if not (fl[so] & HAS_D) and og[so] is None:
+                continue
+            p = e.prim
+            nargs = len(e.args)
+            # C fast path: scalar primitive, gradient held as a double, nothing watching
+            if raw and p.code != OP_NONE and og[so] is None and e.out._is_scalar:
+                a = <Tensor>e.args[0]
+                if a._is_scalar and (nargs == 1 or (<Tensor>e.args[1])._is_scalar):
+                    b = <Tensor>e.args[1] if nargs == 2 else a
+                    f32 = e.out._kind == K_F32
+                    g = dg[so]
+                    if not (fl[so] & KEEP):
+                        fl[so] &= ~HAS_D
+                    _scalar_partials(p.code, a._d, b._d, e.out._d, &da, &db)
+                    if e.s0 >= 0:
+                        _acc_d(dg, fl, e.s0, _round(g * _round(da, f32), f32), f32)
+                    if nargs == 2 and e.s1 >= 0:
+                        _acc_d(dg, fl, e.s1, _round(g * _round(db, f32), f32), f32)
+                    continue
+            gobj = _take(dg, fl, og, so, e.out._kind)
+            for k in range(nargs):
+                if k == 0:
+                    sk = e.s0
+                elif k == 1:
+                    sk = e.s1
+                else:
+                    sk = e.more_slots[k - 2]
+                if sk < 0:
+                    continue
+                if p.variadic_vjp is not None:
+                    c = p.variadic_vjp(k, gobj, e.out, e.args, e.params)
+                else:
+                    rule = p.vjps[k] if k < len(p.vjps) else None
+                    if rule is None:
+                        continue
+                    c = rule(gobj, e.out, e.args, e.params)
+                if c is None:
+                    continue
+                ct = _as_cotangent(c, <Tensor>e.args[k], p, k)
+                if raw and ct._is_scalar and og[sk] is None:
+                    _acc_d(dg, fl, sk, ct._d, ct._kind == K_F32)
+                else:
+                    og[sk] = _add(og[sk], ct)
+        for t in sources:
+            sk = _slot_of(t, tape.id)
+            results.append(None if sk < 0 else _take(dg, fl, og, sk, t._kind))
+        return results
+    finally:
+        free(dg)
+        free(fl)
+
+
+cdef class Accumulator(Transformation):
+    """The forward-mode state. ForwardAccumulator (dualad.tape) adds the public API."""
+
+    def __cinit__(self, *args, **kwargs):
+        self.is_tape = False
+        self._primals = []
+
+    def _set_tangent(self, Tensor primal, Tensor tangent):
+        if primal._tangents is None:
+            primal._tangents = {}
+        primal._tangents[self.id] = tangent
+        self._primals.append(primal)
+
+    def _tangent_of(self, Tensor t):
+        if t._tangents is None:
+            return None
+        return t._tangents.get(self.id)
+
+    def _release(self):
+        cdef Tensor t
+        for t in self._primals:
+            if t._tangents is not None:
+                t._tangents.pop(self.id, None)
+        self._primals = []
+
+    def __dealloc__(self):
+        cdef Tensor t
+        if self._primals is not None:
+            for t in self._primals:
+                if t._tangents is not None:
+                    t._tangents.pop(self.id, None)

@@ -1,0 +1,297 @@
+"""GradientTape (reverse mode) and ForwardAccumulator (forward mode): the public policy around
+the compiled record and sweep of dualad._core."""
+import contextlib
+import warnings
+
+import numpy as np
+
+from . import _core, ops
+from ._core import Tensor, Variable
+from .nest import flatten
+
+
+class GradientInContextWarning(UserWarning):
+    """gradient() was called inside the context of the persistent tape it differentiates."""
+
+
+class NonFloatWatchWarning(UserWarning):
+    """An integer or bool tensor was watched: it cannot have a gradient."""
+
+
+_UNCONNECTED = ("none", "zero")
+
+
+def _unconnected_mode(value):
+    mode = getattr(value, "value", value)
+    mode = str(mode).lower()
+    if mode not in _UNCONNECTED:
+        raise ValueError(f"unconnected_gradients must be 'none' or 'zero', got {value!r}")
+    return mode
+
+
+def _is_float(t):
+    return t.dtype.np.kind == "f"
+
+
+def _check_sources(sources, what):
+    for s in sources:
+        if not isinstance(s, Tensor):
+            raise TypeError(f"{what}: sources must be Tensors or Variables, got "
+                            f"{type(s).__name__} ({s!r:.60})")
+
+
+class GradientTape(_core.Tape):
+    """Records operations on watched tensors for reverse-mode differentiation.
+
+    `persistent=True` allows several gradient() calls; otherwise the record is released by the
+    first one. Trainable Variables read inside the context are watched automatically unless
+    `watch_accessed_variables=False`. Tapes nest: a gradient computed inside an outer tape's
+    context is recorded by it, which gives higher derivatives. Tapes are per thread."""
+
+    def __init__(self, persistent=False, watch_accessed_variables=True):
+        self._used = False
+
+    # ---- context --------------------------------------------------------------------------
+
+    def __enter__(self):
+        if self._used:
+            raise RuntimeError("this non-persistent GradientTape has already computed a gradient; "
+                               "create a new tape")
+        self._push()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self._pop()
+        return False
+
+    # ---- watching ---------------------------------------------------------------------------
+
+    def watch(self, tensor):
+        """Watch a tensor, Variable, or nested list/tuple/dict of them."""
+        leaves, _ = flatten(tensor)
+        for t in leaves:
+            if not isinstance(t, Tensor):
+                raise TypeError(f"GradientTape.watch: expected Tensors or Variables, got "
+                                f"{type(t).__name__}; convert it with dualad.constant first")
+            if not _is_float(t):
+                warnings.warn(f"GradientTape.watch: a {t.dtype.name} tensor cannot have a gradient; "
+                              "its gradient will be None (cast it to a float dtype)",
+                              NonFloatWatchWarning, stacklevel=2)
+                continue
+            self._watch_tensor(t)
+
+    def watched_variables(self):
+        """The Variables this tape watches, in the order it began watching them."""
+        return tuple(t for t in self._watched_tensors() if isinstance(t, Variable))
+
+    @contextlib.contextmanager
+    def stop_recording(self):
+        """Operations in this block are not recorded by this tape."""
+        if not self.active:
+            raise RuntimeError("stop_recording() needs the tape to be active (inside its with block)")
+        was = self.recording
+        self.recording = False
+        try:
+            yield
+        finally:
+            self.recording = was
+
+    def reset(self):
+        """Forget everything recorded and watched so far; the tape keeps recording if active."""
+        self._release()
+        self._reopen()
+        self._used = False
+
+    # ---- gradients --------------------------------------------------------------------------
+
+    def _begin_use(self, what):
+        if self._used:
+            raise RuntimeError(f"a non-persistent GradientTape can compute only one set of "
+                               f"gradients; GradientTape({what}) was already called. Use "
+                               f"GradientTape(persistent=True) to call it several times.")
+        if self.active:
+            if self.persistent:
+                warnings.warn("GradientTape.gradient was called inside the context of its own "
+                              "persistent tape: the gradient computation is recorded too, which "
+                              "costs time and memory. Call it outside the with block unless you "
+                              "want higher-order derivatives.", GradientInContextWarning,
+                              stacklevel=3)
+            else:
+                self.recording = False  # as in TensorFlow: the tape stops recording
+
+    def _end_use(self):
+        if not self.persistent:
+            self._used = True
+            self._release()
+
+    def gradient(self, target, sources, output_gradients=None, unconnected_gradients="none"):
+        """d(sum of targets)/d(sources), shaped like `sources` (a tensor or nested structure).
+
+        A source the targets do not depend on through recorded float operations gets None, or
+        zeros with unconnected_gradients='zero'. `output_gradients` weights each target (the
+        vector of a vector-Jacobian product)."""
+        mode = _unconnected_mode(unconnected_gradients)
+        flat_sources, pack = flatten(sources)
+        _check_sources(flat_sources, "GradientTape.gradient")
+        targets, _ = flatten(target)
+        for t in targets:
+            if not isinstance(t, Tensor):
+                raise TypeError(f"GradientTape.gradient: the target must be a Tensor, got "
+                                f"{type(t).__name__}")
+            if not _is_float(t):
+                raise TypeError(f"GradientTape.gradient: the target has dtype {t.dtype.name}; "
+                                "only float targets can be differentiated")
+        seeds = self._seeds(targets, output_gradients)
+        self._begin_use("gradient")
+        try:
+            grads = self._sweep(targets, seeds, flat_sources)
+        finally:
+            self._end_use()
+        return pack(self._finish(grads, flat_sources, mode))
+
+    @staticmethod
+    def _seeds(targets, output_gradients):
+        if output_gradients is None:
+            return [ops.ones_like(t) for t in targets]
+        seeds, _ = flatten(output_gradients)
+        if len(seeds) != len(targets):
+            raise ValueError(f"output_gradients has {len(seeds)} tensors for {len(targets)} targets")
+        out = []
+        for t, s in zip(targets, seeds):
+            if s is None:
+                out.append(ops.ones_like(t))
+                continue
+            s = _core.like(s, t, "output_gradients")
+            if s.shape != t.shape:
+                raise ValueError(f"output_gradients: shape {s.shape} does not match the target "
+                                 f"shape {t.shape}")
+            if s.dtype != t.dtype:
+                raise TypeError(f"output_gradients: dtype {s.dtype.name} does not match the "
+                                f"target dtype {t.dtype.name}")
+            out.append(s)
+        return out
+
+    @staticmethod
+    def _finish(grads, sources, mode):
+        out = []
+        for g, s in zip(grads, sources):
+            if not _is_float(s):
+                g = None
+            if g is None and mode == "zero" and _is_float(s):
+                g = ops.zeros_like(s)
+            out.append(g)
+        return out
+
+    def jacobian(self, target, sources, unconnected_gradients="none",
+                 parallel_iterations=None, experimental_use_pfor=True):
+        """d target[i...] / d source[j...], shaped target.shape + source.shape per source."""
+        mode = _unconnected_mode(unconnected_gradients)
+        flat_sources, pack = flatten(sources)
+        _check_sources(flat_sources, "GradientTape.jacobian")
+        target = _core.convert_to_tensor(target)
+        if not _is_float(target):
+            raise TypeError(f"GradientTape.jacobian: the target has dtype {target.dtype.name}; "
+                            "only float targets can be differentiated")
+        self._begin_use("jacobian")
+        try:
+            rows = [self._sweep([target], [_one_hot(target.shape, i, target.dtype)], flat_sources)
+                    for i in range(target.size)]
+        finally:
+            self._end_use()
+        out = []
+        for k, s in enumerate(flat_sources):
+            column = [row[k] for row in rows]
+            if not _is_float(s) or (all(g is None for g in column) and mode == "none"):
+                out.append(None)
+                continue
+            column = [ops.zeros_like(s) if g is None else g for g in column]
+            if not column:
+                out.append(ops.zeros(target.shape + s.shape, s.dtype))
+                continue
+            out.append(ops.reshape(ops.stack(column), target.shape + s.shape))
+        return pack(out)
+
+    def batch_jacobian(self, target, source, unconnected_gradients="none",
+                       parallel_iterations=None, experimental_use_pfor=True):
+        """Per-example Jacobians: target (b, ...) and source (b, ...) give (b, t..., s...),
+        assuming example i of the target depends only on example i of the source."""
+        mode = _unconnected_mode(unconnected_gradients)
+        _check_sources([source], "GradientTape.batch_jacobian")
+        target = _core.convert_to_tensor(target)
+        if target.ndim == 0 or source.ndim == 0 or target.shape[0] != source.shape[0]:
+            raise ValueError(f"batch_jacobian: target and source need the same leading (batch) "
+                             f"dimension, got shapes {target.shape} and {source.shape}")
+        batch, inner = target.shape[0], target.shape[1:]
+        n_inner = int(np.prod(inner)) if inner else 1
+        self._begin_use("batch_jacobian")
+        try:
+            rows = []
+            for i in range(n_inner):
+                seed = np.zeros((batch, n_inner), dtype=target.dtype.np)
+                seed[:, i] = 1
+                seed = _core.wrap(seed.reshape(target.shape))
+                rows.append(self._sweep([target], [seed], [source])[0])
+        finally:
+            self._end_use()
+        if all(r is None for r in rows):
+            return None if mode == "none" else ops.zeros(target.shape + source.shape[1:], source.dtype)
+        rows = [ops.zeros_like(source) if r is None else r for r in rows]
+        stacked = ops.stack(rows, axis=1)  # (batch, n_inner, source...)
+        return ops.reshape(stacked, (batch,) + inner + source.shape[1:])
+
+
+def _one_hot(shape, index, dtype):
+    seed = np.zeros(int(np.prod(shape)) if shape else 1, dtype=dtype.np)
+    seed[index] = 1
+    return _core.wrap(seed.reshape(shape))
+
+
+class ForwardAccumulator(_core.Accumulator):
+    """Forward-mode differentiation: ops run inside the context carry tangents (dual numbers)
+    from `primals` along `tangents`; acc.jvp(y) is the directional derivative of y.
+
+    Accumulators nest with each other and with tapes in any order: an accumulator outside a
+    tape sees that tape's gradient computation (forward-over-reverse), a tape outside an
+    accumulator records its tangent computation (reverse-over-forward)."""
+
+    def __init__(self, primals, tangents):
+        flat_p, _ = flatten(primals)
+        flat_t, _ = flatten(tangents)
+        if len(flat_p) != len(flat_t):
+            raise ValueError(f"ForwardAccumulator: {len(flat_p)} primals but {len(flat_t)} tangents")
+        for p, t in zip(flat_p, flat_t):
+            if not isinstance(p, Tensor):
+                raise TypeError(f"ForwardAccumulator: primals must be Tensors or Variables, got "
+                                f"{type(p).__name__}")
+            if not _is_float(p):
+                warnings.warn(f"ForwardAccumulator: a {p.dtype.name} primal cannot carry a "
+                              "tangent; it is ignored", NonFloatWatchWarning, stacklevel=2)
+                continue
+            t = _core.like(t, p, "ForwardAccumulator")
+            if t.shape != p.shape or t.dtype != p.dtype:
+                raise ValueError(f"ForwardAccumulator: tangent of shape {t.shape} and dtype "
+                                 f"{t.dtype.name} does not match its primal of shape {p.shape} "
+                                 f"and dtype {p.dtype.name}")
+            self._set_tangent(p, t)
+
+    def __enter__(self):
+        self._push()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self._pop()
+        return False
+
+    def jvp(self, primals, unconnected_gradients="none"):
+        """The tangent of each tensor in `primals` (None, or zeros with 'zero', if unconnected)."""
+        mode = _unconnected_mode(unconnected_gradients)
+        flat, pack = flatten(primals)
+        out = []
+        for p in flat:
+            if not isinstance(p, Tensor):
+                raise TypeError(f"ForwardAccumulator.jvp: expected Tensors, got {type(p).__name__}")
+            t = self._tangent_of(p)
+            if t is None and mode == "zero" and _is_float(p):
+                t = ops.zeros_like(p)
+            out.append(t)
+        return pack(out)
