@@ -1,0 +1,170 @@
+"""pytest wiring: implementation selection, Hypothesis profiles, identity markers, JSON results."""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import shlex
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from conformance import adapters
+
+# Profiles. `ci` keeps the whole suite against one implementation well inside
+# a minute on two cores; `thorough` is for hunting bugs.
+settings.register_profile(
+    "ci",
+    max_examples=12,
+    deadline=None,  # first calls into TF/JAX/torch compile kernels
+    print_blob=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "thorough",
+    max_examples=300,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile("ci")  # --hypothesis-profile=thorough overrides this
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("conformance")
+    group.addoption(
+        "--impl",
+        default=None,
+        help=(
+            f"implementation to check: {', '.join(adapters.BUILTIN)} or package.module:Attribute "
+            f"(default: ${adapters.ENV_VAR} or {adapters.DEFAULT_IMPL})"
+        ),
+    )
+    group.addoption(
+        "--conformance-json",
+        default=None,
+        metavar="PATH",
+        help="write per-test results with identity IDs to PATH (used by python -m conformance.report)",
+    )
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "identity(*ids): the catalogue identities (identities.md) this test checks")
+    config.addinivalue_line("markers", "requires(*capabilities): adapter capabilities this test needs")
+    adapters.select(config.getoption("--impl"))
+    path = config.getoption("--conformance-json")
+    if path:
+        config.pluginmanager.register(JsonResults(path, config), "conformance-json")
+
+
+def _describe_impl() -> str:
+    try:
+        impl = adapters.selected()
+    except adapters.AdapterUnavailable as exc:
+        return f"unavailable: {exc}"
+    versions = ", ".join(f"{k} {v}" for k, v in impl.versions.items())
+    return f"{impl.name} ({versions})"
+
+
+def pytest_report_header(config):
+    return [f"conformance implementation: {adapters.selected_spec()} -> {_describe_impl()}"]
+
+
+@pytest.fixture(scope="session")
+def impl():
+    """The adapter under test; skips everything if its library is unavailable."""
+    try:
+        adapter = adapters.selected()
+    except adapters.AdapterUnavailable as exc:
+        pytest.skip(str(exc))
+    missing = adapters.missing_ops(adapter)
+    if missing:
+        pytest.fail(f"adapter {adapters.selected_spec()} lacks ops {missing}", pytrace=False)
+    return adapter
+
+
+@pytest.fixture(autouse=True)
+def _check_capabilities(request):
+    """Skip, with the adapter's own reason, tests needing capabilities it lacks."""
+    marker = request.node.get_closest_marker("requires")
+    if request.node.get_closest_marker("identity") is None and marker is None:
+        return
+    adapter = request.getfixturevalue("impl")
+    for capability in marker.args if marker else ():
+        if not adapter.supports(capability):
+            pytest.skip(f"{adapter.name} lacks {capability}: {adapter.unsupported[capability]}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and call.when == "call":
+        command = (
+            f"{adapters.ENV_VAR}={shlex.quote(adapters.selected_spec())} "
+            f"python -m pytest {shlex.quote(item.nodeid)} -p no:cacheprovider"
+        )
+        report.sections.append(
+            ("conformance reproduction", f"{command}\n(Hypothesis' @reproduce_failure blob above replays the exact draw.)")
+        )
+
+
+class JsonResults:
+    """Collects one record per test (identities, outcome, skip reason, failure summary)."""
+
+    def __init__(self, path, config):
+        self.path = path
+        self.config = config
+        self.records = {}
+        self.identities = {}
+
+    def pytest_collection_modifyitems(self, items):
+        for item in items:
+            ids = [i for m in item.iter_markers("identity") for i in m.args]
+            self.identities[item.nodeid] = ids
+
+    def pytest_runtest_logreport(self, report):
+        record = self.records.setdefault(
+            report.nodeid,
+            {"nodeid": report.nodeid, "identities": self.identities.get(report.nodeid, []), "outcome": "passed"},
+        )
+        if report.skipped:
+            record["outcome"] = "skipped"
+            longrepr = report.longrepr
+            record["reason"] = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+            record["reason"] = record["reason"].removeprefix("Skipped: ")
+        elif report.failed:
+            record["outcome"] = "failed"
+            record["message"] = _failure_summary(report)
+        if report.when == "call":
+            record["duration"] = round(report.duration, 3)
+
+    def pytest_sessionfinish(self, session, exitstatus):
+        try:
+            impl = adapters.selected()
+            name, versions, unavailable = impl.name, impl.versions, None
+        except adapters.AdapterUnavailable as exc:
+            name, versions, unavailable = adapters.selected_spec(), {}, str(exc)
+        data = {
+            "impl": adapters.selected_spec(),
+            "name": name,
+            "versions": versions,
+            "unavailable": unavailable,
+            "python": platform.python_version(),
+            "hypothesis_profile": settings.get_current_profile_name(),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "exitstatus": int(exitstatus),
+            "results": list(self.records.values()),
+        }
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        with open(self.path, "w") as f:
+            json.dump(data, f, indent=2)
+
+
+def _failure_summary(report) -> str:
+    """The assertion line(s) of a failure, not the whole traceback."""
+    crash = getattr(report.longrepr, "reprcrash", None)
+    text = crash.message if crash is not None else str(report.longrepr)
+    return text.strip()[:600]
