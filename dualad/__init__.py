@@ -22,7 +22,10 @@ from .ops import (
 )
 from .tape import GradientTape, ForwardAccumulator, GradientInContextWarning, NonFloatWatchWarning
 from .printing import print_ as print
-from . import nn
+from . import nn, extend
+from .api import (derivative, grad, hessian, hvp, jacfwd, jacobian, jacrev, jvp, value_and_grad,
+                  vjp)
+from .extend import custom_gradient
 
 float16 = as_dtype("float16")
 float32 = as_dtype("float32")

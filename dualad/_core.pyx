@@ -220,6 +220,11 @@ def wrap(raw):
     return _wrap(raw)
 
 
+def raw_value(Tensor t):
+    """The numpy value of `t` (0-d array for scalars), shared, read-only."""
+    return t._value()
+
+
 def scalar(double value, dtype):
     """A float scalar Tensor on the C-double fast path."""
     cdef int kind = _kind_of(np.dtype(dtype))
@@ -398,6 +403,7 @@ def as_dtype(dtype):
 # --------------------------------------------------------------------------------------------
 
 @cython.freelist(256)
+@cython.no_gc  # a Tensor never references a Tensor that references it back (see _set_tangent)
 cdef class Tensor:
     """An immutable value: a C double for float scalars, a numpy array otherwise."""
 
@@ -818,6 +824,11 @@ cdef object _call_impl(Primitive p, tuple args, dict params):
         raise ValueError(f"{p.name}: {e} (input shapes {shapes})") from None
 
 
+cpdef Tensor unary(Primitive p, Tensor x):
+    """Apply a one-input primitive without parameters (the fast path of elementwise ops)."""
+    return run_op(p, (x,), None)
+
+
 def bind(Primitive p, *args, **params):
     """Apply primitive `p` to Tensor arguments (the entry point of ops.py)."""
     for a in args:
@@ -880,6 +891,25 @@ cdef inline _ThreadState _state():
     _cached_ident = ident
     _cached_state = st
     return st
+
+
+cdef class paused:
+    """Context manager: no tape or accumulator of this thread sees the operations in the block."""
+    cdef list _hidden
+
+    def __enter__(self):
+        cdef Transformation tr
+        self._hidden = list(_state().stack)
+        for tr in self._hidden:
+            tr.hidden += 1
+        return self
+
+    def __exit__(self, *exc):
+        cdef Transformation tr
+        for tr in self._hidden:
+            tr.hidden -= 1
+        self._hidden = []
+        return False
 
 
 def active_transformations():
@@ -1009,6 +1039,7 @@ cdef void _push_tangent(Accumulator acc, list stack, Py_ssize_t level, Primitive
 
 
 @cython.freelist(256)
+@cython.no_gc  # entries reference tensors and rules, never a tape
 cdef class Entry:
     """One recorded primitive call: residual inputs, output, and tape slots."""
     pass
@@ -1265,6 +1296,38 @@ cdef list _sweep(Tape tape, list targets, list seeds, list sources, bint raw):
         free(fl)
 
 
+cdef Tensor _plain_copy(Tensor t):
+    cdef Tensor c = Tensor.__new__(Tensor)
+    c._arr = t._arr
+    c._d = t._d
+    c._is_scalar = t._is_scalar
+    c._kind = t._kind
+    c._dtype = t._dtype
+    return c
+
+
+cpdef bint is_float(Tensor t):
+    return t._kind != K_OTHER or t._dtype.kind == "f"
+
+
+cpdef Tensor filled_like(Tensor t, double value, object dtype=None):
+    """A constant tensor shaped like `t` (of `dtype`, default t's dtype), not recorded."""
+    cdef object dt = t._dtype if dtype is None else _normalize_dtype(dtype)
+    cdef int kind = _kind_of(dt)
+    if t._is_scalar and kind != K_OTHER:
+        return _new_scalar(value, kind)
+    return _wrap(np.full(t.shape, value, dtype=dt))
+
+
+cpdef Tensor float_tensor(object x, str opname):
+    """`x` as a Tensor, which must have a float dtype (the check of float-only ops)."""
+    cdef Tensor t = x if isinstance(x, Tensor) else convert_to_tensor(x)
+    if t._kind == K_OTHER and t._dtype.kind != "f":
+        raise TypeError(f"{opname}: expected a float tensor, got {t._dtype.name}; "
+                        "cast it with dualad.cast first")
+    return t
+
+
 cdef class Accumulator(Transformation):
     """The forward-mode state. ForwardAccumulator (dualad.tape) adds the public API."""
 
@@ -1273,6 +1336,9 @@ cdef class Accumulator(Transformation):
         self._primals = []
 
     def _set_tangent(self, Tensor primal, Tensor tangent):
+        # Tensors are not followed by the cycle collector: a tangent must never lead back to
+        # its primal, so a caller's tangent is stored as a fresh tensor without tangents.
+        tangent = _plain_copy(tangent)
         if primal._tangents is None:
             primal._tangents = {}
         primal._tangents[self.id] = tangent

@@ -4,6 +4,12 @@
 def flatten(structure):
     """Leaves of `structure` in a fixed order (dicts by sorted key), and a function that
     rebuilds the same structure from a list of new leaves."""
+    if not isinstance(structure, (list, tuple, dict)):
+        return [structure], _single
+    if type(structure) in (list, tuple) and not any(
+            isinstance(v, (list, tuple, dict)) for v in structure):
+        kind = type(structure)
+        return list(structure), lambda new: kind(_checked_leaves(new, len(structure)))
     leaves = []
 
     def walk(s):
@@ -23,10 +29,17 @@ def flatten(structure):
     builder = walk(structure)
 
     def pack(new_leaves):
-        new_leaves = list(new_leaves)
-        if len(new_leaves) != len(leaves):
-            raise ValueError(f"expected {len(leaves)} values to rebuild the structure, "
-                             f"got {len(new_leaves)}")
-        return builder(iter(new_leaves))
+        return builder(iter(_checked_leaves(new_leaves, len(leaves))))
 
     return leaves, pack
+
+
+def _single(new_leaves):
+    return _checked_leaves(new_leaves, 1)[0]
+
+
+def _checked_leaves(new_leaves, n):
+    new_leaves = list(new_leaves)
+    if len(new_leaves) != n:
+        raise ValueError(f"expected {n} values to rebuild the structure, got {len(new_leaves)}")
+    return new_leaves

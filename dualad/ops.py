@@ -13,15 +13,10 @@ from ._core import Tensor, Variable, binary, convert_to_tensor
 from . import rules
 from .rules import PRIMITIVES as _P, normalize_axes
 
-_bind = _core.bind
+_apply_unary = _core.unary
 
 
-def _float_tensor(x, opname):
-    x = convert_to_tensor(x)
-    if x.dtype.np.kind != "f":
-        raise TypeError(f"{opname}: expected a float tensor, got {x.dtype.name}; "
-                        "cast it with dualad.cast first")
-    return x
+_float_tensor = _core.float_tensor
 
 
 def _same_dtype(opname, *tensors):
@@ -33,10 +28,10 @@ def _same_dtype(opname, *tensors):
 
 
 def _unary(name, doc):
-    prim = _P[name]
+    prim, opname = _P[name], name
 
     def op(x, name=None):
-        return prim(_float_tensor(x, prim.name))
+        return _apply_unary(prim, _float_tensor(x, opname))
 
     op.__name__ = op.__qualname__ = name
     op.__doc__ = doc
@@ -431,13 +426,11 @@ def fill(dims, value, name=None):
 
 
 def zeros_like(input, dtype=None, name=None):
-    x = convert_to_tensor(input)
-    return _filled(x.shape, dtype if dtype is not None else x.dtype, 0)
+    return _core.filled_like(convert_to_tensor(input), 0.0, dtype)
 
 
 def ones_like(input, dtype=None, name=None):
-    x = convert_to_tensor(input)
-    return _filled(x.shape, dtype if dtype is not None else x.dtype, 1)
+    return _core.filled_like(convert_to_tensor(input), 1.0, dtype)
 
 
 def shape(input, name=None):

@@ -22,6 +22,8 @@ _UNCONNECTED = ("none", "zero")
 
 
 def _unconnected_mode(value):
+    if value == "none" or value == "zero":
+        return value
     mode = getattr(value, "value", value)
     mode = str(mode).lower()
     if mode not in _UNCONNECTED:
@@ -29,8 +31,7 @@ def _unconnected_mode(value):
     return mode
 
 
-def _is_float(t):
-    return t.dtype.np.kind == "f"
+_is_float = _core.is_float
 
 
 def _check_sources(sources, what):
