@@ -61,3 +61,13 @@ def sum_to_shape(values, shape) -> np.ndarray:
     values = values.sum(axis=tuple(range(values.ndim - len(shape))))
     stretched = tuple(i for i, n in enumerate(shape) if n == 1 and values.shape[i] != 1)
     return values.sum(axis=stretched, keepdims=True).reshape(shape)
+
+
+def reference_second_gradient(f: Callable, x) -> np.ndarray:
+    """What ``gradient(gradient(f(x), x), x)`` must give: ∂/∂x_j Σ_i ∂F/∂x_i with F = sum f(x).
+
+    Finite differences of finite differences, from the Hessian of F.
+    """
+    x = np.asarray(x, np.float64)
+    hessian = numdiff.hessian(lambda v: np.sum(f(REFERENCE, v)), x)
+    return hessian.reshape(x.size, x.size).sum(axis=0).reshape(x.shape)

@@ -11,21 +11,7 @@ from conformance.harness import make, reference_gradients, reference_value, sum_
 from conformance.reference import REFERENCE
 from conformance.strategies import DOMAINS, Domain, arrays, broadcastable_shapes, float_dtypes, shapes
 from conformance.tolerances import assert_close
-
-
-def squared_sum(ops, x):
-    y = ops.reduce_sum(x)
-    return ops.multiply(y, y)
-
-
-def quadratic(ops, x, a, b, c):
-    """a·x² + b·x + c, written as in the tutorial."""
-    return ops.add(ops.add(ops.multiply(a, ops.pow(x, 2)), ops.multiply(b, x)), c)
-
-
-def twice_gram(ops, x):
-    """2·xᵀx for a column vector x."""
-    return ops.multiply(2, ops.matmul(ops.transpose(x), x))
+from conformance.tutorial_functions import quadratic, square, squared_sum, twice_gram
 
 
 # GT-SUMSQ-01 ------------------------------------------------------------------
@@ -53,10 +39,6 @@ def test_squared_sum_tutorial_example(impl):
 
 
 # GT-INTERMEDIATE-01 -----------------------------------------------------------
-
-
-def square(ops, y):
-    return ops.multiply(y, y)
 
 
 @pytest.mark.identity("GT-INTERMEDIATE-01")

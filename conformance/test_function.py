@@ -1,0 +1,95 @@
+"""Traced/compiled functions containing tapes (GT-FUNC-01, GT-FUNC-02)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conformance.harness import make, to_numpy
+from conformance.strategies import Domain, arrays, as_dtype, float_dtypes, floats, learning_rates, shapes
+from conformance.tolerances import assert_close
+from conformance.tutorial_functions import quadratic
+
+
+def slope_and_value(impl):
+    """The tutorial's traced f: (dy/dx, y) for y = a·x² + b·x + c, from a tape inside."""
+
+    def f(x, a, b, c):
+        with impl.tape() as tape:
+            tape.watch(x)
+            y = quadratic(impl, x, a, b, c)
+        return tape.gradient(y, x), y
+
+    return f
+
+
+@pytest.mark.identity("GT-FUNC-01")
+@pytest.mark.requires("function")
+@given(dtype=float_dtypes(), x=arrays(shapes()), abc=arrays((3,)))
+def test_traced_function_with_a_tape_matches_eager(impl, dtype, x, abc):
+    args = [make(impl, x, dtype), *(make(impl, v, dtype) for v in abc)]
+    eager = slope_and_value(impl)
+    traced = impl.function(slope_and_value(impl))
+    a, b, c = abc
+    for label, (slope, value) in [("eager", eager(*args)), ("traced", traced(*args))]:
+        assert_close(to_numpy(impl, slope), 2 * a * x + b, dtype, f"{label} dy/dx vs 2ax + b")
+        assert_close(to_numpy(impl, value), a * x**2 + b * x + c, dtype, f"{label} y")
+
+
+@pytest.mark.identity("GT-FUNC-01")
+@pytest.mark.requires("function")
+def test_traced_function_tutorial_example(impl):
+    def f(x):
+        a, b, c = (impl.constant(v, "float32") for v in (1.0, -2.0, 1.0))
+        return slope_and_value(impl)(x, a, b, c)
+
+    traced = impl.function(f)
+    for x, expected in [(0.0, (-2.0, 1.0)), (1.0, (0.0, 0.0))]:
+        slope, value = traced(impl.constant(x, "float32"))
+        assert_close([to_numpy(impl, slope), to_numpy(impl, value)], expected, "float32", f"f({x})")
+
+
+# GT-FUNC-02 -------------------------------------------------------------------
+
+
+def sgd_run(impl, x0, abc, learning_rate, steps, dtype, traced):
+    """Minimise a·x² + b·x + c from x0 with SGD apply_gradients; the step eager or traced."""
+    x = impl.variable(as_dtype(x0, dtype), dtype)
+    a, b, c = (make(impl, v, dtype) for v in abc)
+    optimizer = impl.sgd(learning_rate)
+
+    def step():
+        with impl.tape() as tape:
+            y = quadratic(impl, x, a, b, c)
+        optimizer.apply_gradients([(tape.gradient(y, x), x)])
+        return y
+
+    step = impl.function(step) if traced else step
+    for _ in range(steps):
+        step()
+    return to_numpy(impl, x)
+
+
+@pytest.mark.identity("GT-FUNC-02")
+@pytest.mark.requires("function_with_state", "variables", "sgd")
+@given(
+    dtype=float_dtypes(),
+    x0=floats(),
+    a=floats(Domain(0.5, 2.0)),
+    b=floats(),
+    learning_rate=learning_rates(),
+    steps=st.integers(1, 20),
+)
+def test_traced_training_step_follows_the_eager_trajectory(impl, dtype, x0, a, b, learning_rate, steps):
+    abc = np.array([a, b, 1.0])
+    eager = sgd_run(impl, x0, abc, learning_rate, steps, dtype, traced=False)
+    traced = sgd_run(impl, x0, abc, learning_rate, steps, dtype, traced=True)
+    assert_close(traced, eager, dtype, f"x after {steps} traced steps vs eager")
+
+
+@pytest.mark.identity("GT-FUNC-02")
+@pytest.mark.requires("function_with_state", "variables", "sgd")
+def test_traced_training_tutorial_example(impl):
+    x = sgd_run(impl, 0.0, np.array([1.0, -2.0, 1.0]), 0.01, 1000, "float32", traced=True)
+    assert_close(x, 0.999998569, "float32", "x after 1000 traced steps")

@@ -1,0 +1,163 @@
+"""SGD minimising a·x² + b·x + c (GT-SGD-01 .. GT-SGD-04)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conformance.harness import make, to_numpy
+from conformance.strategies import Domain, arrays, as_dtype, float_dtypes, floats, learning_rates, shapes
+from conformance.tolerances import assert_close, assert_within_ulps
+from conformance.tutorial_functions import quadratic
+
+TUTORIAL_ABC = (1.0, -2.0, 1.0)
+TUTORIAL_MINIMUM_AFTER_1000_STEPS = 0.999998569  # float32, lr = 0.01, from x = 0
+CURVATURE = Domain(0.5, 2.0)  # a > 0: the quadratic has a minimum
+
+
+def sgd_update(x, learning_rate, gradient, dtype):
+    """x ← x − lr·g evaluated in ``dtype``."""
+    np_dtype = np.dtype(dtype)
+    return np.asarray(x, np_dtype) - np_dtype.type(learning_rate) * np.asarray(gradient, np_dtype)
+
+
+class Quadratic:
+    """A variable x and the loss a·x² + b·x + c, with the library's own gradient."""
+
+    def __init__(self, impl, x0, abc, dtype):
+        self.impl, self.dtype = impl, dtype
+        self.x = impl.variable(as_dtype(x0, dtype), dtype)
+        self.abc = [make(impl, v, dtype) for v in abc]
+
+    def loss(self):
+        return quadratic(self.impl, self.x, *self.abc)
+
+    def gradient(self):
+        with self.impl.tape() as tape:
+            y = self.loss()
+        return tape.gradient(y, self.x)
+
+    def value(self):
+        return to_numpy(self.impl, self.x)
+
+
+def apply_gradient_step(problem, optimizer):
+    """One tutorial step: gradient on a tape, then apply_gradients. Returns (x before, g)."""
+    before, g = problem.value(), problem.gradient()
+    optimizer.apply_gradients([(g, problem.x)])
+    return before, to_numpy(problem.impl, g)
+
+
+# GT-SGD-01 ----------------------------------------------------------------------
+
+
+@pytest.mark.identity("GT-SGD-01")
+@pytest.mark.requires("variables", "sgd")
+@given(
+    dtype=float_dtypes(),
+    xg=shapes().flatmap(lambda s: st.tuples(arrays(s), arrays(s))),
+    learning_rate=learning_rates(),
+)
+def test_apply_gradients_updates_x_by_minus_lr_times_g(impl, dtype, xg, learning_rate):
+    x0, g = xg
+    x = impl.variable(as_dtype(x0, dtype), dtype)
+    impl.sgd(learning_rate).apply_gradients([(make(impl, g, dtype), x)])
+    assert_within_ulps(to_numpy(impl, x), sgd_update(x0, learning_rate, g, dtype), dtype, "x after one step")
+
+
+# GT-SGD-02 ----------------------------------------------------------------------
+
+
+@pytest.mark.identity("GT-SGD-02")
+@pytest.mark.requires("variables", "sgd")
+@given(
+    dtype=float_dtypes(),
+    x0=floats(),
+    a=floats(CURVATURE),
+    b=floats(),
+    learning_rate=floats(Domain(2.0**-8, 0.25)),
+    steps=st.integers(1, 30),
+)
+def test_sgd_on_a_quadratic_converges_to_minus_b_over_2a(impl, dtype, x0, a, b, learning_rate, steps):
+    # Each step maps x - x* to (1 - 2a·lr)(x - x*), with x* = -b/2a.
+    problem = Quadratic(impl, x0, [a, b, 0.0], dtype)
+    optimizer = impl.sgd(learning_rate)
+    for _ in range(steps):
+        apply_gradient_step(problem, optimizer)
+    minimum = -b / (2 * a)
+    contraction = 1 - 2 * a * learning_rate
+    expected = minimum + contraction**steps * (x0 - minimum)
+    assert_close(problem.value(), expected, dtype, f"x after {steps} steps vs x* + (1-2a·lr)^n (x0 - x*)")
+
+
+@pytest.mark.identity("GT-SGD-02")
+@pytest.mark.requires("variables", "sgd")
+def test_sgd_apply_gradients_tutorial_example(impl):
+    problem = Quadratic(impl, 0.0, TUTORIAL_ABC, "float32")
+    optimizer = impl.sgd(0.01)
+    for _ in range(1000):
+        apply_gradient_step(problem, optimizer)
+    assert_close(problem.value(), TUTORIAL_MINIMUM_AFTER_1000_STEPS, "float32", "x after 1000 steps")
+
+
+# GT-SGD-03 ----------------------------------------------------------------------
+
+
+@pytest.mark.identity("GT-SGD-03")
+@pytest.mark.requires("variables", "sgd_minimize")
+@given(dtype=float_dtypes(), x0=floats(), abc=arrays((3,)), learning_rate=learning_rates())
+def test_minimize_steps_by_minus_lr_times_the_gradient(impl, dtype, x0, abc, learning_rate):
+    problem = Quadratic(impl, x0, abc, dtype)
+    g = to_numpy(impl, problem.gradient())
+    impl.sgd(learning_rate).minimize(problem.loss, [problem.x])
+    assert_close(g, 2 * abc[0] * x0 + abc[1], dtype, "the gradient minimize uses")
+    assert_within_ulps(problem.value(), sgd_update(x0, learning_rate, g, dtype), dtype, "x after minimize")
+
+
+@pytest.mark.identity("GT-SGD-03")
+@pytest.mark.requires("variables", "sgd_minimize")
+def test_sgd_minimize_tutorial_example(impl):
+    problem = Quadratic(impl, 0.0, TUTORIAL_ABC, "float32")
+    optimizer = impl.sgd(0.01)
+    for _ in range(1000):
+        optimizer.minimize(problem.loss, [problem.x])
+    assert_close(problem.value(), TUTORIAL_MINIMUM_AFTER_1000_STEPS, "float32", "x after 1000 minimize steps")
+
+
+# GT-SGD-04 ----------------------------------------------------------------------
+
+
+@pytest.mark.identity("GT-SGD-04")
+@pytest.mark.requires("variables", "sgd", "learning_rate_change")
+@given(
+    dtype=float_dtypes(),
+    x0=floats(),
+    abc=arrays((3,)),
+    rates=st.tuples(learning_rates(), learning_rates()),
+    steps_before=st.integers(0, 3),
+)
+def test_changed_learning_rate_is_used_by_the_next_step(impl, dtype, x0, abc, rates, steps_before):
+    first_rate, second_rate = rates
+    problem = Quadratic(impl, x0, abc, dtype)
+    optimizer = impl.sgd(first_rate)
+    for _ in range(steps_before):
+        apply_gradient_step(problem, optimizer)
+    optimizer.set_learning_rate(second_rate)
+    before, g = apply_gradient_step(problem, optimizer)
+    assert_within_ulps(problem.value(), sgd_update(before, second_rate, g, dtype), dtype, "x after the rate change")
+
+
+@pytest.mark.identity("GT-SGD-04")
+@pytest.mark.requires("variables", "sgd", "learning_rate_change")
+def test_learning_rate_change_tutorial_example(impl):
+    problem = Quadratic(impl, 0.0, TUTORIAL_ABC, "float32")
+    optimizer = impl.sgd(0.01)
+    for _ in range(1000):
+        apply_gradient_step(problem, optimizer)
+    stalled = problem.value()
+    optimizer.set_learning_rate(0.1)
+    for step in range(10):
+        before, g = apply_gradient_step(problem, optimizer)
+        assert_within_ulps(problem.value(), sgd_update(before, 0.1, g, "float32"), "float32", f"x after step {step} at lr 0.1")
+    assert abs(problem.value() - 1.0) < abs(stalled - 1.0), "the larger rate should move x past the float32 stall"

@@ -1,0 +1,80 @@
+"""Which sources a tape watches (GT-VAR-01, GT-VAR-02, GT-VAR-03)."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conformance.harness import make, reference_gradients, to_numpy
+from conformance.strategies import arrays, as_dtype, float_dtypes, shapes
+from conformance.tolerances import assert_close
+from conformance.tutorial_functions import quadratic
+
+
+def product_sum(ops, u, v):
+    """sum(u·v + u): depends on both sources."""
+    return ops.reduce_sum(ops.add(ops.multiply(u, v), u))
+
+
+def same_shape_pair():
+    return shapes().flatmap(lambda s: st.tuples(arrays(s), arrays(s)))
+
+
+@pytest.mark.identity("GT-VAR-01")
+@pytest.mark.requires("variables")
+@given(dtype=float_dtypes(), x=arrays(shapes()), abc=arrays((3,)))
+def test_trainable_variables_are_watched_automatically(impl, dtype, x, abc):
+    xv = impl.variable(as_dtype(x, dtype), dtype)
+    a, b, c = (make(impl, v, dtype) for v in abc)
+    with impl.tape() as tape:  # no watch() call
+        y = quadratic(impl, xv, a, b, c)
+    grad = to_numpy(impl, tape.gradient(y, xv))
+    a0, b0, c0 = (float(v) for v in abc)
+    expected = reference_gradients(lambda ops, v: quadratic(ops, v, a0, b0, c0), [x])[0]
+    assert_close(grad, expected, dtype, "dy/dx vs finite differences")
+    assert_close(grad, 2 * a0 * x + b0, dtype, "dy/dx vs 2ax + b")
+
+
+@pytest.mark.identity("GT-VAR-01")
+@pytest.mark.requires("variables")
+def test_trainable_variable_tutorial_example(impl):
+    x = impl.variable(0.0, "float32")
+    a, b, c = (impl.constant(v, "float32") for v in (1.0, -2.0, 1.0))
+    with impl.tape() as tape:
+        y = quadratic(impl, x, a, b, c)
+    assert_close(to_numpy(impl, tape.gradient(y, x)), -2.0, "float32", "dy/dx at 0")
+
+
+@pytest.mark.identity("GT-VAR-02")
+@pytest.mark.requires("variables", "watch_accessed_variables")
+@given(dtype=float_dtypes(), uv=same_shape_pair())
+def test_watch_accessed_variables_false_records_only_watched_sources(impl, dtype, uv):
+    u, v = uv
+    uv_vars = [impl.variable(as_dtype(w, dtype), dtype) for w in (u, v)]
+    with impl.tape(watch_accessed_variables=False) as tape:
+        tape.watch(uv_vars[0])
+        y = product_sum(impl, *uv_vars)
+    du, dv = tape.gradient(y, uv_vars)
+    assert dv is None, f"unwatched variable got gradient {to_numpy(impl, dv)!r}, expected None"
+    assert_close(to_numpy(impl, du), reference_gradients(product_sum, [u, v])[0], dtype, "dy/du (watched)")
+
+
+@pytest.mark.identity("GT-VAR-03")
+@pytest.mark.requires("variables")
+@given(dtype=float_dtypes(), uv=same_shape_pair(), watch=st.booleans())
+def test_constants_and_non_trainable_variables_need_watch(impl, dtype, uv, watch):
+    u, v = uv
+    constant = make(impl, u, dtype)
+    frozen = impl.variable(as_dtype(v, dtype), dtype, trainable=False)
+    with impl.tape() as tape:
+        if watch:
+            tape.watch([constant, frozen])
+        y = product_sum(impl, constant, frozen)
+    grads = tape.gradient(y, [constant, frozen])
+    if watch:
+        for name, grad, want in zip(["constant", "non-trainable variable"], grads, reference_gradients(product_sum, [u, v])):
+            assert_close(to_numpy(impl, grad), want, dtype, f"dy/d({name}), watched")
+    else:
+        assert grads[0] is None and grads[1] is None, (
+            f"unwatched sources got gradients {[to_numpy(impl, g) for g in grads]!r}, expected [None, None]"
+        )
