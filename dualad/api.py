@@ -152,20 +152,22 @@ def _jacobian_reverse(f, args, kwargs, nums):
 
 
 def _jacobian_forward(f, args, kwargs, nums):
-    """Column by column of the identity: one forward pass per input element."""
+    """One forward pass per argument, carrying all n columns of the identity as a batch of
+    tangents (vector tangents), so the whole Jacobian costs one pass, not n."""
     args, xs = _with_tensors(args, nums)
     jacs = []
-    for k, x in enumerate(xs):
-        columns = []
-        for j in range(x.size):
-            basis = np.zeros(x.size, dtype=x.dtype.np)
-            basis[j] = 1
-            tangent = _core.wrap(basis.reshape(x.shape))
-            with ForwardAccumulator(x, tangent) as acc:
-                out = _core.convert_to_tensor(f(*args, **kwargs))
-            columns.append(acc.jvp(out, unconnected_gradients="zero"))
-        stacked = ops.stack(columns, axis=-1) if columns else None
-        jacs.append(ops.reshape(stacked, out.shape + x.shape))
+    for x in xs:
+        n = x.size
+        basis = _core.wrap(np.eye(n, dtype=x.dtype.np).reshape((n,) + x.shape))
+        with ForwardAccumulator(x, basis, batched=True) as acc:
+            out = _core.convert_to_tensor(f(*args, **kwargs))
+        columns = acc.jvp(out)
+        if columns is None:
+            jacs.append(ops.zeros(out.shape + x.shape, out.dtype))
+            continue
+        m = out.size
+        jac = ops.transpose(ops.reshape(columns, (n, m)))  # (m, n)
+        jacs.append(ops.reshape(jac, out.shape + x.shape))
     return jacs
 
 

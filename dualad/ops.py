@@ -158,8 +158,7 @@ def add_n(inputs, name=None):
 
 
 def _axis_param(x, axis):
-    if axis is None:
-        return None
+    # always explicit (never None), so that rules can shift axes past a tangent batch axis
     return normalize_axes(axis, x.ndim)
 
 

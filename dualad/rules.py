@@ -29,35 +29,87 @@ def defvjp(p, *rules):
 
 
 def defjvp(p, *rules):
-    """One rule per input, `rule(t, ans, args, params)`; contributions are summed."""
+    """One rule per input, `rule(t, ans, args, params)`; contributions are summed. Each
+    tangent is first aligned with the output (see `_align`), so elementwise rules and matmul
+    need no batch logic of their own."""
 
     def jvp(tangents, ans, args, params):
         out = None
-        for rule, t in zip(rules, tangents):
+        for rule, t, x in zip(rules, tangents, args):
             if t is None or rule is None:
                 continue
-            term = rule(t, ans, args, params)
+            term = rule(_align(t, x, ans), ans, args, params)
             out = term if out is None else ops.add(out, term)
-        return _broadcast_like(out, ans)
+        return _broadcast_like(out, ans, _batch_of(tangents, args))
 
     p.jvp = jvp
 
 
-def deflinear_jvp(p):
+def deflinear_jvp(p, batch_params=None):
     """For primitives linear in all their inputs: the JVP is the primitive applied to the
-    tangents, with zeros standing in for inputs that have none."""
+    tangents, with zeros standing in for inputs that have none. `batch_params(params, k)`
+    gives the parameters that act on tangents with a leading batch axis of size k."""
 
     def jvp(tangents, ans, args, params):
-        ts = tuple(ops.zeros_like(a) if t is None else t for t, a in zip(tangents, args))
-        return p(*ts, **(params or {}))
+        k = _batch_of(tangents, args)
+        shape = () if k is None else (k,)
+        ts = tuple(ops.zeros(shape + a.shape, a.dtype) if t is None else t
+                   for t, a in zip(tangents, args))
+        params = params or {}
+        if k is not None and batch_params is not None:
+            params = batch_params(params, k)
+        return p(*ts, **params)
 
     p.jvp = jvp
 
 
-def _broadcast_like(t, ans):
-    if t is None or t.shape == ans.shape:
-        return t
-    return ops.broadcast_to(t, ans.shape)
+# ---- vector tangents ----------------------------------------------------------------------
+# A tangent either has its primal's shape or carries a leading batch axis of k directions
+# (shape (k,) + primal shape): one forward pass then gives k directional derivatives.
+
+def _is_batched(t, x):
+    return t.ndim == x.ndim + 1
+
+
+def _batch_of(tangents, args):
+    """The batch size k of the tangents of one op, or None when they are not batched."""
+    for t, x in zip(tangents, args):
+        if t is not None and _is_batched(t, x):
+            return t.shape[0]
+    return None
+
+
+def _align(t, x, ans):
+    """A batched tangent of input x, given unit axes after the batch axis so that it
+    broadcasts against values of the output's rank (as x itself does)."""
+    lead = ans.ndim - x.ndim
+    if lead > 0 and _is_batched(t, x):
+        return ops.reshape(t, t.shape[:1] + (1,) * lead + x.shape)
+    return t
+
+
+def _broadcast_like(t, ans, k=None):
+    """t broadcast to the output's shape (with the batch axis first when batched)."""
+    if t is None:
+        return None
+    shape = ans.shape if k is None else (k,) + ans.shape
+    return t if t.shape == shape else ops.broadcast_to(t, shape)
+
+
+def _tangent_axes(t, x, axis):
+    """The reduction axes of x, as axes of its tangent t (shifted past a batch axis)."""
+    if not _is_batched(t, x):
+        return axis
+    return tuple(a + 1 for a in normalize_axes(axis, x.ndim))
+
+
+def _shift_axis_param(params, k):
+    # ops always pass reduction axes explicitly, so "all axes" never swallows the batch axis
+    return dict(params, axis=tuple(a + 1 for a in params["axis"]))
+
+
+def _batched_key(key):
+    return (slice(None),) + (key if isinstance(key, tuple) else (key,))
 
 
 def unbroadcast(ct, shape):
@@ -106,6 +158,13 @@ def _expand_reduced(g, shape, params):
 
 def _zeros(t):
     return ops.zeros_like(t)
+
+
+def _zero_or_aligned(t, x, ans, k):
+    """The tangent of input x broadcast to the output (zeros if it has none)."""
+    if t is None:
+        return ops.zeros(ans.shape if k is None else (k,) + ans.shape, ans.dtype)
+    return _broadcast_like(_align(t, x, ans), ans, k)
 
 
 # ============================================================================================
@@ -185,7 +244,8 @@ def _first_wins(compare):
     vjp_b = lambda g, ans, args, p: ops.where(mask(args), _zeros(g), g)
 
     def jvp(tangents, ans, args, params):
-        ta, tb = (ops.zeros_like(ans) if t is None else _broadcast_like(t, ans) for t in tangents)
+        k = _batch_of(tangents, args)
+        ta, tb = (_zero_or_aligned(t, x, ans, k) for t, x in zip(tangents, args))
         return ops.where(mask(args), ta, tb)
 
     return vjp_a, vjp_b, jvp
@@ -258,12 +318,13 @@ def _relu_impl(x):
 
 
 def _positive_part(v, x):
-    return ops.where(ops.greater(x, 0), v, _zeros(v))
+    mask = ops.greater(x, 0)
+    return ops.where(mask, v, _zeros(v))
 
 
 relu = primitive("relu", _relu_impl)
 defvjp(relu, lambda g, ans, args, p: _positive_part(g, args[0]))
-defjvp(relu, lambda t, ans, args, p: _positive_part(_broadcast_like(t, ans), args[0]))
+defjvp(relu, lambda t, ans, args, p: _positive_part(t, args[0]))
 
 abs_ = primitive("abs", np.abs)
 defvjp(abs_, lambda g, ans, args, p: ops.multiply(g, ops.sign(args[0])))
@@ -288,7 +349,8 @@ defvjp(where,
 
 
 def _where_jvp(tangents, ans, args, params):
-    _, tx, ty = (ops.zeros_like(ans) if t is None else _broadcast_like(t, ans) for t in tangents)
+    k = _batch_of(tangents, args)
+    tx, ty = (_zero_or_aligned(t, x, ans, k) for t, x in zip(tangents[1:], args[1:]))
     return ops.where(args[0], tx, ty)
 
 
@@ -338,7 +400,15 @@ def _reduce_sum_impl(x, axis=None, keepdims=False):
 
 reduce_sum = primitive("reduce_sum", _reduce_sum_impl)
 defvjp(reduce_sum, lambda g, ans, args, p: _expand_reduced(g, args[0].shape, p or {}))
-deflinear_jvp(reduce_sum)
+deflinear_jvp(reduce_sum, _shift_axis_param)
+
+
+def _reduce_tangent(t, x, weights, params):
+    """sum(t * weights) over the reduced axes: the JVP of a reduction whose derivative is
+    `weights` (shaped like its input x)."""
+    params = params or {}
+    return ops.reduce_sum(ops.multiply(t, weights), axis=_tangent_axes(t, x, params.get("axis")),
+                          keepdims=params.get("keepdims", False))
 
 
 def _extremum(name, fn):
@@ -356,9 +426,7 @@ def _extremum(name, fn):
 
     defvjp(prim, lambda g, ans, args, p:
            ops.multiply(_expand_reduced(g, args[0].shape, p or {}), share(args, ans, p or {})))
-    defjvp(prim, lambda t, ans, args, p:
-           ops.reduce_sum(ops.multiply(_broadcast_like(t, args[0]), share(args, ans, p or {})),
-                          axis=(p or {}).get("axis"), keepdims=(p or {}).get("keepdims", False)))
+    defjvp(prim, lambda t, ans, args, p: _reduce_tangent(t, args[0], share(args, ans, p or {}), p))
     return prim
 
 
@@ -385,8 +453,7 @@ reduce_logsumexp = primitive("reduce_logsumexp", _logsumexp_impl)
 defvjp(reduce_logsumexp, lambda g, ans, args, p:
        ops.multiply(_expand_reduced(g, args[0].shape, p or {}), _lse_weights(args, ans, p or {})))
 defjvp(reduce_logsumexp, lambda t, ans, args, p:
-       ops.reduce_sum(ops.multiply(_broadcast_like(t, args[0]), _lse_weights(args, ans, p or {})),
-                      axis=(p or {}).get("axis"), keepdims=(p or {}).get("keepdims", False)))
+       _reduce_tangent(t, args[0], _lse_weights(args, ans, p or {}), p))
 
 
 def _softmax_impl(x, axis=-1):
@@ -395,14 +462,14 @@ def _softmax_impl(x, axis=-1):
 
 
 def _softmax_linear(v, s, axis):
-    # s * (v - sum(v * s)): the softmax Jacobian (symmetric) applied to v
-    dot = ops.reduce_sum(ops.multiply(v, s), axis=axis, keepdims=True)
+    # s * (v - sum(v * s)): the softmax Jacobian (symmetric) applied to v; v may be batched
+    dot = ops.reduce_sum(ops.multiply(v, s), axis=_tangent_axes(v, s, axis), keepdims=True)
     return ops.multiply(s, ops.subtract(v, dot))
 
 
 softmax = primitive("softmax", _softmax_impl)
 defvjp(softmax, lambda g, ans, args, p: _softmax_linear(g, ans, p["axis"]))
-defjvp(softmax, lambda t, ans, args, p: _softmax_linear(_broadcast_like(t, ans), ans, p["axis"]))
+defjvp(softmax, lambda t, ans, args, p: _softmax_linear(t, ans, p["axis"]))
 
 
 def _log_softmax_impl(x, axis=-1):
@@ -414,8 +481,8 @@ log_softmax = primitive("log_softmax", _log_softmax_impl)
 defvjp(log_softmax, lambda g, ans, args, p: ops.subtract(
     g, ops.multiply(ops.exp(ans), ops.reduce_sum(g, axis=p["axis"], keepdims=True))))
 defjvp(log_softmax, lambda t, ans, args, p: ops.subtract(
-    _broadcast_like(t, ans),
-    ops.reduce_sum(ops.multiply(ops.exp(ans), t), axis=p["axis"], keepdims=True)))
+    t, ops.reduce_sum(ops.multiply(ops.exp(ans), t), axis=_tangent_axes(t, ans, p["axis"]),
+                      keepdims=True)))
 
 
 def _norm_impl(x, axis=None, keepdims=False):
@@ -434,9 +501,7 @@ def _norm_direction(args, ans, p):
 norm = primitive("norm", _norm_impl)
 defvjp(norm, lambda g, ans, args, p:
        ops.multiply(_expand_reduced(g, args[0].shape, p or {}), _norm_direction(args, ans, p or {})))
-defjvp(norm, lambda t, ans, args, p:
-       ops.reduce_sum(ops.multiply(_broadcast_like(t, args[0]), _norm_direction(args, ans, p or {})),
-                      axis=(p or {}).get("axis"), keepdims=(p or {}).get("keepdims", False)))
+defjvp(norm, lambda t, ans, args, p: _reduce_tangent(t, args[0], _norm_direction(args, ans, p or {}), p))
 
 # ============================================================================================
 # Linear algebra
@@ -470,15 +535,15 @@ defjvp(matmul,
 
 reshape = primitive("reshape", lambda x, shape: np.reshape(x, shape))
 defvjp(reshape, lambda g, ans, args, p: ops.reshape(g, args[0].shape))
-deflinear_jvp(reshape)
+deflinear_jvp(reshape, lambda p, k: dict(p, shape=(k,) + tuple(p["shape"])))
 
 broadcast_to = primitive("broadcast_to", lambda x, shape: np.broadcast_to(x, shape))
 defvjp(broadcast_to, lambda g, ans, args, p: g)  # the core sums it back to the input's shape
-deflinear_jvp(broadcast_to)
+deflinear_jvp(broadcast_to, lambda p, k: dict(p, shape=(k,) + tuple(p["shape"])))
 
 transpose = primitive("transpose", lambda x, perm: np.transpose(x, perm))
 defvjp(transpose, lambda g, ans, args, p: ops.transpose(g, tuple(np.argsort(p["perm"]))))
-deflinear_jvp(transpose)
+deflinear_jvp(transpose, lambda p, k: dict(p, perm=(0,) + tuple(a + 1 for a in p["perm"])))
 
 
 def _index_key(key):
@@ -502,9 +567,10 @@ def _scatter_impl(g, shape, key):
 
 scatter_add = primitive("scatter_add", _scatter_impl)  # the transpose of getitem
 defvjp(getitem, lambda g, ans, args, p: scatter_add(g, shape=args[0].shape, key=p["key"]))
-deflinear_jvp(getitem)
+deflinear_jvp(getitem, lambda p, k: dict(p, key=_batched_key(p["key"])))
 defvjp(scatter_add, lambda g, ans, args, p: getitem(g, key=p["key"]))
-deflinear_jvp(scatter_add)
+deflinear_jvp(scatter_add, lambda p, k: dict(p, shape=(k,) + tuple(p["shape"]),
+                                             key=_batched_key(p["key"])))
 
 
 def _concat_impl(*xs, axis=0):
@@ -522,4 +588,4 @@ def _concat_vjp(k, g, ans, args, p):
 
 
 concat.variadic_vjp = _concat_vjp
-deflinear_jvp(concat)
+deflinear_jvp(concat, lambda p, k: dict(p, axis=p["axis"] + 1))

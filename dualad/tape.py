@@ -253,13 +253,17 @@ class ForwardAccumulator(_core.Accumulator):
 
     Accumulators nest with each other and with tapes in any order: an accumulator outside a
     tape sees that tape's gradient computation (forward-over-reverse), a tape outside an
-    accumulator records its tangent computation (reverse-over-forward)."""
+    accumulator records its tangent computation (reverse-over-forward).
 
-    def __init__(self, primals, tangents):
+    With `batched=True` each tangent carries a leading axis of k directions (shape
+    (k,) + primal shape): one pass gives k directional derivatives, e.g. a whole Jacobian."""
+
+    def __init__(self, primals, tangents, batched=False):
         flat_p, _ = flatten(primals)
         flat_t, _ = flatten(tangents)
         if len(flat_p) != len(flat_t):
             raise ValueError(f"ForwardAccumulator: {len(flat_p)} primals but {len(flat_t)} tangents")
+        batch_size = None
         for p, t in zip(flat_p, flat_t):
             if not isinstance(p, Tensor):
                 raise TypeError(f"ForwardAccumulator: primals must be Tensors or Variables, got "
@@ -269,10 +273,17 @@ class ForwardAccumulator(_core.Accumulator):
                               "tangent; it is ignored", NonFloatWatchWarning, stacklevel=2)
                 continue
             t = _core.like(t, p, "ForwardAccumulator")
-            if t.shape != p.shape or t.dtype != p.dtype:
+            expected = p.shape if not batched else t.shape[:1] + p.shape
+            if t.shape != expected or t.dtype != p.dtype or (batched and t.ndim == 0):
                 raise ValueError(f"ForwardAccumulator: tangent of shape {t.shape} and dtype "
                                  f"{t.dtype.name} does not match its primal of shape {p.shape} "
-                                 f"and dtype {p.dtype.name}")
+                                 f"and dtype {p.dtype.name}"
+                                 + (" (with a leading batch axis)" if batched else ""))
+            if batched:
+                if batch_size is not None and t.shape[0] != batch_size:
+                    raise ValueError(f"ForwardAccumulator: batched tangents disagree on the "
+                                     f"number of directions ({batch_size} and {t.shape[0]})")
+                batch_size = t.shape[0]
             self._set_tangent(p, t)
 
     def __enter__(self):
