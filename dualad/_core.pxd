@@ -60,6 +60,7 @@ cdef class Tape(Transformation):
     cdef readonly bint watch_accessed_variables
     cdef list _watched             # tensors given a slot by watch (explicit or variable access)
     cdef readonly bint released
+    cdef public bint _used         # a non-persistent tape that has given its gradient
 
     cdef bint _watch(self, Tensor t) except -1
 

@@ -295,7 +295,8 @@ cdef bint _contains_tensor(object seq):
 
 cdef Tensor _like(object value, Tensor ref, str opname):
     """Convert the non-Tensor operand of a binary op to the dtype of the Tensor operand."""
-    if ref._kind != K_OTHER and (type(value) is float or type(value) is int):
+    if ref._kind != K_OTHER and (type(value) is float or type(value) is int
+                                 or isinstance(value, np.floating)):
         return _new_scalar(<double>value, ref._kind)
     if isinstance(value, (float, np.floating)) and ref._dtype.kind in "iub":
         raise TypeError(f"{opname}: cannot combine a {dtype_name(ref._dtype)} tensor with the "

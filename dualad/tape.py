@@ -49,9 +49,6 @@ class GradientTape(_core.Tape):
     `watch_accessed_variables=False`. Tapes nest: a gradient computed inside an outer tape's
     context is recorded by it, which gives higher derivatives. Tapes are per thread."""
 
-    def __init__(self, persistent=False, watch_accessed_variables=True):
-        self._used = False
-
     # ---- context --------------------------------------------------------------------------
 
     def __enter__(self):
