@@ -442,6 +442,8 @@ cdef class Tensor:
         """The value as numpy: a numpy scalar for shape (), otherwise a fresh array."""
         if self._is_scalar:
             return self._dtype.type(self._d)
+        if self._arr.ndim == 0:
+            return self._arr[()]
         return self._arr.copy()
 
     def __array__(self, dtype=None, copy=None):
@@ -661,22 +663,16 @@ cdef dict _ops_fn = {}
 # Variable
 # --------------------------------------------------------------------------------------------
 
-cdef long long _var_counter = 0
-
 cdef class Variable(Tensor):
     """A mutable tensor. Tapes watch trainable Variables automatically when they are read."""
 
     def __init__(self, initial_value, dtype=None, trainable=True, name=None):
-        global _var_counter
         cdef Tensor t = convert_to_tensor(initial_value, dtype) if not isinstance(initial_value, Tensor) \
             else _cast_value(<Tensor>initial_value, _normalize_dtype(dtype))
         self._set_from(t)
         self._is_var = True
         self.trainable = bool(trainable)
-        if name is None:
-            _var_counter += 1
-            name = f"Variable_{_var_counter}" if _var_counter > 1 else "Variable"
-        self.name = str(name)
+        self.name = "Variable" if name is None else str(name)
 
     cdef void _set_from(self, Tensor t):
         self._arr = t._arr
@@ -786,7 +782,10 @@ cdef class Primitive:
         return f"<dualad.Primitive {self.name}>"
 
     def __call__(self, *args, **params):
-        return run_op(self, tuple(args), params or None)
+        if not args:
+            raise TypeError(f"{self.name}: a primitive needs at least one tensor argument")
+        return run_op(self, tuple([a if isinstance(a, Tensor) else convert_to_tensor(a)
+                                   for a in args]), params or None)
 
 
 cdef Tensor run_op(Primitive p, tuple args, dict params):
@@ -832,6 +831,8 @@ cpdef Tensor unary(Primitive p, Tensor x):
 
 def bind(Primitive p, *args, **params):
     """Apply primitive `p` to Tensor arguments (the entry point of ops.py)."""
+    if not args:
+        raise TypeError(f"{p.name}: a primitive needs at least one tensor argument")
     for a in args:
         if not isinstance(a, Tensor):
             raise TypeError(f"{p.name}: expected Tensors, got {type(a).__name__}")
@@ -1094,7 +1095,8 @@ cdef class Tape(Transformation):
         _live_tapes.add(self.id)
 
     def __dealloc__(self):
-        _live_tapes.discard(self.id)
+        if _live_tapes is not None:  # None only at interpreter shutdown
+            _live_tapes.discard(self.id)
 
     cdef bint _watch(self, Tensor t) except -1:
         if _slot_of(t, self.id) >= 0:
@@ -1350,14 +1352,8 @@ cdef class Accumulator(Transformation):
             return None
         return t._tangents.get(self.id)
 
-    def _release(self):
-        cdef Tensor t
-        for t in self._primals:
-            if t._tangents is not None:
-                t._tangents.pop(self.id, None)
-        self._primals = []
-
     def __dealloc__(self):
+        # the primals keep no tangent of a dead accumulator
         cdef Tensor t
         if self._primals is not None:
             for t in self._primals:
