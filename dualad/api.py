@@ -2,13 +2,14 @@
 every transformation here is a GradientTape or a ForwardAccumulator, so they compose with each
 other and with user tapes in any order."""
 import functools
+import warnings
 
 import numpy as np
 
 from . import _core, ops
 from ._core import Tensor
 from .nest import flatten
-from .tape import ForwardAccumulator, GradientTape
+from .tape import ForwardAccumulator, GradientTape, NonFloatWatchWarning
 
 
 def _argnums(argnums, n_args, fname):
@@ -104,14 +105,23 @@ def jvp(f, primals, tangents, has_aux=False):
     if len(primals) != len(tangents):
         raise ValueError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
     xs = [_core.convert_to_tensor(p) for p in primals]
-    ts = []
+    watched, ts = [], []
     for x, t in zip(xs, tangents):
+        if not _core.is_float(x):
+            warnings.warn(f"jvp: a {x.dtype.name} primal cannot carry a tangent; its tangent is "
+                          "ignored (cast it to a float dtype)", NonFloatWatchWarning, stacklevel=2)
+            continue
+        # numpy arrays and scalars declare a dtype that must match; Python numbers and lists
+        # take the primal's
+        declared = t.dtype if isinstance(t, (Tensor, np.ndarray, np.generic)) else None
         t = _core.like(t, x, "jvp") if not isinstance(t, Tensor) else t
-        if t.shape != x.shape or t.dtype != x.dtype:
-            raise ValueError(f"jvp: tangent of shape {t.shape} and dtype {t.dtype.name} does not "
+        if t.shape != x.shape or t.dtype != x.dtype or (declared is not None and declared != x.dtype):
+            name = np.dtype(getattr(declared, "np", declared) or t.dtype.np).name
+            raise ValueError(f"jvp: tangent of shape {t.shape} and dtype {name} does not "
                              f"match its primal of shape {x.shape} and dtype {x.dtype.name}")
+        watched.append(x)
         ts.append(t)
-    with ForwardAccumulator(xs, ts) as acc:
+    with ForwardAccumulator(watched, ts) as acc:
         out, aux = _split_aux(f(*xs), has_aux, "jvp")
     flat_out, pack = flatten(out)
     flat_out = [_core.convert_to_tensor(o) for o in flat_out]
