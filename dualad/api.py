@@ -38,6 +38,10 @@ def _with_tensors(args, nums):
 
 
 def _scalar_output(out, fname):
+    if isinstance(out, (tuple, list, dict)):
+        raise TypeError(f"{fname}: the function must return a scalar, got a {type(out).__name__}; "
+                        "to return auxiliary data with the output, pass has_aux=True and return "
+                        "a pair (output, aux); for several outputs use dualad.jacobian")
     out = _core.convert_to_tensor(out)
     if out.shape != ():
         raise TypeError(f"{fname}: the function must return a scalar, got shape {out.shape}; "
