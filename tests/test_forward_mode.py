@@ -70,7 +70,7 @@ STRUCTURAL = {
     "concat": (1, lambda x: dd.concat([x, dd.sin(x)], axis=-1)),
     "stack": (0, lambda x: dd.stack([x, x * x], axis=0)),
     "matmul_const": (1, lambda x: dd.matmul(x, t64(np.arange(1.0, 1.0 + 2 * x.shape[-1]).reshape(x.shape[-1], 2) / 7))),
-    "gram": (2, lambda x: dd.matmul(x, dd.transpose(x))),
+    "gram": (2, lambda x: dd.matmul(x, dd.transpose(x, tuple(range(x.ndim - 2)) + (x.ndim - 1, x.ndim - 2)))),
     "broadcast_mul": (1, lambda x: x * dd.reduce_sum(x, axis=-1, keepdims=True)),
 }
 
