@@ -14,15 +14,21 @@ nested tapes and accumulators to any order.
 """
 import functools
 
-from . import _core, rules
+from . import _core, ops, rules
 from .nest import flatten
 
 
-def primitive(name, impl, vjp=(), jvp=None, linear=False):
+def primitive(name, impl, vjp=(), jvp=None, linear=False, batched_jvp=False):
     """Register a primitive and return it (callable on Tensors, keyword arguments become the
     primitive's parameters). `vjp` is a sequence of rules g, ans, args, params -> cotangent
     (None for an input without gradient); `jvp` a sequence of rules t, ans, args, params ->
-    output tangent contribution, or `linear=True` for a primitive linear in its inputs."""
+    output tangent contribution, or `linear=True` for a primitive linear in its inputs.
+    Without either, forward mode raises NotImplementedError on this primitive.
+
+    Vector tangents (ForwardAccumulator(..., batched=True), jacfwd, hessian) give the JVP rules
+    one direction at a time, so rules only ever see tangents shaped like their inputs. Pass
+    `batched_jvp=True` if the rules (or, with `linear=True`, impl) accept tangents with a
+    leading axis of k directions: all k then go through in one call."""
     if name in rules.PRIMITIVES:
         raise ValueError(f"a primitive named {name!r} already exists")
     p = rules.primitive(name, impl)
@@ -31,7 +37,40 @@ def primitive(name, impl, vjp=(), jvp=None, linear=False):
         rules.deflinear_jvp(p)
     elif jvp is not None:
         rules.defjvp(p, *jvp)
+    else:
+        p.jvp = _no_jvp(name)
+        return p
+    if not batched_jvp:
+        p.jvp = _one_direction_at_a_time(p.jvp)
     return p
+
+
+def _no_jvp(name):
+    def jvp(tangents, ans, args, params):
+        raise NotImplementedError(f"primitive {name!r} has no JVP rule, so forward mode "
+                                  "(ForwardAccumulator, jvp, jacfwd, hessian) cannot go through "
+                                  "it; register it with jvp=[...] or linear=True")
+
+    return jvp
+
+
+def _one_direction_at_a_time(jvp):
+    """A JVP that hands batched tangents (k directions) to `jvp` one direction at a time."""
+
+    def batched(tangents, ans, args, params):
+        k = rules._batch_of(tangents, args)
+        if k is None:
+            return jvp(tangents, ans, args, params)
+        columns = []
+        for i in range(k):
+            ts = tuple(None if t is None else (t[i] if rules._is_batched(t, x) else t)
+                       for t, x in zip(tangents, args))
+            column = jvp(ts, ans, args, params)
+            columns.append(ops.zeros_like(ans) if column is None else
+                           rules._broadcast_like(_core.convert_to_tensor(column), ans))
+        return ops.stack(columns)
+
+    return batched
 
 
 def custom_gradient(f):
