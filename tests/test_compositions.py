@@ -8,9 +8,7 @@ The four orders, for f: R^shape -> R at x along v (and u):
   forward-over-forward  ForwardAccumulator(x, u) around ForwardAccumulator(x, v) -> uᵀ·H·v
                         (and with a batched outer accumulator over the identity -> H·v)
 
-All checks run in float64. Tolerances (stated once):
-  FD    -- an AD result vs central finite differences of the AD gradient (step 1e-5)
-  EXACT -- two AD results, or an AD result vs a closed form (rounding only)
+Tolerances are helpers.FD / helpers.EXACT (float64; defined and justified once, in helpers.py).
 """
 import numpy as np
 import pytest
@@ -19,15 +17,10 @@ from hypothesis import strategies as st
 
 import dualad as dd
 from dualad import ForwardAccumulator, GradientTape
+from helpers import EXACT, FD, H, SETTINGS, t64
 
-FD = dict(rtol=1e-6, atol=1e-7)
-EXACT = dict(rtol=1e-9, atol=1e-10)
-SETTINGS = settings(max_examples=25, deadline=None)
 SEEDS = st.integers(0, 2**32 - 1)
 
-
-def t64(a):
-    return dd.constant(np.asarray(a, dtype=np.float64))
 
 
 # ---- the functions ------------------------------------------------------------------------------
@@ -146,7 +139,7 @@ def test_every_composition_order_gives_the_same_second_derivative(name, seed):
     # and finite differences of the gradient along v
     if name == "control_flow":
         assume(control_flow_margin(xn) > 1e-3)
-    h_step = 1e-5
+    h_step = H
     grad = dd.grad(f)
     fd = (np.asarray(grad(t64(xn + h_step * vn))) - np.asarray(grad(t64(xn - h_step * vn)))) / (2 * h_step)
     np.testing.assert_allclose(reference, fd, **FD, err_msg="finite differences of the gradient")

@@ -1,10 +1,8 @@
 """dualad.custom_gradient (TensorFlow style) and dualad.extend.primitive (new primitives with
 VJP and JVP rules) under tapes, accumulators, nesting, jacfwd and jacrev.
 
-Tolerances (stated once):
-  EXACT -- float64: two AD results, or an AD result vs a closed form (rounding only)
-  FD    -- float64: an AD result vs central finite differences (step 1e-5)
-  F32   -- float32 results vs closed forms
+Tolerances are helpers.FD / helpers.EXACT (float64) and helpers.EXACT32 (float32), defined and
+justified once, in helpers.py.
 """
 import numpy as np
 import pytest
@@ -13,15 +11,9 @@ from hypothesis import strategies as st
 
 import dualad as dd
 from dualad import ForwardAccumulator, GradientTape, extend, ops
-
-EXACT = dict(rtol=1e-10, atol=1e-12)
-FD = dict(rtol=1e-6, atol=1e-7)
-F32 = dict(rtol=1e-5, atol=1e-6)
-SETTINGS = settings(max_examples=25, deadline=None)
+from helpers import EXACT, EXACT32, FD, H, SETTINGS, t64
 
 
-def t64(a):
-    return dd.constant(np.asarray(a, dtype=np.float64))
 
 
 def sigmoid(x):
@@ -51,7 +43,7 @@ def test_log1pexp_gradient_is_stable_where_the_body_is_not():
     assert np.isnan(float(dd.grad(log1pexp_naive)(x)))  # the body's own gradient: inf / inf
     g = dd.grad(log1pexp)(x)
     assert g.dtype == dd.float32 and float(g) == 1.0
-    np.testing.assert_allclose(float(dd.grad(log1pexp)(dd.constant(0.0))), 0.5, **F32)
+    np.testing.assert_allclose(float(dd.grad(log1pexp)(dd.constant(0.0))), 0.5, **EXACT32)
 
 
 @SETTINGS
@@ -106,7 +98,7 @@ def test_second_derivative_through_grad_fn_matches_finite_differences():
     def f(x):
         return dd.reduce_sum(log1pexp(x * x[::-1]))
 
-    h = 1e-5
+    h = H
     grad_np = lambda x: np.asarray(dd.grad(f)(t64(x)))
     with GradientTape() as outer:
         xt = t64(x)
@@ -271,7 +263,7 @@ def test_primitive_jacfwd_equals_jacrev(name, f, shape):
     np.testing.assert_allclose(np.asarray(fwd), np.asarray(rev), **EXACT, err_msg=name)
     h = dd.hessian(lambda x: dd.reduce_sum(f(x)))(x)  # batched forward over reverse
     grad_np = lambda x: np.asarray(dd.grad(lambda x: dd.reduce_sum(f(x)))(t64(x)))
-    xn, step = np.asarray(x), 1e-5
+    xn, step = np.asarray(x), H
     fd = np.stack([(grad_np(xn + step * e.reshape(shape)) - grad_np(xn - step * e.reshape(shape)))
                    / (2 * step) for e in np.eye(xn.size)], axis=-1).reshape(shape + shape)
     np.testing.assert_allclose(np.asarray(h), fd, **FD, err_msg=name)

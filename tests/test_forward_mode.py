@@ -1,9 +1,7 @@
 """Forward mode: jvp and ForwardAccumulator against finite differences and closed forms,
 vector (batched) tangents against separate jvps, and bad-input errors.
 
-All checks run in float64. Tolerances (stated once):
-  FD   -- an AD result vs central finite differences (step 1e-5, error ~1e-10 relative)
-  EXACT -- two AD results, or an AD result vs a closed form (rounding only)
+Tolerances are helpers.FD / helpers.EXACT (float64; defined and justified once, in helpers.py).
 """
 import warnings
 
@@ -14,21 +12,9 @@ from hypothesis import strategies as st
 
 import dualad as dd
 from dualad import ForwardAccumulator, NonFloatWatchWarning
-
-FD = dict(rtol=1e-6, atol=1e-7)
-EXACT = dict(rtol=1e-10, atol=1e-12)
-SETTINGS = settings(max_examples=25, deadline=None)
+from helpers import EXACT, FD, SETTINGS, fd_jvp, t64
 
 
-def t64(a):
-    return dd.constant(np.asarray(a, dtype=np.float64))
-
-
-def fd_jvp(f, xs, vs, h=1e-5):
-    """Central difference of f (numpy in, numpy out) along directions vs at points xs."""
-    up = f(*[x + h * v for x, v in zip(xs, vs)])
-    down = f(*[x - h * v for x, v in zip(xs, vs)])
-    return (np.asarray(up) - np.asarray(down)) / (2 * h)
 
 
 def as_np(f):

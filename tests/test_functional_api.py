@@ -1,9 +1,7 @@
 """The functional API: grad, value_and_grad, vjp, jacfwd, jacrev, jacobian (auto), hessian,
 hvp, derivative — against finite differences, closed forms and each other; argument errors.
 
-All checks run in float64. Tolerances (stated once):
-  FD    -- an AD result vs central finite differences (step 1e-5)
-  EXACT -- two AD results, or an AD result vs a closed form (rounding only)
+Tolerances are helpers.FD / helpers.EXACT (float64; defined and justified once, in helpers.py).
 """
 import numpy as np
 import pytest
@@ -11,18 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dualad as dd
+from helpers import EXACT, FD, H, SETTINGS, t64
 
-FD = dict(rtol=1e-6, atol=1e-7)
-EXACT = dict(rtol=1e-10, atol=1e-12)
-SETTINGS = settings(max_examples=25, deadline=None)
 SEEDS = st.integers(0, 2**32 - 1)
 
 
-def t64(a):
-    return dd.constant(np.asarray(a, dtype=np.float64))
 
-
-def fd_jacobian(f, x, h=1e-5):
+def fd_jacobian(f, x, h=H):
     """d f / d x by central differences, shape f(x).shape + x.shape (f: numpy -> numpy)."""
     x = np.asarray(x, dtype=np.float64)
     out_shape = np.shape(f(x))
