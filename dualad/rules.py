@@ -375,7 +375,8 @@ def _cast_impl(x, dtype):
 
 
 def _is_float(dtype):
-    return np.dtype(dtype).kind == "f"
+    # a DType constant (what Tensor.dtype gives) or anything numpy takes as a dtype
+    return _core.as_dtype(dtype).np.kind == "f"
 
 
 cast = primitive("cast", _cast_impl)
