@@ -1,0 +1,167 @@
+"""Shared numerics of the unit tests: the tolerances (per dtype, in this one place), tensor
+constructors, central finite differences, and small drivers that run dualad in reverse mode,
+forward mode and nested reverse mode on functions of several tensors.
+
+Tolerances
+----------
+FD      float64 AD result vs a central difference with step H = 1e-5. The difference's own
+        error is about H**2 * |f'''| / 6 + eps * |f| / H, i.e. ~1e-10 for the bounded, smooth
+        inputs the tests draw, so rtol 1e-6 leaves four orders of margin while still catching
+        any wrong rule (which is off by O(1)).
+EXACT   float64: two AD results of one quantity (forward vs reverse, scalar vs array path,
+        a closed form): rounding only.
+EXACT32 float32: two float32 computations of one value: a few ulps of the O(1) intermediates
+        (1 - tanh² loses relative accuracy to cancellation, hence the absolute term).
+"""
+import numpy as np
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import dualad as dd
+
+H = 1e-5
+
+TOL = {
+    "float64": {
+        "fd": dict(rtol=1e-6, atol=1e-8),
+        "exact": dict(rtol=1e-10, atol=1e-12),
+    },
+    "float32": {
+        "exact": dict(rtol=2e-6, atol=1e-6),
+    },
+}
+FD = TOL["float64"]["fd"]
+EXACT = TOL["float64"]["exact"]
+EXACT32 = TOL["float32"]["exact"]
+
+# Hypothesis budget: modest example counts, no deadline (the first example pays for imports).
+SETTINGS = settings(max_examples=25, deadline=None)
+FEW = settings(max_examples=12, deadline=None)
+
+
+# ---- values --------------------------------------------------------------------------------
+
+def t64(a):
+    """A float64 tensor holding `a`."""
+    return dd.constant(np.asarray(a, dtype=np.float64))
+
+
+def t32(a):
+    return dd.constant(np.asarray(a, dtype=np.float32))
+
+
+def npy(t):
+    """A tensor's value as a float64 numpy array (None stays None)."""
+    return None if t is None else np.asarray(t, dtype=np.float64)
+
+
+def floats(lo, hi):
+    return st.floats(lo, hi, allow_nan=False, allow_infinity=False, allow_subnormal=False)
+
+
+def arrays(shape, elements=None, unique=False):
+    """A float64 array strategy; every element is drawn (no fill value)."""
+    return hnp.arrays(np.float64, shape, elements=floats(-2, 2) if elements is None else elements,
+                      fill=st.nothing(), unique=unique)
+
+
+# ---- finite differences --------------------------------------------------------------------
+
+def fd_grad(f, xs, h=H):
+    """Central differences of a scalar function f(*xs) of float64 arrays, with respect to every
+    element of every argument: a list of arrays shaped like xs."""
+    xs = [np.array(x, dtype=np.float64) for x in xs]
+    grads = []
+    for i, x in enumerate(xs):
+        g = np.zeros_like(x)
+        for idx in np.ndindex(x.shape):
+            up = [y.copy() for y in xs]
+            down = [y.copy() for y in xs]
+            up[i][idx] += h
+            down[i][idx] -= h
+            g[idx] = (float(f(*up)) - float(f(*down))) / (2 * h)
+        grads.append(g)
+    return grads
+
+
+def fd_jvp(f, xs, vs, h=H):
+    """Central difference of f (arrays in, array out) along the directions vs."""
+    up = f(*[np.asarray(x) + h * np.asarray(v) for x, v in zip(xs, vs)])
+    down = f(*[np.asarray(x) - h * np.asarray(v) for x, v in zip(xs, vs)])
+    return (np.asarray(up, dtype=np.float64) - np.asarray(down, dtype=np.float64)) / (2 * h)
+
+
+def fd_derivative(f, x, h=H):
+    """Central difference of a scalar function of one float."""
+    return (f(x + h) - f(x - h)) / (2 * h)
+
+
+# ---- AD drivers (fn maps float64 tensors to a tensor) --------------------------------------
+
+def value(fn, xs):
+    """fn evaluated on float64 copies of xs, as numpy."""
+    return npy(fn(*[t64(x) for x in xs]))
+
+
+def reverse_grads(fn, xs, u):
+    """The VJP uᵀ·∂fn/∂x_i for every input, through tape.gradient with output_gradients=u.
+    Unconnected inputs give zeros."""
+    ts = [t64(x) for x in xs]
+    with dd.GradientTape() as tape:
+        tape.watch(ts)
+        y = fn(*ts)
+    gs = tape.gradient(y, ts, output_gradients=t64(u), unconnected_gradients="zero")
+    return gs
+
+
+def weighted(fn, u):
+    """x ↦ sum(u * fn(x)) as a function of float64 numpy arrays (for finite differences)."""
+    return lambda *a: float(np.sum(value(fn, a) * u))
+
+
+def forward_jvp(fn, xs, vs):
+    """fn's tangent along vs, through one ForwardAccumulator."""
+    ts = [t64(x) for x in xs]
+    with dd.ForwardAccumulator(ts, [t64(v) for v in vs]) as acc:
+        y = fn(*ts)
+    return acc.jvp(y, unconnected_gradients="zero")
+
+
+def reverse_jacobians(fn, xs):
+    """tape.jacobian of fn with respect to each input (shaped y.shape + x.shape)."""
+    ts = [t64(x) for x in xs]
+    with dd.GradientTape(persistent=True) as tape:
+        tape.watch(ts)
+        y = fn(*ts)
+    return y, tape.jacobian(y, ts, unconnected_gradients="zero")
+
+
+def jacobian_times(jacobians, vs):
+    """Σ_i J_i · v_i, contracting each Jacobian over its input axes."""
+    total = 0.0
+    for J, v in zip(jacobians, vs):
+        v = np.asarray(v, dtype=np.float64)
+        total = total + np.tensordot(npy(J), v, axes=v.ndim)
+    return np.asarray(total)
+
+
+def first_order_weighted(fn, xs, u, ws):
+    """Σ_i sum(w_i · ∂(uᵀfn)/∂x_i), the first derivative folded to a scalar, on one tape."""
+    gs = reverse_grads(fn, xs, u)
+    return float(sum(np.sum(npy(g) * w) for g, w in zip(gs, ws)))
+
+
+def second_order(fn, xs, u, ws):
+    """∂/∂x_j of Σ_i sum(w_i · ∂(uᵀfn)/∂x_i) through two nested tapes: a Hessian-vector
+    product of the weighted output. Unconnected inputs give zeros."""
+    ts = [t64(x) for x in xs]
+    with dd.GradientTape() as outer:
+        outer.watch(ts)
+        with dd.GradientTape() as inner:
+            inner.watch(ts)
+            y = fn(*ts)
+            loss = dd.reduce_sum(y * t64(u))
+        gs = inner.gradient(loss, ts, unconnected_gradients="zero")
+        folded = dd.add_n([dd.reduce_sum(g * t64(w)) for g, w in zip(gs, ws)])
+    return outer.gradient(folded, ts, unconnected_gradients="zero")
