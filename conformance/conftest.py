@@ -8,15 +8,18 @@ import platform
 import shlex
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 from conformance import adapters
 
 # Profiles. `ci` keeps the whole suite against one implementation well inside
-# a minute on two cores; `thorough` is for hunting bugs.
+# a minute on two cores: few examples and no shrinking (shrinking a failure
+# that involves compiling can take Hypothesis' full five minutes; the printed
+# blob still replays the failing draw). `thorough` is for hunting bugs.
 settings.register_profile(
     "ci",
     max_examples=12,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target],
     deadline=None,  # first calls into TF/JAX/torch compile kernels
     print_blob=True,
     database=None,

@@ -1,0 +1,176 @@
+"""PyTorch: tapes map onto autograd graphs.
+
+``watch`` sets ``requires_grad``; ``gradient`` is ``torch.autograd.grad``,
+keeping the graph (``retain_graph``) for persistent tapes and recording the
+gradient computation (``create_graph``) while any tape context is open, which
+is TensorFlow's rule for when a gradient is itself differentiable. A
+non-persistent tape refusing a second call is torch's own behaviour: the
+first ``autograd.grad`` frees the graph's saved tensors.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from conformance.adapters import AdapterUnavailable, BaseAdapter
+
+try:
+    import torch
+except ImportError as exc:
+    raise AdapterUnavailable("torch is not installed") from exc
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+_open_tapes: list["Tape"] = []
+
+
+def _as_list(tensors):
+    return list(tensors) if isinstance(tensors, (list, tuple)) else [tensors]
+
+
+class Tape:
+    def __init__(self, persistent: bool):
+        self.persistent = persistent
+        self._grad_mode = torch.enable_grad()
+
+    def __enter__(self):
+        self._grad_mode.__enter__()
+        _open_tapes.append(self)
+        return self
+
+    def __exit__(self, *exc_info):
+        _open_tapes.remove(self)
+        self._grad_mode.__exit__(*exc_info)
+        return False
+
+    def watch(self, tensors):
+        for tensor in _as_list(tensors):
+            if not tensor.requires_grad:
+                tensor.requires_grad_(True)
+
+    def gradient(self, target, sources):
+        wanted = _as_list(sources)
+        connected = [s for s in wanted if s.requires_grad] if target.requires_grad else []
+        grads = {}
+        if connected:
+            record = bool(_open_tapes)  # a gradient taken inside an open tape is differentiable
+            values = torch.autograd.grad(
+                target,
+                connected,
+                grad_outputs=torch.ones_like(target),
+                retain_graph=self.persistent or record,
+                create_graph=record,
+                allow_unused=True,
+            )
+            grads = {id(s): g for s, g in zip(connected, values)}
+        result = [grads.get(id(s)) for s in wanted]
+        return result if isinstance(sources, (list, tuple)) else result[0]
+
+
+class SGD:
+    """Keras-style SGD over torch.optim.SGD, which wants its parameters up front."""
+
+    def __init__(self, learning_rate):
+        self.learning_rate = learning_rate
+        self.native = None
+
+    def _native_for(self, variables):
+        if self.native is None:
+            self.native = torch.optim.SGD(list(variables), lr=self.learning_rate)
+        known = {id(p) for group in self.native.param_groups for p in group["params"]}
+        new = [v for v in variables if id(v) not in known]
+        if new:
+            self.native.add_param_group({"params": new})
+        return self.native
+
+    def apply_gradients(self, grads_and_vars):
+        pairs = list(grads_and_vars)
+        optimizer = self._native_for([v for _, v in pairs])
+        for g, v in pairs:
+            v.grad = g.detach().clone()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    def minimize(self, loss_fn, var_list):
+        optimizer = self._native_for(var_list)
+        optimizer.zero_grad(set_to_none=True)
+        loss_fn().backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    def set_learning_rate(self, learning_rate):
+        self.learning_rate = learning_rate
+        for group in self.native.param_groups if self.native else ():
+            group["lr"] = learning_rate
+
+
+class Adapter(BaseAdapter):
+    name = "torch"
+    versions = {"torch": torch.__version__}
+    unsupported = {
+        "watch_accessed_variables": (
+            "torch records every op on a tensor with requires_grad; there is no per-recording opt-out"
+        ),
+    }
+
+    add = staticmethod(torch.add)
+    subtract = staticmethod(torch.sub)
+    multiply = staticmethod(torch.mul)
+    divide = staticmethod(torch.div)
+    pow = staticmethod(torch.pow)
+    negative = staticmethod(torch.neg)
+    square = staticmethod(torch.square)
+    sqrt = staticmethod(torch.sqrt)
+    exp = staticmethod(torch.exp)
+    log = staticmethod(torch.log)
+    sin = staticmethod(torch.sin)
+    cos = staticmethod(torch.cos)
+    tanh = staticmethod(torch.tanh)
+    abs = staticmethod(torch.abs)
+    matmul = staticmethod(torch.matmul)
+    reduce_sum = staticmethod(torch.sum)
+    reduce_mean = staticmethod(torch.mean)
+    norm = staticmethod(torch.linalg.vector_norm)
+
+    @staticmethod
+    def transpose(x):
+        return x.permute(tuple(reversed(range(x.dim()))))
+
+    @staticmethod
+    def stop_gradient(x):
+        return x.detach()
+
+    def constant(self, value, dtype):
+        return torch.tensor(np.asarray(value, dtype=dtype), dtype=_DTYPES[dtype])
+
+    def variable(self, value, dtype, trainable=True):
+        return torch.tensor(np.asarray(value, dtype=dtype), dtype=_DTYPES[dtype], requires_grad=trainable)
+
+    def to_numpy(self, tensor):
+        return tensor.detach().numpy().copy()
+
+    def tape(self, persistent=False, watch_accessed_variables=True):
+        return Tape(persistent)
+
+    def jvp(self, f, primals, tangents):
+        return torch.func.jvp(f, tuple(primals), tuple(tangents))
+
+    def vjp(self, f, primals, cotangent):
+        out, pullback = torch.func.vjp(f, *primals)
+        return out, list(pullback(cotangent))
+
+    def hvp(self, f, x, v):
+        return torch.func.jvp(torch.func.grad(f), (x,), (v,))[1]
+
+    def hessian(self, f, x):
+        return torch.func.hessian(f)(x)
+
+    def function(self, f):
+        # Dynamo caches compiled frames per code object; start afresh so each
+        # traced function is really compiled rather than falling back to eager
+        # after the recompile limit.
+        torch._dynamo.reset()
+        # aot_eager traces like the default backend (Dynamo + AOTAutograd) but
+        # skips Inductor's C++ code generation, ~15 s per graph on this machine.
+        return torch.compile(f, backend="aot_eager")
+
+    def sgd(self, learning_rate):
+        return SGD(learning_rate)
