@@ -26,6 +26,7 @@ from . import nn, extend
 from .api import (derivative, grad, hessian, hvp, jacfwd, jacobian, jacrev, jvp, value_and_grad,
                   vjp)
 from .extend import custom_gradient
+from . import optimizers
 
 float16 = as_dtype("float16")
 float32 = as_dtype("float32")
