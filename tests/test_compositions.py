@@ -314,3 +314,50 @@ def test_inner_tape_does_not_see_outer_accumulator_tangent_computation():
         g = tape.gradient(y, x)
     np.testing.assert_allclose(float(g), np.cos(0.5) * 0.5 + np.sin(0.5), **EXACT)
     np.testing.assert_allclose(float(acc.jvp(g)), -np.sin(0.5) * 0.5 + 2 * np.cos(0.5), **EXACT)
+
+
+# ---- aliasing: the functional API differentiates in its argument positions --------------------
+# The same tensor object passed as the argument and also closed over (or passed twice) must be
+# told apart: d/dx [x · d/dy (x + y) at y = x] is still 1, the classic form of the confusion.
+
+
+def test_perturbation_confusion_when_the_inner_derivative_is_taken_at_x_itself():
+    x0 = t64(2.0)
+
+    def outer(x):
+        return x * dd.grad(lambda y: x + y)(x)
+
+    def outer_fwd(x):
+        return x * dd.jvp(lambda y: x + y, (x,), (t64(1.0),))[1]
+
+    assert float(dd.grad(outer)(x0)) == 1.0
+    assert float(dd.jvp(outer_fwd, (x0,), (t64(1.0),))[1]) == 1.0
+    assert float(dd.derivative(lambda x: dd.grad(lambda y: x * y)(x))(x0)) == 1.0  # d/dx x
+
+
+def test_closed_over_argument_is_a_constant():
+    x = t64(3.0)
+    f = lambda y: x * y * y  # x is a constant of f, even when y is evaluated at x itself
+    assert float(dd.grad(f)(x)) == 18.0                      # 2xy
+    assert float(dd.jvp(f, (x,), (t64(1.0),))[1]) == 18.0
+    assert float(dd.vjp(f, x)[1](t64(1.0))[0]) == 18.0
+    assert float(dd.jacfwd(f)(x)) == float(dd.jacrev(f)(x)) == 18.0
+    assert float(dd.hvp(f, x, t64(1.0))) == 6.0               # 2x
+    assert float(dd.hessian(f)(x)) == 6.0
+
+
+def test_one_tensor_passed_as_two_arguments_gives_partial_derivatives():
+    x = t64(3.0)
+
+    def f(a, b):
+        return a * b * b
+
+    ga, gb = dd.grad(f, argnums=(0, 1))(x, x)
+    assert (float(ga), float(gb)) == (9.0, 18.0)
+    assert float(dd.grad(f, argnums=0)(x, x)) == 9.0
+    _, tangent = dd.jvp(f, (x, x), (t64(1.0), t64(0.0)))
+    assert float(tangent) == 9.0
+    _, vjp_fn = dd.vjp(f, x, x)
+    assert tuple(float(g) for g in vjp_fn(t64(1.0))) == (9.0, 18.0)
+    for jac in (dd.jacfwd, dd.jacrev):
+        assert tuple(float(j) for j in jac(f, argnums=(0, 1))(x, x)) == (9.0, 18.0)
