@@ -79,7 +79,11 @@ class GradientTape(_core.Tape):
             self._watch_tensor(t)
 
     def watched_variables(self):
-        """The Variables this tape watches, in the order it began watching them."""
+        """The Variables this tape watches, in the order it began watching them. After a
+        non-persistent tape has computed its gradient, the ones it watched then (as in
+        TensorFlow)."""
+        if self._used:
+            return getattr(self, "_variables_at_release", ())
         return tuple(t for t in self._watched_tensors() if isinstance(t, Variable))
 
     @contextlib.contextmanager
@@ -119,6 +123,7 @@ class GradientTape(_core.Tape):
 
     def _end_use(self):
         if not self.persistent:
+            self._variables_at_release = self.watched_variables()
             self._used = True
             self._release()
 
