@@ -1,6 +1,8 @@
 """The functional API (in the style of JAX and torch.func) over the same core as the tapes:
 every transformation here is a GradientTape or a ForwardAccumulator, so they compose with each
-other and with user tapes in any order."""
+other and with user tapes in any order. As in JAX, derivatives are taken in argument positions:
+each differentiated argument is a fresh value, so a tensor that f also closes over (or that is
+passed for two arguments) counts only where it is passed."""
 import functools
 import warnings
 
@@ -27,12 +29,23 @@ def _argnums(argnums, n_args, fname):
     return tuple(int(a) % n_args for a in nums), single
 
 
+def _fresh(value):
+    """`value` as a new Tensor of its own, for the position of one differentiated argument.
+
+    Tapes and accumulators follow tensor objects, so the tensor a caller passes may also be
+    closed over by f, or passed for two arguments: differentiating that object would mix those
+    uses in (grad(lambda y: x * y)(x) would give 2x, not x — perturbation confusion). The copy
+    is an identity op, so transformations outside this call still see through it."""
+    t = _core.convert_to_tensor(value)
+    return ops.identity(t) if _core.is_float(t) else t
+
+
 def _with_tensors(args, nums):
-    """The call's arguments with those at `nums` converted to Tensors (returned separately)."""
+    """The call's arguments with those at `nums` as fresh Tensors (also returned separately)."""
     args = list(args)
     xs = []
     for i in nums:
-        args[i] = _core.convert_to_tensor(args[i])
+        args[i] = _fresh(args[i])
         xs.append(args[i])
     return args, xs
 
@@ -108,7 +121,7 @@ def jvp(f, primals, tangents, has_aux=False):
     primals, tangents = tuple(primals), tuple(tangents)
     if len(primals) != len(tangents):
         raise ValueError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
-    xs = [_core.convert_to_tensor(p) for p in primals]
+    xs = [_fresh(p) for p in primals]
     watched, ts = [], []
     for x, t in zip(xs, tangents):
         if not _core.is_float(x):
@@ -137,7 +150,7 @@ def jvp(f, primals, tangents, has_aux=False):
 def vjp(f, *primals, has_aux=False):
     """(f(*primals), vjp_fn) where vjp_fn(cotangent) gives uᵀJ for each primal (a tuple).
     vjp_fn can be called any number of times."""
-    xs = [_core.convert_to_tensor(p) for p in primals]
+    xs = [_fresh(p) for p in primals]
     tape = GradientTape(persistent=True)
     with tape:
         tape.watch(xs)
