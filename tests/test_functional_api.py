@@ -123,6 +123,24 @@ def test_forward_and_reverse_jacobians_agree(name, seed):
     assert auto.last_mode == ("forward" if n_in < n_out else "reverse")
 
 
+@pytest.mark.parametrize("name", sorted(JAC_FUNCS))
+def test_second_order_jacobians_agree_in_all_four_orders(name):
+    """jacfwd∘jacfwd, jacfwd∘jacrev, jacrev∘jacfwd, jacrev∘jacrev; and the Hessian (one batched
+    forward pass over a gradient) of a weighted sum of the outputs against reverse-over-reverse."""
+    f, shape = JAC_FUNCS[name]
+    rng = np.random.default_rng(3)
+    x = t64(rng.uniform(-1, 1, shape))
+    reference = np.asarray(dd.jacrev(dd.jacrev(f))(x))
+    for outer in (dd.jacfwd, dd.jacrev):
+        for inner in (dd.jacfwd, dd.jacrev):
+            np.testing.assert_allclose(np.asarray(outer(inner(f))(x)), reference, **EXACT,
+                                       err_msg=f"{outer.__name__}({inner.__name__})")
+    c = t64(rng.normal(size=np.shape(f(x))))
+    weighted = lambda x: dd.reduce_sum(f(x) * c)
+    np.testing.assert_allclose(np.asarray(dd.hessian(weighted)(x)),
+                               np.tensordot(np.asarray(c), reference, axes=c.ndim), **EXACT)
+
+
 def test_jacobians_in_several_arguments():
     def f(a, b, c):
         return dd.matmul(a, b) * c
