@@ -352,3 +352,11 @@ def test_well_formed_jvp_does_not_warn():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         dd.jvp(dd.sin, (t64([1.0]),), ([1.0],))
+
+
+def test_accumulator_refuses_one_primal_listed_twice():
+    """As in TensorFlow: listing a tensor twice is likely a mistake (the tangents would have to
+    be summed); silently keeping one of the two tangents would be wrong either way."""
+    x = t64(2.0)
+    with pytest.raises(ValueError, match="more than once"):
+        ForwardAccumulator([x, x], [t64(1.0), t64(10.0)])
