@@ -266,10 +266,16 @@ class ForwardAccumulator(_core.Accumulator):
         if len(flat_p) != len(flat_t):
             raise ValueError(f"ForwardAccumulator: {len(flat_p)} primals but {len(flat_t)} tangents")
         batch_size = None
+        seen = set()
         for p, t in zip(flat_p, flat_t):
             if not isinstance(p, Tensor):
                 raise TypeError(f"ForwardAccumulator: primals must be Tensors or Variables, got "
                                 f"{type(p).__name__}")
+            if id(p) in seen:
+                raise ValueError(f"ForwardAccumulator: the tensor {p!r:.80} is listed more than "
+                                 "once in primals; if that is intended, pass it once with the "
+                                 "sum of its tangents")
+            seen.add(id(p))
             if not _is_float(p):
                 warnings.warn(f"ForwardAccumulator: a {p.dtype.name} primal cannot carry a "
                               "tangent; it is ignored", NonFloatWatchWarning, stacklevel=2)
