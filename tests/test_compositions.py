@@ -10,6 +10,8 @@ The four orders, for f: R^shape -> R at x along v (and u):
 
 Tolerances are helpers.FD / helpers.EXACT (float64; defined and justified once, in helpers.py).
 """
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
@@ -225,6 +227,48 @@ def test_third_derivative_of_power(k, x):
     for how, value in results.items():
         assert value is not None, how
         np.testing.assert_allclose(float(value), expected, **EXACT, err_msg=how)
+
+
+def _d_forward(f):
+    """x ↦ f'(x) by a ForwardAccumulator on x itself (raw transformations, no fresh copies)."""
+    def d(x):
+        with ForwardAccumulator(x, t64(1.0)) as acc:
+            y = f(x)
+        return acc.jvp(y, unconnected_gradients="zero")
+    return d
+
+
+def _d_reverse(f):
+    """x ↦ f'(x) by a GradientTape watching x itself."""
+    def d(x):
+        with GradientTape() as tape:
+            tape.watch(x)
+            y = f(x)
+        return tape.gradient(y, x, unconnected_gradients="zero")
+    return d
+
+
+DERIVATIVES = {
+    "raw": {"F": _d_forward, "R": _d_reverse},
+    "api": {"F": lambda f: lambda x: dd.jvp(f, (x,), (t64(1.0),))[1], "R": dd.grad},
+}
+
+
+@pytest.mark.parametrize("order", ["".join(c) for c in itertools.product("FR", repeat=3)])
+@pytest.mark.parametrize("kind", sorted(DERIVATIVES))
+def test_third_derivative_in_all_eight_nesting_orders(kind, order):
+    """F = forward, R = reverse, outermost first: FFF, FFR, ..., RRR all give the third
+    derivative (closed forms; tanh(x²) against derivative(f, 3))."""
+    cases = [
+        (lambda x: x ** 4.5, lambda x: 4.5 * 3.5 * 2.5 * x ** 1.5),
+        (lambda x: dd.sin(x) * dd.exp(x), lambda x: 2 * np.exp(x) * (np.cos(x) - np.sin(x))),
+        (lambda x: dd.tanh(x * x), lambda x: float(dd.derivative(lambda y: dd.tanh(y * y), 3)(t64(x)))),
+    ]
+    for f, closed in cases:
+        g = f
+        for c in reversed(order):
+            g = DERIVATIVES[kind][c](g)
+        np.testing.assert_allclose(float(g(t64(0.8))), closed(0.8), **EXACT, err_msg=order)
 
 
 # ---- perturbation confusion -------------------------------------------------------------------
