@@ -310,3 +310,24 @@ def test_primitive_names_are_unique():
         extend.primitive("test_custom_gradient.cube", lambda x: x)
     with pytest.raises(ValueError, match="already exists"):
         extend.primitive("sin", np.sin)
+
+
+def test_grad_fn_is_called_again_for_each_gradient_computation():
+    """grad_fn's result may be reused across the inputs of one sweep only: a second gradient
+    call with the same upstream tensor, now recorded by an outer tape, must run grad_fn again
+    (a stale, unrecorded result gave the outer tape nothing to differentiate)."""
+    x, u = t64([0.3, 0.5]), t64([1.0, 1.0])
+    with GradientTape() as outer:
+        outer.watch(x)
+        with GradientTape(persistent=True) as inner:
+            inner.watch(x)
+            y = log1pexp(x)
+        with outer.stop_recording():
+            first = inner.gradient(y, x, output_gradients=u)
+        g = inner.gradient(y, x, output_gradients=u)
+    s = sigmoid(np.array([0.3, 0.5]))
+    np.testing.assert_allclose(np.asarray(first), s, **EXACT)
+    np.testing.assert_allclose(np.asarray(g), s, **EXACT)
+    second = outer.gradient(g, x)
+    assert second is not None
+    np.testing.assert_allclose(np.asarray(second), s * (1 - s), **EXACT)
