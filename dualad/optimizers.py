@@ -25,9 +25,12 @@ How a step is computed
 
 Deliberate differences from Keras
 ---------------------------------
-* Keras stores the learning rate as a float32 variable, so float64 variables see it rounded to
-  float32; here it is cast straight to the variable's dtype (full precision for float64). The
-  built-in schedules compute in Python floats, where Keras computes them in float32.
+* Float64 variables get every constant at full precision. Keras stores the learning rate as a
+  float32 variable and casts SGD's momentum, Adam's beta_1/beta_2 (in the bias correction) and
+  Adagrad's initial accumulator through float32, so its float64 updates use those values
+  rounded to float32. (With constants exactly representable in float32 the two agree bit for
+  bit, as does every float32 update.) The built-in schedules compute in Python floats, where
+  Keras computes them in float32.
 * Keras accepts only Python floats as learning rate and momentum; here any real number is
   accepted. Negative, NaN or infinite learning rates (also from a schedule) and out-of-range
   hyperparameters are a ValueError here; Keras takes them.
