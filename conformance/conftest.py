@@ -46,6 +46,12 @@ def pytest_addoption(parser):
         ),
     )
     group.addoption(
+        "--identities",
+        default=None,
+        metavar="ID,ID",
+        help="run only the tests of these catalogue identities (e.g. GT-FLOW-01,GT-SGD-02)",
+    )
+    group.addoption(
         "--conformance-json",
         default=None,
         metavar="PATH",
@@ -60,6 +66,20 @@ def pytest_configure(config):
     path = config.getoption("--conformance-json")
     if path:
         config.pluginmanager.register(JsonResults(path, config), "conformance-json")
+
+
+def pytest_collection_modifyitems(config, items):
+    wanted = config.getoption("--identities")
+    if not wanted:
+        return
+    wanted = set(wanted.split(","))
+    keep, drop = [], []
+    for item in items:
+        ids = {i for m in item.iter_markers("identity") for i in m.args}
+        (keep if ids & wanted else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 def _describe_impl() -> str:

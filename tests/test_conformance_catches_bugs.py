@@ -1,0 +1,131 @@
+"""The conformance suite must fail on deliberately wrong implementations (tests/planted/).
+
+For every planted bug and every identity it breaks, the suite is run in a
+subprocess twice: on a genuine implementation (it must pass that identity)
+and on the planted one wrapping it (it must fail that identity, by an
+assertion rather than a crash). The genuine implementation is dualad when
+dualad passes the identity, else the first installed peer that does: dualad
+has no traced functions or optimizers yet. Finally, every conformance test
+that passes somewhere must fail on at least one planted bug.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+GENUINE_CANDIDATES = ["dualad", "autograd", "tensorflow", "jax", "torch"]
+SEED = "20251124"  # fixed, so that CI sees the same draws every run
+
+#: planted module -> the identities (conformance/identities.md) it must break
+BREAKS = {
+    "wrong_sin": ["GT-OPS-01", "FWD-JVP-01", "FWD-VJP-01", "FWD-HVP-01", "FWD-HESS-01"],
+    "second_gradient_allowed": ["GT-PERSIST-02"],
+    "forgetful_persistent_tape": ["GT-PERSIST-01", "GT-INCONTEXT-01"],
+    "off_by_one_loop": ["GT-FLOW-01", "GT-FLOW-02", "GT-SUMSQ-01", "GT-INTERMEDIATE-01", "GT-SOURCES-01", "GT-OPS-01"],
+    "first_order_only": ["GT-NESTED-01", "GT-NESTED-02", "GT-INCONTEXT-01", "FWD-HVP-01", "FWD-HESS-01"],
+    "matmul_ignores_left_operand": ["GT-MATVEC-01"],
+    "variables_not_watched": ["GT-VAR-01"],
+    "everything_watched": ["GT-VAR-02", "GT-VAR-03"],
+    "stale_function": ["GT-FUNC-01", "GT-FUNC-02"],
+    "sgd_weight_decay": ["GT-SGD-01", "GT-SGD-02", "GT-SGD-03"],
+    "sgd_ignores_learning_rate_change": ["GT-SGD-04"],
+}
+
+
+@functools.cache
+def run_conformance(impl: str, base: str | None = None, identities: tuple[str, ...] = ()) -> dict:
+    """Run ``pytest conformance/`` on ``impl``; return its JSON results."""
+    with tempfile.TemporaryDirectory() as tmp:
+        results = Path(tmp) / "results.json"
+        command = [
+            sys.executable, "-m", "pytest", "conformance", f"--impl={impl}", "-q", "-p", "no:cacheprovider",
+            "--hypothesis-profile=ci", f"--hypothesis-seed={SEED}", f"--conformance-json={results}",
+        ]
+        if identities:
+            command.append("--identities=" + ",".join(identities))
+        env = dict(os.environ)
+        env.pop("CONFORMANCE_IMPL", None)
+        if base:
+            env["CONFORMANCE_PLANTED_BASE"] = base
+        completed = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+        if not results.exists():
+            pytest.fail(f"conformance run crashed: {' '.join(command)}\n{completed.stdout[-3000:]}\n{completed.stderr[-3000:]}")
+        data = json.loads(results.read_text())
+    data["returncode"] = completed.returncode
+    data["output"] = completed.stdout[-5000:]
+    return data
+
+
+def outcomes(data: dict, identity: str) -> list[dict]:
+    return [r for r in data["results"] if identity in r["identities"]]
+
+
+def passes(data: dict, identity: str) -> bool:
+    records = outcomes(data, identity)
+    return any(r["outcome"] == "passed" for r in records) and not any(r["outcome"] == "failed" for r in records)
+
+
+@functools.cache
+def genuine_base(identity: str) -> str | None:
+    """The first implementation that passes ``identity`` genuinely."""
+    for candidate in GENUINE_CANDIDATES:
+        if passes(run_conformance(candidate), identity):
+            return candidate
+    return None
+
+
+def planted_run(module: str, base: str) -> dict:
+    """The planted module over ``base``, on every identity it breaks that ``base`` passes."""
+    identities = tuple(i for i in BREAKS[module] if genuine_base(i) == base)
+    return run_conformance(f"tests.planted.{module}:Adapter", base, identities)
+
+
+CASES = [(module, identity) for module, identities in BREAKS.items() for identity in identities]
+
+
+@pytest.mark.parametrize("module, identity", CASES, ids=[f"{m}-{i}" for m, i in CASES])
+def test_planted_bug_fails_the_identity(module, identity):
+    base = genuine_base(identity)
+    if base is None:
+        pytest.skip(f"no installed implementation passes {identity}, so the bug cannot be shown against a passing one")
+    records = outcomes(planted_run(module, base), identity)
+    failed = [r for r in records if r["outcome"] == "failed"]
+    assert failed, (
+        f"{identity} passed on tests.planted.{module} over {base}, a deliberately wrong implementation:\n"
+        + "\n".join(f"  {r['nodeid']}: {r['outcome']}" for r in records)
+    )
+    crashes = [r for r in failed if not is_check_failure(r.get("message", ""))]
+    assert not crashes, "the planted bug crashed the suite instead of failing a check:\n" + "\n".join(
+        f"  {r['nodeid']}: {r['message'][:300]}" for r in crashes
+    )
+
+
+def is_check_failure(message: str) -> bool:
+    """An assertion of the suite, or pytest.raises not seeing the expected error."""
+    return message.startswith("AssertionError") or "DID NOT RAISE" in message
+
+
+def test_every_conformance_test_fails_on_some_planted_bug():
+    """Each conformance test that passes on a genuine implementation fails on some planted bug."""
+    bases = {genuine_base(identity) for _, identity in CASES} - {None}
+    expected = set()
+    for base in bases:
+        for record in run_conformance(base)["results"]:
+            if record["outcome"] == "passed" and record["identities"] and genuine_base(record["identities"][0]) == base:
+                expected.add(record["nodeid"])
+    caught = set()
+    for module in BREAKS:
+        for base in {genuine_base(i) for i in BREAKS[module]} - {None}:
+            caught |= {r["nodeid"] for r in planted_run(module, base)["results"] if r["outcome"] == "failed"}
+    assert expected, "no conformance test passed on any implementation"
+    assert not expected - caught, "conformance tests that no planted bug makes fail:\n" + "\n".join(
+        sorted(expected - caught)
+    )
