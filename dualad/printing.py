@@ -7,9 +7,16 @@ from ._core import Tensor
 
 
 def _format_number(v):
+    # As tf.print (absl's SimpleFtoa/SimpleDtoa): the short form (6 significant digits for
+    # float32, 15 for float64) when it reads back as the same value, else the round-trip
+    # form (9 or 17 digits): float32 0.1 prints as 0.1, float32 0.999998569 as 0.999998569.
     if isinstance(v, (float, np.floating)):
-        digits = 9 if np.asarray(v).dtype == np.float32 else 17
-        return f"{v:.{digits}g}"
+        dtype = np.asarray(v).dtype
+        short, full = (6, 9) if dtype.itemsize <= 4 else (15, 17)
+        text = f"{float(v):.{short}g}"
+        if dtype.type(text) == v:
+            return text
+        return f"{float(v):.{full}g}"
     return str(v)
 
 
