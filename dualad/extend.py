@@ -88,15 +88,20 @@ def custom_gradient(f):
         y, grad_fn = f(*xs)
         y = _core.convert_to_tensor(y)
 
-        last = [None, None]  # (g, its gradients): the sweep asks input by input for one g
+        # (g, its gradients, last input asked): one visit of the sweep asks for the inputs in
+        # increasing order with one g, so grad_fn runs once per visit; a later visit (another
+        # gradient call, perhaps recorded by an outer tape) starts again at a lower input and
+        # runs grad_fn afresh, even with the same g
+        last = [None, None, -1]
 
         def vjp_rule(k, g, ans, args_, params):
-            if last[0] is not g:
+            if last[0] is not g or k <= last[2]:
                 grads, _ = flatten(grad_fn(g))
                 if len(grads) != len(xs):
                     raise ValueError(f"custom_gradient: {f.__name__}'s grad_fn returned "
                                      f"{len(grads)} gradients for {len(xs)} inputs")
-                last[:] = [g, [None if d is None else _core.convert_to_tensor(d) for d in grads]]
+                last[:2] = [g, [None if d is None else _core.convert_to_tensor(d) for d in grads]]
+            last[2] = k
             return last[1][k]
 
         def no_jvp(tangents, ans, args_, params):
