@@ -67,3 +67,18 @@ cdef class Tape(Transformation):
 
 cdef class Accumulator(Transformation):
     cdef list _primals
+
+
+cdef class Tracer:
+    cdef dict _slot_of             # id(tensor) -> slot of the program
+    cdef list _keep                # the tensors in _slot_of, kept alive so their ids stay unique
+    cdef readonly list instrs
+    cdef readonly dict consts      # slot -> Tensor captured by value
+    cdef readonly Py_ssize_t n_slots
+    cdef public object impure      # why the trace cannot be replayed, or None
+
+    cdef Py_ssize_t _new_slot(self, Tensor t) except -1
+    cdef Py_ssize_t _slot(self, Tensor t) except -1
+    cdef bint _derived(self, Tensor t)
+    cdef void _op(self, Primitive p, tuple args, dict params, Tensor out) except *
+    cdef void _read(self, Variable v, Tensor snap) except *

@@ -9,7 +9,8 @@ this module owns the hot paths: scalar arithmetic on C doubles, recording, and t
 """
 cimport cython
 from libc.math cimport sin, cos, tan, exp, log, log1p, tanh, sqrt, pow, fabs
-from libc.stdlib cimport calloc, free
+from libc.stdlib cimport calloc, malloc, free
+from libc.string cimport memset
 
 import threading
 import numpy as np
@@ -440,6 +441,8 @@ cdef class Tensor:
 
     def numpy(self):
         """The value as numpy: a numpy scalar for shape (), otherwise a fresh array."""
+        if _n_tracing:
+            _trace_concrete(self, "numpy()")
         if self._is_scalar:
             return self._dtype.type(self._d)
         if self._arr.ndim == 0:
@@ -447,6 +450,8 @@ cdef class Tensor:
         return self._arr.copy()
 
     def __array__(self, dtype=None, copy=None):
+        if _n_tracing:
+            _trace_concrete(self, "numpy.asarray")
         arr = self._value()
         if dtype is not None and np.dtype(dtype) != arr.dtype:
             return arr.astype(dtype)
@@ -466,25 +471,38 @@ cdef class Tensor:
             yield self[i]
 
     def __bool__(self):
+        cdef bint truth
         if self._is_scalar:
-            return self._d != 0.0
-        if self._arr.size != 1:
+            truth = self._d != 0.0
+        elif self._arr.size != 1:
             raise ValueError(f"the truth value of a tensor with shape {self._arr.shape} is "
                              "ambiguous; reduce it first (dualad.reduce_all / reduce_any)")
-        return bool(self._arr.reshape(()))
+        else:
+            truth = bool(self._arr.reshape(()))
+        if _n_tracing:
+            _trace_guard(self, truth)
+        return truth
 
     def __float__(self):
+        if _n_tracing:
+            _trace_concrete(self, "float()")
         if self._is_scalar:
             return self._d
         return float(self._scalar_array("float"))
 
     def __int__(self):
-        return int(self._scalar_array("int"))
+        cdef object v = int(self._scalar_array("int"))
+        if _n_tracing:
+            _trace_guard(self, v)
+        return v
 
     def __index__(self):
         if self._dtype.kind not in "iu":
             raise TypeError(f"only integer tensors can be used as an index, not {self._dtype}")
-        return int(self._scalar_array("an index"))
+        cdef object v = int(self._scalar_array("an index"))
+        if _n_tracing:
+            _trace_guard(self, v)
+        return v
 
     def _scalar_array(self, what):
         arr = self._value()
@@ -667,6 +685,8 @@ cdef class Variable(Tensor):
     """A mutable tensor. Tapes watch trainable Variables automatically when they are read."""
 
     def __init__(self, initial_value, dtype=None, trainable=True, name=None):
+        if _n_tracing:
+            _trace_impure("it creates a Variable")
         cdef Tensor t = convert_to_tensor(initial_value, dtype) if not isinstance(initial_value, Tensor) \
             else _cast_value(<Tensor>initial_value, _normalize_dtype(dtype))
         self._set_from(t)
@@ -707,16 +727,22 @@ cdef class Variable(Tensor):
 
     def assign(self, value, read_value=True):
         cdef Tensor t = self._checked(value, "assign")
+        if _n_tracing:
+            _trace_assign(self, t, ASSIGN_SET)
         self._set_from(t)
         return self if read_value else None
 
     def assign_add(self, delta, read_value=True):
         cdef Tensor t = self._checked(delta, "assign_add")
+        if _n_tracing:
+            _trace_assign(self, t, ASSIGN_ADD)
         self._set_from(_raw_arith(self, t, 1))
         return self if read_value else None
 
     def assign_sub(self, delta, read_value=True):
         cdef Tensor t = self._checked(delta, "assign_sub")
+        if _n_tracing:
+            _trace_assign(self, t, ASSIGN_SUB)
         self._set_from(_raw_arith(self, t, -1))
         return self if read_value else None
 
@@ -790,10 +816,18 @@ cdef class Primitive:
 
 cdef Tensor run_op(Primitive p, tuple args, dict params):
     """Apply `p` to Tensors `args`: compute the value, record it on the active tapes and
-    propagate tangents of the active accumulators."""
+    propagate tangents of the active accumulators (and append it to a trace being taken)."""
     cdef Tensor a, b, out = None
     cdef Py_ssize_t n = len(args)
     cdef object raw
+    cdef Tracer tracer = None
+    if _n_live or _n_tracing:
+        if _n_tracing:
+            tracer = _state().tracer
+        for a in args:
+            if a._is_var:
+                args = _read_variables(args, tracer)
+                break
     if p.code != OP_NONE:
         a = <Tensor>args[0]
         if a._is_scalar:
@@ -806,10 +840,36 @@ cdef Tensor run_op(Primitive p, tuple args, dict params):
     if out is None:
         raw = _call_impl(p, args, params)
         out = _wrap(raw)
+    if tracer is not None:
+        tracer._op(p, args, params, out)
     if _n_live == 0 or not p.differentiable or out._kind == K_OTHER:
         return out
     _transform(p, args, params, out)
     return out
+
+
+cdef tuple _read_variables(tuple args, Tracer tracer):
+    """Variables among an op's inputs become snapshots of their current value (the residual a
+    tape keeps must not change when the Variable is assigned later). Tapes that watch accessed
+    variables start watching them here; a trace records the read."""
+    cdef Tensor a
+    cdef Transformation tr
+    if _n_live:
+        for tr in _state().stack:
+            if tr.is_tape and tr.hidden == 0 and tr.recording and (<Tape>tr).watch_accessed_variables:
+                for a in args:
+                    if a._is_var and (<Variable>a).trainable:
+                        (<Tape>tr)._watch(a)
+    cdef list out = []
+    cdef Tensor snap
+    for a in args:
+        if a._is_var:
+            snap = (<Variable>a)._snapshot()
+            if tracer is not None:
+                tracer._read(<Variable>a, snap)
+            a = snap
+        out.append(a)
+    return tuple(out)
 
 
 cdef object _call_impl(Primitive p, tuple args, dict params):
@@ -870,12 +930,14 @@ def install(dict primitives, dict ops_fns, dict ufuncs, dict array_functions, un
 
 cdef class _ThreadState:
     cdef list stack
+    cdef Tracer tracer      # the trace being taken on this thread (dualad.function), or None
 
 
 cdef object _tls = threading.local()
 cdef unsigned long _cached_ident = 0
 cdef _ThreadState _cached_state = None
 cdef Py_ssize_t _n_live = 0          # transformations on any thread's stack: 0 means no work
+cdef Py_ssize_t _n_tracing = 0       # traces being taken on any thread
 cdef long long _next_id = 0
 cdef set _live_tapes = set()         # ids of tapes not yet released, to recycle stale slot fields
 
@@ -952,21 +1014,8 @@ cdef void _transform(Primitive p, tuple args, dict params, Tensor out) except *:
     cdef Py_ssize_t i, n = len(stack)
     cdef Transformation tr
     cdef Tensor a
-    cdef bint has_var = False
     if n == 0:
         return
-    for a in args:
-        if a._is_var:
-            has_var = True
-            break
-    if has_var:
-        for i in range(n):
-            tr = stack[i]
-            if tr.is_tape and tr.hidden == 0 and tr.recording and (<Tape>tr).watch_accessed_variables:
-                for a in args:
-                    if a._is_var and (<Variable>a).trainable:
-                        (<Tape>tr)._watch(a)
-        args = tuple([(<Variable>a)._snapshot() if a._is_var else a for a in args])
     for i in range(n):
         tr = stack[i]
         if tr.hidden or not tr.recording:
@@ -1157,7 +1206,7 @@ cdef class Tape(Transformation):
         for tr in hide:
             tr.hidden += 1
         try:
-            raw = True
+            raw = not (_n_tracing and _state().tracer is not None)
             for tr in stack:
                 if tr.hidden == 0 and tr.recording:
                     raw = False
@@ -1306,6 +1355,8 @@ cdef Tensor _plain_copy(Tensor t):
     c._is_scalar = t._is_scalar
     c._kind = t._kind
     c._dtype = t._dtype
+    if _n_tracing:
+        _trace_alias(c, t)
     return c
 
 
@@ -1359,3 +1410,347 @@ cdef class Accumulator(Transformation):
             for t in self._primals:
                 if t._tangents is not None:
                     t._tangents.pop(self.id, None)
+
+
+# ============================================================================================
+# Tracing and replay (dualad.function)
+# ============================================================================================
+# A trace is the linear program of one run of a function: every primitive call (those of
+# derivative rules included, so tapes inside the function become explicit backward ops), every
+# read and assignment of a Variable, every constant, and a guard for every Python decision
+# taken on a traced value. Runs that took different decisions share their common prefix in a
+# tree whose branches are the guards' outcomes; a replay walks it with no Python per op.
+
+cdef enum:
+    I_OP = 0
+    I_READ = 1
+    I_ASSIGN = 2
+    I_GUARD = 3
+    I_CONST = 4
+
+cdef enum:
+    ASSIGN_SET = 0
+    ASSIGN_ADD = 1
+    ASSIGN_SUB = 2
+
+
+@cython.final
+@cython.no_gc  # instructions reference primitives, parameters and tensors, never a program
+cdef class Instr:
+    """One instruction of a traced program."""
+    cdef readonly int kind
+    cdef Primitive prim
+    cdef dict params
+    cdef tuple ins              # argument slots
+    cdef Py_ssize_t a0, a1      # the first two argument slots (-1 if absent)
+    cdef readonly Py_ssize_t out
+    cdef Variable var
+    cdef int mode
+    cdef readonly object expected   # a guard's outcome in the traced run (bool or int)
+    cdef Tensor value           # a constant
+
+    @property
+    def slot(self):
+        return self.a0
+
+    def __repr__(self):
+        names = {I_OP: "op", I_READ: "read", I_ASSIGN: "assign", I_GUARD: "guard", I_CONST: "const"}
+        detail = self.prim.name if self.kind == I_OP else ""
+        return f"<Instr {names[self.kind]} {detail} in={self.ins} out={self.out}>"
+
+
+cdef Instr _instr(int kind):
+    cdef Instr i = Instr.__new__(Instr)
+    i.kind = kind
+    i.a0 = -1
+    i.a1 = -1
+    i.out = -1
+    return i
+
+
+cdef class Tracer:
+    """Collects the program of one run (see dualad.function)."""
+
+    def __cinit__(self):
+        self._slot_of = {}
+        self._keep = []
+        self.instrs = []
+        self.consts = {}
+        self.n_slots = 0
+
+    cdef Py_ssize_t _new_slot(self, Tensor t) except -1:
+        cdef Py_ssize_t s = self.n_slots
+        self.n_slots += 1
+        self._slot_of[id(t)] = s
+        self._keep.append(t)
+        return s
+
+    cdef Py_ssize_t _slot(self, Tensor t) except -1:
+        """The slot holding `t`; a Variable is read, any other unseen tensor is a constant."""
+        cdef object s = self._slot_of.get(id(t))
+        cdef Instr i
+        cdef Tensor snap
+        if s is not None:
+            return s
+        if t._is_var:
+            snap = (<Variable>t)._snapshot()
+            self._read(<Variable>t, snap)
+            return self._slot_of[id(snap)]
+        i = _instr(I_CONST)
+        i.value = t
+        i.out = self._new_slot(t)
+        self.consts[i.out] = t
+        self.instrs.append(i)
+        return i.out
+
+    cdef bint _derived(self, Tensor t):
+        s = self._slot_of.get(id(t))
+        return s is not None and s not in self.consts
+
+    def input(self, Tensor t):
+        """Register an argument of the function; inputs take the first slots, in order."""
+        return self._new_slot(t)
+
+    def output(self, Tensor t):
+        """The slot of a tensor the function returns."""
+        return self._slot(t)
+
+    cdef void _op(self, Primitive p, tuple args, dict params, Tensor out) except *:
+        cdef Instr i = _instr(I_OP)
+        i.prim = p
+        i.params = params
+        i.ins = tuple([self._slot(<Tensor>a) for a in args])
+        i.a0 = i.ins[0]
+        if len(i.ins) > 1:
+            i.a1 = i.ins[1]
+        i.out = self._new_slot(out)
+        self.instrs.append(i)
+
+    cdef void _read(self, Variable v, Tensor snap) except *:
+        cdef Instr i = _instr(I_READ)
+        i.var = v
+        i.out = self._new_slot(snap)
+        self.instrs.append(i)
+
+
+def begin_trace():
+    """Start taking a trace on this thread (dualad.function); returns the Tracer."""
+    global _n_tracing
+    st = _state()
+    if st.tracer is not None:
+        raise RuntimeError("a trace is already being taken on this thread")
+    st.tracer = Tracer()
+    _n_tracing += 1
+    return st.tracer
+
+
+def end_trace():
+    global _n_tracing
+    st = _state()
+    if st.tracer is not None:
+        st.tracer = None
+        _n_tracing -= 1
+
+
+def tracing():
+    """True while a trace is being taken on this thread."""
+    return _n_tracing > 0 and _state().tracer is not None
+
+
+cdef inline Tracer _tracer():
+    return _state().tracer
+
+
+cdef void _trace_alias(Tensor copy, Tensor orig) except *:
+    cdef Tracer tr = _tracer()
+    if tr is None:
+        return
+    s = tr._slot_of.get(id(orig))
+    if s is not None:
+        tr._slot_of[id(copy)] = s
+        tr._keep.append(copy)
+
+
+cdef void _trace_impure(str why) except *:
+    cdef Tracer tr = _tracer()
+    if tr is not None and tr.impure is None:
+        tr.impure = why
+
+
+cdef void _trace_concrete(Tensor t, str what) except *:
+    cdef Tracer tr = _tracer()
+    if tr is not None and tr.impure is None and tr._derived(t):
+        tr.impure = f"{what} reads a traced value into Python"
+
+
+cdef void _trace_guard(Tensor t, object outcome) except *:
+    cdef Tracer tr = _tracer()
+    cdef Instr i
+    if tr is None or not tr._derived(t):
+        return
+    i = _instr(I_GUARD)
+    i.a0 = tr._slot_of[id(t)]
+    i.expected = outcome
+    tr.instrs.append(i)
+
+
+cdef void _trace_assign(Variable v, Tensor value, int mode) except *:
+    cdef Tracer tr = _tracer()
+    cdef Instr i
+    if tr is None:
+        return
+    i = _instr(I_ASSIGN)
+    i.var = v
+    i.mode = mode
+    i.a0 = tr._slot(value)
+    tr.instrs.append(i)
+
+
+ctypedef struct _Step:
+    # An instruction packed for the replay loop: contiguous, so long unrolled programs stream
+    # through the cache instead of chasing one Python object per instruction.
+    int code                # scalar opcode of an op that may run on C doubles, else OP_NONE
+    int nargs
+    Py_ssize_t a0, a1, out
+    Py_ssize_t index        # the Instr in Node.instrs, for everything the C path cannot do
+
+
+cdef class Node:
+    """A branch of a program tree: straight-line instructions, then a guard choosing the next
+    branch by its outcome, or (at a leaf) the slots of the function's outputs."""
+    cdef public list instrs
+    cdef public Instr guard
+    cdef public dict children
+    cdef public tuple out_slots
+    cdef public object finish      # Python-side: builds the function's result at a leaf
+    cdef _Step* steps              # instrs packed on first replay (instrs are final by then)
+    cdef Py_ssize_t n_steps
+
+    def __cinit__(self):
+        self.instrs = []
+        self.children = {}
+        self.out_slots = ()
+        self.steps = NULL
+        self.n_steps = -1
+
+    def __dealloc__(self):
+        free(self.steps)
+
+    cdef int _pack(self) except -1:
+        cdef Py_ssize_t i, n = len(self.instrs)
+        cdef Instr ins
+        self.steps = <_Step*>calloc(n + 1, sizeof(_Step))
+        if self.steps == NULL:
+            raise MemoryError("not enough memory to pack the program")
+        for i in range(n):
+            ins = self.instrs[i]
+            self.steps[i].index = i
+            self.steps[i].a0 = ins.a0
+            self.steps[i].a1 = ins.a1
+            self.steps[i].out = ins.out
+            if ins.kind == I_OP and ins.prim.code != OP_NONE and len(ins.ins) <= 2:
+                self.steps[i].code = ins.prim.code
+                self.steps[i].nargs = len(ins.ins)
+        self.n_steps = n
+        return 0
+
+
+cdef class _Slots:
+    """The values of a replay: float scalars as C doubles, other values as Tensors."""
+    cdef double* dv
+    cdef signed char* dk        # -1 unset, 0 Tensor in ov, 1 float32 double, 2 float64 double
+    cdef list ov
+
+    def __cinit__(self, Py_ssize_t n):
+        self.dv = <double*>malloc((n + 1) * sizeof(double))
+        self.dk = <signed char*>malloc((n + 1) * sizeof(signed char))
+        if self.dv == NULL or self.dk == NULL:
+            raise MemoryError("not enough memory to replay the program")
+        memset(self.dk, -1, (n + 1) * sizeof(signed char))
+        self.ov = [None] * (n + 1)
+
+    def __dealloc__(self):
+        free(self.dv)
+        free(self.dk)
+
+
+cdef inline Tensor _slot_get(_Slots v, Py_ssize_t s):
+    cdef signed char k = v.dk[s]
+    if k > 0:
+        return _new_scalar(v.dv[s], K_F32 if k == 1 else K_F64)
+    if k < 0:
+        raise RuntimeError(f"dualad.function: slot {s} read before it was written (a bug in "
+                           "the trace)")
+    return <Tensor>v.ov[s]
+
+
+cdef inline void _slot_put(_Slots v, Py_ssize_t s, Tensor t):
+    if t._is_scalar:
+        v.dv[s] = t._d
+        v.dk[s] = 1 if t._kind == K_F32 else 2
+    else:
+        v.ov[s] = t
+        v.dk[s] = 0
+
+
+def replay(Node root, list inputs, Py_ssize_t n_slots):
+    """Run a program tree on `inputs` (the Tensors of the input slots, in order). Returns
+    (leaf, output Tensors), or None when a guard meets an outcome no trace has taken yet; then
+    nothing has been changed (Variable assignments are committed only at the end)."""
+    cdef _Slots v = _Slots(n_slots)
+    cdef Node node = root
+    cdef Instr ins
+    cdef Py_ssize_t i
+    cdef signed char k0
+    cdef Tensor t, cur
+    cdef dict pending = {}          # Variable -> its staged value (Variables hash by identity)
+    cdef object outcome
+    for i in range(len(inputs)):
+        _slot_put(v, i, <Tensor>inputs[i])
+    cdef _Step* step
+    while True:
+        if node.n_steps < 0:
+            node._pack()
+        for i in range(node.n_steps):
+            step = &node.steps[i]
+            if step.code != OP_NONE:
+                k0 = v.dk[step.a0]
+                if k0 > 0 and (step.nargs == 1 or v.dk[step.a1] == k0):
+                    v.dv[step.out] = _round(
+                        _scalar_value(step.code, v.dv[step.a0],
+                                      v.dv[step.a1] if step.nargs == 2 else 0.0), k0 == 1)
+                    v.dk[step.out] = k0
+                    continue
+            ins = <Instr>node.instrs[step.index]
+            if ins.kind == I_OP:
+                _slot_put(v, ins.out, run_op(ins.prim, tuple([_slot_get(v, s) for s in ins.ins]),
+                                             ins.params))
+            elif ins.kind == I_CONST:
+                _slot_put(v, ins.out, ins.value)
+            elif ins.kind == I_READ:
+                staged = pending.get(ins.var)
+                _slot_put(v, ins.out, _plain_copy(ins.var) if staged is None else staged)
+            elif ins.kind == I_ASSIGN:
+                t = _slot_get(v, ins.a0)
+                staged = pending.get(ins.var)
+                cur = ins.var if staged is None else staged
+                if ins.mode == ASSIGN_ADD:
+                    t = _raw_arith(cur, t, 1)
+                elif ins.mode == ASSIGN_SUB:
+                    t = _raw_arith(cur, t, -1)
+                pending[ins.var] = t
+        if node.guard is None:
+            break
+        ins = node.guard
+        if v.dk[ins.a0] > 0:
+            outcome = v.dv[ins.a0] != 0.0
+        else:
+            t = _slot_get(v, ins.a0)
+            outcome = bool(t) if isinstance(ins.expected, bool) else int(t)
+        child = node.children.get(outcome)
+        if child is None:
+            return None
+        node = child
+    for var, value in pending.items():
+        (<Variable>var)._set_from(<Tensor>value)
+    return node, [None if s < 0 else _slot_get(v, s) for s in node.out_slots]

@@ -248,10 +248,22 @@ def matmul(a, b, transpose_a=False, transpose_b=False, name=None):
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: operands must have rank >= 1, got shapes {a.shape} and "
                          f"{b.shape}; use multiply for scalars")
+    shapes = f"shapes {a.shape} and {b.shape}" + (
+        f" (transpose_a={transpose_a}, transpose_b={transpose_b})" if transpose_a or transpose_b
+        else "")
     if transpose_a:
         a = rules._swap_last(a)
     if transpose_b:
         b = rules._swap_last(b)
+    inner_b = b.shape[-2] if b.ndim > 1 else b.shape[0]
+    if (a.ndim > 1 or b.ndim > 1) and a.shape[-1] != inner_b:
+        raise ValueError(f"matmul: {shapes} are incompatible: inner dimensions "
+                         f"{a.shape[-1]} and {inner_b} differ")
+    try:
+        np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError:
+        raise ValueError(f"matmul: {shapes} are incompatible: batch dimensions "
+                         f"{a.shape[:-2]} and {b.shape[:-2]} do not broadcast") from None
     if a.ndim == 1 and b.ndim == 1:
         if a.shape != b.shape:
             raise ValueError(f"matmul: vectors of different lengths, shapes {a.shape} and {b.shape}")

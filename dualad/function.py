@@ -1,0 +1,211 @@
+"""dualad.function: trace a Python function once per input signature, then replay the
+recorded program in the compiled core.
+
+The first call with a signature (tensor shapes and dtypes, Variables by identity, other Python
+values by value) runs the function eagerly while recording every primitive call, Variable read
+and assignment, and a guard for each Python decision taken on a tensor value (`if t > 0`,
+`while norm(b) < 1000`). Later calls replay the program without running Python per op. When a
+guard sees an outcome no trace has taken, the replay is abandoned before it changes anything
+and the function is traced again along the new path; the paths share their common prefix.
+Results therefore always equal eager execution.
+
+What runs eagerly instead (with a warning, once per signature): functions that read a traced
+value into Python other than through a condition (`float(t)`, `t.numpy()`, `np.asarray(t)`),
+that create Variables, or that take more than `max_paths` different paths. Calls made while a
+tape or accumulator is active, or while another function is being traced, also run eagerly so
+that those record them normally. Python side effects (print, appending to lists) happen only
+while tracing, as in TensorFlow.
+"""
+import builtins
+import functools
+import warnings
+
+import numpy as np
+
+from . import _core
+from ._core import Tensor, Variable
+from .nest import flatten
+
+_EAGER = object()  # cache marker: this signature runs eagerly
+_run_eagerly = False
+
+
+class FunctionFallbackWarning(UserWarning):
+    """A dualad.function runs eagerly for some signature (the reason is in the message)."""
+
+
+def run_functions_eagerly(enabled):
+    """Debugging switch: when True, every dualad.function runs its Python body eagerly."""
+    global _run_eagerly
+    _run_eagerly = bool(enabled)
+
+
+def range(*args):
+    """range() for loops inside dualad.function. Loops are unrolled into the program, one
+    copy of the body per iteration (a tensor bound is read as a guarded int)."""
+    return builtins.range(*(int(a) if isinstance(a, Tensor) else a for a in args))
+
+
+class _Entry:
+    """The program tree of one signature."""
+
+    def __init__(self, keep):
+        self.root = None
+        self.n_slots = 0
+        self.paths = 0
+        self.keep = keep  # objects the signature names by identity, kept alive
+
+
+class Function:
+    """A Python function compiled by tracing; see the module docstring."""
+
+    def __init__(self, fn, eager=False, max_paths=64):
+        functools.update_wrapper(self, fn)
+        self._fn = fn
+        self.eager = bool(eager)
+        self.max_paths = int(max_paths)
+        self.trace_count = 0
+        self._cache = {}
+
+    def clear_cache(self):
+        """Forget every traced program; the next call traces again."""
+        self._cache.clear()
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return self
+        return functools.partial(self.__call__, obj)
+
+    def __call__(self, *args, **kwargs):
+        if (self.eager or _run_eagerly or _core.tracing() or _core.active_transformations()):
+            return self._fn(*args, **kwargs)
+        args, kwargs, key, inputs, keep = _signature(args, kwargs)
+        entry = self._cache.get(key)
+        if entry is _EAGER:
+            return self._fn(*args, **kwargs)
+        if entry is not None:
+            found = _core.replay(entry.root, inputs, entry.n_slots)
+            if found is not None:
+                leaf, outputs = found
+                return leaf.finish(outputs)
+            if entry.paths >= self.max_paths:
+                self._fall_back(key, f"it took more than {self.max_paths} different paths")
+                return self._fn(*args, **kwargs)
+        return self._trace(key, entry, keep, args, kwargs, inputs)
+
+    def _fall_back(self, key, reason):
+        self._cache[key] = _EAGER
+        warnings.warn(f"dualad.function {self.__name__!r} runs eagerly for this input "
+                      f"signature because {reason}", FunctionFallbackWarning, stacklevel=3)
+
+    def _trace(self, key, entry, keep, args, kwargs, inputs):
+        tracer = _core.begin_trace()
+        try:
+            for t in inputs:
+                tracer.input(t)
+            result = self._fn(*args, **kwargs)
+            leaves, pack = flatten(result)
+            specs = [tracer.output(leaf) if isinstance(leaf, Tensor) and not isinstance(leaf, Variable)
+                     else None for leaf in leaves]
+        finally:
+            _core.end_trace()
+        self.trace_count += 1
+        if tracer.impure is not None:
+            self._fall_back(key, tracer.impure)
+            return result
+        fixed = [None if s is not None else leaf for s, leaf in zip(specs, leaves)]
+        out_slots = tuple(-1 if s is None else s for s in specs)
+
+        def finish(outputs):
+            return pack([f if s < 0 else o for f, s, o in zip(fixed, out_slots, outputs)])
+
+        if entry is None:
+            entry = self._cache[key] = _Entry(keep)
+        if not _insert(entry, tracer.instrs, out_slots, finish):
+            self._fall_back(key, "two traces of the same path recorded different programs "
+                                 "(the function is not deterministic)")
+            return result
+        entry.n_slots = max(entry.n_slots, tracer.n_slots)
+        entry.paths += 1
+        return result
+
+
+def _leaf(out_slots, finish):
+    node = _core.Node()
+    node.out_slots = out_slots
+    node.finish = finish
+    return node
+
+
+def _build(instrs, start, out_slots, finish):
+    """The chain of nodes for instrs[start:], split at guards (iteratively: loops make long
+    chains)."""
+    head = node = _core.Node()
+    for ins in instrs[start:]:
+        if ins.kind == _GUARD:
+            node.guard = ins
+            child = _core.Node()
+            node.children[ins.expected] = child
+            node = child
+        else:
+            node.instrs.append(ins)
+    node.out_slots = out_slots
+    node.finish = finish
+    return head
+
+
+def _insert(entry, instrs, out_slots, finish):
+    """Add a trace to the entry's tree. Its prefix repeats an existing path up to the first
+    guard outcome that path has not seen. Returns False if the prefix does not match."""
+    if entry.root is None:
+        entry.root = _build(instrs, 0, out_slots, finish)
+        return True
+    node, i = entry.root, 0
+    while True:
+        i += len(node.instrs)
+        if node.guard is None:
+            return False  # a path that replay would have found: not deterministic
+        if i >= len(instrs) or instrs[i].kind != _GUARD or instrs[i].slot != node.guard.slot:
+            return False
+        child = node.children.get(instrs[i].expected)
+        if child is None:
+            node.children[instrs[i].expected] = _build(instrs, i + 1, out_slots, finish)
+            return True
+        node, i = child, i + 1
+
+
+_GUARD = 3  # Instr.kind of a guard (dualad._core)
+
+
+def _signature(args, kwargs):
+    """The cache key of a call, its tensor inputs, and the arguments with numpy arrays turned
+    into Tensors (as TensorFlow does)."""
+    leaves, pack = flatten((list(args), dict(kwargs)))
+    key, inputs, keep, new_leaves = [], [], [], []
+    for leaf in leaves:
+        if isinstance(leaf, np.ndarray):
+            leaf = _core.convert_to_tensor(leaf)
+        if isinstance(leaf, Variable):
+            key.append(("V", id(leaf)))
+            keep.append(leaf)
+        elif isinstance(leaf, Tensor):
+            key.append(("T", leaf.shape, leaf.dtype.name))
+            inputs.append(leaf)
+        else:
+            try:
+                hash(leaf)
+                key.append((type(leaf), leaf))
+            except TypeError:
+                key.append(("O", id(leaf)))
+                keep.append(leaf)
+        new_leaves.append(leaf)
+    args, kwargs = pack(new_leaves)
+    return tuple(args), kwargs, tuple(key), inputs, keep
+
+
+def function(fn=None, *, eager=False, max_paths=64):
+    """Decorator: compile `fn` by tracing (see the module docstring). `f.trace_count` counts
+    traces, `f.clear_cache()` forgets them, `eager=True` runs the Python body every call."""
+    if fn is None:
+        return lambda f: Function(f, eager=eager, max_paths=max_paths)
+    return Function(fn, eager=eager, max_paths=max_paths)
