@@ -10,7 +10,8 @@ rounding errors scale with the magnitudes in the computation, not with each
 (possibly cancelled-to-zero) entry. The float32 bounds are about 800 ulps:
 room for rounding through a dozen ops, yet ten times tighter than a 0.1%
 error in one derivative. The float64 bounds leave room for the reference's
-own error (about 1e-11 relative for Hessians by differences of differences).
+own error (about 1e-9 of the largest entry for Hessians, by differences of
+differences).
 
 Optimizer updates are checked far tighter, in ulps of the variable's dtype:
 ``x - lr·g`` is one multiplication and one subtraction, so the result may be
