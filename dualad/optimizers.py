@@ -70,8 +70,10 @@ def _real(value, what):
         raise TypeError(f"{what} must be a number, got {value!r}")
     if isinstance(value, numbers.Real):
         return float(value)
-    if isinstance(value, (Tensor, np.ndarray)) and value.shape == () and value.dtype.kind in "iuf":
-        return float(value)
+    if isinstance(value, (Tensor, np.ndarray)):
+        arr = np.asarray(value)
+        if arr.shape == () and arr.dtype.kind in "iuf":
+            return float(arr)
     raise TypeError(f"{what} must be a real number, got {type(value).__name__} ({value!r:.60})")
 
 
@@ -274,7 +276,7 @@ class Optimizer:
         elif callable(var_list):
             var_list = list(var_list())
         grads = tape.gradient(loss, var_list)
-        return self._apply(zip(grads, var_list), stacklevel=4)
+        return self._apply(zip(grads, var_list), stacklevel=3)
 
     def _apply(self, grads_and_vars, stacklevel):
         pairs, missing = [], []

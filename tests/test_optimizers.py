@@ -22,7 +22,7 @@ from hypothesis.extra import numpy as hnp
 import dualad as dd
 from dualad.optimizers import SGD, Adagrad, Adam, RMSprop, schedules
 
-RULE_SETTINGS = settings(max_examples=60, deadline=None)
+RULE_SETTINGS = settings(max_examples=100, deadline=None)
 FEW = settings(max_examples=15, deadline=None)
 
 TUTORIAL_X_AFTER_1000_STEPS = np.float32(0.999998569)  # TensorFlow's result: SGD, lr 0.01, x0 = 0
@@ -263,8 +263,9 @@ def test_minimize_errors():
 def test_none_gradient_skips_its_variable_with_a_warning_naming_it():
     frozen, free = dd.Variable(1.0, name="frozen"), dd.Variable(1.0, name="free")
     optimizer = SGD(learning_rate=0.5)
-    with pytest.warns(UserWarning, match="frozen"):
+    with pytest.warns(UserWarning, match="frozen") as record:
         assert optimizer.apply_gradients([(None, frozen), (dd.constant(2.0), free)]) == 1
+    assert record[0].filename == __file__  # attributed to the caller
     assert frozen.numpy() == 1.0
     assert free.numpy() == 0.0
     with pytest.raises(ValueError, match="No gradients provided.*frozen"):
@@ -274,8 +275,9 @@ def test_none_gradient_skips_its_variable_with_a_warning_naming_it():
 
 def test_minimize_warns_about_variables_the_loss_does_not_use():
     used, unused = dd.Variable(2.0, name="used"), dd.Variable(5.0, name="unused")
-    with pytest.warns(UserWarning, match="unused"):
+    with pytest.warns(UserWarning, match="unused") as record:
         SGD(learning_rate=0.25).minimize(lambda: used * used, [used, unused])
+    assert record[0].filename == __file__
     assert (used.numpy(), unused.numpy()) == (1.0, 5.0)
 
 
@@ -353,6 +355,19 @@ def test_invalid_learning_rates_are_value_errors(bad):
     with pytest.raises(ValueError, match="learning_rate"):
         optimizer.learning_rate = bad
     assert optimizer.learning_rate == 0.5
+
+
+def test_learning_rates_may_be_0_d_tensors_and_arrays():
+    x = dd.Variable(np.zeros(2))
+    optimizer = SGD(learning_rate=dd.constant(0.5))
+    optimizer.apply_gradients([(np.ones(2), x)])
+    optimizer.learning_rate = np.array(0.25)
+    optimizer.apply_gradients([(np.ones(2), x)])
+    optimizer.learning_rate = lambda step: dd.constant(0.125, dtype=dd.float64)
+    optimizer.apply_gradients([(np.ones(2), x)])
+    np.testing.assert_array_equal(x.numpy(), [-0.875, -0.875])
+    with pytest.raises(TypeError):
+        optimizer.learning_rate = dd.constant([0.1, 0.2])
 
 
 def test_learning_rate_type_errors():
