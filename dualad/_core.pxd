@@ -21,6 +21,10 @@ cdef class Tensor:
 cdef class Variable(Tensor):
     cdef public bint trainable
     cdef public str name
+    # dualad.function's replay stages assignments: the slot holding the staged value, valid
+    # while _stage_gen is the running replay's generation
+    cdef long long _stage_gen
+    cdef Py_ssize_t _stage_slot
     cdef Tensor _snapshot(self)
     cdef void _set_from(self, Tensor t)
     cdef Tensor _checked(self, object value, str what)

@@ -11,6 +11,7 @@ cimport cython
 from libc.math cimport sin, cos, tan, exp, log, log1p, tanh, sqrt, pow, fabs
 from libc.stdlib cimport calloc, malloc, free
 from libc.string cimport memset
+from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
 
 import threading
 import numpy as np
@@ -247,7 +248,8 @@ cdef Tensor _from_python(object value, object dtype):
     TensorFlow); numpy arrays keep their dtype unless one is asked for."""
     cdef object arr
     cdef int kind
-    if isinstance(value, float) and (dtype is None or dtype is F32 or dtype is F64):
+    # (numpy float64 scalars are floats too, but keep their dtype like numpy arrays)
+    if type(value) is float and (dtype is None or dtype is F32 or dtype is F64):
         return _new_scalar(value, K_F64 if dtype is F64 else K_F32)
     if isinstance(value, (np.ndarray, np.generic)):
         arr = _np_array(value, dtype=dtype, copy=True)
@@ -632,6 +634,8 @@ cdef class Tensor:
 cdef object _numpy_repr(Tensor t):
     if t._is_scalar:
         return str(t._dtype.type(t._d))
+    if t._arr.ndim == 0:
+        return str(t._arr[()])
     return repr(t._arr)
 
 
@@ -766,6 +770,19 @@ cdef class Variable(Tensor):
 
     def __str__(self):
         return self.__repr__()
+
+
+def state_variable(initial_value, str name):
+    """A non-trainable Variable holding internal state (an optimizer's slots and step count).
+    Unlike a user's Variable it may be created while dualad.function traces: it is made once,
+    on the first trace, and the program reads and assigns it like any other Variable."""
+    cdef Variable v = Variable.__new__(Variable)
+    v._set_from(initial_value if isinstance(initial_value, Tensor)
+                else convert_to_tensor(initial_value))
+    v._is_var = True
+    v.trainable = False
+    v.name = name
+    return v
 
 
 cdef Tensor _raw_arith(Tensor a, Tensor b, int sign):
@@ -1162,6 +1179,11 @@ cdef class Tape(Transformation):
         return self._watch(t)
 
     def _reopen(self):
+        # A new identity: tensors recorded before the release still carry slot numbers under
+        # the old one, which the reopened record hands out again.
+        global _next_id
+        _next_id += 1
+        self.id = _next_id
         self.released = False
         _live_tapes.add(self.id)
 
@@ -1427,35 +1449,50 @@ cdef enum:
     I_ASSIGN = 2
     I_GUARD = 3
     I_CONST = 4
+    I_LOOP = 5
 
 cdef enum:
     ASSIGN_SET = 0
     ASSIGN_ADD = 1
     ASSIGN_SUB = 2
 
+# Which slot references of an instruction in a loop body advance with the iteration
+# (by the loop's slot stride); the others name values computed before the loop.
+cdef enum:
+    SH_A0 = 1
+    SH_A1 = 2
+    SH_OUT = 4
+
 
 @cython.final
-@cython.no_gc  # instructions reference primitives, parameters and tensors, never a program
+@cython.no_gc  # instructions reference primitives, parameters, tensors and loop bodies (Nodes)
 cdef class Instr:
     """One instruction of a traced program."""
     cdef readonly int kind
     cdef Primitive prim
     cdef dict params
     cdef tuple ins              # argument slots
+    cdef tuple ins_shift        # in a loop body: per argument, 1 if it advances per iteration
     cdef Py_ssize_t a0, a1      # the first two argument slots (-1 if absent)
     cdef readonly Py_ssize_t out
+    cdef int sh                 # SH_* bits, in a loop body
     cdef Variable var
     cdef int mode
     cdef readonly object expected   # a guard's outcome in the traced run (bool or int)
     cdef Tensor value           # a constant
+    cdef object body            # a loop's body (a Node of straight-line instructions)
+    cdef readonly Py_ssize_t count, stride   # a loop's iterations and slots per iteration
 
     @property
     def slot(self):
         return self.a0
 
     def __repr__(self):
-        names = {I_OP: "op", I_READ: "read", I_ASSIGN: "assign", I_GUARD: "guard", I_CONST: "const"}
+        names = {I_OP: "op", I_READ: "read", I_ASSIGN: "assign", I_GUARD: "guard",
+                 I_CONST: "const", I_LOOP: "loop"}
         detail = self.prim.name if self.kind == I_OP else ""
+        if self.kind == I_LOOP:
+            detail = f"x{self.count} of {len(self.body.instrs)} instructions"
         return f"<Instr {names[self.kind]} {detail} in={self.ins} out={self.out}>"
 
 
@@ -1466,6 +1503,76 @@ cdef Instr _instr(int kind):
     i.a1 = -1
     i.out = -1
     return i
+
+
+cdef int _shift_of(Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t stride):
+    """How a slot reference changes from one iteration to the next: 0 (fixed), 1 (advances by
+    the stride), -1 (neither: the iterations differ)."""
+    if r0 == r1:
+        return 0
+    if r1 - r0 == stride:
+        return 1
+    return -1
+
+
+cdef bint _same_value(Tensor a, Tensor b):
+    if a._is_scalar or b._is_scalar:
+        return a._is_scalar and b._is_scalar and a._kind == b._kind and a._d == b._d
+    return (a._dtype == b._dtype and a._arr.shape == b._arr.shape
+            and a._arr.tobytes() == b._arr.tobytes())
+
+
+cdef list _iteration_shifts(list instrs, Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t n,
+                            Py_ssize_t stride):
+    """If the n instructions at i1 repeat those at i0 one iteration later (same operations on
+    slots that are either the same or advanced by `stride`), the SH_* bits and per-argument
+    shifts of each; else None. Bodies with guards or loops are not compressed."""
+    cdef list out = []
+    cdef Instr x, y
+    cdef Py_ssize_t k, j
+    cdef int sh, f
+    for k in range(n):
+        x = instrs[i0 + k]
+        y = instrs[i1 + k]
+        if x.kind != y.kind or x.kind == I_GUARD or x.kind == I_LOOP:
+            return None
+        if _shift_of(x.out, y.out, stride) != 1:
+            return None
+        sh = SH_OUT
+        shifts = None
+        if x.kind == I_OP:
+            if x.prim is not y.prim or len(x.ins) != len(y.ins):
+                return None
+            try:
+                if x.params != y.params:
+                    return None
+            except Exception:   # parameters that do not compare (arrays): not the same
+                return None
+            shifts = []
+            for j in range(len(x.ins)):
+                f = _shift_of(x.ins[j], y.ins[j], stride)
+                if f < 0:
+                    return None
+                shifts.append(f)
+                if f and j < 2:
+                    sh |= SH_A0 if j == 0 else SH_A1
+            shifts = tuple(shifts)
+        elif x.kind == I_CONST:
+            if not _same_value(x.value, y.value):
+                return None
+        elif x.kind == I_READ:
+            if x.var is not y.var:
+                return None
+        elif x.kind == I_ASSIGN:
+            if x.var is not y.var or x.mode != y.mode:
+                return None
+            f = _shift_of(x.a0, y.a0, stride)
+            if f < 0:
+                return None
+            if f:
+                sh |= SH_A0
+        out.append((sh, shifts))
+    return out
 
 
 cdef class Tracer:
@@ -1515,6 +1622,53 @@ cdef class Tracer:
         """The slot of a tensor the function returns."""
         return self._slot(t)
 
+    def mark(self):
+        """The position of the trace (instructions, slots): dualad.range marks each iteration."""
+        return (len(self.instrs), self.n_slots)
+
+    def compress_loop(self, list marks):
+        """Replace runs of iterations that repeat one another by loop instructions.
+
+        marks[k] is the mark() taken at the start of iteration k, the last one at the loop's
+        end. Each iteration keeps its own slots (the stride apart), so values computed in the
+        loop stay addressable after it; only the instructions are shared."""
+        cdef Py_ssize_t n_it = len(marks) - 1, k, j, size, stride
+        cdef list instrs = self.instrs, shifts, nxt
+        cdef list rebuilt
+        cdef Instr loop, x
+        if n_it < 2 or marks[n_it][0] != len(instrs):
+            return
+        rebuilt = instrs[:marks[0][0]]
+        k = 0
+        while k < n_it:
+            size = marks[k + 1][0] - marks[k][0]
+            stride = marks[k + 1][1] - marks[k][1]
+            shifts = None
+            j = k + 1
+            while j < n_it and size > 0 and marks[j + 1][0] - marks[j][0] == size \
+                    and marks[j + 1][1] - marks[j][1] == stride:
+                nxt = _iteration_shifts(instrs, marks[j - 1][0], marks[j][0], size, stride)
+                if nxt is None or (shifts is not None and nxt != shifts):
+                    break
+                shifts = nxt
+                j += 1
+            if j - k < 2:
+                rebuilt.extend(instrs[marks[k][0]:marks[k + 1][0]])
+                k += 1
+                continue
+            body = Node()
+            body.instrs = instrs[marks[k][0]:marks[k + 1][0]]
+            for x, (sh, ins_shift) in zip(body.instrs, shifts):
+                x.sh = sh
+                x.ins_shift = ins_shift
+            loop = _instr(I_LOOP)
+            loop.body = body
+            loop.count = j - k
+            loop.stride = stride
+            rebuilt.append(loop)
+            k = j
+        instrs[:] = rebuilt
+
     cdef void _op(self, Primitive p, tuple args, dict params, Tensor out) except *:
         cdef Instr i = _instr(I_OP)
         i.prim = p
@@ -1552,6 +1706,11 @@ def end_trace():
         _n_tracing -= 1
 
 
+def current_tracer():
+    """The Tracer taking a trace on this thread, or None."""
+    return _state().tracer if _n_tracing else None
+
+
 def tracing():
     """True while a trace is being taken on this thread."""
     return _n_tracing > 0 and _state().tracer is not None
@@ -1577,9 +1736,14 @@ cdef void _trace_impure(str why) except *:
         tr.impure = why
 
 
+def mark_impure(str why):
+    """Make the trace being taken on this thread run eagerly instead, for this reason."""
+    _trace_impure(why)
+
+
 cdef void _trace_concrete(Tensor t, str what) except *:
     cdef Tracer tr = _tracer()
-    if tr is not None and tr.impure is None and tr._derived(t):
+    if tr is not None and tr.impure is None and (t._is_var or tr._derived(t)):
         tr.impure = f"{what} reads a traced value into Python"
 
 
@@ -1603,16 +1767,30 @@ cdef void _trace_assign(Variable v, Tensor value, int mode) except *:
     i.var = v
     i.mode = mode
     i.a0 = tr._slot(value)
+    i.out = tr.n_slots      # the Variable's new value, for assign_add/assign_sub
+    tr.n_slots += 1
     tr.instrs.append(i)
 
 
+cdef enum:
+    S_OP = 0
+    S_CONST = 1
+    S_READ = 2
+    S_ASSIGN = 3
+    S_LOOP = 4
+
 ctypedef struct _Step:
-    # An instruction packed for the replay loop: contiguous, so long unrolled programs stream
-    # through the cache instead of chasing one Python object per instruction.
-    int code                # scalar opcode of an op that may run on C doubles, else OP_NONE
+    # An instruction packed for the replay loop: contiguous, so long programs stream through
+    # the cache instead of chasing one Python object per instruction.
+    int kind                # S_*
+    int code                # S_OP: scalar opcode if it may run on C doubles; S_ASSIGN: mode
     int nargs
+    int sh                  # SH_* bits (loop bodies)
     Py_ssize_t a0, a1, out
     Py_ssize_t index        # the Instr in Node.instrs, for everything the C path cannot do
+    double c                # S_CONST: a float scalar's value
+    signed char ck          # S_CONST: 1 float32 scalar, 2 float64 scalar, 0 any other value
+    PyObject* var           # S_READ/S_ASSIGN: the Variable (owned by the Instr)
 
 
 cdef class Node:
@@ -1625,6 +1803,7 @@ cdef class Node:
     cdef public object finish      # Python-side: builds the function's result at a leaf
     cdef _Step* steps              # instrs packed on first replay (instrs are final by then)
     cdef Py_ssize_t n_steps
+    cdef _Slots spare              # the root's slot buffer, reused by the next replay
 
     def __cinit__(self):
         self.instrs = []
@@ -1639,39 +1818,70 @@ cdef class Node:
     cdef int _pack(self) except -1:
         cdef Py_ssize_t i, n = len(self.instrs)
         cdef Instr ins
+        cdef _Step* st
         self.steps = <_Step*>calloc(n + 1, sizeof(_Step))
         if self.steps == NULL:
             raise MemoryError("not enough memory to pack the program")
         for i in range(n):
             ins = self.instrs[i]
-            self.steps[i].index = i
-            self.steps[i].a0 = ins.a0
-            self.steps[i].a1 = ins.a1
-            self.steps[i].out = ins.out
-            if ins.kind == I_OP and ins.prim.code != OP_NONE and len(ins.ins) <= 2:
-                self.steps[i].code = ins.prim.code
-                self.steps[i].nargs = len(ins.ins)
+            st = &self.steps[i]
+            st.index = i
+            st.a0 = ins.a0
+            st.a1 = ins.a1
+            st.out = ins.out
+            st.sh = ins.sh
+            if ins.kind == I_OP:
+                st.kind = S_OP
+                if ins.prim.code != OP_NONE and len(ins.ins) <= 2:
+                    st.code = ins.prim.code
+                    st.nargs = len(ins.ins)
+            elif ins.kind == I_CONST:
+                st.kind = S_CONST
+                if ins.value._is_scalar:
+                    st.c = ins.value._d
+                    st.ck = 1 if ins.value._kind == K_F32 else 2
+            elif ins.kind == I_READ or ins.kind == I_ASSIGN:
+                st.kind = S_READ if ins.kind == I_READ else S_ASSIGN
+                st.code = ins.mode
+                st.var = <PyObject*>ins.var
+            elif ins.kind == I_LOOP:
+                st.kind = S_LOOP
+            else:
+                raise RuntimeError(f"dualad.function: unexpected instruction {ins!r} in a branch")
         self.n_steps = n
         return 0
 
 
+@cython.final
 cdef class _Slots:
     """The values of a replay: float scalars as C doubles, other values as Tensors."""
     cdef double* dv
     cdef signed char* dk        # -1 unset, 0 Tensor in ov, 1 float32 double, 2 float64 double
-    cdef list ov
+    cdef PyObject** ov          # owned references where dk == 0
+    cdef Py_ssize_t n
 
     def __cinit__(self, Py_ssize_t n):
+        self.n = n
         self.dv = <double*>malloc((n + 1) * sizeof(double))
         self.dk = <signed char*>malloc((n + 1) * sizeof(signed char))
-        if self.dv == NULL or self.dk == NULL:
+        self.ov = <PyObject**>malloc((n + 1) * sizeof(PyObject*))
+        if self.dv == NULL or self.dk == NULL or self.ov == NULL:
             raise MemoryError("not enough memory to replay the program")
         memset(self.dk, -1, (n + 1) * sizeof(signed char))
-        self.ov = [None] * (n + 1)
+
+    cdef void clear(self):
+        cdef Py_ssize_t i
+        for i in range(self.n + 1):
+            if self.dk[i] == 0:
+                Py_DECREF(<object>self.ov[i])
+        memset(self.dk, -1, (self.n + 1) * sizeof(signed char))
 
     def __dealloc__(self):
+        if self.dk != NULL and self.ov != NULL:
+            self.clear()
         free(self.dv)
         free(self.dk)
+        free(self.ov)
 
 
 cdef inline Tensor _slot_get(_Slots v, Py_ssize_t s):
@@ -1685,72 +1895,151 @@ cdef inline Tensor _slot_get(_Slots v, Py_ssize_t s):
 
 
 cdef inline void _slot_put(_Slots v, Py_ssize_t s, Tensor t):
+    if v.dk[s] == 0:
+        Py_DECREF(<object>v.ov[s])
     if t._is_scalar:
         v.dv[s] = t._d
         v.dk[s] = 1 if t._kind == K_F32 else 2
     else:
-        v.ov[s] = t
+        Py_INCREF(t)
+        v.ov[s] = <PyObject*>t
         v.dk[s] = 0
+
+
+cdef inline void _slot_copy(_Slots v, Py_ssize_t dst, Py_ssize_t src):
+    if v.dk[src] == 0:
+        _slot_put(v, dst, <Tensor>v.ov[src])
+    else:
+        v.dv[dst] = v.dv[src]
+        v.dk[dst] = v.dk[src]
+
+
+cdef long long _replay_generation = 0
+
+
+cdef int _exec(Node node, _Slots v, Py_ssize_t off, long long gen, list staged) except -1:
+    """Run a node's straight-line instructions. In a loop body, slot references flagged as
+    advancing are offset by `off` (iteration × stride); elsewhere off is 0.
+
+    Variable assignments are staged, not applied: a Variable's staged value is the slot
+    `_stage_slot`, valid while `_stage_gen` is this replay's generation, and later reads in
+    the same replay see it. replay() commits them only once the whole path has been found."""
+    cdef Py_ssize_t i, j, a0, a1, out
+    cdef _Step* st
+    cdef signed char k0
+    cdef Instr ins
+    cdef Variable var
+    cdef Tensor cur, t
+    cdef double cd
+    cdef signed char ck
+    if node.n_steps < 0:
+        node._pack()
+    for i in range(node.n_steps):
+        st = &node.steps[i]
+        a0 = st.a0 + off if st.sh & SH_A0 else st.a0
+        a1 = st.a1 + off if st.sh & SH_A1 else st.a1
+        out = st.out + off if st.sh & SH_OUT else st.out
+        if st.kind == S_OP:
+            if st.code != OP_NONE:
+                k0 = v.dk[a0]
+                if k0 > 0 and (st.nargs == 1 or v.dk[a1] == k0):
+                    v.dv[out] = _round(_scalar_value(st.code, v.dv[a0],
+                                                     v.dv[a1] if st.nargs == 2 else 0.0), k0 == 1)
+                    v.dk[out] = k0
+                    continue
+            ins = <Instr>node.instrs[st.index]
+            if ins.ins_shift is None:
+                args = tuple([_slot_get(v, s) for s in ins.ins])
+            else:
+                args = tuple([_slot_get(v, s + off if f else s)
+                              for s, f in zip(ins.ins, ins.ins_shift)])
+            _slot_put(v, out, run_op(ins.prim, args, ins.params))
+        elif st.kind == S_CONST:
+            if st.ck > 0:
+                v.dv[out] = st.c
+                v.dk[out] = st.ck
+            else:
+                _slot_put(v, out, (<Instr>node.instrs[st.index]).value)
+        elif st.kind == S_READ:
+            var = <Variable>st.var
+            if var._stage_gen == gen:
+                _slot_copy(v, out, var._stage_slot)
+            elif var._is_scalar:
+                v.dv[out] = var._d
+                v.dk[out] = 1 if var._kind == K_F32 else 2
+            else:
+                _slot_put(v, out, _plain_copy(var))
+        elif st.kind == S_ASSIGN:
+            var = <Variable>st.var
+            if st.code != ASSIGN_SET:
+                # the current value: staged earlier in this replay, or the Variable's own
+                if var._stage_gen == gen:
+                    ck = v.dk[var._stage_slot]
+                    cd = v.dv[var._stage_slot]
+                elif var._is_scalar:
+                    ck = 1 if var._kind == K_F32 else 2
+                    cd = var._d
+                else:
+                    ck = 0
+                if ck > 0 and v.dk[a0] == ck:
+                    v.dv[out] = _round(cd + v.dv[a0] if st.code == ASSIGN_ADD else cd - v.dv[a0],
+                                       ck == 1)
+                    v.dk[out] = ck
+                else:
+                    cur = _slot_get(v, var._stage_slot) if var._stage_gen == gen else var
+                    t = _raw_arith(cur, _slot_get(v, a0), 1 if st.code == ASSIGN_ADD else -1)
+                    _slot_put(v, out, t)
+                a0 = out
+            if var._stage_gen != gen:
+                var._stage_gen = gen
+                staged.append(var)
+            var._stage_slot = a0
+        else:  # S_LOOP
+            ins = <Instr>node.instrs[st.index]
+            for j in range(ins.count):
+                _exec(<Node>ins.body, v, j * ins.stride, gen, staged)
+    return 0
 
 
 def replay(Node root, list inputs, Py_ssize_t n_slots):
     """Run a program tree on `inputs` (the Tensors of the input slots, in order). Returns
     (leaf, output Tensors), or None when a guard meets an outcome no trace has taken yet; then
     nothing has been changed (Variable assignments are committed only at the end)."""
-    cdef _Slots v = _Slots(n_slots)
+    global _replay_generation
+    cdef _Slots v = root.spare
     cdef Node node = root
-    cdef Instr ins
+    cdef Instr guard
     cdef Py_ssize_t i
-    cdef signed char k0
-    cdef Tensor t, cur
-    cdef dict pending = {}          # Variable -> its staged value (Variables hash by identity)
+    cdef Tensor t
+    cdef list staged = []
+    cdef Variable var
     cdef object outcome
-    for i in range(len(inputs)):
-        _slot_put(v, i, <Tensor>inputs[i])
-    cdef _Step* step
-    while True:
-        if node.n_steps < 0:
-            node._pack()
-        for i in range(node.n_steps):
-            step = &node.steps[i]
-            if step.code != OP_NONE:
-                k0 = v.dk[step.a0]
-                if k0 > 0 and (step.nargs == 1 or v.dk[step.a1] == k0):
-                    v.dv[step.out] = _round(
-                        _scalar_value(step.code, v.dv[step.a0],
-                                      v.dv[step.a1] if step.nargs == 2 else 0.0), k0 == 1)
-                    v.dk[step.out] = k0
-                    continue
-            ins = <Instr>node.instrs[step.index]
-            if ins.kind == I_OP:
-                _slot_put(v, ins.out, run_op(ins.prim, tuple([_slot_get(v, s) for s in ins.ins]),
-                                             ins.params))
-            elif ins.kind == I_CONST:
-                _slot_put(v, ins.out, ins.value)
-            elif ins.kind == I_READ:
-                staged = pending.get(ins.var)
-                _slot_put(v, ins.out, _plain_copy(ins.var) if staged is None else staged)
-            elif ins.kind == I_ASSIGN:
-                t = _slot_get(v, ins.a0)
-                staged = pending.get(ins.var)
-                cur = ins.var if staged is None else staged
-                if ins.mode == ASSIGN_ADD:
-                    t = _raw_arith(cur, t, 1)
-                elif ins.mode == ASSIGN_SUB:
-                    t = _raw_arith(cur, t, -1)
-                pending[ins.var] = t
-        if node.guard is None:
-            break
-        ins = node.guard
-        if v.dk[ins.a0] > 0:
-            outcome = v.dv[ins.a0] != 0.0
-        else:
-            t = _slot_get(v, ins.a0)
-            outcome = bool(t) if isinstance(ins.expected, bool) else int(t)
-        child = node.children.get(outcome)
-        if child is None:
-            return None
-        node = child
-    for var, value in pending.items():
-        (<Variable>var)._set_from(<Tensor>value)
-    return node, [None if s < 0 else _slot_get(v, s) for s in node.out_slots]
+    if v is None or v.n < n_slots:
+        v = _Slots(n_slots)
+    root.spare = None   # a replay on another thread meanwhile takes a buffer of its own
+    _replay_generation += 1
+    cdef long long gen = _replay_generation
+    try:
+        for i in range(len(inputs)):
+            _slot_put(v, i, <Tensor>inputs[i])
+        while True:
+            _exec(node, v, 0, gen, staged)
+            if node.guard is None:
+                break
+            guard = node.guard
+            if v.dk[guard.a0] > 0:
+                outcome = v.dv[guard.a0] != 0.0
+            else:
+                t = _slot_get(v, guard.a0)
+                outcome = bool(t) if isinstance(guard.expected, bool) else int(t)
+            node = node.children.get(outcome)
+            if node is None:
+                return None
+        for var in staged:
+            var._set_from(_slot_get(v, var._stage_slot))
+        return node, [None if s < 0 else _slot_get(v, s) for s in node.out_slots]
+    finally:
+        for var in staged:
+            var._stage_gen = 0
+        v.clear()
+        root.spare = v

@@ -41,9 +41,25 @@ def run_functions_eagerly(enabled):
 
 
 def range(*args):
-    """range() for loops inside dualad.function. Loops are unrolled into the program, one
-    copy of the body per iteration (a tensor bound is read as a guarded int)."""
-    return builtins.range(*(int(a) if isinstance(a, Tensor) else a for a in args))
+    """range() for loops inside dualad.function (a tensor bound is read as a guarded int).
+
+    While tracing, consecutive iterations that record the same instructions (on slots that
+    either stay the same or advance by the same stride) become one loop instruction of the
+    program instead of one copy per iteration. Iterations that differ (a branch taken in some
+    of them, a Python value baked into the body) stay unrolled; a loop left by `break` is not
+    compressed. Outside dualad.function it is the builtin range."""
+    steps = builtins.range(*(int(a) if isinstance(a, Tensor) else a for a in args))
+    tracer = _core.current_tracer()
+    return iter(steps) if tracer is None else _compressed_loop(tracer, steps)
+
+
+def _compressed_loop(tracer, steps):
+    marks = []
+    for i in steps:
+        marks.append(tracer.mark())
+        yield i
+    marks.append(tracer.mark())
+    tracer.compress_loop(marks)
 
 
 class _Entry:
