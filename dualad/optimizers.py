@@ -55,7 +55,7 @@ import warnings
 
 import numpy as np
 
-from . import _core
+from . import _core, ops
 from ._core import Tensor, Variable
 from .tape import GradientTape
 
@@ -109,6 +109,11 @@ def _takes_step(fn):
     except ValueError:  # no signature available (some builtins): assume it takes the step
         return True
     return True
+
+
+def _scalar_type(w):
+    """The numpy scalar type of w's dtype (w a numpy value or a dualad tensor)."""
+    return w.dtype.np.type if isinstance(w, Tensor) else w.dtype.type
 
 
 def _full_like(w, fill):
@@ -200,15 +205,21 @@ class Optimizer:
     """Base class: the step loop, learning rate, step counter and per-variable slots.
 
     A subclass defines `_update(w, g, lr, slots, step)`: w and g are the variable's value and
-    gradient (numpy arrays, or numpy scalars for shape-() variables), lr the learning rate in
-    their dtype, `slots` the variable's dict of slot values (to read and rebind, never to
-    modify in place) and `step` the 1-based number of this step. It returns the new value.
-    It also defines `get_slot_names()` and `get_config()`."""
+    gradient, lr the learning rate and step the 1-based number of this step, all in the
+    variable's dtype, and `slots` the variable's dict of slot values (to read and rebind, never
+    to modify in place). It returns the new value. Eagerly the values are numpy arrays (numpy
+    scalars for shape-() variables); inside dualad.function they are dualad tensors, so the
+    same rule is recorded into the compiled program. It also defines `get_slot_names()`,
+    `get_config()` and, for slots that do not start at zero, `_slot_fill(name)`.
+
+    The step count, the learning rate used inside dualad.function, and the slots live in
+    non-trainable Variables, so that compiled steps and eager steps share one state."""
 
     def __init__(self, learning_rate, name=None):
         self.name = type(self).__name__.lower() if name is None else str(name)
-        self._iterations = 0
-        self._slots = {}  # id(variable) -> (variable, {slot name: value}), in tracking order
+        self._steps = _core.state_variable(np.float64(0), "iterations")  # exact to 2**53
+        self._lr_vars = {}  # numpy dtype -> Variable holding the float learning rate
+        self._slots = {}  # id(variable) -> (variable, {slot name: Variable}), in tracking order
         self.learning_rate = learning_rate
 
     # ---- learning rate and step count --------------------------------------------------------
@@ -216,7 +227,7 @@ class Optimizer:
     @property
     def iterations(self):
         """The number of steps applied so far (apply_gradients or minimize calls)."""
-        return self._iterations
+        return int(self._steps.numpy())
 
     @property
     def learning_rate(self):
@@ -231,13 +242,15 @@ class Optimizer:
             self._lr = value
         else:
             self._lr = _check_rate(value)
+            for dtype, var in self._lr_vars.items():
+                var.assign(dtype.type(self._lr))
 
     def _current_learning_rate(self):
         lr = self._lr
         if type(lr) is float:
             return lr
-        value = lr(self._iterations) if self._lr_takes_step else lr()
-        return _check_rate(value, f"the learning rate schedule's value at step {self._iterations}")
+        value = lr(self.iterations) if self._lr_takes_step else lr()
+        return _check_rate(value, f"the learning rate schedule's value at step {self.iterations}")
 
     # ---- steps -------------------------------------------------------------------------------
 
@@ -279,45 +292,91 @@ class Optimizer:
         return self._apply(zip(grads, var_list), stacklevel=3)
 
     def _apply(self, grads_and_vars, stacklevel):
+        compiled = _core.tracing()
         pairs, missing = [], []
         for grad, var in grads_and_vars:
             dtype = _check_variable(var)
             if grad is None:
                 missing.append(var.name)
+            elif compiled:
+                pairs.append((var, dtype, _gradient_tensor(grad, var, dtype)))
             else:
                 pairs.append((var, dtype, _gradient_value(grad, var, dtype)))
         if not pairs:
             if missing:
                 raise ValueError(f"No gradients provided for any variable: {missing}")
-            return self._iterations
+            return self.iterations
         if missing:
             warnings.warn(f"Gradients do not exist for variables {missing} when minimizing the "
                           "loss; they were not updated", stacklevel=stacklevel)
+        if compiled:
+            self._compiled_step(pairs)
+            return self._steps  # its value is known only when the program runs
         lr = self._current_learning_rate()
-        step = self._iterations + 1
+        step = self.iterations + 1
         # inf and NaN propagate as in Keras; numpy's overflow/invalid warnings would be noise
         with np.errstate(all="ignore"):
             for var, dtype, g in pairs:
-                entry = self._slots.get(id(var))
-                if entry is None:
-                    entry = self._slots[id(var)] = (var, {})
-                if g.ndim == 0:
-                    # numpy scalars keep the per-step overhead of scalar variables low
-                    var.assign(self._update(var.numpy(), g, dtype.type(lr), entry[1], step))
-                else:
-                    new = self._update(np.asarray(var), g, dtype.type(lr), entry[1], step)
-                    new.flags.writeable = False
-                    var.assign(_core.wrap(new))  # adopt the fresh array, no copy
-        self._iterations = step
+                slot_vars = self._slot_vars(var)
+                slots = {name: _numpy_value(v) for name, v in slot_vars.items()}
+                new = self._update(_numpy_value(var), g, dtype.type(lr), slots, dtype.type(step))
+                _store(var, new)
+                for name, value in slots.items():
+                    if name in slot_vars:
+                        _store(slot_vars[name], value)
+                    else:
+                        slot_vars[name] = _core.state_variable(_frozen(value), name)
+        self._steps.assign_add(np.float64(1))
         return step
+
+    def _compiled_step(self, pairs):
+        """The step as dualad ops, recorded into the program dualad.function is tracing: the
+        learning rate, step count and slots are read from their Variables when it runs."""
+        scheduled = type(self._lr) is not float
+        if scheduled:  # this call then runs eagerly: the trace is only used for its values
+            _core.mark_impure("a learning-rate schedule is Python code the program cannot run")
+        with _core.paused():
+            step = self._steps + np.float64(1) if self._uses_step else None
+            for var, dtype, g in pairs:
+                lr = self._lr_vars.get(dtype)
+                if scheduled:
+                    lr = dtype.type(self._current_learning_rate())
+                elif lr is None:
+                    lr = self._lr_vars[dtype] = _core.state_variable(dtype.type(self._lr),
+                                                                     "learning_rate")
+                slot_vars = self._slot_vars(var)
+                for name in self.get_slot_names():
+                    if name not in slot_vars:
+                        slot_vars[name] = _core.state_variable(
+                            _frozen(np.full(var.shape, self._slot_fill(name), dtype)), name)
+                slots = dict(slot_vars)
+                t = None
+                if self._uses_step:  # (a cast is not free in the replay loop)
+                    t = step if dtype == np.float64 else ops.cast(step, dtype)
+                var.assign(self._update(var, g, lr, slots, t))
+                for name, value in slots.items():
+                    if value is not slot_vars[name]:
+                        slot_vars[name].assign(value)
+            self._steps.assign_add(np.float64(1))
+
+    def _slot_vars(self, var):
+        entry = self._slots.get(id(var))
+        if entry is None:
+            entry = self._slots[id(var)] = (var, {})
+        return entry[1]
+
+    _uses_step = False  # whether _update reads its `step` argument
+
+    def _slot_fill(self, name):
+        """The initial value of slot `name`."""
+        return 0.0
 
     def _update(self, w, g, lr, slots, step):
         raise NotImplementedError(f"{type(self).__name__} does not define _update")
 
-    @staticmethod
-    def _slot(slots, name, w, fill=0.0):
+    def _slot(self, slots, name, w):
         value = slots.get(name)
-        return _full_like(w, fill) if value is None else value
+        return _full_like(w, self._slot_fill(name)) if value is None else value
 
     # ---- slots and state ---------------------------------------------------------------------
 
@@ -331,7 +390,7 @@ class Optimizer:
         if entry is None or name not in entry[1]:
             raise KeyError(f"no slot {name!r} for variable {getattr(var, 'name', var)!r}; slots "
                            "are created by the first step that updates the variable")
-        return np.array(entry[1][name])
+        return np.array(entry[1][name].numpy())
 
     @property
     def tracked_variables(self):
@@ -344,10 +403,10 @@ class Optimizer:
         order of `tracked_variables`. Plain data: picklable if the schedule is."""
         entries = list(self._slots.values())
         return {
-            "iterations": self._iterations,
+            "iterations": self.iterations,
             "learning_rate": self._lr,
             "variables": [(var.name, tuple(var.shape), var.dtype.name) for var, _ in entries],
-            "slots": [{k: np.array(v) for k, v in slots.items()} for _, slots in entries],
+            "slots": [{k: np.array(v.numpy()) for k, v in slots.items()} for _, slots in entries],
         }
 
     def set_state(self, state, var_list=None):
@@ -366,12 +425,13 @@ class Optimizer:
                 raise ValueError(f"set_state: Variable '{var.name}' has shape {var.shape} and "
                                  f"dtype {dtype.name}, the saved slots are for shape "
                                  f"{tuple(shape)} and dtype {dtype_name} (saved as '{name}')")
-            restored[id(var)] = (var, {k: _slot_value(v, var, dtype) for k, v in slots.items()})
+            restored[id(var)] = (var, {k: _core.state_variable(_slot_value(v, var, dtype), k)
+                                       for k, v in slots.items()})
         iterations = int(state["iterations"])
         if iterations < 0:
             raise ValueError(f"set_state: iterations must be >= 0, got {iterations}")
         self.learning_rate = state["learning_rate"]
-        self._iterations = iterations
+        self._steps.assign(np.float64(iterations))
         self._slots = restored
 
     # ---- configuration -----------------------------------------------------------------------
@@ -420,6 +480,35 @@ def _gradient_value(grad, var, dtype):
     return g
 
 
+def _gradient_tensor(grad, var, dtype):
+    """The gradient as a dualad tensor in the variable's dtype (inside dualad.function)."""
+    g = grad if isinstance(grad, Tensor) else _core.convert_to_tensor(grad)
+    if g.dtype.np.kind not in "biuf":
+        raise TypeError(f"the gradient for Variable '{var.name}' has dtype {g.dtype.name}; "
+                        "expected numbers")
+    if tuple(g.shape) != tuple(var.shape):
+        raise ValueError(f"the gradient for Variable '{var.name}' has shape {tuple(g.shape)}, "
+                         f"but the variable has shape {tuple(var.shape)}")
+    return g if g.dtype.np == dtype else ops.cast(g, dtype)
+
+
+def _numpy_value(var):
+    """A Variable's value for an eager update: a numpy scalar, or its own read-only array."""
+    return var.numpy() if var.ndim == 0 else np.asarray(var)
+
+
+def _frozen(value):
+    """A fresh update result made read-only, so that a Variable can adopt it without a copy."""
+    if isinstance(value, np.ndarray):
+        value.flags.writeable = False
+        return _core.wrap(value)
+    return value
+
+
+def _store(var, value):
+    var.assign(_frozen(value))
+
+
 def _slot_value(saved, var, dtype):
     value = np.array(saved, dtype=dtype)
     if value.shape != var.shape:
@@ -449,7 +538,7 @@ class SGD(Optimizer):
     def _update(self, w, g, lr, slots, step):
         if self.momentum == 0:
             return w - g * lr
-        mu = w.dtype.type(self.momentum)
+        mu = _scalar_type(w)(self.momentum)
         m = self._slot(slots, "momentum", w) * mu - g * lr
         slots["momentum"] = m
         if self.nesterov:
@@ -472,6 +561,8 @@ class Adam(Optimizer):
         w ← w − α·m / (√v + ε)
     """
 
+    _uses_step = True
+
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
                  amsgrad=False, name=None):
         super().__init__(learning_rate, name)
@@ -481,8 +572,8 @@ class Adam(Optimizer):
         self.amsgrad = bool(amsgrad)
 
     def _update(self, w, g, lr, slots, step):
-        dt = w.dtype.type
-        t = dt(step)
+        dt = _scalar_type(w)
+        t = step
         alpha = lr * np.sqrt(1 - dt(self.beta_2) ** t) / (1 - dt(self.beta_1) ** t)
         m = self._slot(slots, "momentum", w)
         v = self._slot(slots, "velocity", w)
@@ -521,7 +612,7 @@ class RMSprop(Optimizer):
         self.centered = bool(centered)
 
     def _update(self, w, g, lr, slots, step):
-        dt = w.dtype.type
+        dt = _scalar_type(w)
         rho, one_minus_rho = dt(self.rho), dt(1 - self.rho)
         v = rho * self._slot(slots, "velocity", w) + one_minus_rho * (g * g)
         slots["velocity"] = v
@@ -561,9 +652,12 @@ class Adagrad(Optimizer):
         self.epsilon = _check_nonnegative(epsilon, "epsilon")
 
     def _update(self, w, g, lr, slots, step):
-        accumulator = self._slot(slots, "accumulator", w, self.initial_accumulator_value) + g * g
+        accumulator = self._slot(slots, "accumulator", w) + g * g
         slots["accumulator"] = accumulator
-        return w - lr * g / np.sqrt(accumulator + w.dtype.type(self.epsilon))
+        return w - lr * g / np.sqrt(accumulator + _scalar_type(w)(self.epsilon))
+
+    def _slot_fill(self, name):
+        return self.initial_accumulator_value
 
     def get_slot_names(self):
         return ("accumulator",)
