@@ -415,9 +415,6 @@ def test_reset_forgets_the_record_and_keeps_recording():
     assert float(tape.gradient(z, x)) == 3.0
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: Tape._release clears the slots of watched "
-                   "tensors only; outputs recorded before reset() keep their slot numbers, which "
-                   "the reopened tape hands out again, so they alias new tensors")
 def test_values_recorded_before_reset_are_unconnected():
     x = t64(2.0)
     with dd.GradientTape(persistent=True) as tape:

@@ -27,8 +27,6 @@ def test_constant_dtypes_python_numbers_32_bit_numpy_kept(value, dtype):
     np.testing.assert_array_equal(np.asarray(t), np.asarray(value, dtype=dtype))
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: _from_python treats numpy float64 scalars as "
-                   "Python floats (np.float64 subclasses float), so they become float32")
 def test_numpy_float64_scalar_keeps_float64():
     assert dd.constant(np.float64(0.1)).dtype == dd.float64
     assert dd.convert_to_tensor(np.float64(0.1)).numpy() == np.float64(0.1)
@@ -394,8 +392,6 @@ def test_repr_like_tensorflow():
         "<dualad.Tensor shape=(2,) dtype=int32 numpy=array([1, 2], dtype=int32)>"
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: _numpy_repr prints 0-d int/bool tensors as "
-                   "numpy=array(2, dtype=int32) instead of numpy=2 (as floats and TensorFlow do)")
 def test_repr_of_integer_and_bool_scalars():
     assert repr(dd.constant(2)) == "<dualad.Tensor shape=() dtype=int32 numpy=2>"
     assert repr(dd.constant(True)) == "<dualad.Tensor shape=() dtype=bool numpy=True>"
