@@ -28,7 +28,7 @@ from .api import (derivative, grad, hessian, hvp, jacfwd, jacobian, jacrev, jvp,
 from .extend import custom_gradient
 from .function import function, run_functions_eagerly, FunctionFallbackWarning
 from .function import range  # noqa: A004 - TensorFlow's name for loops in compiled functions
-from . import optimizers
+from . import optimizers, debugging
 
 float16 = as_dtype("float16")
 float32 = as_dtype("float32")

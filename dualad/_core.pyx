@@ -8,7 +8,7 @@ Policy (derivative rules, public op names, argument checking) lives in Python mo
 this module owns the hot paths: scalar arithmetic on C doubles, recording, and the sweep.
 """
 cimport cython
-from libc.math cimport sin, cos, tan, exp, log, log1p, tanh, sqrt, pow, fabs
+from libc.math cimport sin, cos, tan, exp, log, log1p, tanh, sqrt, pow, fabs, isfinite
 from libc.stdlib cimport calloc, malloc, free
 from libc.string cimport memset
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
@@ -831,6 +831,44 @@ cdef class Primitive:
                                    for a in args]), params or None)
 
 
+# dualad.debugging.enable_check_numerics: every op result (forward, and inside gradient
+# computations) is checked for NaN and infinity.
+cdef bint _check_numerics = False
+cdef Primitive _rule_of = None   # the primitive whose derivative rule is running, for messages
+
+
+def set_check_numerics(bint enabled):
+    global _check_numerics
+    _check_numerics = enabled
+
+
+def check_numerics_enabled():
+    return _check_numerics
+
+
+cdef void _numerics_failed(str opname, object value, tuple args, Primitive rule) except *:
+    arr = _np_asarray(value)
+    what = "NaN" if np.isnan(arr).any() else "infinity"
+    where = f"op '{opname}'"
+    if rule is None:
+        rule = _rule_of
+    if rule is not None:
+        where += f" (in the gradient of '{rule.name}')"
+    shapes = ", ".join(str((<Tensor>a).shape) for a in args)
+    raise FloatingPointError(f"check_numerics: {where} produced {what} from inputs of shapes "
+                             f"[{shapes}]")
+
+
+cdef inline void _check_finite(Primitive p, Tensor out, tuple args) except *:
+    if out._kind == K_OTHER:
+        return
+    if out._is_scalar:
+        if not isfinite(out._d):
+            _numerics_failed(p.name, out._d, args, None)
+    elif not np.isfinite(out._arr).all():
+        _numerics_failed(p.name, out._arr, args, None)
+
+
 cdef Tensor run_op(Primitive p, tuple args, dict params):
     """Apply `p` to Tensors `args`: compute the value, record it on the active tapes and
     propagate tangents of the active accumulators (and append it to a trace being taken)."""
@@ -857,6 +895,8 @@ cdef Tensor run_op(Primitive p, tuple args, dict params):
     if out is None:
         raw = _call_impl(p, args, params)
         out = _wrap(raw)
+    if _check_numerics:
+        _check_finite(p, out, args)
     if tracer is not None:
         tracer._op(p, args, params, out)
     if _n_live == 0 or not p.differentiable or out._kind == K_OTHER:
@@ -1282,6 +1322,8 @@ cdef Tensor _as_cotangent(object c, Tensor arg, Primitive p, Py_ssize_t k):
 
 
 cdef list _sweep(Tape tape, list targets, list seeds, list sources, bint raw):
+    global _rule_of
+    cdef Primitive outer_rule = None
     cdef Py_ssize_t n = tape._n_slots, i, k, so, sk, nargs
     cdef list entries = tape._entries
     cdef Py_ssize_t n_entries = len(entries)
@@ -1332,6 +1374,9 @@ cdef list _sweep(Tape tape, list targets, list seeds, list sources, bint raw):
                     if not (fl[so] & KEEP):
                         fl[so] &= ~HAS_D
                     _scalar_partials(p.code, a._d, b._d, e.out._d, &da, &db)
+                    if _check_numerics and not (isfinite(g * da) and isfinite(g * db)):
+                        _numerics_failed("multiply", g * da if not isfinite(g * da) else g * db,
+                                         e.args, p)
                     if e.s0 >= 0:
                         _acc_d(dg, fl, e.s0, _round(g * _round(da, f32), f32), f32)
                     if nargs == 2 and e.s1 >= 0:
@@ -1347,13 +1392,19 @@ cdef list _sweep(Tape tape, list targets, list seeds, list sources, bint raw):
                     sk = e.more_slots[k - 2]
                 if sk < 0:
                     continue
-                if p.variadic_vjp is not None:
-                    c = p.variadic_vjp(k, gobj, e.out, e.args, e.params)
-                else:
-                    rule = p.vjps[k] if k < len(p.vjps) else None
-                    if rule is None:
-                        continue
-                    c = rule(gobj, e.out, e.args, e.params)
+                if _check_numerics:
+                    outer_rule, _rule_of = _rule_of, p
+                try:
+                    if p.variadic_vjp is not None:
+                        c = p.variadic_vjp(k, gobj, e.out, e.args, e.params)
+                    else:
+                        rule = p.vjps[k] if k < len(p.vjps) else None
+                        if rule is None:
+                            continue
+                        c = rule(gobj, e.out, e.args, e.params)
+                finally:
+                    if _check_numerics:
+                        _rule_of = outer_rule
                 if c is None:
                     continue
                 ct = _as_cotangent(c, <Tensor>e.args[k], p, k)

@@ -93,7 +93,8 @@ class Function:
         return functools.partial(self.__call__, obj)
 
     def __call__(self, *args, **kwargs):
-        if (self.eager or _run_eagerly or _core.tracing() or _core.active_transformations()):
+        if (self.eager or _run_eagerly or _core.tracing() or _core.active_transformations()
+                or _core.check_numerics_enabled()):
             return self._fn(*args, **kwargs)
         args, kwargs, key, inputs, keep = _signature(args, kwargs)
         entry = self._cache.get(key)
