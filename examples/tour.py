@@ -3,6 +3,7 @@ dualad, each result printed next to the value the tutorial shows. Exits 1 on any
 
     python examples/tour.py
 """
+import io
 import sys
 import time
 import warnings
@@ -15,10 +16,14 @@ failures = []
 
 
 def show(label, got, expected, exact=True):
+    """One line per result: `ok  <label> | dualad <value> | tutorial <value>` (BAD if they
+    differ); the value as dualad.print shows it, on one line."""
     got_v = np.asarray(got)
     ok = np.array_equal(got_v, expected) if exact else np.allclose(got_v, expected, rtol=1e-6)
-    flat = np.array2string(got_v.ravel(), separator=", ")
-    print(f"  {'ok ' if ok else 'BAD'} {label:<44} dualad {flat:<28} tutorial {expected}")
+    buf = io.StringIO()
+    tf.print(got if isinstance(got, tf.Tensor) else tf.constant(got_v), output_stream=buf)
+    shown = " ".join(buf.getvalue().split())
+    print(f"{'ok ' if ok else 'BAD'} {label} | dualad {shown} | tutorial {expected}")
     if not ok:
         failures.append(label)
 
@@ -86,15 +91,15 @@ with tf.GradientTape() as t:
         y = x * x * x
     dy_dx = t2.gradient(y, x)
 d2y_dx2 = t.gradient(dy_dx, x)
-show("dy/dx", dy_dx, 3.0)
-show("d2y/dx2", d2y_dx2, 6.0)
+show("dy/dx = 3x^2 at 1", dy_dx, 3.0)
+show("d2y/dx2 = 6x at 1", d2y_dx2, 6.0)
 
 section("y = 2 x^T x for x = [0, 1, 2, 3]^T: gradient 4x")
 x = tf.reshape(tf.Variable(range(4), dtype=tf.float32), (4, 1))
 with tf.GradientTape() as t:
     t.watch(x)
     y = 2 * tf.matmul(tf.transpose(x), x)
-show("dy/dx", t.gradient(y, x), [[0.0], [4.0], [8.0], [12.0]])
+show("dy/dx = 4x", t.gradient(y, x), [[0.0], [4.0], [8.0], [12.0]])
 
 section("gradient() inside a persistent tape's context (warns, as TensorFlow does)")
 with warnings.catch_warnings():
@@ -105,8 +110,8 @@ with warnings.catch_warnings():
         z = y * y
         dz_dx = g.gradient(z, x)
         dy_dx = g.gradient(y, x)
-show("dz/dx = 4x^3", dz_dx, [[0.0], [4.0], [32.0], [108.0]])
-show("dy/dx = 2x", dy_dx, [[0.0], [2.0], [4.0], [6.0]])
+show("dz/dx = 4x^3 (in context)", dz_dx, [[0.0], [4.0], [32.0], [108.0]])
+show("dy/dx = 2x (in context)", dy_dx, [[0.0], [2.0], [4.0], [6.0]])
 
 section("while/if on tensor values: f(a) = k a, so df/da = c / a")
 
@@ -135,7 +140,7 @@ b = tf.constant(-2.0)
 c = tf.constant(1.0)
 with tf.GradientTape() as tape:
     y = a * tf.pow(x, 2) + b * x + c
-show("dy/dx", tape.gradient(y, x), -2.0)
+show("dy/dx = 2ax + b at 0", tape.gradient(y, x), -2.0)
 with tf.GradientTape() as tape:
     tape.watch([a, b, c])
     y = a * tf.pow(x, 2) + b * x + c
@@ -147,7 +152,7 @@ with tf.GradientTape() as tape2:
     with tf.GradientTape() as tape1:
         y = a * tf.pow(x, 2) + b * x + c
     dy_dx = tape1.gradient(y, x)
-show("d2y/dx2", tape2.gradient(dy_dx, x), 2.0)
+show("d2y/dx2 = 2a", tape2.gradient(dy_dx, x), 2.0)
 
 
 def derivative_and_value(x):
