@@ -111,6 +111,9 @@ def _takes_step(fn):
     return True
 
 
+_ONE = _core.scalar(1.0, np.float64)  # the step count's increment
+
+
 def _scalar_type(w):
     """The numpy scalar type of w's dtype (w a numpy value or a dualad tensor)."""
     return w.dtype.np.type if isinstance(w, Tensor) else w.dtype.type
@@ -298,7 +301,7 @@ class Optimizer:
             dtype = _check_variable(var)
             if grad is None:
                 missing.append(var.name)
-            elif compiled:
+            elif compiled or var.ndim == 0:
                 pairs.append((var, dtype, _gradient_tensor(grad, var, dtype)))
             else:
                 pairs.append((var, dtype, _gradient_value(grad, var, dtype)))
@@ -309,55 +312,61 @@ class Optimizer:
         if missing:
             warnings.warn(f"Gradients do not exist for variables {missing} when minimizing the "
                           "loss; they were not updated", stacklevel=stacklevel)
-        if compiled:
-            self._compiled_step(pairs)
-            return self._steps  # its value is known only when the program runs
-        lr = self._current_learning_rate()
-        step = self.iterations + 1
+        scheduled = type(self._lr) is not float
+        if compiled and scheduled:  # this call then runs eagerly, the trace only gives values
+            _core.mark_impure("a learning-rate schedule is Python code the program cannot run")
+        lr = self._lr if compiled and not scheduled else self._current_learning_rate()
+        step = None if compiled else self.iterations + 1
+        with _core.paused():
+            for var, dtype, g in pairs:
+                if isinstance(g, Tensor):
+                    self._tensor_step(var, dtype, g, lr, step, compiled and not scheduled)
+                else:
+                    self._numpy_step(var, dtype, g, lr, step)
+            self._steps.assign_add(_ONE)
+        return self._steps if compiled else step
+
+    def _tensor_step(self, var, dtype, g, lr, step, lr_from_variable):
+        """The update as dualad ops on the Variables (C doubles for scalars). Inside
+        dualad.function they are recorded into the program, which then reads the learning
+        rate (unless scheduled), the step count and the slots from their Variables."""
+        if lr_from_variable:
+            lr_var = self._lr_vars.get(dtype)
+            if lr_var is None:
+                lr_var = self._lr_vars[dtype] = _core.state_variable(dtype.type(lr),
+                                                                     "learning_rate")
+            lr = lr_var
+        else:
+            lr = _core.scalar(lr, dtype)
+        t = None
+        if self._uses_step:  # (a cast is not free in the replay loop)
+            t = self._steps + np.float64(1) if step is None else _core.scalar(step, np.float64)
+            t = t if dtype == np.float64 else ops.cast(t, dtype)
+        slot_vars = self._slot_vars(var)
+        if len(slot_vars) < len(self.get_slot_names()):
+            for name in self.get_slot_names():
+                if name not in slot_vars:
+                    slot_vars[name] = _core.state_variable(
+                        _frozen(np.full(var.shape, self._slot_fill(name), dtype)), name)
+        slots = dict(slot_vars)
+        var.assign(self._update(var, g, lr, slots, t))
+        for name, value in slots.items():
+            if value is not slot_vars[name]:
+                slot_vars[name].assign(value)
+
+    def _numpy_step(self, var, dtype, g, lr, step):
+        """The update of an array Variable in numpy, eagerly."""
+        slot_vars = self._slot_vars(var)
+        slots = {name: np.asarray(v) for name, v in slot_vars.items()}
         # inf and NaN propagate as in Keras; numpy's overflow/invalid warnings would be noise
         with np.errstate(all="ignore"):
-            for var, dtype, g in pairs:
-                slot_vars = self._slot_vars(var)
-                slots = {name: _numpy_value(v) for name, v in slot_vars.items()}
-                new = self._update(_numpy_value(var), g, dtype.type(lr), slots, dtype.type(step))
-                _store(var, new)
-                for name, value in slots.items():
-                    if name in slot_vars:
-                        _store(slot_vars[name], value)
-                    else:
-                        slot_vars[name] = _core.state_variable(_frozen(value), name)
-        self._steps.assign_add(np.float64(1))
-        return step
-
-    def _compiled_step(self, pairs):
-        """The step as dualad ops, recorded into the program dualad.function is tracing: the
-        learning rate, step count and slots are read from their Variables when it runs."""
-        scheduled = type(self._lr) is not float
-        if scheduled:  # this call then runs eagerly: the trace is only used for its values
-            _core.mark_impure("a learning-rate schedule is Python code the program cannot run")
-        with _core.paused():
-            step = self._steps + np.float64(1) if self._uses_step else None
-            for var, dtype, g in pairs:
-                lr = self._lr_vars.get(dtype)
-                if scheduled:
-                    lr = dtype.type(self._current_learning_rate())
-                elif lr is None:
-                    lr = self._lr_vars[dtype] = _core.state_variable(dtype.type(self._lr),
-                                                                     "learning_rate")
-                slot_vars = self._slot_vars(var)
-                for name in self.get_slot_names():
-                    if name not in slot_vars:
-                        slot_vars[name] = _core.state_variable(
-                            _frozen(np.full(var.shape, self._slot_fill(name), dtype)), name)
-                slots = dict(slot_vars)
-                t = None
-                if self._uses_step:  # (a cast is not free in the replay loop)
-                    t = step if dtype == np.float64 else ops.cast(step, dtype)
-                var.assign(self._update(var, g, lr, slots, t))
-                for name, value in slots.items():
-                    if value is not slot_vars[name]:
-                        slot_vars[name].assign(value)
-            self._steps.assign_add(np.float64(1))
+            new = self._update(np.asarray(var), g, dtype.type(lr), slots, dtype.type(step))
+        _store(var, new)
+        for name, value in slots.items():
+            if name in slot_vars:
+                _store(slot_vars[name], value)
+            else:
+                slot_vars[name] = _core.state_variable(_frozen(value), name)
 
     def _slot_vars(self, var):
         entry = self._slots.get(id(var))
@@ -483,6 +492,8 @@ def _gradient_value(grad, var, dtype):
 def _gradient_tensor(grad, var, dtype):
     """The gradient as a dualad tensor in the variable's dtype (inside dualad.function)."""
     g = grad if isinstance(grad, Tensor) else _core.convert_to_tensor(grad)
+    if g.dtype.np == dtype and g.shape == var.shape:
+        return g
     if g.dtype.np.kind not in "biuf":
         raise TypeError(f"the gradient for Variable '{var.name}' has dtype {g.dtype.name}; "
                         "expected numbers")
@@ -490,11 +501,6 @@ def _gradient_tensor(grad, var, dtype):
         raise ValueError(f"the gradient for Variable '{var.name}' has shape {tuple(g.shape)}, "
                          f"but the variable has shape {tuple(var.shape)}")
     return g if g.dtype.np == dtype else ops.cast(g, dtype)
-
-
-def _numpy_value(var):
-    """A Variable's value for an eager update: a numpy scalar, or its own read-only array."""
-    return var.numpy() if var.ndim == 0 else np.asarray(var)
 
 
 def _frozen(value):

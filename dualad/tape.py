@@ -133,6 +133,9 @@ class GradientTape(_core.Tape):
         A source the targets do not depend on through recorded float operations gets None, or
         zeros with unconnected_gradients='zero'. `output_gradients` weights each target (the
         vector of a vector-Jacobian product)."""
+        if (output_gradients is None and unconnected_gradients == "none"
+                and isinstance(target, Tensor) and isinstance(sources, Tensor)):
+            return self._gradient_of_one(target, sources)
         mode = _unconnected_mode(unconnected_gradients)
         flat_sources, pack = flatten(sources)
         _check_sources(flat_sources, "GradientTape.gradient")
@@ -151,6 +154,20 @@ class GradientTape(_core.Tape):
         finally:
             self._end_use()
         return pack(self._finish(grads, flat_sources, mode))
+
+    def _gradient_of_one(self, target, source):
+        """gradient() of one target with respect to one source: the common case, without the
+        structure handling."""
+        if not _is_float(target):
+            raise TypeError(f"GradientTape.gradient: the target has dtype {target.dtype.name}; "
+                            "only float targets can be differentiated")
+        seed = ops.ones_like(target)
+        self._begin_use("gradient")
+        try:
+            grad = self._sweep([target], [seed], [source])[0]
+        finally:
+            self._end_use()
+        return grad if _is_float(source) else None
 
     @staticmethod
     def _seeds(targets, output_gradients):
