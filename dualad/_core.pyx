@@ -135,60 +135,65 @@ cdef double _scalar_value(int code, double a, double b) noexcept nogil:
     return 0.0
 
 
-cdef void _scalar_partials(int code, double a, double b, double y,
-                           double* da, double* db) noexcept nogil:
-    # Partial derivatives d y / d a and d y / d b. Conventions at kinks match rules.py:
-    # relu'(0) = 0, abs'(0) = 0, ties of maximum/minimum go to the first argument.
-    db[0] = 0.0
+cdef void _scalar_vjp(int code, double g, double a, double b, double y, bint f32,
+                      double* ga, double* gb) noexcept nogil:
+    # The cotangents g·∂y/∂a and g·∂y/∂b, computed with exactly the operations, order and
+    # rounding of the VJP rules in rules.py (each step rounded to the dtype as an op would be),
+    # so that the C path gives the same bits as the rules run as ops (what a traced function
+    # replays, and what a tape recording the gradient computes). Kinks as in rules.py.
+    gb[0] = 0.0
     if code == OP_ADD:
-        da[0] = 1.0
-        db[0] = 1.0
+        ga[0] = g
+        gb[0] = g
     elif code == OP_SUB:
-        da[0] = 1.0
-        db[0] = -1.0
+        ga[0] = g
+        gb[0] = -g
     elif code == OP_MUL:
-        da[0] = b
-        db[0] = a
+        ga[0] = _round(g * b, f32)
+        gb[0] = _round(g * a, f32)
     elif code == OP_DIV:
-        da[0] = 1.0 / b
-        db[0] = -y / b
+        ga[0] = _round(g / b, f32)
+        gb[0] = -_round(_round(g * y, f32) / b, f32)
     elif code == OP_NEG:
-        da[0] = -1.0
+        ga[0] = -g
     elif code == OP_POW:
-        da[0] = b * pow(a, b - 1.0)
-        db[0] = log(a) * y if a > 0 else 0.0
+        ga[0] = _round(g * _round(b * _round(pow(a, _round(b - 1.0, f32)), f32), f32), f32)
+        if a > 0:
+            gb[0] = _round(g * _round(_round(log(a), f32) * y, f32), f32)
+        else:
+            gb[0] = _round(g * 0.0, f32)
     elif code == OP_SQUARE:
-        da[0] = 2.0 * a
+        ga[0] = _round(g * _round(a * 2.0, f32), f32)
     elif code == OP_SQRT:
-        da[0] = 0.5 / y
+        ga[0] = _round(g / _round(y * 2.0, f32), f32)
     elif code == OP_EXP:
-        da[0] = y
+        ga[0] = _round(g * y, f32)
     elif code == OP_LOG:
-        da[0] = 1.0 / a
+        ga[0] = _round(g / a, f32)
     elif code == OP_LOG1P:
-        da[0] = 1.0 / (1.0 + a)
+        ga[0] = _round(g / _round(a + 1.0, f32), f32)
     elif code == OP_SIN:
-        da[0] = cos(a)
+        ga[0] = _round(g * _round(cos(a), f32), f32)
     elif code == OP_COS:
-        da[0] = -sin(a)
+        ga[0] = -_round(g * _round(sin(a), f32), f32)
     elif code == OP_TAN:
-        da[0] = 1.0 + y * y
+        ga[0] = _round(g * _round(_round(y * y, f32) + 1.0, f32), f32)
     elif code == OP_TANH:
-        da[0] = 1.0 - y * y
+        ga[0] = _round(g * _round(1.0 - _round(y * y, f32), f32), f32)
     elif code == OP_SIGMOID:
-        da[0] = y * (1.0 - y)
+        ga[0] = _round(g * _round(y * _round(1.0 - y, f32), f32), f32)
     elif code == OP_RELU:
-        da[0] = 1.0 if a > 0 else 0.0
+        ga[0] = g if a > 0 else 0.0
     elif code == OP_ABS:
-        da[0] = 1.0 if a > 0 else (-1.0 if a < 0 else 0.0)
+        ga[0] = _round(g * (1.0 if a > 0 else (-1.0 if a < 0 else (a if a != a else 0.0))), f32)
     elif code == OP_MAXIMUM:
-        da[0] = 1.0 if a >= b else 0.0
-        db[0] = 1.0 - da[0]
+        ga[0] = g if a >= b else 0.0
+        gb[0] = 0.0 if a >= b else g
     elif code == OP_MINIMUM:
-        da[0] = 1.0 if a <= b else 0.0
-        db[0] = 1.0 - da[0]
+        ga[0] = g if a <= b else 0.0
+        gb[0] = 0.0 if a <= b else g
     else:
-        da[0] = 0.0
+        ga[0] = 0.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -1373,14 +1378,13 @@ cdef list _sweep(Tape tape, list targets, list seeds, list sources, bint raw):
                     g = dg[so]
                     if not (fl[so] & KEEP):
                         fl[so] &= ~HAS_D
-                    _scalar_partials(p.code, a._d, b._d, e.out._d, &da, &db)
-                    if _check_numerics and not (isfinite(g * da) and isfinite(g * db)):
-                        _numerics_failed("multiply", g * da if not isfinite(g * da) else g * db,
-                                         e.args, p)
+                    _scalar_vjp(p.code, g, a._d, b._d, e.out._d, f32, &da, &db)
+                    if _check_numerics and not (isfinite(da) and isfinite(db)):
+                        _numerics_failed("multiply", da if not isfinite(da) else db, e.args, p)
                     if e.s0 >= 0:
-                        _acc_d(dg, fl, e.s0, _round(g * _round(da, f32), f32), f32)
+                        _acc_d(dg, fl, e.s0, da, f32)
                     if nargs == 2 and e.s1 >= 0:
-                        _acc_d(dg, fl, e.s1, _round(g * _round(db, f32), f32), f32)
+                        _acc_d(dg, fl, e.s1, db, f32)
                     continue
             gobj = _take(dg, fl, og, so, e.out._kind)
             for k in range(nargs):
