@@ -26,7 +26,8 @@ from . import nn, extend
 from .api import (derivative, grad, hessian, hvp, jacfwd, jacobian, jacrev, jvp, value_and_grad,
                   vjp)
 from .extend import custom_gradient
-from .function import function, run_functions_eagerly, FunctionFallbackWarning
+from .function import (function, run_functions_eagerly, FunctionFallbackWarning,
+                       FunctionStructureWarning)
 from .function import range  # noqa: A004 - TensorFlow's name for loops in compiled functions
 from . import optimizers, debugging
 

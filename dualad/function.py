@@ -34,6 +34,20 @@ class FunctionFallbackWarning(UserWarning):
     """A dualad.function runs eagerly for some signature (the reason is in the message)."""
 
 
+class FunctionStructureWarning(UserWarning):
+    """A dualad.function returned differently structured results on different paths."""
+
+
+def _structure(result):
+    """The shape of a result with tensors as 'T' and other leaves by type, for comparison."""
+    if isinstance(result, dict):
+        return {k: _structure(v) for k, v in result.items()}
+    if isinstance(result, (list, tuple)):
+        return type(result)(_structure(v) for v in result) if not hasattr(result, "_fields") \
+            else (type(result).__name__, tuple(_structure(v) for v in result))
+    return "T" if isinstance(result, Tensor) else type(result).__name__
+
+
 def run_functions_eagerly(enabled):
     """Debugging switch: when True, every dualad.function runs its Python body eagerly."""
     global _run_eagerly
@@ -69,6 +83,7 @@ class _Entry:
         self.root = None
         self.n_slots = 0
         self.paths = 0
+        self.structure = None  # the result's structure on the first path
         self.keep = keep  # objects the signature names by identity, kept alive
 
 
@@ -138,6 +153,14 @@ class Function:
 
         if entry is None:
             entry = self._cache[key] = _Entry(keep)
+        structure = _structure(result)
+        if entry.structure is None:
+            entry.structure = structure
+        elif structure != entry.structure:
+            warnings.warn(f"dualad.function {self.__name__!r} returns a different structure on "
+                          f"this path ({structure}) than on its first one ({entry.structure}); "
+                          "each path returns its own, but callers usually expect one",
+                          FunctionStructureWarning, stacklevel=3)
         if not _insert(entry, tracer.instrs, out_slots, finish):
             self._fall_back(key, "two traces of the same path recorded different programs "
                                  "(the function is not deterministic)")
