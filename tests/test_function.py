@@ -289,7 +289,7 @@ def statements(depth, with_state):
             "ifint": st.tuples(st.just("ifint"), block, block, block),
             "while": st.tuples(st.just("while"), st.sampled_from([1.0, 3.0, 8.0]),
                                st.integers(1, 4), block),
-            "for": st.tuples(st.just("for"), st.integers(0, 4), block),
+            "for": st.tuples(st.just("for"), st.one_of(st.integers(0, 4), st.just(17)), block),
             "for_n": st.tuples(st.just("for_n"), block),
             "break": st.tuples(st.just("break"), st.integers(1, 4), thresholds, block),
         })
@@ -321,14 +321,7 @@ def call_sequences(draw, shape, dtype):
 
 # ---- the property --------------------------------------------------------------------------
 
-def run_lockstep(prog, mode, shape, dtype, optimizer, calls, tape_around=False):
-    """Run `calls` through the eager and the compiled function of `prog` in lockstep; check
-    results, Variables, trace_count and body runs after every call."""
-    eager_world = World(shape, dtype, optimizer)
-    comp_world = World(shape, dtype, optimizer)
-    eager = make_function(prog, eager_world, mode)
-    compiled = dd.function(make_function(prog, comp_world, mode), max_paths=10_000)
-    seen = set()   # (signature, path) pairs met so far
+def _lockstep_calls(calls, eager, compiled, eager_world, comp_world, seen):
     for k, (x, s, n, c) in enumerate(calls):
         args = (dd.constant(x), dd.constant(s), dd.constant(np.int32(n)), c)
         eager_world.log.clear()
@@ -350,6 +343,22 @@ def run_lockstep(prog, mode, shape, dtype, optimizer, calls, tape_around=False):
         assert comp_world.body_runs == runs + new, f"{where}: the Python body ran on replay"
         if new:  # the trace took the path the eager run took
             assert comp_world.log == eager_world.log, where
+
+
+def run_lockstep(prog, mode, shape, dtype, optimizer, calls, tape_around=False):
+    """Run `calls` through the eager and the compiled function of `prog` in lockstep; check
+    results, Variables, trace_count and body runs after every call."""
+    eager_world = World(shape, dtype, optimizer)
+    comp_world = World(shape, dtype, optimizer)
+    eager = make_function(prog, eager_world, mode)
+    compiled = dd.function(make_function(prog, comp_world, mode), max_paths=10_000)
+    seen = set()   # (signature, path) pairs met so far
+    with warnings.catch_warnings():
+        # every random program compiles: no eager fallback (a gradient that is None on some
+        # paths only changes the structure: that warning is expected)
+        warnings.simplefilter("error", FunctionFallbackWarning)
+        warnings.simplefilter("ignore", dd.FunctionStructureWarning)
+        _lockstep_calls(calls, eager, compiled, eager_world, comp_world, seen)
     if tape_around:
         # a call under a tape runs eagerly (so the tape records it): the same gradients
         x, s, n, c = calls[-1]
@@ -373,7 +382,7 @@ LOCKSTEP = settings(max_examples=300, deadline=None,
 
 @LOCKSTEP
 @given(data=st.data(), prog=programs(with_state=False), shape=st.sampled_from(SHAPES),
-       dtype=st.sampled_from([np.float32, np.float64]))
+       dtype=st.sampled_from([np.float32, np.float64, np.float16]))
 def test_random_programs_values_and_a_tape_around_the_call(data, prog, shape, dtype):
     calls = data.draw(call_sequences(shape, dtype))
     run_lockstep(prog, "value", shape, dtype, "sgd", calls, tape_around=True)
@@ -814,10 +823,32 @@ def test_each_path_returns_its_own_structure():
         return x - 1.0
 
     f = counted(fn)
-    for v in ([1.0, 2.0], [-0.5, -0.25], [-3.0, -4.0], [4.0, 0.0], [-0.5, 0.25], [-2.0, -3.0]):
-        x = dd.constant(v)
-        same_bits(f(x), fn(x), str(v))
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        for v in ([1.0, 2.0], [-0.5, -0.25], [-3.0, -4.0], [4.0, 0.0], [-0.5, 0.25],
+                  [-2.0, -3.0]):
+            x = dd.constant(v)
+            same_bits(f(x), fn(x), str(v))
     assert f.trace_count == 3
+    # documented: each path returns its own structure, with a warning when a path's differs
+    # from the first path's (once, when the path is traced)
+    caught = [w for w in record if issubclass(w.category, dd.FunctionStructureWarning)]
+    assert len(caught) == 2, [str(w.message) for w in caught]
+    assert not fallback_warnings(record)
+
+
+def test_no_structure_warning_when_every_path_returns_the_same_structure():
+    def fn(x):
+        if dd.reduce_sum(x) > 0:
+            return {"y": x * 2.0, "tag": 1}
+        return {"y": x - 1.0, "tag": 2}   # same structure, another Python value
+
+    f = counted(fn)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", dd.FunctionStructureWarning)
+        for v in ([1.0], [-1.0], [2.0], [-2.0]):
+            same_bits(f(dd.constant(v)), fn(dd.constant(v)))
+    assert f.trace_count == 2
 
 
 def test_returned_variables_and_constants_are_the_objects_themselves():
@@ -884,6 +915,40 @@ def test_range_with_a_tensor_bound_retraces_per_value_and_break():
     # paths: the int guard on n, then the break guards; n >= 5 breaks at iteration 5
     # (2 * 1.5**5 = 15.2, 2 * 1.5**6 = 22.8 > 20): n = 12 and 20 differ only in n's value
     assert f.trace_count == len({3, 5, 2, 12, 20})
+
+
+def _program_size(function):
+    """(instructions, loop instructions) in the program tree of a function's one signature
+    (white box: dualad._core.Node / Instr as function.py builds them)."""
+    (entry,) = function._cache.values()
+    total = loops = 0
+    stack = [entry.root]
+    while stack:
+        node = stack.pop()
+        total += len(node.instrs)
+        loops += sum(1 for ins in node.instrs if ins.kind == 5)   # I_LOOP
+        stack.extend(node.children.values())
+    return total, loops
+
+
+def test_a_range_loop_whose_iterations_trace_alike_is_one_loop_instruction():
+    sizes = {}
+    for n in (2, 10, 1000):
+        x = dd.Variable(0.0)
+
+        @dd.function
+        def f():
+            for _ in dd.range(n):
+                with dd.GradientTape() as tape:
+                    y = x * x - 2.0 * x
+                x.assign_sub(0.01 * tape.gradient(y, x))
+            return x * 1.0
+
+        f()
+        sizes[n] = _program_size(f)
+    assert sizes[2] == sizes[10] == sizes[1000], sizes
+    assert sizes[1000][1] == 1
+    assert sizes[1000][0] < 50   # not 1000 copies of the body
 
 
 # ---- the tutorial's minimisation -----------------------------------------------------------
@@ -970,3 +1035,18 @@ def test_optimizer_learning_rate_changed_between_compiled_steps():
         same_bits(xc, xe, f"x after step {k}")
     assert stepc.trace_count == 1
     assert optc.iterations == opte.iterations == 7
+
+
+# ---- found on the way ----------------------------------------------------------------------
+# float16 takes part in the random programs without tapes only: a float16 tensor or Variable
+# is watched (no NonFloatWatchWarning) but its gradient is silently None.
+
+@pytest.mark.xfail(strict=True, reason="float16 sources get a None gradient without warning "
+                   "(watched, but no op on float16 is recorded)")
+def test_float16_gradient():
+    x = dd.constant(np.float16(1.5))
+    with dd.GradientTape() as tape:
+        tape.watch(x)
+        y = x * x
+    g = tape.gradient(y, x)
+    assert g is not None and g.dtype == dd.float16 and g.numpy() == np.float16(3.0)
