@@ -1050,3 +1050,68 @@ def test_float16_gradient():
         y = x * x
     g = tape.gradient(y, x)
     assert g is not None and g.dtype == dd.float16 and g.numpy() == np.float16(3.0)
+
+
+# Python decisions on a Variable itself (not on an op's result): `if v:`, `int(v)`,
+# `dualad.range(v)`. The trace records no read and no guard for them (Tracer._derived is
+# false for the Variable object, whose reads are snapshots), so a replay keeps the outcome of
+# the trace after the Variable changed. (float(v) is detected: it falls back to eager.)
+
+@pytest.mark.xfail(strict=True, reason="`if v:` on a Variable records no guard: after "
+                   "v.assign(0.0) the replay still takes the branch traced with v = 1 "
+                   "(2.0, eager 3.0)")
+def test_truth_value_of_a_variable_is_guarded():
+    w = dd.Variable(1.0)
+
+    def fn(x):
+        if w:
+            return x * 2.0
+        return x * 3.0
+
+    f = dd.function(fn)
+    x = dd.constant(1.0)
+    same_bits(f(x), fn(x))
+    w.assign(0.0)
+    same_bits(f(x), fn(x))
+
+
+@pytest.mark.xfail(strict=True, reason="dualad.range(k) / int(k) on an int Variable record no "
+                   "guard: after k.assign(4) the replay still loops twice (4.0, eager 16.0)")
+def test_range_over_an_int_variable_is_guarded():
+    k = dd.Variable(np.int32(2))
+
+    def fn(x):
+        y = x
+        for _ in dd.range(k):
+            y = y * 2.0
+        return y
+
+    f = dd.function(fn)
+    x = dd.constant(1.0)
+    same_bits(f(x), fn(x))
+    k.assign(np.int32(4))
+    same_bits(f(x), fn(x))
+
+
+def test_float_of_a_variable_falls_back_to_eager():
+    w = dd.Variable(2.0)
+
+    def fn(x):
+        return x * float(w)
+
+    f = dd.function(fn)
+    x = dd.constant(1.0)
+    with pytest.warns(FunctionFallbackWarning, match="float"):
+        same_bits(f(x), fn(x))
+    w.assign(5.0)
+    same_bits(f(x), fn(x))
+
+
+@pytest.mark.xfail(strict=True, reason="Python scalars are keyed by ==, so -0.0 shares the "
+                   "trace of 0.0: f(x, -0.0) replays x / 0.0 (inf, eager -inf); TensorFlow's "
+                   "value-keyed Python scalars presumably share this; an edge case to decide")
+def test_negative_zero_python_argument():
+    f = dd.function(lambda x, c: x / c)
+    x = dd.constant(1.0)
+    same_bits(f(x, 0.0), dd.constant(np.inf))
+    same_bits(f(x, -0.0), dd.constant(-np.inf))
