@@ -116,6 +116,17 @@ BINARY = {
 }
 
 
+OPTIMIZERS = {
+    "sgd": lambda: dd.optimizers.SGD(0.1, momentum=0.5),
+    "nesterov": lambda: dd.optimizers.SGD(0.1, momentum=0.9, nesterov=True),
+    "adam": lambda: dd.optimizers.Adam(0.05),
+    "amsgrad": lambda: dd.optimizers.Adam(0.05, amsgrad=True),
+    "rmsprop": lambda: dd.optimizers.RMSprop(0.05),
+    "centered": lambda: dd.optimizers.RMSprop(0.05, momentum=0.5, centered=True),
+    "adagrad": lambda: dd.optimizers.Adagrad(0.1),
+}
+
+
 class World:
     """The state a program closes over: Variables v (shaped like x) and w (scalar), an
     optimizer, and the log of decisions taken on tensor values."""
@@ -124,10 +135,7 @@ class World:
         rng = np.random.default_rng(1)
         self.v = dd.Variable(rng.uniform(-1, 1, size=shape).astype(dtype), name="v")
         self.w = dd.Variable(np.asarray(0.5, dtype=dtype), name="w")
-        self.opt = {"sgd": lambda: dd.optimizers.SGD(0.1, momentum=0.5),
-                    "adam": lambda: dd.optimizers.Adam(0.05),
-                    "rmsprop": lambda: dd.optimizers.RMSprop(0.05),
-                    "adagrad": lambda: dd.optimizers.Adagrad(0.1)}[optimizer]()
+        self.opt = OPTIMIZERS[optimizer]()
         self.log = []
         self.body_runs = 0
 
@@ -391,7 +399,7 @@ def test_random_programs_values_and_a_tape_around_the_call(data, prog, shape, dt
 @LOCKSTEP
 @given(data=st.data(), prog=programs(with_state=True), shape=st.sampled_from(SHAPES),
        dtype=st.sampled_from([np.float32, np.float64]),
-       optimizer=st.sampled_from(["sgd", "adam", "rmsprop", "adagrad"]))
+       optimizer=st.sampled_from(sorted(OPTIMIZERS)))
 def test_random_programs_with_state_and_gradients_inside(data, prog, shape, dtype, optimizer):
     calls = data.draw(call_sequences(shape, dtype))
     run_lockstep(prog, "grad", shape, dtype, optimizer, calls)
@@ -1011,6 +1019,62 @@ def test_10000_step_compiled_minimisation_equals_eager_to_the_last_bit(loop):
     same_bits(run(), ye)
     same_bits(xc, xe)
     assert run.trace_count == 1
+
+
+def _optimizer_world(kind):
+    x = dd.Variable([0.5, -1.0])
+    opt = OPTIMIZERS[kind]()
+
+    def step():
+        with dd.GradientTape() as tape:
+            y = dd.reduce_sum(dd.square(x - dd.constant([1.0, 2.0])) * dd.constant([1.0, 3.0]))
+        opt.apply_gradients([(tape.gradient(y, x), x)])
+        return y
+    return x, opt, step
+
+
+@pytest.mark.parametrize("kind", sorted(OPTIMIZERS))
+def test_compiled_and_eager_optimizer_steps_interleave_and_restore(kind):
+    xe, opte, stepe = _optimizer_world(kind)
+    xc, optc, stepc = _optimizer_world(kind)
+    compiled = dd.function(stepc)
+    for k, how in enumerate("ceccceec"):   # one optimizer, stepped both ways
+        same_bits(compiled() if how == "c" else stepc(), stepe(), f"step {k} ({how})")
+        same_bits(xc, xe, f"x after step {k}")
+    assert compiled.trace_count == 1 and optc.iterations == opte.iterations == 8
+    # state saved eagerly, restored into another optimizer, continued compiled
+    state, saved_x = opte.get_state(), xe.numpy()
+    for _ in range(3):
+        stepe()
+    xr, optr, stepr = _optimizer_world(kind)
+    xr.assign(saved_x)
+    optr.set_state(state, [xr])
+    compiled_r = dd.function(stepr)
+    for _ in range(3):
+        compiled_r()
+    same_bits(xr, xe, "x after restore and 3 compiled steps")
+
+
+def test_a_learning_rate_schedule_falls_back_to_eager():
+    def world():
+        x = dd.Variable(1.0)
+        opt = dd.optimizers.SGD(dd.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5))
+
+        def step():
+            with dd.GradientTape() as tape:
+                y = x * x
+            opt.apply_gradients([(tape.gradient(y, x), x)])
+            return y
+        return x, step
+
+    xe, stepe = world()
+    xc, stepc = world()
+    compiled = dd.function(stepc)
+    with pytest.warns(FunctionFallbackWarning, match="schedule"):
+        same_bits(compiled(), stepe())
+    for _ in range(4):
+        same_bits(compiled(), stepe())
+    same_bits(xc, xe)
 
 
 def test_optimizer_learning_rate_changed_between_compiled_steps():
