@@ -904,7 +904,8 @@ cdef Tensor run_op(Primitive p, tuple args, dict params):
         _check_finite(p, out, args)
     if tracer is not None:
         tracer._op(p, args, params, out)
-    if _n_live == 0 or not p.differentiable or out._kind == K_OTHER:
+    if _n_live == 0 or not p.differentiable or (out._kind == K_OTHER
+                                                 and out._dtype.kind != "f"):  # float16 goes on
         return out
     _transform(p, args, params, out)
     return out
@@ -1805,10 +1806,10 @@ cdef void _trace_concrete(Tensor t, str what) except *:
 cdef void _trace_guard(Tensor t, object outcome) except *:
     cdef Tracer tr = _tracer()
     cdef Instr i
-    if tr is None or not tr._derived(t):
+    if tr is None or not (t._is_var or tr._derived(t)):
         return
     i = _instr(I_GUARD)
-    i.a0 = tr._slot_of[id(t)]
+    i.a0 = tr._slot(t)  # a Variable is read here, so the guard sees its value at replay
     i.expected = outcome
     tr.instrs.append(i)
 

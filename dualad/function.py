@@ -121,14 +121,17 @@ class Function:
                 leaf, outputs = found
                 return leaf.finish(outputs)
             if entry.paths >= self.max_paths:
-                self._fall_back(key, f"it took more than {self.max_paths} different paths")
+                self._fall_back(key, f"it took more than {self.max_paths} different paths",
+                                stacklevel=3)
                 return self._fn(*args, **kwargs)
         return self._trace(key, entry, keep, args, kwargs, inputs)
 
-    def _fall_back(self, key, reason):
+    def _fall_back(self, key, reason, stacklevel=4):
+        # stacklevel: the caller of the function (from _trace, one frame deeper by default)
         self._cache[key] = _EAGER
         warnings.warn(f"dualad.function {self.__name__!r} runs eagerly for this input "
-                      f"signature because {reason}", FunctionFallbackWarning, stacklevel=3)
+                      f"signature because {reason}", FunctionFallbackWarning,
+                      stacklevel=stacklevel)
 
     def _trace(self, key, entry, keep, args, kwargs, inputs):
         tracer = _core.begin_trace()
@@ -160,7 +163,7 @@ class Function:
             warnings.warn(f"dualad.function {self.__name__!r} returns a different structure on "
                           f"this path ({structure}) than on its first one ({entry.structure}); "
                           "each path returns its own, but callers usually expect one",
-                          FunctionStructureWarning, stacklevel=3)
+                          FunctionStructureWarning, stacklevel=4)
         if not _insert(entry, tracer.instrs, out_slots, finish):
             self._fall_back(key, "two traces of the same path recorded different programs "
                                  "(the function is not deterministic)")
@@ -219,9 +222,11 @@ _GUARD = 3  # Instr.kind of a guard (dualad._core)
 
 def _signature(args, kwargs):
     """The cache key of a call, its tensor inputs, and the arguments with numpy arrays turned
-    into Tensors (as TensorFlow does)."""
+    into Tensors (as TensorFlow does). The key holds the arguments' structure (container types,
+    dict keys), each tensor's shape and dtype, each Variable's identity, and other values by
+    value (floats by their bits, so -0.0 and 0.0 differ and a NaN matches itself)."""
     leaves, pack = flatten((list(args), dict(kwargs)))
-    key, inputs, keep, new_leaves = [], [], [], []
+    key, inputs, keep, new_leaves = [_containers((args, kwargs))], [], [], []
     for leaf in leaves:
         if isinstance(leaf, np.ndarray):
             leaf = _core.convert_to_tensor(leaf)
@@ -231,6 +236,8 @@ def _signature(args, kwargs):
         elif isinstance(leaf, Tensor):
             key.append(("T", leaf.shape, leaf.dtype.name))
             inputs.append(leaf)
+        elif isinstance(leaf, float):
+            key.append((type(leaf), float(leaf).hex()))
         else:
             try:
                 hash(leaf)
@@ -241,6 +248,15 @@ def _signature(args, kwargs):
         new_leaves.append(leaf)
     args, kwargs = pack(new_leaves)
     return tuple(args), kwargs, tuple(key), inputs, keep
+
+
+def _containers(obj):
+    """The nesting of lists, tuples and dicts in obj (types and keys), leaves as None."""
+    if isinstance(obj, dict):
+        return (type(obj), tuple((k, _containers(obj[k])) for k in sorted(obj)))
+    if isinstance(obj, (list, tuple)):
+        return (type(obj), tuple(_containers(v) for v in obj))
+    return None
 
 
 def function(fn=None, *, eager=False, max_paths=64):

@@ -521,8 +521,6 @@ def _structure_sensitive(xs):
     return xs["a"] * 1.0 if "a" in xs else xs["z"] * 10.0
 
 
-@pytest.mark.xfail(strict=True, reason="the signature ignores the arguments' structure: "
-                   "f([a, b]) then f((a, b)) replays the list's program (1.0, eager 2.0)")
 def test_a_tuple_argument_is_not_a_list_argument():
     f = dd.function(_structure_sensitive)
     a, b = dd.constant(1.0), dd.constant(2.0)
@@ -530,8 +528,6 @@ def test_a_tuple_argument_is_not_a_list_argument():
     same_bits(f((a, b)), dd.constant(2.0))
 
 
-@pytest.mark.xfail(strict=True, reason="the signature ignores dict keys: f({'a': a}) then "
-                   "f({'z': b}) replays the program of {'a': ...} (2.0, eager 20.0)")
 def test_dict_arguments_with_other_keys_are_another_signature():
     f = dd.function(_structure_sensitive)
     a, b = dd.constant(1.0), dd.constant(2.0)
@@ -781,11 +777,6 @@ def test_a_function_whose_program_changes_between_traces_falls_back():
     assert out == [np.float32(1.0), np.float32(2.0), np.float32(6.0), np.float32(8.0)]
 
 
-@pytest.mark.xfail(strict=True, reason="FunctionFallbackWarning for a trace found impure "
-                   "(numpy(), float(), a new Variable, non-determinism) is attributed to "
-                   "dualad/function.py (stacklevel=3 counts from _fall_back via _trace), not "
-                   "to the line calling the function; the max_paths warning is attributed to "
-                   "the caller")
 def test_fallback_warnings_point_at_the_caller():
     f = dd.function(lambda x: x * float(x))
     with warnings.catch_warnings(record=True) as record:
@@ -1102,11 +1093,8 @@ def test_optimizer_learning_rate_changed_between_compiled_steps():
 
 
 # ---- found on the way ----------------------------------------------------------------------
-# float16 takes part in the random programs without tapes only: a float16 tensor or Variable
-# is watched (no NonFloatWatchWarning) but its gradient is silently None.
+# float16 tensors are differentiated like float32/float64 (they once got a silent None).
 
-@pytest.mark.xfail(strict=True, reason="float16 sources get a None gradient without warning "
-                   "(watched, but no op on float16 is recorded)")
 def test_float16_gradient():
     x = dd.constant(np.float16(1.5))
     with dd.GradientTape() as tape:
@@ -1117,13 +1105,9 @@ def test_float16_gradient():
 
 
 # Python decisions on a Variable itself (not on an op's result): `if v:`, `int(v)`,
-# `dualad.range(v)`. The trace records no read and no guard for them (Tracer._derived is
-# false for the Variable object, whose reads are snapshots), so a replay keeps the outcome of
-# the trace after the Variable changed. (float(v) is detected: it falls back to eager.)
+# `dualad.range(v)`. The trace reads the Variable and guards the outcome, so a replay after
+# the Variable changed takes the right path. (float(v) falls back to eager.)
 
-@pytest.mark.xfail(strict=True, reason="`if v:` on a Variable records no guard: after "
-                   "v.assign(0.0) the replay still takes the branch traced with v = 1 "
-                   "(2.0, eager 3.0)")
 def test_truth_value_of_a_variable_is_guarded():
     w = dd.Variable(1.0)
 
@@ -1139,8 +1123,6 @@ def test_truth_value_of_a_variable_is_guarded():
     same_bits(f(x), fn(x))
 
 
-@pytest.mark.xfail(strict=True, reason="dualad.range(k) / int(k) on an int Variable record no "
-                   "guard: after k.assign(4) the replay still loops twice (4.0, eager 16.0)")
 def test_range_over_an_int_variable_is_guarded():
     k = dd.Variable(np.int32(2))
 
@@ -1171,9 +1153,6 @@ def test_float_of_a_variable_falls_back_to_eager():
     same_bits(f(x), fn(x))
 
 
-@pytest.mark.xfail(strict=True, reason="Python scalars are keyed by ==, so -0.0 shares the "
-                   "trace of 0.0: f(x, -0.0) replays x / 0.0 (inf, eager -inf); TensorFlow's "
-                   "value-keyed Python scalars presumably share this; an edge case to decide")
 def test_negative_zero_python_argument():
     f = dd.function(lambda x, c: x / c)
     x = dd.constant(1.0)
