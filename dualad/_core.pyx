@@ -1061,6 +1061,11 @@ cdef void _set_slot(Tensor t, long long tape_id, Py_ssize_t slot) except *:
         return
     if t._more_slots is None:
         t._more_slots = {}
+    elif len(t._more_slots) >= 8:
+        # slots of tapes dropped without a gradient: a long-lived tensor (a Variable watched
+        # by a new tape every step) must not collect them
+        for dead in [k for k in t._more_slots if k not in _live_tapes]:
+            del t._more_slots[dead]
     t._more_slots[tape_id] = slot
 
 
@@ -1207,8 +1212,12 @@ cdef class Tape(Transformation):
         _live_tapes.add(self.id)
 
     def __dealloc__(self):
+        cdef Tensor t
         if _live_tapes is not None:  # None only at interpreter shutdown
             _live_tapes.discard(self.id)
+            if self._watched is not None:
+                for t in self._watched:
+                    _clear_slot(t, self.id)
 
     cdef bint _watch(self, Tensor t) except -1:
         if _slot_of(t, self.id) >= 0:

@@ -704,3 +704,33 @@ def test_a_tape_cannot_be_entered_twice():
         with pytest.raises(RuntimeError, match="already active"):
             tape.__enter__()
     assert dd._core.active_transformations() == ()
+
+
+def test_tapes_dropped_without_gradient_leave_nothing_on_a_long_lived_variable():
+    """A Variable read under a new tape every step, while another tape holds its first slot,
+    must not keep one slot entry per dropped tape (memory and read time grew without bound)."""
+    import gc
+    import tracemalloc
+
+    x = dd.Variable(1.0)
+    keeper = dd.GradientTape(persistent=True)
+    with keeper:
+        keeper_y = x * x
+
+    def step():
+        with dd.GradientTape() as tape:
+            y = x * 2.0
+        return y
+
+    for _ in range(100):
+        step()
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for _ in range(5000):
+        step()
+    gc.collect()
+    grown = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert grown < 20_000, f"{grown} bytes kept by 5000 dropped tapes"
+    assert float(keeper.gradient(keeper_y, x)) == 2.0
