@@ -27,7 +27,7 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import dualad as dd
@@ -87,6 +87,11 @@ def test_same_bits_sees_one_ulp_and_signed_zero():
 #   ("assign", var)                   var.assign(tanh(y)) (reduced for w)
 #   ("opt",)                          one optimizer step on v, w for sum(tanh(y) v) + w^2
 #   ("tape",)                         y = y + the gradient of sum(sin(y) * x) w.r.t. x
+#   ("kstep",)                        k.assign(0 if k >= 3 else k + 1) (k an int32 Variable)
+#   ("kset",)                         k.assign(min(int32(|sum y|), 4))
+#   ("flagset", cond, c)              flag.assign(<cond on y>) (flag a bool Variable)
+#   ("for_k", body)                   for _ in dualad.range(k): body (a guard on k itself)
+#   ("ifflag", then, else)            if flag: then else: else (the Variable's truth value)
 # Every value stays bounded (multipliers pass through tanh, divisors are 1 + |.|), so no
 # inf/NaN appears and every comparison is a real decision.
 
@@ -135,6 +140,8 @@ class World:
         rng = np.random.default_rng(1)
         self.v = dd.Variable(rng.uniform(-1, 1, size=shape).astype(dtype), name="v")
         self.w = dd.Variable(np.asarray(0.5, dtype=dtype), name="w")
+        self.k = dd.Variable(np.int32(1), name="k")
+        self.flag = dd.Variable(True, name="flag")
         self.opt = OPTIMIZERS[optimizer]()
         self.log = []
         self.body_runs = 0
@@ -163,16 +170,21 @@ def operand(world, x, s, which):
     return dd.constant(np.asarray(which, dtype=x.dtype.np))  # a constant of x's dtype
 
 
-def condition(world, y, cond, c):
+def predicate(world, y, cond, c):
+    """A bool tensor computed from y (not yet decided on)."""
     if cond == "sum":
-        return world.decide(dd.reduce_sum(y) > c)
+        return dd.reduce_sum(y) > c
     if cond == "max":
-        return world.decide(dd.reduce_max(y) >= c)
+        return dd.reduce_max(y) >= c
     if cond == "any":
-        return world.decide(dd.reduce_any(y < c))
+        return dd.reduce_any(y < c)
     if cond == "mean_v":
-        return world.decide(dd.reduce_mean(y * world.v) > c)
+        return dd.reduce_mean(y * world.v) > c
     raise AssertionError(cond)
+
+
+def condition(world, y, cond, c):
+    return world.decide(predicate(world, y, cond, c))
 
 
 def execute(prog, world, x, s, n, y):
@@ -231,6 +243,18 @@ def execute(prog, world, x, s, n, y):
                 tape.watch(x)
                 inner = dd.reduce_sum(dd.sin(y) * x)
             y = y + tape.gradient(inner, x, unconnected_gradients="zero")
+        elif kind == "kstep":
+            world.k.assign(dd.where(world.k >= 3, 0, world.k + 1))
+        elif kind == "kset":
+            world.k.assign(dd.minimum(dd.cast(dd.reduce_sum(dd.abs(y)), dd.int32), 4))
+        elif kind == "flagset":
+            world.flag.assign(predicate(world, y, stmt[1], stmt[2]))
+        elif kind == "for_k":
+            world.decide_int(world.k)  # logs the guard dualad.range(k) takes on k
+            for _ in dd.range(world.k):
+                y = execute(stmt[1], world, x, s, n, y)
+        elif kind == "ifflag":
+            y = execute(stmt[1] if world.decide(world.flag) else stmt[2], world, x, s, n, y)
         else:
             raise AssertionError(stmt)
     return y
@@ -287,6 +311,10 @@ def statements(depth, with_state):
                                     st.sampled_from([0.25, -0.5])),
             "assign": st.tuples(st.just("assign"), st.sampled_from(["v", "w"])),
             "opt": st.tuples(st.just("opt")),
+            "kstep": st.tuples(st.just("kstep")),
+            "kset": st.tuples(st.just("kset")),
+            "flagset": st.tuples(st.just("flagset"),
+                                 st.sampled_from(["sum", "max", "any", "mean_v"]), thresholds),
         })
     kinds = dict(leaves)
     if depth > 0:
@@ -300,6 +328,8 @@ def statements(depth, with_state):
             "for": st.tuples(st.just("for"), st.one_of(st.integers(0, 4), st.just(17)), block),
             "for_n": st.tuples(st.just("for_n"), block),
             "break": st.tuples(st.just("break"), st.integers(1, 4), thresholds, block),
+            "for_k": st.tuples(st.just("for_k"), block),
+            "ifflag": st.tuples(st.just("ifflag"), block, block),
         })
     # the kind first, uniformly (st.one_of would favour its first strategies)
     return st.sampled_from(sorted(kinds)).flatmap(kinds.__getitem__)
@@ -341,6 +371,8 @@ def _lockstep_calls(calls, eager, compiled, eager_world, comp_world, seen):
         same_bits(got, expected, where)
         same_bits(comp_world.v, eager_world.v, f"{where}: v")
         same_bits(comp_world.w, eager_world.w, f"{where}: w")
+        same_bits(comp_world.k, eager_world.k, f"{where}: k")
+        same_bits(comp_world.flag, eager_world.flag, f"{where}: flag")
         same_bits(comp_world.opt.iterations, eager_world.opt.iterations, f"{where}: iterations")
         path = (c, tuple(eager_world.log))
         new = path not in seen
@@ -398,9 +430,12 @@ def test_random_programs_values_and_a_tape_around_the_call(data, prog, shape, dt
 
 @LOCKSTEP
 @given(data=st.data(), prog=programs(with_state=True), shape=st.sampled_from(SHAPES),
-       dtype=st.sampled_from([np.float32, np.float64]),
+       dtype=st.sampled_from([np.float32, np.float64, np.float16]),
        optimizer=st.sampled_from(sorted(OPTIMIZERS)))
 def test_random_programs_with_state_and_gradients_inside(data, prog, shape, dtype, optimizer):
+    # an eager optimizer step on a float16 scalar Variable (w) raises TypeError (see
+    # test_optimizer_step_on_a_float16_scalar_variable)
+    assume(not (dtype == np.float16 and "'opt'" in repr(prog)))
     calls = data.draw(call_sequences(shape, dtype))
     run_lockstep(prog, "grad", shape, dtype, optimizer, calls)
 
@@ -408,8 +443,9 @@ def test_random_programs_with_state_and_gradients_inside(data, prog, shape, dtyp
 @settings(max_examples=150, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=st.data(), prog=programs(with_state=True), shape=st.sampled_from(SHAPES),
-       dtype=st.sampled_from([np.float32, np.float64]))
+       dtype=st.sampled_from([np.float32, np.float64, np.float16]))
 def test_random_programs_second_derivatives_inside(data, prog, shape, dtype):
+    assume(not (dtype == np.float16 and "'opt'" in repr(prog)))   # as above
     calls = data.draw(call_sequences(shape, dtype))
     run_lockstep(prog, "grad2", shape, dtype, "sgd", calls)
 
@@ -508,10 +544,9 @@ def test_keyword_arguments_and_nested_structures():
     assert f.trace_count == 2
 
 
-# The cache key lists the leaves of the arguments but not the structure holding them, so a
-# call whose arguments have the same leaves in another structure (a tuple instead of a list,
-# other dict keys, other nesting) replays a program traced for a different structure, and
-# returns what the function computed on that one.
+# The cache key holds the structure of the arguments, not only their leaves: the same leaves
+# in another structure (a tuple instead of a list, other dict keys) are another signature.
+# (They once shared one, and the second call replayed the first structure's program.)
 
 def _structure_sensitive(xs):
     if isinstance(xs, list):
@@ -777,14 +812,44 @@ def test_a_function_whose_program_changes_between_traces_falls_back():
     assert out == [np.float32(1.0), np.float32(2.0), np.float32(6.0), np.float32(8.0)]
 
 
-def test_fallback_warnings_point_at_the_caller():
-    f = dd.function(lambda x: x * float(x))
+def _new_variable(x):
+    return dd.Variable(x) * 1.0
+
+
+def _branchy(x):
+    return (x, x) if x > 0 else x
+
+
+_NONDETERMINISTIC = {"calls": 0}
+
+
+def _nondeterministic(x):
+    _NONDETERMINISTIC["calls"] += 1
+    if _NONDETERMINISTIC["calls"] > 1:   # changes the program before the first guard
+        x = x * 2.0
+    return x if x > 0 else -x
+
+
+@pytest.mark.parametrize("fn, options, inputs, category", [
+    (lambda x: x * float(x), {}, [1.0], FunctionFallbackWarning),
+    (lambda x: x * x.numpy(), {}, [1.0], FunctionFallbackWarning),
+    (_new_variable, {}, [1.0], FunctionFallbackWarning),
+    (lambda n: n * int(n), {"max_paths": 1}, [np.int32(1), np.int32(2)],
+     FunctionFallbackWarning),
+    (_nondeterministic, {}, [1.0, -1.0], FunctionFallbackWarning),
+    pytest.param(_branchy, {}, [1.0, -1.0], dd.FunctionStructureWarning, marks=pytest.mark.xfail(
+        strict=True, reason="FunctionStructureWarning is warned from _trace with stacklevel=4, "
+        "one frame beyond the caller (it names pytest's python.py here)")),
+], ids=["float", "numpy", "variable", "max_paths", "nondeterministic", "structure"])
+def test_function_warnings_point_at_the_caller(fn, options, inputs, category):
+    f = dd.function(fn, **options)
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
-        f(dd.constant(2.0))
-    caught = fallback_warnings(record)
-    assert len(caught) == 1
-    assert caught[0].filename == __file__, caught[0].filename
+        for v in inputs:
+            f(dd.constant(v))   # the line the warning must name
+    caught = [w for w in record if issubclass(w.category, category)]
+    assert len(caught) == 1, [str(w.message) for w in record]
+    assert caught[0].filename == __file__, (caught[0].filename, str(caught[0].message))
 
 
 def test_python_side_effects_happen_only_while_tracing():
@@ -1095,6 +1160,18 @@ def test_optimizer_learning_rate_changed_between_compiled_steps():
 # ---- found on the way ----------------------------------------------------------------------
 # float16 tensors are differentiated like float32/float64 (they once got a silent None).
 
+@pytest.mark.xfail(strict=True, reason="SGD/Adam/... apply_gradients on a float16 shape-() "
+                   "Variable raises TypeError('scalar() takes a float dtype, got float16') "
+                   "eagerly (the C scalar update path); arrays and compiled steps work")
+def test_optimizer_step_on_a_float16_scalar_variable():
+    v = dd.Variable(np.float16(1.0))
+    opt = dd.optimizers.SGD(0.1)
+    with dd.GradientTape() as tape:
+        loss = v * v
+    opt.apply_gradients([(tape.gradient(loss, v), v)])
+    same_bits(v, dd.Variable(np.float16(0.8)))
+
+
 def test_float16_gradient():
     x = dd.constant(np.float16(1.5))
     with dd.GradientTape() as tape:
@@ -1137,6 +1214,40 @@ def test_range_over_an_int_variable_is_guarded():
     same_bits(f(x), fn(x))
     k.assign(np.int32(4))
     same_bits(f(x), fn(x))
+
+
+# int() of a float scalar tensor is a guard on an int outcome, but the replay evaluates a
+# guard on a float scalar slot (held as a C double) as a truth value: True == 1 and
+# False == 0 as dict keys, so the program traced with int(x) == 1 is replayed for any
+# nonzero x, and the one traced with int(x) == 0 for x == 0.
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.xfail(strict=True, reason="int(x) of a float scalar: replay checks the guard "
+                   "as bool(x): f(1.0) then f(2.0) replays int(x) == 1 (2.0, eager 4.0)")
+def test_int_of_a_float_scalar_is_guarded_by_value(dtype):
+    def fn(x):
+        return x * float(int(x))
+
+    f = counted(fn)
+    for v in (1.0, 2.0, 3.0, 0.5, -1.0, 0.0, 2.0):
+        x = dd.constant(dtype(v))
+        same_bits(f(x), fn(x), f"x = {v}")
+    assert f.trace_count == 5   # int(x) = 1, 2, 3, 0, -1
+
+
+@pytest.mark.xfail(strict=True, reason="dualad.range over a float32 scalar tensor: the int "
+                   "guard is replayed as a truth value (loops once for x = 3.0 after x = 1.0)")
+def test_range_over_a_float32_scalar_is_guarded_by_value():
+    def fn(x):
+        y = dd.constant(0.0)
+        for _ in dd.range(x):
+            y = y + x
+        return y
+
+    f = counted(fn)
+    for v in (1.0, 3.0, 2.0, 3.0):
+        x = dd.constant(v)
+        same_bits(f(x), fn(x), f"x = {v}")
 
 
 def test_float_of_a_variable_falls_back_to_eager():
