@@ -46,6 +46,7 @@ attaching the slots to `var_list` in the order the original optimizer first saw 
 A restored run continues bit for bit like an uninterrupted one.
 """
 import bisect
+import contextlib
 import inspect
 import math
 import numbers
@@ -112,6 +113,8 @@ def _takes_step(fn):
 
 
 _ONE = _core.scalar(1.0, np.float64)  # the step count's increment
+_NOTHING = contextlib.nullcontext()
+_C_SCALARS = (np.dtype(np.float32), np.dtype(np.float64))  # dtypes the core's scalar ops run on
 
 
 def _scalar_type(w):
@@ -301,7 +304,7 @@ class Optimizer:
             dtype = _check_variable(var)
             if grad is None:
                 missing.append(var.name)
-            elif compiled or var.ndim == 0:
+            elif compiled or (var.ndim == 0 and dtype in _C_SCALARS):
                 pairs.append((var, dtype, _gradient_tensor(grad, var, dtype)))
             else:
                 pairs.append((var, dtype, _gradient_value(grad, var, dtype)))
@@ -315,29 +318,30 @@ class Optimizer:
         scheduled = type(self._lr) is not float
         if compiled and scheduled:  # this call then runs eagerly, the trace only gives values
             _core.mark_impure("a learning-rate schedule is Python code the program cannot run")
-        lr = self._lr if compiled and not scheduled else self._current_learning_rate()
+        lr = self._current_learning_rate() if scheduled else self._lr
         step = None if compiled else self.iterations + 1
-        with _core.paused():
+        # an optimizer step is not differentiated: hide it from active tapes and accumulators
+        with _core.paused() if _core.active_transformations() else _NOTHING:
             for var, dtype, g in pairs:
                 if isinstance(g, Tensor):
-                    self._tensor_step(var, dtype, g, lr, step, compiled and not scheduled)
+                    self._tensor_step(var, dtype, g, lr, step, scheduled)
                 else:
                     self._numpy_step(var, dtype, g, lr, step)
             self._steps.assign_add(_ONE)
         return self._steps if compiled else step
 
-    def _tensor_step(self, var, dtype, g, lr, step, lr_from_variable):
+    def _tensor_step(self, var, dtype, g, lr, step, scheduled):
         """The update as dualad ops on the Variables (C doubles for scalars). Inside
         dualad.function they are recorded into the program, which then reads the learning
         rate (unless scheduled), the step count and the slots from their Variables."""
-        if lr_from_variable:
+        if scheduled:
+            lr = _core.scalar(lr, dtype)
+        else:
             lr_var = self._lr_vars.get(dtype)
             if lr_var is None:
                 lr_var = self._lr_vars[dtype] = _core.state_variable(dtype.type(lr),
                                                                      "learning_rate")
             lr = lr_var
-        else:
-            lr = _core.scalar(lr, dtype)
         t = None
         if self._uses_step:  # (a cast is not free in the replay loop)
             t = self._steps + np.float64(1) if step is None else _core.scalar(step, np.float64)
