@@ -27,7 +27,7 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import dualad as dd
@@ -433,9 +433,6 @@ def test_random_programs_values_and_a_tape_around_the_call(data, prog, shape, dt
        dtype=st.sampled_from([np.float32, np.float64, np.float16]),
        optimizer=st.sampled_from(sorted(OPTIMIZERS)))
 def test_random_programs_with_state_and_gradients_inside(data, prog, shape, dtype, optimizer):
-    # an eager optimizer step on a float16 scalar Variable (w) raises TypeError (see
-    # test_optimizer_step_on_a_float16_scalar_variable)
-    assume(not (dtype == np.float16 and "'opt'" in repr(prog)))
     calls = data.draw(call_sequences(shape, dtype))
     run_lockstep(prog, "grad", shape, dtype, optimizer, calls)
 
@@ -445,7 +442,6 @@ def test_random_programs_with_state_and_gradients_inside(data, prog, shape, dtyp
 @given(data=st.data(), prog=programs(with_state=True), shape=st.sampled_from(SHAPES),
        dtype=st.sampled_from([np.float32, np.float64, np.float16]))
 def test_random_programs_second_derivatives_inside(data, prog, shape, dtype):
-    assume(not (dtype == np.float16 and "'opt'" in repr(prog)))   # as above
     calls = data.draw(call_sequences(shape, dtype))
     run_lockstep(prog, "grad2", shape, dtype, "sgd", calls)
 
@@ -1160,10 +1156,8 @@ def test_optimizer_learning_rate_changed_between_compiled_steps():
 # ---- found on the way ----------------------------------------------------------------------
 # float16 tensors are differentiated like float32/float64 (they once got a silent None).
 
-@pytest.mark.xfail(strict=True, reason="SGD/Adam/... apply_gradients on a float16 shape-() "
-                   "Variable raises TypeError('scalar() takes a float dtype, got float16') "
-                   "eagerly (the C scalar update path); arrays and compiled steps work")
 def test_optimizer_step_on_a_float16_scalar_variable():
+    # raised TypeError('scalar() takes a float dtype, got float16') before 3e98637
     v = dd.Variable(np.float16(1.0))
     opt = dd.optimizers.SGD(0.1)
     with dd.GradientTape() as tape:
