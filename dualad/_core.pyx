@@ -2092,8 +2092,9 @@ def replay(Node root, list inputs, Py_ssize_t n_slots):
             if node.guard is None:
                 break
             guard = node.guard
-            if v.dk[guard.a0] > 0:
-                outcome = v.dv[guard.a0] != 0.0
+            if v.dk[guard.a0] > 0:   # a float scalar: its truth value, or int() of it
+                outcome = (v.dv[guard.a0] != 0.0 if type(guard.expected) is bool
+                           else int(v.dv[guard.a0]))
             else:
                 t = _slot_get(v, guard.a0)
                 outcome = bool(t) if isinstance(guard.expected, bool) else int(t)

@@ -163,7 +163,7 @@ class Function:
             warnings.warn(f"dualad.function {self.__name__!r} returns a different structure on "
                           f"this path ({structure}) than on its first one ({entry.structure}); "
                           "each path returns its own, but callers usually expect one",
-                          FunctionStructureWarning, stacklevel=4)
+                          FunctionStructureWarning, stacklevel=3)
         if not _insert(entry, tracer.instrs, out_slots, finish):
             self._fall_back(key, "two traces of the same path recorded different programs "
                                  "(the function is not deterministic)")

@@ -833,9 +833,7 @@ def _nondeterministic(x):
     (lambda n: n * int(n), {"max_paths": 1}, [np.int32(1), np.int32(2)],
      FunctionFallbackWarning),
     (_nondeterministic, {}, [1.0, -1.0], FunctionFallbackWarning),
-    pytest.param(_branchy, {}, [1.0, -1.0], dd.FunctionStructureWarning, marks=pytest.mark.xfail(
-        strict=True, reason="FunctionStructureWarning is warned from _trace with stacklevel=4, "
-        "one frame beyond the caller (it names pytest's python.py here)")),
+    pytest.param(_branchy, {}, [1.0, -1.0], dd.FunctionStructureWarning),
 ], ids=["float", "numpy", "variable", "max_paths", "nondeterministic", "structure"])
 def test_function_warnings_point_at_the_caller(fn, options, inputs, category):
     f = dd.function(fn, **options)
@@ -1210,14 +1208,11 @@ def test_range_over_an_int_variable_is_guarded():
     same_bits(f(x), fn(x))
 
 
-# int() of a float scalar tensor is a guard on an int outcome, but the replay evaluates a
-# guard on a float scalar slot (held as a C double) as a truth value: True == 1 and
-# False == 0 as dict keys, so the program traced with int(x) == 1 is replayed for any
-# nonzero x, and the one traced with int(x) == 0 for x == 0.
+# int() of a float scalar tensor is a guard on an int outcome: the replay must compare int()
+# of the slot's C double, not its truth value (True == 1 as a dict key once replayed the
+# program traced with int(x) == 1 for any nonzero x).
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.xfail(strict=True, reason="int(x) of a float scalar: replay checks the guard "
-                   "as bool(x): f(1.0) then f(2.0) replays int(x) == 1 (2.0, eager 4.0)")
 def test_int_of_a_float_scalar_is_guarded_by_value(dtype):
     def fn(x):
         return x * float(int(x))
@@ -1229,8 +1224,6 @@ def test_int_of_a_float_scalar_is_guarded_by_value(dtype):
     assert f.trace_count == 5   # int(x) = 1, 2, 3, 0, -1
 
 
-@pytest.mark.xfail(strict=True, reason="dualad.range over a float32 scalar tensor: the int "
-                   "guard is replayed as a truth value (loops once for x = 3.0 after x = 1.0)")
 def test_range_over_a_float32_scalar_is_guarded_by_value():
     def fn(x):
         y = dd.constant(0.0)
