@@ -248,22 +248,22 @@ def matmul(a, b, transpose_a=False, transpose_b=False, name=None):
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: operands must have rank >= 1, got shapes {a.shape} and "
                          f"{b.shape}; use multiply for scalars")
-    shapes = f"shapes {a.shape} and {b.shape}" + (
-        f" (transpose_a={transpose_a}, transpose_b={transpose_b})" if transpose_a or transpose_b
-        else "")
+    given = (a.shape, b.shape)
     if transpose_a:
         a = rules._swap_last(a)
     if transpose_b:
         b = rules._swap_last(b)
     inner_b = b.shape[-2] if b.ndim > 1 else b.shape[0]
     if (a.ndim > 1 or b.ndim > 1) and a.shape[-1] != inner_b:
-        raise ValueError(f"matmul: {shapes} are incompatible: inner dimensions "
-                         f"{a.shape[-1]} and {inner_b} differ")
-    try:
-        np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    except ValueError:
-        raise ValueError(f"matmul: {shapes} are incompatible: batch dimensions "
-                         f"{a.shape[:-2]} and {b.shape[:-2]} do not broadcast") from None
+        raise ValueError(f"matmul: {_matmul_shapes(given, transpose_a, transpose_b)} are "
+                         f"incompatible: inner dimensions {a.shape[-1]} and {inner_b} differ")
+    if a.ndim > 2 or b.ndim > 2:
+        try:
+            np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        except ValueError:
+            raise ValueError(f"matmul: {_matmul_shapes(given, transpose_a, transpose_b)} are "
+                             f"incompatible: batch dimensions {a.shape[:-2]} and "
+                             f"{b.shape[:-2]} do not broadcast") from None
     if a.ndim == 1 and b.ndim == 1:
         if a.shape != b.shape:
             raise ValueError(f"matmul: vectors of different lengths, shapes {a.shape} and {b.shape}")
@@ -275,6 +275,12 @@ def matmul(a, b, transpose_a=False, transpose_b=False, name=None):
         out = _P["matmul"](a, reshape(b, (b.shape[0], 1)))
         return reshape(out, out.shape[:-1])
     return _P["matmul"](a, b)
+
+
+def _matmul_shapes(given, transpose_a, transpose_b):
+    flags = (f" (transpose_a={transpose_a}, transpose_b={transpose_b})"
+             if transpose_a or transpose_b else "")
+    return f"shapes {given[0]} and {given[1]}{flags}"
 
 
 # ---- shapes -----------------------------------------------------------------------------------
@@ -299,7 +305,9 @@ def broadcast_to(input, shape, name=None):
 def transpose(a, perm=None, name=None):
     """Permute axes (reverse them when perm is None)."""
     x = convert_to_tensor(a)
-    perm = tuple(reversed(range(x.ndim))) if perm is None else tuple(int(p) for p in perm)
+    if perm is None:
+        return _P["transpose"](x, perm=tuple(range(x.ndim - 1, -1, -1)))
+    perm = tuple(int(p) for p in perm)
     if sorted(perm) != list(range(x.ndim)):
         raise ValueError(f"transpose: perm {perm} is not a permutation of the {x.ndim} axes of "
                          f"a tensor of shape {x.shape}")
