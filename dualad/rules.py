@@ -523,13 +523,14 @@ def _matmul_impl(a, b):
 def _swap_last(x):
     perm = list(range(x.ndim))
     perm[-1], perm[-2] = perm[-2], perm[-1]
-    return ops.transpose(x, perm)
+    return transpose(x, perm=tuple(perm))
 
 
 matmul = primitive("matmul", _matmul_impl)
 defvjp(matmul,
-       lambda g, ans, args, p: ops.matmul(g, _swap_last(args[1])),
-       lambda g, ans, args, p: ops.matmul(_swap_last(args[0]), g))
+       # the primitive itself: ops.matmul's checks and vector cases are not needed here
+       lambda g, ans, args, p: matmul(g, _swap_last(args[1])),
+       lambda g, ans, args, p: matmul(_swap_last(args[0]), g))
 defjvp(matmul,
        lambda t, ans, args, p: ops.matmul(t, args[1]),
        lambda t, ans, args, p: ops.matmul(args[0], t))
@@ -546,8 +547,15 @@ broadcast_to = primitive("broadcast_to", lambda x, shape: np.broadcast_to(x, sha
 defvjp(broadcast_to, lambda g, ans, args, p: g)  # the core sums it back to the input's shape
 deflinear_jvp(broadcast_to, lambda p, k: dict(p, shape=(k,) + tuple(p["shape"])))
 
-transpose = primitive("transpose", lambda x, perm: np.transpose(x, perm))
-defvjp(transpose, lambda g, ans, args, p: ops.transpose(g, tuple(np.argsort(p["perm"]))))
+def _inverse_permutation(perm):
+    inverse = [0] * len(perm)
+    for i, axis in enumerate(perm):
+        inverse[axis] = i
+    return tuple(inverse)
+
+
+transpose = primitive("transpose", lambda x, perm: x.transpose(perm))
+defvjp(transpose, lambda g, ans, args, p: transpose(g, perm=_inverse_permutation(p["perm"])))
 deflinear_jvp(transpose, lambda p, k: dict(p, perm=(0,) + tuple(a + 1 for a in p["perm"])))
 
 
