@@ -25,6 +25,8 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     common.QUICK = bool(config.getoption("--bench-quick"))
+    # peers' own deprecation chatter (torch.autograd.functional uses torch.jit.script)
+    config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning:torch.*")
 
 
 def pytest_runtest_logreport(report):

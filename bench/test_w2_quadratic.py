@@ -1,0 +1,115 @@
+"""W2: the gradient of 2·xᵀx for x of shape (n, 1), n = 4, 1,000, 1,000,000 (float64).
+
+Floors: the hand-written numpy forward 2 * (x.T @ x) (the targets' reference: dualad's gradient
+<= 3x it at n=4, <= 2x at n=1e6) and the forward plus hand-derived gradient 4x."""
+import numpy as np
+import pytest
+
+import dualad as dd
+from bench.common import Suite, assert_close, need_autograd, need_jax, need_tf, need_torch
+
+SIZES = [4, 1000, 1_000_000]
+SUITES = {n: Suite(f"W2 n={n}", f"W2: gradient of 2·xᵀx, x of shape ({n}, 1) (float64)",
+                   floor="floor-numpy-forward", n=n) for n in SIZES}
+
+
+def problem(n):
+    return np.random.default_rng(n).normal(size=(n, 1))
+
+
+def add(name, role):
+    def register(build):
+        for suite in SUITES.values():
+            suite.add(name, role)(build)
+        return build
+    return register
+
+
+@add("floor-numpy-forward", "floor")
+def _(x):
+    return lambda: 2 * (x.T @ x)
+
+
+@add("floor-numpy-gradient", "floor")
+def _(x):
+    def run():
+        y = 2 * (x.T @ x)   # noqa: F841 - the forward pass, as every gradient row computes it
+        return 4 * x
+    return run
+
+
+@add("dualad-gradient", "dualad")
+def _(x):
+    xt = dd.constant(x)
+
+    def run():
+        with dd.GradientTape() as tape:
+            tape.watch(xt)
+            y = 2 * dd.matmul(dd.transpose(xt), xt)
+        return tape.gradient(y, xt)
+    return run
+
+
+@add("tensorflow", "peer")
+def _(x):
+    tf = need_tf()
+    xt = tf.constant(x)
+
+    def run():
+        with tf.GradientTape() as tape:
+            tape.watch(xt)
+            y = 2 * tf.matmul(tf.transpose(xt), xt)
+        return tape.gradient(y, xt)
+    return run
+
+
+@add("torch", "peer")
+def _(x):
+    torch = need_torch()
+    xt = torch.tensor(x, requires_grad=True)
+    ones = torch.ones((1, 1), dtype=torch.float64)
+
+    def run():
+        y = 2 * (xt.T @ xt)
+        return torch.autograd.grad(y, xt, ones)[0]
+    return run
+
+
+def jax_f(jnp):
+    return lambda x: (2 * (x.T @ x))[0, 0]
+
+
+@add("jax-eager", "peer")
+def _(x):
+    jax, jnp = need_jax()
+    xj, g = jnp.asarray(x), jax.grad(jax_f(jnp))
+    return lambda: g(xj)
+
+
+@add("jax-jit", "peer-jit")
+def _(x):
+    jax, jnp = need_jax()
+    xj, g = jnp.asarray(x), jax.jit(jax.grad(jax_f(jnp)))
+    return lambda: g(xj).block_until_ready()
+
+
+@add("autograd", "peer")
+def _(x):
+    autograd, anp = need_autograd()
+    g = autograd.grad(lambda x: (2 * anp.dot(x.T, x))[0, 0])
+    return lambda: g(x)
+
+
+for _suite in SUITES.values():
+    _suite.skip("micrograd", "peer", "micrograd has scalar Values only, no arrays or matmul")
+
+
+@pytest.mark.parametrize("impl", SUITES[4].names())
+@pytest.mark.parametrize("n", SIZES)
+def test_w2(benchmark, n, impl):
+    x = problem(n)
+    if impl == "floor-numpy-forward":
+        expected = 2 * np.sum(x * x)
+    else:
+        expected = 4 * x
+    SUITES[n].run(benchmark, impl, x, lambda got: assert_close(got, expected, rtol=1e-12))
