@@ -30,6 +30,8 @@ def pytest_configure(config):
 
 
 def pytest_runtest_logreport(report):
+    if report.when == "call" or report.outcome != "passed":
+        EXTRA["outcomes"][report.nodeid] = report.outcome
     if report.skipped:
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         EXTRA["skipped"][report.nodeid] = reason.removeprefix("Skipped: ")
