@@ -78,6 +78,8 @@ cdef class Tracer:
     cdef list _keep                # the tensors in _slot_of, kept alive so their ids stay unique
     cdef readonly list instrs
     cdef readonly dict consts      # slot -> Tensor captured by value
+    cdef dict _const_slots         # (kind, value, sign) -> slot of a scalar constant
+    cdef dict _reads               # id(Variable) -> slot of its last read, until assigned
     cdef readonly Py_ssize_t n_slots
     cdef public object impure      # why the trace cannot be replayed, or None
 

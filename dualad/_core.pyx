@@ -8,7 +8,7 @@ Policy (derivative rules, public op names, argument checking) lives in Python mo
 this module owns the hot paths: scalar arithmetic on C doubles, recording, and the sweep.
 """
 cimport cython
-from libc.math cimport sin, cos, tan, exp, log, log1p, tanh, sqrt, pow, fabs, isfinite
+from libc.math cimport sin, cos, tan, exp, log, log1p, tanh, sqrt, pow, fabs, isfinite, copysign
 from libc.stdlib cimport calloc, malloc, free
 from libc.string cimport memset
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
@@ -1668,6 +1668,8 @@ cdef class Tracer:
         self._keep = []
         self.instrs = []
         self.consts = {}
+        self._const_slots = {}
+        self._reads = {}
         self.n_slots = 0
 
     cdef Py_ssize_t _new_slot(self, Tensor t) except -1:
@@ -1688,6 +1690,15 @@ cdef class Tracer:
             snap = (<Variable>t)._snapshot()
             self._read(<Variable>t, snap)
             return self._slot_of[id(snap)]
+        if t._is_scalar:
+            # equal scalar constants share one slot (`x * 2` makes a new 2 each time)
+            key = (t._kind, t._d, copysign(1.0, t._d))
+            s = self._const_slots.get(key)
+            if s is not None:
+                self._slot_of[id(t)] = s
+                self._keep.append(t)
+                return s
+            self._const_slots[key] = self.n_slots
         i = _instr(I_CONST)
         i.value = t
         i.out = self._new_slot(t)
@@ -1766,9 +1777,17 @@ cdef class Tracer:
         self.instrs.append(i)
 
     cdef void _read(self, Variable v, Tensor snap) except *:
+        # a Variable not assigned since its last read holds the same value: reuse that slot
+        s = self._reads.get(id(v))
+        if s is not None:
+            self._slot_of[id(snap)] = s
+            self._keep.append(snap)
+            return
         cdef Instr i = _instr(I_READ)
         i.var = v
         i.out = self._new_slot(snap)
+        self._reads[id(v)] = i.out
+        self._keep.append(v)   # its id names it in _reads
         self.instrs.append(i)
 
 
@@ -1852,6 +1871,7 @@ cdef void _trace_assign(Variable v, Tensor value, int mode) except *:
     i.var = v
     i.mode = mode
     i.a0 = tr._slot(value)
+    tr._reads.pop(id(v), None)
     i.out = tr.n_slots      # the Variable's new value, for assign_add/assign_sub
     tr.n_slots += 1
     tr.instrs.append(i)

@@ -59,7 +59,8 @@ def range(*args):
 
     While tracing, consecutive iterations that record the same instructions (on slots that
     either stay the same or advance by the same stride) become one loop instruction of the
-    program instead of one copy per iteration. Iterations that differ (a branch taken in some
+    program instead of one copy per iteration. (The first iteration usually stays unrolled:
+    it records the constants and Variable reads that later iterations reuse.) Iterations that differ (a branch taken in some
     of them, a Python value baked into the body) stay unrolled; a loop left by `break` is not
     compressed. Outside dualad.function it is the builtin range."""
     steps = builtins.range(*(int(a) if isinstance(a, Tensor) else a for a in args))
