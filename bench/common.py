@@ -82,6 +82,10 @@ def assert_close(got, expected, rtol, atol=0.0, what="result"):
 
 # ---------------------------------------------------------------------------------------------
 
+#: every Suite by workload id (the report imports the test modules to fill it)
+SUITES = {}
+
+
 class Impl:
     def __init__(self, name, role, build, rounds=None, note=""):
         self.name, self.role, self.build, self.rounds, self.note = name, role, build, rounds, note
@@ -91,9 +95,16 @@ class Suite:
     """The implementations of one workload. `workload` is the id used in names and targets
     (e.g. "W3", "W2 n=1000"), `title` the group shown in tables."""
 
-    def __init__(self, workload, title, floor, **info):
+    def __init__(self, workload, title, floor, problem=lambda: None, **info):
         self.workload, self.title, self.floor, self.info = workload, title, floor, info
+        self.problem = problem       # makes the inputs every implementation is built from
         self.impls = {}
+        SUITES[workload] = self
+
+    def callable(self, impl):
+        """The zero-argument callable of one row, built outside pytest (the report profiles
+        dualad's rows with it)."""
+        return self.impls[impl].build(self.problem())
 
     def add(self, name, role, rounds=None, note=""):
         """Decorator: register `build(problem) -> callable`. `rounds` fixes the number of timed

@@ -9,12 +9,15 @@ import dualad as dd
 from bench.common import Suite, assert_close, need_autograd, need_jax, need_tf, need_torch
 
 SIZES = [4, 1000, 1_000_000]
-SUITES = {n: Suite(f"W2 n={n}", f"W2: gradient of 2·xᵀx, x of shape ({n}, 1) (float64)",
-                   floor="floor-numpy-forward", n=n) for n in SIZES}
 
 
 def problem(n):
     return np.random.default_rng(n).normal(size=(n, 1))
+
+
+SUITES = {n: Suite(f"W2 n={n}", f"W2: gradient of 2·xᵀx, x of shape ({n}, 1) (float64)",
+                   floor="floor-numpy-forward", problem=lambda n=n: problem(n), n=n)
+          for n in SIZES}
 
 
 def add(name, role):
@@ -107,7 +110,7 @@ for _suite in SUITES.values():
 @pytest.mark.parametrize("impl", SUITES[4].names())
 @pytest.mark.parametrize("n", SIZES)
 def test_w2(benchmark, n, impl):
-    x = problem(n)
+    x = SUITES[n].problem()
     if impl == "floor-numpy-forward":
         expected = 2 * np.sum(x * x)
     else:

@@ -9,13 +9,15 @@ import dualad as dd
 from bench.common import Suite, assert_close, need_autograd, need_jax, need_tf, need_torch
 
 N = 1000
-W5 = Suite("W5", "W5: Hessian-vector product of sum(tanh(A·x)), A 1000×1000 (float64)",
-           floor="floor-numpy-forward", n=N)
 
 
 def problem():
     rng = np.random.default_rng(5)
     return rng.normal(size=(N, N)) / np.sqrt(N), rng.normal(size=N), rng.normal(size=N)
+
+
+W5 = Suite("W5", "W5: Hessian-vector product of sum(tanh(A·x)), A 1000×1000 (float64)",
+           floor="floor-numpy-forward", problem=problem, n=N)
 
 
 def numpy_hvp(a, x, v):

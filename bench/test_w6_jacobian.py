@@ -15,9 +15,6 @@ from bench.common import Suite, assert_close, need_autograd, need_jax, need_tf, 
 
 SHAPES = [(10, 1000), (1000, 10)]          # (n inputs, m outputs)
 EXACT = dict(rtol=1e-10, atol=1e-12)       # float64, AD vs the closed form: rounding only
-SUITES = {(n, m): Suite(f"W6 n={n} m={m}",
-                        f"W6: Jacobian of tanh(W·x), n={n} inputs, m={m} outputs (float64)",
-                        floor="floor-numpy-jacobian", n=n, m=m) for n, m in SHAPES}
 
 
 def problem(n, m):
@@ -25,6 +22,12 @@ def problem(n, m):
     w = rng.normal(size=(m, n)) / np.sqrt(n)
     x = rng.normal(size=n)
     return w, x
+
+
+SUITES = {(n, m): Suite(f"W6 n={n} m={m}",
+                        f"W6: Jacobian of tanh(W·x), n={n} inputs, m={m} outputs (float64)",
+                        floor="floor-numpy-jacobian", problem=lambda n=n, m=m: problem(n, m),
+                        n=n, m=m) for n, m in SHAPES}
 
 
 def closed_form(w, x):

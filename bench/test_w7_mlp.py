@@ -13,8 +13,6 @@ from bench.common import Suite, assert_close, need_autograd, need_jax, need_tf, 
 
 BATCH, IN, HIDDEN, OUT, LR = 128, 784, 256, 10, 0.1
 F32 = dict(rtol=2e-4, atol=2e-6)
-W7 = Suite("W7", "W7: training step of a 784-256-10 tanh MLP, batch 128 (float32)",
-           floor="floor-numpy-step")
 
 
 def problem():
@@ -28,6 +26,10 @@ def problem():
               (rng.normal(size=(HIDDEN, OUT)) / np.sqrt(HIDDEN)).astype(f32),
               np.zeros(OUT, f32)]
     return x, onehot, params
+
+
+W7 = Suite("W7", "W7: training step of a 784-256-10 tanh MLP, batch 128 (float32)",
+           floor="floor-numpy-step", problem=problem)
 
 
 def numpy_step_fn(x, onehot, params):

@@ -23,8 +23,6 @@ import dualad as dd
 from bench.common import (Suite, assert_close, need_autograd, need_jax, need_tf, need_torch)
 
 A0 = -0.3   # ten doublings, then the else branch
-W8 = Suite("W8", "W8: gradient of the d2l while/if function on a (1, 1) input (float64)",
-           floor="floor-numpy-forward")
 
 
 def make_f(norm, reduce_sum):
@@ -46,6 +44,10 @@ numpy_f = make_f(np.linalg.norm, np.sum)
 
 def problem():
     return np.full((1, 1), A0)
+
+
+W8 = Suite("W8", "W8: gradient of the d2l while/if function on a (1, 1) input (float64)",
+           floor="floor-numpy-forward", problem=problem)
 
 
 @W8.add("floor-python-forward", "floor")
