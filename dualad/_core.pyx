@@ -1770,6 +1770,13 @@ cdef class Tracer:
         i.prim = p
         i.params = params
         i.ins = tuple([self._slot(<Tensor>a) for a in args])
+        for s in i.ins:
+            if s not in self.consts:
+                break
+        else:
+            # constant folding: an op of constants gives the same value on every replay
+            self._slot(out)
+            return
         i.a0 = i.ins[0]
         if len(i.ins) > 1:
             i.a1 = i.ins[1]

@@ -14,7 +14,12 @@ def set_seed(seed):
 
 
 def _generator(seed):
-    return _global if seed is None else np.random.default_rng(seed)
+    if seed is None:
+        # a compiled program would replay the same draw: such functions run eagerly
+        _core.mark_impure("it draws random numbers from the global generator (pass a seed, "
+                          "or draw outside the function)")
+        return _global
+    return np.random.default_rng(seed)
 
 
 def _float_dtype(dtype):

@@ -1258,3 +1258,23 @@ def test_negative_zero_python_argument():
     x = dd.constant(1.0)
     same_bits(f(x, 0.0), dd.constant(np.inf))
     same_bits(f(x, -0.0), dd.constant(-np.inf))
+
+
+def test_unseeded_random_draws_run_eagerly_and_seeded_ones_compile():
+    @dd.function
+    def noisy(x):
+        return x + dd.random.normal(())
+
+    x = dd.constant(0.0)
+    with pytest.warns(FunctionFallbackWarning, match="random"):
+        first = noisy(x)
+    assert noisy(x).numpy() != first.numpy()  # a fresh draw each call, as eagerly
+
+    @dd.function
+    def seeded(x):
+        return x + dd.random.normal((), seed=7)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FunctionFallbackWarning)
+        assert seeded(x).numpy() == seeded(x).numpy() == (x + dd.random.normal((), seed=7)).numpy()
+    assert seeded.trace_count == 1
