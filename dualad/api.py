@@ -223,19 +223,25 @@ def jacfwd(f, argnums=0):
 def jacobian(f, argnums=0, mode="auto"):
     """The Jacobian by `mode`: 'forward', 'reverse', or 'auto', which probes the output size
     with one plain evaluation and picks forward when the inputs are fewer than the outputs.
-    The returned function records its choice in `.last_mode`."""
+    The choice is remembered per argument shapes and dtypes (it only affects speed: both
+    modes give the same Jacobian). The returned function records it in `.last_mode`."""
     if mode not in ("auto", "forward", "reverse"):
         raise ValueError(f"jacobian: mode must be 'auto', 'forward' or 'reverse', got {mode!r}")
+    choices = {}
 
     @functools.wraps(f)
     def jac_f(*args, **kwargs):
         nums, single = _argnums(argnums, len(args), "jacobian")
         chosen = mode
         if chosen == "auto":
-            n_in = sum(_core.convert_to_tensor(args[i]).size for i in nums)
-            with _core.paused():
-                n_out = _core.convert_to_tensor(f(*args, **kwargs)).size
-            chosen = "forward" if n_in < n_out else "reverse"
+            tensors = [_core.convert_to_tensor(args[i]) for i in nums]
+            key = tuple((t.shape, t.dtype.name) for t in tensors)
+            chosen = choices.get(key)
+            if chosen is None:
+                with _core.paused():
+                    n_out = _core.convert_to_tensor(f(*args, **kwargs)).size
+                chosen = choices[key] = ("forward" if sum(t.size for t in tensors) < n_out
+                                         else "reverse")
         jac_f.last_mode = chosen
         how = _jacobian_forward if chosen == "forward" else _jacobian_reverse
         jacs = how(f, args, kwargs, nums)
