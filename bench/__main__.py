@@ -621,6 +621,17 @@ def write_report(out, quick, elapsed, profile):
     return path, missed
 
 
+def strip_round_data(path):
+    """pytest-benchmark's JSON keeps every round's time (~100 MB for a full run): keep the
+    statistics only, so that the committed report stays small."""
+    with open(path) as f:
+        results = json.load(f)
+    for b in results["benchmarks"]:
+        b["stats"].pop("data", None)
+    with open(path, "w") as f:
+        json.dump(results, f, indent=1)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true",
@@ -646,6 +657,7 @@ def main(argv=None):
         if status not in (0, 1):
             print(f"pytest exited with {status}: no report", file=sys.stderr)
             return status
+        strip_round_data(os.path.join(out, "results.json"))
     path, missed = write_report(out, args.quick, elapsed,
                                 profile=not (args.quick or args.no_profile))
     print(f"\nreport: {path}" + (f" ({len(missed)} target(s) missed)" if not args.quick else ""))
