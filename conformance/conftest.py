@@ -69,6 +69,7 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
+    _mark_known_deviations(items)
     wanted = config.getoption("--identities")
     if not wanted:
         return
@@ -80,6 +81,27 @@ def pytest_collection_modifyitems(config, items):
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+def test_key(nodeid: str) -> str:
+    """``file.py::test_name[params]``: how adapters name a test in ``known_deviations``."""
+    return nodeid.rsplit("/", 1)[-1]
+
+
+def _mark_known_deviations(items):
+    """Turn the selected adapter's known deviations into strict xfails carrying its reason.
+
+    Strict: if the library stops deviating, the test reports XPASS(strict) as a
+    failure, so the declaration cannot outlive the deviation unnoticed.
+    """
+    try:
+        deviations = getattr(adapters.selected(), "known_deviations", {}) or {}
+    except adapters.AdapterUnavailable:
+        return
+    for item in items:
+        reason = deviations.get(test_key(item.nodeid))
+        if reason:
+            item.add_marker(pytest.mark.xfail(strict=True, reason=f"known deviation: {reason}"))
 
 
 def _describe_impl() -> str:
@@ -111,11 +133,12 @@ def impl():
 @pytest.fixture(autouse=True)
 def _check_capabilities(request):
     """Skip, with the adapter's own reason, tests needing capabilities it lacks."""
-    marker = request.node.get_closest_marker("requires")
-    if request.node.get_closest_marker("identity") is None and marker is None:
+    # all requires markers: the function's and its parameters' (pytest.param(..., marks=...))
+    needed = [c for m in request.node.iter_markers("requires") for c in m.args]
+    if request.node.get_closest_marker("identity") is None and not needed:
         return
     adapter = request.getfixturevalue("impl")
-    for capability in marker.args if marker else ():
+    for capability in needed:
         if not adapter.supports(capability):
             pytest.skip(f"{adapter.name} lacks {capability}: {adapter.unsupported[capability]}")
 
@@ -153,7 +176,10 @@ class JsonResults:
             report.nodeid,
             {"nodeid": report.nodeid, "identities": self.identities.get(report.nodeid, []), "outcome": "passed"},
         )
-        if report.skipped:
+        if hasattr(report, "wasxfail"):  # a declared known deviation that did deviate
+            record["outcome"] = "xfailed"
+            record["reason"] = report.wasxfail.removeprefix("reason: ")
+        elif report.skipped:
             record["outcome"] = "skipped"
             longrepr = report.longrepr
             record["reason"] = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
@@ -161,6 +187,8 @@ class JsonResults:
         elif report.failed:
             record["outcome"] = "failed"
             record["message"] = _failure_summary(report)
+            if getattr(report, "longrepr", None) is not None and "XPASS(strict)" in str(report.longrepr):
+                record["message"] = f"passed although declared a known deviation: {report.longrepr}"
         if report.when == "call":
             record["duration"] = round(report.duration, 3)
 
@@ -168,13 +196,18 @@ class JsonResults:
         try:
             impl = adapters.selected()
             name, versions, unavailable = impl.name, impl.versions, None
+            unsupported = dict(getattr(impl, "unsupported", {}))
+            deviations = dict(getattr(impl, "known_deviations", {}) or {})
         except adapters.AdapterUnavailable as exc:
             name, versions, unavailable = adapters.selected_spec(), {}, str(exc)
+            unsupported, deviations = {}, {}
         data = {
             "impl": adapters.selected_spec(),
             "name": name,
             "versions": versions,
             "unavailable": unavailable,
+            "unsupported": unsupported,
+            "known_deviations": deviations,
             "python": platform.python_version(),
             "hypothesis_profile": settings.get_current_profile_name(),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -24,6 +24,15 @@ Capabilities
     capability out of this dict unless the library really supports it.
     Every adapter handles float32; float64 is the capability ``float64``.
 
+Known deviations
+    ``known_deviations``: dict mapping a test, named ``file.py::test_name``
+    or ``file.py::test_name[params]`` (its pytest node id without the
+    directory), to the reason the library is known to fail it: a real
+    deviation, investigated, such as a library bug. Those tests run as
+    ``xfail(strict=True)``: reported as "known deviation" with the reason,
+    and a failure (XPASS) as soon as the library stops deviating. Never use
+    it for a test the adapter gets wrong; fix the adapter.
+
 Tensors
     ``constant(value, dtype)`` makes a tensor from a NumPy array or a Python
     number; ``dtype`` is ``"float32"`` or ``"float64"``.
@@ -138,6 +147,7 @@ class BaseAdapter:
     name = "unnamed"
     versions: dict[str, str] = {}
     unsupported: dict[str, str] = {}
+    known_deviations: dict[str, str] = {}
 
     @property
     def float_dtypes(self) -> tuple[str, ...]:

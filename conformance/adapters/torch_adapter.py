@@ -110,6 +110,15 @@ class Adapter(BaseAdapter):
             "torch records every op on a tensor with requires_grad; there is no per-recording opt-out"
         ),
     }
+    known_deviations = {
+        "test_function.py::test_traced_training_step_follows_the_eager_trajectory[float64]": (
+            "torch.compile loses in-place updates of 0-d float64 tensors (aot_eager and inductor "
+            "backends alike; float32 and 1-d float64 are updated): the traced step computes "
+            "the gradient but x never moves. Reproducer: def step(t): t.add_(1.0); "
+            "x = torch.zeros((), dtype=torch.float64); torch.compile(step, backend='aot_eager')(x) "
+            "leaves x == 0 (eager: 1)"
+        ),
+    }
 
     add = staticmethod(torch.add)
     subtract = staticmethod(torch.sub)
