@@ -4,15 +4,18 @@ For every planted bug and every identity it breaks, the suite is run in a
 subprocess twice: on a genuine implementation (it must pass that identity)
 and on the planted one wrapping it (it must fail that identity, by an
 assertion rather than a crash). The genuine implementation is dualad when
-dualad passes the identity, else the first installed peer that does: dualad
-has no traced functions or optimizers yet. Finally, every conformance test
-that passes somewhere must fail on at least one planted bug.
+dualad passes the identity, else the first installed peer that does. BREAKS
+must cover every identity of conformance/identities.md, so each identity is
+shown to fail on a wrong implementation; and every conformance test that
+passes somewhere must fail on at least one planted bug. Runs are narrowed
+with --identities and use the CI profile with a fixed seed (~25 s in all).
 """
 from __future__ import annotations
 
 import functools
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -37,6 +40,9 @@ BREAKS = {
     "stale_function": ["GT-FUNC-01", "GT-FUNC-02"],
     "sgd_weight_decay": ["GT-SGD-01", "GT-SGD-02", "GT-SGD-03"],
     "sgd_ignores_learning_rate_change": ["GT-SGD-04"],
+    "jvp_wrong_sign": ["FWD-JVP-01"],
+    "vjp_transposed": ["FWD-VJP-01"],
+    "hessian_asymmetric": ["FWD-HESS-01"],
 }
 
 
@@ -111,6 +117,23 @@ def test_planted_bug_fails_the_identity(module, identity):
 def is_check_failure(message: str) -> bool:
     """An assertion of the suite, or pytest.raises not seeing the expected error."""
     return message.startswith("AssertionError") or "DID NOT RAISE" in message
+
+
+def catalogue_ids() -> set[str]:
+    """The identity IDs of conformance/identities.md."""
+    rows = re.findall(r"^\| ([A-Z]+-[A-Z]+-\d\d) \|", (REPO / "conformance" / "identities.md").read_text(), re.MULTILINE)
+    return set(rows)
+
+
+def test_planted_bugs_cover_every_identity():
+    """Every identity of the catalogue is broken by at least one planted bug (and BREAKS names only real ones)."""
+    ids = catalogue_ids()
+    claimed = {identity for identities in BREAKS.values() for identity in identities}
+    assert len(ids) >= 20, f"only {len(ids)} identities parsed from identities.md"
+    assert not ids - claimed, f"identities no planted bug is shown to break: {sorted(ids - claimed)}"
+    assert not claimed - ids, f"BREAKS names identities that are not in the catalogue: {sorted(claimed - ids)}"
+    planted = {path.stem for path in (REPO / "tests" / "planted").glob("*.py") if not path.stem.startswith("_")}
+    assert planted == set(BREAKS), f"planted modules without a BREAKS entry, or the reverse: {sorted(planted ^ set(BREAKS))}"
 
 
 def test_every_conformance_test_fails_on_some_planted_bug():
