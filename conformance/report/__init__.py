@@ -84,7 +84,7 @@ def installed(impl: str) -> bool:
     return importlib.util.find_spec(LIBRARIES.get(impl, impl)) is not None
 
 
-def run_impl(impl: str, profile: str, seed: str | None, timeout: float) -> dict:
+def run_impl(impl: str, profile: str, seed: str | None, timeout: float, identities: str | None = None) -> dict:
     """``pytest conformance --impl=impl`` in a subprocess; its JSON results plus run metadata."""
     with tempfile.TemporaryDirectory() as tmp:
         results = Path(tmp) / "results.json"
@@ -94,6 +94,8 @@ def run_impl(impl: str, profile: str, seed: str | None, timeout: float) -> dict:
         ]
         if seed is not None:
             command.append(f"--hypothesis-seed={seed}")
+        if identities:
+            command.append(f"--identities={identities}")
         env = dict(os.environ)
         env.pop(adapters.ENV_VAR, None)
         start = time.monotonic()
@@ -234,7 +236,8 @@ def render(env: dict, runs: dict, table: dict, ids: list[tuple[str, str]]) -> st
         "test was skipped for a capability the library lacks. Reasons are listed below the table.",
         "",
         f"- Date: {env['date']}",
-        f"- Hypothesis profile: `{env['profile']}`, seed {env['hypothesis_seed']}",
+        f"- Hypothesis profile: `{env['profile']}`, seed {env['hypothesis_seed']}"
+        + ("" if env.get("identities", "all") == "all" else f"; identities {env['identities']} only"),
         f"- Python: {env['python']} on {env['platform']}",
         f"- Machine: {env['machine']}",
         "- Tools: " + ", ".join(f"{k} {v}" for k, v in env["tools"].items()),
@@ -329,6 +332,7 @@ def main(argv=None) -> int:
     parser.add_argument("--profile", default="ci", choices=["ci", "thorough"], help="Hypothesis profile (default: ci)")
     parser.add_argument("--impl", action="append", help=f"implementation to run (repeatable; default: all of {', '.join(adapters.BUILTIN)})")
     parser.add_argument("--seed", default=None, help="--hypothesis-seed for every run (default: random)")
+    parser.add_argument("--identities", default=None, metavar="ID,ID", help="only these identities (default: all)")
     parser.add_argument("--out", type=Path, default=HERE, help="output directory (default: conformance/report/)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per implementation (default: 3600)")
     parser.add_argument("--no-run", action="store_true", help="rewrite REPORT.md from the output directory's results.json")
@@ -339,6 +343,7 @@ def main(argv=None) -> int:
         print(write(args.out, payload["environment"], payload["runs"]))
         return 0
     env = environment(args.profile, args.seed)
+    env["identities"] = args.identities or "all"
     runs = {}
     for impl in args.impl or list(adapters.BUILTIN):
         if impl in adapters.BUILTIN and not installed(impl):
@@ -346,7 +351,7 @@ def main(argv=None) -> int:
             runs[impl] = {"impl": impl, "not_installed": True, "results": []}
             continue
         print(f"{impl}: running the {args.profile} profile ...", flush=True)
-        runs[impl] = run_impl(impl, args.profile, args.seed, args.timeout)
+        runs[impl] = run_impl(impl, args.profile, args.seed, args.timeout, args.identities)
         print(f"{impl}: {runs[impl]['summary'] or 'no summary'} ({runs[impl]['seconds']:.0f} s)", flush=True)
     report = write(args.out, env, runs)
     print(report)
