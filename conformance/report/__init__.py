@@ -210,10 +210,15 @@ def cell_text(cell: dict, *, short: bool) -> str:
     if status == "fail":
         return f"**FAIL** ({counts['failed']}/{sum(counts.values())})"
     if status == "known deviation":
-        return "fail (known deviation)" if short else f"fail (known: {'; '.join(reasons)})"
+        return f"fail (known: {'; '.join(map(headline, reasons)) if short else '; '.join(reasons)})"
     if status == "skipped":
         return "skipped" if short else f"skipped ({'; '.join(reasons)})"
     return status
+
+
+def headline(reason: str) -> str:
+    """A reason's first clause, for a table cell."""
+    return re.split(r" \(|: |; ", reason, maxsplit=1)[0][:100]
 
 
 def skip_label(reason: str) -> str:
@@ -230,7 +235,7 @@ def render(env: dict, runs: dict, table: dict, ids: list[tuple[str, str]]) -> st
         + ("" if env["profile"] == "ci" else f" --profile {env['profile']}")
         + "` from real runs of `pytest conformance --impl=NAME`, one subprocess per implementation. "
         "Each cell aggregates every test tagged with the identity (`conformance/identities.md`): "
-        "**FAIL** if any failed; *fail (known deviation)* if one is a deviation the adapter declares "
+        "**FAIL** if any failed; *fail (known: ...)* if one is a deviation the adapter declares "
         "(a strict xfail: it turns into a failure when the library stops deviating); *pass* if the "
         "rest passed (with the count of the identity's tests that were skipped); *skipped* if every "
         "test was skipped for a capability the library lacks. Reasons are listed below the table.",
