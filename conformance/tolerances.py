@@ -18,7 +18,7 @@ of ``x - lr·g`` (x, lr and g as stored in the variable's dtype): a correct
 library evaluates it with one multiplication and one subtraction, either
 fused into one FMA or rounded twice, so it may be off by one rounding of the
 result plus one rounding of the product lr·g (the second term matters when
-x and lr·g nearly cancel: torch's CPU kernels fuse, Keras rounds twice, and
+x and lr·g nearly cancel: torch's CPU kernel rounds once, Keras twice, and
 the two then differ by several ulps of the result). Results within
 ``2·tiny`` (twice the smallest normal number) of exact are also accepted:
 TensorFlow's CPU kernels flush subnormal inputs and results to zero by

@@ -52,8 +52,9 @@ ROW = re.compile(r"^\| (?P<id>[A-Z]+-[A-Z]+-\d\d) \| (?P<source>[^|]+) \|")
 RESOLVED = [
     (
         "GT-SGD-01, GT-SGD-03, GT-SGD-04 (torch)",
-        "torch failed 'x − lr·g exact to one rounding' on a few draws. torch's CPU kernel evaluates "
-        "x + (−lr)·g as one fused multiply-add (one rounding); the suite's expected value was NumPy's "
+        "torch failed 'x − lr·g exact to one rounding' on a few draws. torch's CPU kernel for "
+        "param.add_(grad, alpha=−lr) rounds once (measured: its results are the correctly rounded "
+        "exact value, as a fused multiply-add gives), while the suite's expected value was NumPy's "
         "two roundings. When x and lr·g nearly cancel, the two differ by up to ½ ulp of lr·g, i.e. "
         "several ulps of the result (e.g. float64, x = 8.7875…, lr·g = 10.573…: torch is the correctly "
         "rounded exact value, 3 ulps from NumPy's). The identity now compares with the exact value and "
