@@ -10,9 +10,13 @@ and Adagrad, plus learning-rate schedules in `dualad.optimizers.schedules`.
 
 How a step is computed
 ----------------------
-* Every update runs on numpy values in the variable's dtype: the gradient, the learning rate
-  and each hyperparameter are cast to that dtype first, and each operation rounds to it, as in
-  Keras. The step writes a new value with `Variable.assign`; arrays a tape may hold are never
+* Every update runs in the variable's dtype: the gradient, the learning rate and each
+  hyperparameter are cast to that dtype first, and each operation rounds to it, as in Keras.
+  Array variables are updated with numpy; float32/float64 scalars with the core's C scalar
+  ops; inside `dualad.function` the same rule is recorded as dualad ops into the program.
+  (The one place these can differ from numpy is Adam's float32 bias correction β**t, a C
+  double power rounded to float32 rather than numpy's float32 power: at most one ulp, rarely.)
+  The step writes a new value with `Variable.assign`; arrays a tape may hold are never
   modified, and nothing is recorded on active tapes or accumulators.
 * A gradient of another float dtype than its variable is cast to the variable's dtype (Keras
   does the same). A None gradient skips its variable with a warning naming it; if every
