@@ -865,7 +865,7 @@ cdef void _numerics_failed(str opname, object value, tuple args, Primitive rule)
 
 
 cdef inline void _check_finite(Primitive p, Tensor out, tuple args) except *:
-    if out._kind == K_OTHER:
+    if out._kind == K_OTHER and out._dtype.kind != "f":  # ints and bools; float16 is checked
         return
     if out._is_scalar:
         if not isfinite(out._d):
