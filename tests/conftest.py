@@ -12,6 +12,8 @@ import dualad  # noqa: E402
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: takes more than 20 s on the 2-core machine")
+    config.addinivalue_line("markers", "stress: randomized, threaded and long-running checks "
+                                       "of the core's robustness (bounded budget)")
 
 
 @pytest.fixture(autouse=True)
