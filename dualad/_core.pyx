@@ -1,3 +1,4 @@
+# cython: allow_none_for_extension_args=False
 """The compiled core of dualad.
 
 Tensor and Variable values, the primitive call (`run_op`), the linear tape record and its
@@ -15,9 +16,14 @@ from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
 
 import threading
 import numpy as np
+cimport numpy as cnp
 
-cdef extern from "pythread.h":
-    unsigned long PyThread_get_thread_ident()
+cnp.import_array()
+
+cdef extern from "Python.h":
+    ctypedef struct PyThreadState
+    PyThreadState* PyThreadState_Get()
+    unsigned long long PyThreadState_GetID(PyThreadState* tstate)
 
 cdef enum:
     K_F32 = 0
@@ -209,10 +215,17 @@ cdef inline Tensor _new_scalar(double v, int kind):
     return t
 
 
+cdef inline void _freeze(object arr):
+    # Tensors are immutable: a buffer a Tensor holds is never writeable through numpy
+    cnp.PyArray_CLEARFLAGS(<cnp.ndarray>arr, cnp.NPY_ARRAY_WRITEABLE)
+
+
 cdef Tensor _wrap(object raw):
-    """A Tensor around a raw result (ndarray, numpy scalar, Python number); no copy."""
+    """A Tensor around a raw result (ndarray, numpy scalar, Python number); no copy. The array
+    becomes read-only: it must not be one the caller goes on writing."""
     cdef Tensor t = Tensor.__new__(Tensor)
     cdef object arr = raw if type(raw) is _np_ndarray else _np_asarray(raw)
+    _freeze(arr)
     t._dtype = arr.dtype
     t._kind = _kind_of(t._dtype)
     t._arr = arr
@@ -223,13 +236,24 @@ cdef Tensor _wrap(object raw):
 
 
 def wrap(raw):
-    """Wrap a raw numpy result as a Tensor without copying (internal; arrays must not be shared)."""
+    """Wrap a raw numpy result as a Tensor without copying (internal; the array becomes
+    read-only, so it must not be shared with code that writes it)."""
     return _wrap(raw)
 
 
 def raw_value(Tensor t):
     """The numpy value of `t` (0-d array for scalars), shared, read-only."""
     return t._value()
+
+
+# numpy arrays have at most this many dimensions; deeper nesting is refused before any
+# recursive walk could exhaust the C stack
+cdef int MAX_NESTING = 64
+
+
+cdef void _too_deep() except *:
+    raise ValueError(f"a value nested more than {MAX_NESTING} levels deep cannot be a tensor "
+                     f"(numpy arrays have at most {MAX_NESTING} dimensions)")
 
 
 def scalar(double value, dtype):
@@ -261,20 +285,44 @@ cdef Tensor _from_python(object value, object dtype):
     else:
         if isinstance(value, range):
             value = list(value)
+        # (numpy raises OverflowError for a Python int that does not fit an explicit dtype)
         arr = _np_array(value, dtype=dtype)
         if dtype is None:
-            # numpy defaults are 64-bit; Python numbers become 32-bit as in TensorFlow
+            # numpy defaults are 64-bit; Python numbers become 32-bit as in TensorFlow, ints
+            # int64 where int32 cannot hold them
             if arr.dtype == F64:
                 arr = arr.astype(F32)
             elif arr.dtype.kind == "i":
-                arr = arr.astype(DEFAULT_INT)
+                if _fits(arr, DEFAULT_INT):
+                    arr = arr.astype(DEFAULT_INT)
+            elif arr.dtype.kind == "u" or (arr.dtype.kind == "O" and _holds_int(value)):
+                raise OverflowError(f"Python int too large for int64: {value!r:.80}")
             elif arr.dtype.kind not in "biuf":
                 raise TypeError(f"cannot convert {type(value).__name__} to a Tensor "
                                 f"(numpy made dtype {arr.dtype} of it)")
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"unsupported dtype {arr.dtype}: dualad tensors hold bool, int or float")
-    arr.flags.writeable = False
     return _wrap(arr)
+
+
+cdef bint _fits(object arr, object int_dtype):
+    """Every value of the integer array `arr` is representable in `int_dtype`."""
+    if arr.size == 0:
+        return True
+    info = np.iinfo(int_dtype)
+    return int(arr.min()) >= info.min and int(arr.max()) <= info.max
+
+
+cdef bint _holds_int(object value):
+    """`value` (a number or nested lists) has a Python int among its leaves."""
+    cdef list todo = [value]
+    while todo:
+        v = todo.pop()
+        if isinstance(v, (list, tuple)):
+            todo.extend(v)
+        elif isinstance(v, int) and not isinstance(v, bool):
+            return True
+    return False
 
 
 cpdef Tensor convert_to_tensor(object value, object dtype=None):
@@ -292,11 +340,13 @@ cpdef Tensor convert_to_tensor(object value, object dtype=None):
     return _from_python(value, dtype)
 
 
-cdef bint _contains_tensor(object seq):
+cdef bint _contains_tensor(object seq, int depth=0) except -1:
+    if depth >= MAX_NESTING:
+        _too_deep()
     for v in seq:
         if isinstance(v, Tensor):
             return True
-        if isinstance(v, (list, tuple)) and _contains_tensor(v):
+        if isinstance(v, (list, tuple)) and _contains_tensor(v, depth + 1):
             return True
     return False
 
@@ -309,12 +359,21 @@ cdef Tensor _like(object value, Tensor ref, str opname):
     if isinstance(value, (float, np.floating)) and ref._dtype.kind in "iub":
         raise TypeError(f"{opname}: cannot combine a {dtype_name(ref._dtype)} tensor with the "
                         f"float {value!r}; cast the tensor with dualad.cast first")
+    if isinstance(value, (list, tuple)) and _contains_tensor(value):
+        return convert_to_tensor(value)     # tensors inside a list: stacked, dtypes checked
     arr = _np_asarray(value)
     if arr.dtype.kind == "f" and ref._dtype.kind in "iub":
         raise TypeError(f"{opname}: cannot combine a {dtype_name(ref._dtype)} tensor with a "
                         f"{arr.dtype} array; cast one of them with dualad.cast first")
     if arr.dtype.kind not in "biuf":
+        if arr.dtype.kind in "uO" and _holds_int(value):
+            raise OverflowError(f"{opname}: Python int {value!r:.80} out of bounds for "
+                                f"{dtype_name(ref._dtype)}")
         raise TypeError(f"{opname}: unsupported operand of type {type(value).__name__}")
+    if ref._dtype.kind in "iu" and arr.dtype.kind in "iu" and not _fits(arr, ref._dtype):
+        # numpy 2 refuses out-of-bounds Python ints too, rather than wrapping them
+        raise OverflowError(f"{opname}: {value!r:.80} out of bounds for "
+                            f"{dtype_name(ref._dtype)}")
     return _from_python(arr, ref._dtype)
 
 
@@ -327,6 +386,8 @@ def like(value, Tensor ref, str opname="op"):
 
 cdef inline void _check_same_dtype(Tensor a, Tensor b, str opname) except *:
     if a._dtype is not b._dtype and a._dtype != b._dtype:
+        if a._dtype is None or b._dtype is None:
+            _uninitialized()
         raise TypeError(f"{opname}: operands have different dtypes, {dtype_name(a._dtype)} and "
                         f"{dtype_name(b._dtype)}; dualad does not promote silently, use "
                         f"dualad.cast on one of them")
@@ -421,10 +482,24 @@ cdef class Tensor:
 
     cdef object _value(self):
         if self._arr is None:
+            if self._dtype is None:
+                _uninitialized()
             arr = _np_array(self._d, dtype=self._dtype)
-            arr.flags.writeable = False
+            _freeze(arr)
             self._arr = arr
         return self._arr
+
+    # ---- pickling and copying: the value only, never the tape slots or tangents, which
+    # ---- name tapes and accumulators of the process (and thread) that made them
+
+    def __reduce__(self):
+        return (_tensor_from_pickle, (self._value(),))
+
+    def __copy__(self):
+        return self                     # immutable, as TensorFlow's eager tensors
+
+    def __deepcopy__(self, memo):
+        return self
 
     # ---- inspection ---------------------------------------------------------------------
 
@@ -436,7 +511,7 @@ cdef class Tensor:
     def shape(self):
         if self._is_scalar:
             return ()
-        return self._arr.shape
+        return self._value().shape
 
     @property
     def ndim(self):
@@ -525,10 +600,14 @@ cdef class Tensor:
         return self
 
     def __repr__(self):
+        if self._dtype is None:
+            return f"<dualad.{type(self).__name__} (uninitialized)>"
         return (f"<dualad.Tensor shape={self.shape} dtype={self._dtype.name} "
                 f"numpy={_numpy_repr(self)}>")
 
     def __str__(self):
+        if self._dtype is None:
+            return self.__repr__()
         return f"dualad.Tensor({_numpy_repr(self)}, shape={self.shape}, dtype={self._dtype.name})"
 
     # ---- operators ----------------------------------------------------------------------
@@ -615,8 +694,11 @@ cdef class Tensor:
         fn = _ufunc_table.get(ufunc) if method == "__call__" and not kwargs else None
         if fn is not None:
             return fn(*inputs)
-        return _numpy_fallback(f"numpy.{ufunc.__name__}" + ("" if method == "__call__" else "." + method),
-                               lambda *a, **k: getattr(ufunc, method)(*a, **k), inputs, kwargs)
+        name = f"numpy.{ufunc.__name__}" + ("" if method == "__call__" else "." + method)
+        if method == "at" and inputs and isinstance(inputs[0], Tensor):
+            _refuse_write(name)
+        return _numpy_fallback(name, lambda *a, **k: getattr(ufunc, method)(*a, **k), inputs,
+                               kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
         fn = _array_function_table.get(func)
@@ -648,37 +730,88 @@ cdef bint _is_tracked(Tensor t):
     return t._tape_id != 0 or bool(t._more_slots) or bool(t._tangents)
 
 
+cdef void _refuse_write(str name) except *:
+    raise TypeError(f"{name} would write into a tensor, and tensors are immutable; write into "
+                    "a numpy array (t.numpy() is a copy) or use Variable.assign")
+
+
+cdef bint _would_watch(Tensor t):
+    """A trainable Variable that an active tape of this thread watches as soon as it is read:
+    a numpy function on it would detach it silently even though no op has read it yet."""
+    cdef Transformation tr
+    if not t._is_var or not (<Variable>t).trainable:
+        return False
+    for tr in _state().stack:
+        if tr.is_tape and tr.hidden == 0 and tr.recording and (<Tape>tr).watch_accessed_variables:
+            return True
+    return False
+
+
 def _numpy_fallback(str name, func, args, kwargs):
     """A numpy function dualad does not differentiate: fine on untracked tensors, an error on
     tensors a tape or accumulator follows (it would silently cut the gradient)."""
     flat = []
-    _flatten_into(args, flat)
-    _flatten_into(list(kwargs.values()), flat)
+    _flatten_into(args, flat, 0)
+    out = kwargs.get("out")
+    if out is not None:
+        outs = []
+        _flatten_into(out, outs, 0)
+        for v in outs:
+            if isinstance(v, Tensor):
+                _refuse_write(name)
+    _flatten_into(list(kwargs.values()), flat, 0)
     if _n_live > 0:
         for v in flat:
-            if isinstance(v, Tensor) and _is_tracked(<Tensor>v):
+            if isinstance(v, Tensor) and (_is_tracked(<Tensor>v) or _would_watch(<Tensor>v)):
                 raise TypeError(f"{name} is not differentiable by dualad and would silently "
                                 "detach a tensor that a tape or accumulator is following; use "
                                 "dualad ops, or np.asarray(t) to detach it on purpose")
-    return func(*_to_numpy_nested(args), **{k: _to_numpy_nested(v) for k, v in kwargs.items()})
+    return func(*_to_numpy_nested(args, 0),
+                **{k: _to_numpy_nested(v, 0) for k, v in kwargs.items()})
 
 
-cdef void _flatten_into(object obj, list out):
+cdef void _flatten_into(object obj, list out, int depth) except *:
     if isinstance(obj, (list, tuple)):
+        if depth >= MAX_NESTING:
+            _too_deep()
         for v in obj:
-            _flatten_into(v, out)
+            _flatten_into(v, out, depth + 1)
     else:
         out.append(obj)
 
 
-cdef object _to_numpy_nested(object obj):
+cdef object _to_numpy_nested(object obj, int depth):
     if isinstance(obj, Tensor):
         return (<Tensor>obj)._value()
+    if depth >= MAX_NESTING:
+        return obj     # (already refused by _flatten_into, which walks the same values)
     if isinstance(obj, tuple):
-        return tuple(_to_numpy_nested(v) for v in obj)
+        return tuple([_to_numpy_nested(v, depth + 1) for v in obj])
     if isinstance(obj, list):
-        return [_to_numpy_nested(v) for v in obj]
+        return [_to_numpy_nested(v, depth + 1) for v in obj]
     return obj
+
+
+cdef void _uninitialized() except *:
+    raise ValueError("this Tensor is uninitialized (made with Tensor.__new__); make tensors "
+                     "with dualad.constant(...) or dualad.convert_to_tensor(...)")
+
+
+def _tensor_from_pickle(value):
+    """Rebuild a pickled Tensor from its value (a fresh, untracked tensor)."""
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"a pickled Tensor holds a numpy array, not {type(value).__name__}")
+    return _from_python(value, None)
+
+
+def _variable_from_pickle(cls, value, trainable, name):
+    """Rebuild a pickled (or deep-copied) Variable: a new Variable of class `cls` with the
+    value, dtype, trainability and name of the original, and nothing of its tape state."""
+    if not (isinstance(cls, type) and issubclass(cls, Variable)):
+        raise TypeError(f"a pickled Variable names the class {cls!r}, which is not a Variable")
+    cdef Variable v = cls.__new__(cls)
+    Variable.__init__(v, _tensor_from_pickle(value), trainable=trainable, name=name)
+    return v
 
 
 cdef dict _ufunc_table = {}
@@ -770,8 +903,28 @@ cdef class Variable(Tensor):
         return t
 
     def __repr__(self):
+        if self._dtype is None:
+            return f"<dualad.{type(self).__name__} (uninitialized)>"
         return (f"<dualad.Variable '{self.name}:0' shape={self.shape} dtype={self._dtype.name} "
                 f"numpy={_numpy_repr(self)}>")
+
+    def __reduce__(self):
+        state = getattr(self, "__dict__", None)     # a Python subclass's attributes
+        return (_variable_from_pickle, (type(self), self._value(), self.trainable, self.name),
+                state or None)
+
+    def __copy__(self):
+        return self                     # a Variable is a shared, mutable object (as in TensorFlow)
+
+    def __deepcopy__(self, memo):
+        # a new Variable with a copy of the value; its other attributes deep-copied with memo
+        cls, args, state = self.__reduce__()
+        copied = cls(*args)
+        memo[id(self)] = copied
+        if state:
+            import copy
+            copied.__dict__.update(copy.deepcopy(state, memo))
+        return copied
 
     def __str__(self):
         return self.__repr__()
@@ -1012,13 +1165,28 @@ def install(dict primitives, dict ops_fns, dict ufuncs, dict array_functions, un
 # --------------------------------------------------------------------------------------------
 
 cdef class _ThreadState:
+    """One thread's stack of transformations. It lives in a threading.local, so it dies with
+    its thread: a thread that ends inside `with tape:` takes that tape with it."""
     cdef list stack
     cdef Tracer tracer      # the trace being taken on this thread (dualad.function), or None
 
+    def __dealloc__(self):
+        global _n_live, _n_tracing, _cached_tsid, _cached_state
+        if <PyObject*>self == _cached_state:
+            _cached_tsid = 0
+            _cached_state = NULL
+        if self.stack is not None:
+            _n_live -= len(self.stack)
+        if self.tracer is not None:
+            _n_tracing -= 1
+
 
 cdef object _tls = threading.local()
-cdef unsigned long _cached_ident = 0
-cdef _ThreadState _cached_state = None
+# The last thread's state, cached by the interpreter's unique thread-state id (OS thread
+# idents are reused by new threads; these ids never are). Borrowed: the threading.local owns
+# the state, and its __dealloc__ clears the cache.
+cdef unsigned long long _cached_tsid = 0
+cdef PyObject* _cached_state = NULL
 cdef Py_ssize_t _n_live = 0          # transformations on any thread's stack: 0 means no work
 cdef Py_ssize_t _n_tracing = 0       # traces being taken on any thread
 cdef long long _next_id = 0
@@ -1026,18 +1194,23 @@ cdef set _live_tapes = set()         # ids of tapes not yet released, to recycle
 
 
 cdef inline _ThreadState _state():
-    global _cached_ident, _cached_state
-    cdef unsigned long ident = PyThread_get_thread_ident()
-    if ident == _cached_ident and _cached_state is not None:
-        return _cached_state
+    global _cached_tsid, _cached_state
+    cdef unsigned long long tsid = PyThreadState_GetID(PyThreadState_Get())
+    if tsid == _cached_tsid and _cached_state != NULL:
+        return <_ThreadState>_cached_state
     st = getattr(_tls, "state", None)
     if st is None:
         st = _ThreadState()
         (<_ThreadState>st).stack = []
         _tls.state = st
-    _cached_ident = ident
-    _cached_state = st
+    _cached_tsid = tsid
+    _cached_state = <PyObject*>st
     return st
+
+
+def live_transformation_count():
+    """How many tapes and accumulators are active on all threads together."""
+    return _n_live
 
 
 cdef class paused:
@@ -1178,9 +1351,9 @@ cdef void _push_tangent(Accumulator acc, list stack, Py_ssize_t level, Primitive
 
 
 @cython.freelist(256)
-@cython.no_gc  # entries reference tensors and rules, never a tape
 cdef class Entry:
-    """One recorded primitive call: residual inputs, output, and tape slots."""
+    """One recorded primitive call: residual inputs, output, and tape slots. The collector
+    follows entries: a custom primitive's rules may close over objects that hold the tape."""
     pass
 
 
@@ -1296,6 +1469,13 @@ cdef class Tape(Transformation):
         cdef Py_ssize_t i
         cdef Transformation tr
         cdef bint raw
+        if len(seeds) != len(targets):
+            raise ValueError(f"_sweep: {len(seeds)} seeds for {len(targets)} targets")
+        for group, what in ((targets, "target"), (seeds, "seed"), (sources, "source")):
+            for t in group:
+                if not isinstance(t, Tensor):
+                    raise TypeError(f"_sweep: every {what} must be a Tensor, got "
+                                    f"{type(t).__name__}")
         for i in range(len(stack)):
             if stack[i] is self:
                 hide = stack[i + 1:] if self.persistent and self.recording else stack[i:]
@@ -1356,12 +1536,32 @@ cdef Tensor _as_cotangent(object c, Tensor arg, Primitive p, Py_ssize_t k):
     return ct
 
 
+cdef inline Py_ssize_t _slot_below(Tensor t, long long tape_id, Py_ssize_t n):
+    """t's slot on the tape if it is one of the first n (those the sweep has buffers for), else
+    -1. A tensor watched during the sweep (by a derivative rule, a custom gradient) gets a
+    later slot, so the targets of this sweep do not depend on it."""
+    cdef Py_ssize_t s = _slot_of(t, tape_id)
+    return s if s < n else -1
+
+
+cdef void _bad_record(Tape tape) except *:
+    raise RuntimeError(f"GradientTape: the record of tape {tape.id} names a slot beyond its "
+                       f"{tape._n_slots} slots (it was changed during the sweep); this is a bug")
+
+
 cdef list _sweep(Tape tape, list targets, list seeds, list sources, bint raw):
+    # Everything indexing the buffers is checked against n, fixed here: derivative rules run
+    # Python code (custom gradients, user primitives) that can watch tensors and record new
+    # entries while the sweep runs. Entries recorded from now on are past n_entries and never
+    # visited; the ones visited were recorded before, with slots below n.
     global _rule_of
     cdef Primitive outer_rule = None
     cdef Py_ssize_t n = tape._n_slots, i, k, so, sk, nargs
     cdef list entries = tape._entries
     cdef Py_ssize_t n_entries = len(entries)
+    cdef list source_slots
+    sources = list(sources)     # a callback may change the caller's list; indices must not
+    source_slots = [_slot_below(<Tensor>t, tape.id, n) for t in sources]
     cdef double* dg = <double*>calloc(n + 1, sizeof(double))
     cdef char* fl = <char*>calloc(n + 1, sizeof(char))
     cdef list og
@@ -1378,13 +1578,12 @@ cdef list _sweep(Tape tape, list targets, list seeds, list sources, bint raw):
         raise MemoryError("not enough memory for the gradient sweep")
     og = [None] * n
     try:
-        for t in sources:
-            sk = _slot_of(t, tape.id)
+        for sk in source_slots:
             if sk >= 0:
                 fl[sk] |= KEEP
         for k in range(len(targets)):
             t = targets[k]
-            so = _slot_of(t, tape.id)
+            so = _slot_below(t, tape.id, n)
             if so < 0:
                 continue
             seed = seeds[k]
@@ -1395,6 +1594,8 @@ cdef list _sweep(Tape tape, list targets, list seeds, list sources, bint raw):
         for i in range(n_entries - 1, -1, -1):
             e = <Entry>entries[i]
             so = e.out_slot
+            if so >= n or e.s0 >= n or e.s1 >= n:
+                _bad_record(tape)
             if not (fl[so] & HAS_D) and og[so] is None:
                 continue
             p = e.prim
@@ -1424,6 +1625,8 @@ cdef list _sweep(Tape tape, list targets, list seeds, list sources, bint raw):
                     sk = e.s1
                 else:
                     sk = e.more_slots[k - 2]
+                    if sk >= n:
+                        _bad_record(tape)
                 if sk < 0:
                     continue
                 if _check_numerics:
@@ -1446,9 +1649,9 @@ cdef list _sweep(Tape tape, list targets, list seeds, list sources, bint raw):
                     _acc_d(dg, fl, sk, ct._d, ct._kind == K_F32)
                 else:
                     og[sk] = _add(og[sk], ct)
-        for t in sources:
-            sk = _slot_of(t, tape.id)
-            results.append(None if sk < 0 else _take(dg, fl, og, sk, t._kind))
+        for k in range(len(sources)):
+            sk = source_slots[k]
+            results.append(None if sk < 0 else _take(dg, fl, og, sk, (<Tensor>sources[k])._kind))
         return results
     finally:
         free(dg)
