@@ -7,7 +7,9 @@ tapes and accumulators and every rule is itself differentiable in both modes.
 
 Conventions at kinks: relu'(0) = 0, abs'(0) = 0, norm'(0) = 0 (a finite subgradient), ties of
 maximum/minimum (and clip_by_value at its bounds) send the gradient to the first argument,
-reduce_max/min share the gradient equally among tied maxima (as TensorFlow does).
+reduce_max/min share the gradient equally among tied maxima (as TensorFlow does),
+d(x**y)/dy is 0 where x <= 0, and d(x**0)/dx is NaN at x = 0 (0 * x**-1, as in TensorFlow;
+JAX and PyTorch give 0 there).
 """
 import numpy as np
 

@@ -351,3 +351,12 @@ def test_custom_gradient_closure_reaching_the_tape_owner_is_collectable():
         del h
     gc.collect()
     assert sum(r() is not None for r in refs) == 0
+
+
+def test_a_list_operand_holding_tracked_tensors_stays_connected():
+    # `x * [y, 2.0]` used to turn the list into a numpy array, silently detaching y
+    x, y = dd.constant([1.0, 2.0]), dd.constant(3.0)
+    with dd.GradientTape() as tape:
+        tape.watch(y)
+        z = dd.reduce_sum(x * [y, 2.0])
+    assert float(z) == 7.0 and float(tape.gradient(z, y)) == 1.0

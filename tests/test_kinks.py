@@ -5,7 +5,8 @@ float32 and float64:
   relu'(0) = 0, abs'(0) = 0, the gradient of norm at 0 is 0 (finite), maximum/minimum ties
   (and clip_by_value at its bounds) send the gradient to the first argument, tied maxima and
   minima of reduce_max/reduce_min share it equally, d(x**y)/dy is 0 (not NaN) where x = 0,
-  and the double-where idiom keeps NaN out of gradients.
+  d(x**0)/dx is NaN at x = 0 (as in TensorFlow), and the double-where idiom keeps NaN out of
+  gradients.
 """
 import numpy as np
 import pytest
@@ -200,6 +201,16 @@ def test_pow_derivative_in_exponent_is_zero_not_nan_where_base_nonpositive(base,
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_pow_derivative_in_base_of_x_to_the_zero_at_zero_is_nan(shape, dtype):
+    # documented choice (TensorFlow's): d(x**0)/dx = 0 * x**-1 = 0 * inf = NaN at x = 0;
+    # JAX and PyTorch special-case it to 0
+    for mode in all_modes(dd.pow, [0.0, 0.0], shape, dtype):
+        assert np.all(np.isnan(mode[0])), mode
+        np.testing.assert_array_equal(mode[1], np.zeros(shape))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_pow_second_derivative_in_exponent_at_zero_base_is_finite(dtype):
     x, y = dd.constant(np.zeros(2, dtype)), dd.constant(np.full(2, 3.0, dtype))
     with dd.GradientTape() as outer:
@@ -232,5 +243,5 @@ def test_double_where_idiom_gives_finite_gradient_and_naive_where_gives_nan(dtyp
 def test_rules_docstring_documents_the_conventions():
     doc = dd.rules.__doc__
     for phrase in ("relu'(0) = 0", "abs'(0) = 0", "norm'(0) = 0", "first argument",
-                   "share the gradient equally"):
+                   "share the gradient equally", "d(x**0)/dx is NaN at x = 0"):
         assert phrase in doc.replace("\n", " "), phrase
