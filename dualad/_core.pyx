@@ -827,6 +827,9 @@ cdef class Variable(Tensor):
     """A mutable tensor. Tapes watch trainable Variables automatically when they are read."""
 
     def __init__(self, initial_value, dtype=None, trainable=True, name=None):
+        if self._dtype is not None:
+            # a new shape or dtype under tapes, compiled programs and optimizers that hold it
+            raise RuntimeError(f"Variable '{self.name}' is already initialized; use assign")
         if _n_tracing:
             _trace_impure("it creates a Variable")
         cdef Tensor t = convert_to_tensor(initial_value, dtype) if not isinstance(initial_value, Tensor) \

@@ -362,3 +362,10 @@ def test_a_list_operand_holding_tracked_tensors_stays_connected():
         tape.watch(y)
         z = dd.reduce_sum(x * [y, 2.0])
     assert float(z) == 7.0 and float(tape.gradient(z, y)) == 1.0
+
+
+def test_a_variable_cannot_be_initialized_twice():
+    v = dd.Variable(1.0)
+    with pytest.raises(RuntimeError, match="already initialized"):
+        v.__init__([1.0, 2.0])
+    assert v.shape == () and float(v) == 1.0
