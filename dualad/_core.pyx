@@ -1281,6 +1281,8 @@ cdef void _transform(Primitive p, tuple args, dict params, Tensor out) except *:
     if n == 0:
         return
     for i in range(n):
+        if i >= len(stack):
+            break       # a rule (user code) left a tape or accumulator of this thread
         tr = stack[i]
         if tr.hidden or not tr.recording:
             continue

@@ -369,3 +369,26 @@ def test_a_variable_cannot_be_initialized_twice():
     with pytest.raises(RuntimeError, match="already initialized"):
         v.__init__([1.0, 2.0])
     assert v.shape == () and float(v) == 1.0
+
+
+def test_a_rule_that_leaves_a_tape_while_an_op_is_transformed_does_not_crash():
+    # The op's transformations are visited by index; a JVP rule (user code) that exits the
+    # tape after its accumulator shrinks the stack under that loop.
+    assert_runs_cleanly("""
+        import dualad
+        from dualad import extend
+        state = {}
+        def jvp(t, ans, args, params):
+            state["tape"].__exit__(None, None, None)
+            return t * 2.0
+        double = extend.primitive("double_leaving_the_tape", lambda x: x * 2.0,
+                                  vjp=[lambda g, ans, args, params: g * 2.0], jvp=[jvp])
+        x = dualad.constant(1.0)
+        with dualad.ForwardAccumulator(x, dualad.constant(1.0)) as acc:
+            state["tape"] = tape = dualad.GradientTape()
+            tape.__enter__()
+            tape.watch(x)
+            y = double(x)
+        assert float(acc.jvp(y)) == 2.0
+        print("ok")
+    """)
