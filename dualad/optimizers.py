@@ -243,6 +243,7 @@ class Optimizer:
         self._slots = {}
         self._lock = threading.RLock()  # one step or state change at a time
         self._applying = False  # a step is being computed (to refuse re-entry from a callback)
+        self._compiled_constant_rate = False  # a program reads the rate from _lr_vars
         self.learning_rate = learning_rate
 
     # ---- learning rate and step count --------------------------------------------------------
@@ -261,12 +262,21 @@ class Optimizer:
     @learning_rate.setter
     def learning_rate(self, value):
         if callable(value):
+            self._check_schedule_allowed()
             self._lr_takes_step = _takes_step(value)
             self._lr = value
         else:
             self._lr = _check_rate(value)
             for dtype, var in self._lr_vars.items():
                 var.assign(dtype.type(self._lr))
+
+    def _check_schedule_allowed(self):
+        if self._compiled_constant_rate:
+            raise ValueError(
+                "this optimizer's steps were compiled by dualad.function with a constant "
+                "learning rate, which the compiled program reads from a variable; it would "
+                "ignore a schedule set now. Give the schedule to a new optimizer (steps with a "
+                "schedule run eagerly); get_state()/set_state() carry the slots over")
 
     def _current_learning_rate(self):
         lr = self._lr
@@ -319,8 +329,8 @@ class Optimizer:
             if self._applying:  # e.g. a schedule or a gradient's __array__ calling back in
                 raise RuntimeError(f"{type(self).__name__}.apply_gradients was called again "
                                    "while one of its steps was being computed")
-            self._applying = True
-            try:
+            try:  # (the flag is set inside, so that an interrupt cannot leave it set)
+                self._applying = True
                 return self._apply_locked(grads_and_vars, stacklevel + 1)
             finally:
                 self._applying = False
@@ -415,6 +425,8 @@ class Optimizer:
                 lr_var = self._lr_vars[dtype] = _core.state_variable(dtype.type(lr),
                                                                      "learning_rate")
             lr = lr_var
+            if step is None:  # being compiled
+                self._compiled_constant_rate = True
         t = None
         if self._uses_step:  # (a cast is not free in the replay loop)
             t = self._steps + np.float64(1) if step is None else _core.scalar(step, np.float64)
@@ -557,7 +569,9 @@ class Optimizer:
         if not 0 <= iterations <= _MAX_STEPS:
             raise ValueError(f"set_state: iterations must be between 0 and 2**53, got {iterations}")
         lr = state["learning_rate"]
-        if not callable(lr):
+        if callable(lr):
+            self._check_schedule_allowed()
+        else:
             lr = _check_rate(lr, "set_state: learning_rate")
         saved_vars, saved_slots = state["variables"], state["slots"]
         for key, value in (("variables", saved_vars), ("slots", saved_slots)):
