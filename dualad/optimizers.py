@@ -26,6 +26,16 @@ How a step is computed
 * The learning rate is a float >= 0 or a schedule: a callable of the step count `iterations`
   (the number of steps applied so far), such as `schedules.ExponentialDecay`. A callable that
   takes no argument is called without one, as Keras 3 does.
+* A step is atomic: every gradient is checked and every update computed before anything is
+  assigned, so an exception or KeyboardInterrupt halfway (a bad gradient for the 5th variable,
+  a raising schedule) leaves all variables, slots and `iterations` as they were; one arriving
+  during the assignments themselves rolls them back. The same Variable twice in one call is a
+  ValueError (Keras would apply both updates in turn); an entry that is not a (gradient,
+  Variable) pair is a TypeError. A schedule (or gradient) that calls apply_gradients on the
+  same optimizer is a RuntimeError; threads sharing an optimizer take turns.
+* Once dualad.function has compiled steps with a constant learning rate, assigning a schedule
+  to that optimizer is a ValueError: the compiled program reads the rate from a variable and
+  would ignore it. Constant rates assigned later do reach the program.
 
 Deliberate differences from Keras
 ---------------------------------
@@ -42,12 +52,20 @@ Deliberate differences from Keras
 
 State
 -----
-Slots (momentum, Adam's m and v, ...) are kept per variable, keyed by the variable's identity,
-and hold a reference to it. `get_state()` returns plain data (numpy arrays and numbers, plus the
+Slots (momentum, Adam's m and v, ...) are kept per variable, keyed by the Variable object itself
+(which hashes by identity; subclasses that override __hash__ are refused), so the optimizer keeps
+it alive and a new Variable can never inherit a dead one's slots. `get_state()` returns plain data (numpy arrays and numbers, plus the
 learning-rate schedule object if there is one); `set_state(state, var_list)` restores it into
 any optimizer built with the same configuration (`type(opt).from_config(opt.get_config())`),
 attaching the slots to `var_list` in the order the original optimizer first saw its variables.
-A restored run continues bit for bit like an uninterrupted one.
+A restored run continues bit for bit like an uninterrupted one. set_state checks the whole state
+first (TypeError/ValueError naming the problem, optimizer unchanged) and assigns restored slots
+into the slot Variables the optimizer already has for those variables, so steps compiled before
+the restore see the restored values.
+
+Optimizers cannot be pickled or copied (`pickle.dumps`, `copy.copy` and `copy.deepcopy` raise
+TypeError): a copy's slots would belong to copies of the variables, not to the live ones. Save
+`get_config()` and `get_state()` instead, as TensorFlow's Keras optimizers also require.
 """
 import bisect
 import contextlib
