@@ -406,7 +406,7 @@ class Optimizer:
                     self._slots[var].update(slot_vars)
             self._steps.assign_add(_ONE)
             return
-        old_steps = self._steps.numpy()
+        old_steps = float(self._steps)
         undo = []  # (Variable, its value before this step), to restore in reverse
         added = []  # variables this step started tracking
         try:
@@ -421,13 +421,13 @@ class Optimizer:
                     self._slots[var] = slot_vars
                 else:
                     self._slots[var].update(slot_vars)
-            self._steps.assign(old_steps + 1)
+            self._steps.assign_add(_ONE)
         except BaseException:
             for var, value in reversed(undo):
-                var.assign(value)
+                _restore(var, value)
             for var in added:
                 self._slots.pop(var, None)
-            self._steps.assign(old_steps)
+            self._steps.assign(np.float64(old_steps))
             raise
 
     def _tensor_update(self, var, dtype, g, lr, step, scheduled):
@@ -561,7 +561,7 @@ class Optimizer:
                 self._slots = new_slots
             except BaseException:  # (an asynchronous KeyboardInterrupt)
                 for slot_var, value in reversed(undo):
-                    slot_var.assign(value)
+                    _restore(slot_var, value)
                 self._lr, self._lr_takes_step = old_lr, old_takes_step
                 for dtype, lr_var in self._lr_vars.items():
                     if type(old_lr) is float:
@@ -678,8 +678,14 @@ def _unpack_pair(item):
 
 
 def _current_value(var):
-    """The value a Variable holds now (its immutable array), to assign back in a rollback."""
-    return np.asarray(var)
+    """The value a Variable holds now, to assign back in a rollback: a Python float for a
+    scalar (exact for every float dtype, and cheaper than an array), else its immutable array."""
+    return float(var) if var.ndim == 0 else np.asarray(var)
+
+
+def _restore(var, value):
+    """Assign back a value taken by _current_value."""
+    var.assign(var.dtype.np.type(value) if type(value) is float else value)
 
 
 def _gradient_value(grad, var, dtype):
