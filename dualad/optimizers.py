@@ -26,6 +26,16 @@ How a step is computed
 * The learning rate is a float >= 0 or a schedule: a callable of the step count `iterations`
   (the number of steps applied so far), such as `schedules.ExponentialDecay`. A callable that
   takes no argument is called without one, as Keras 3 does.
+* A step is atomic: every gradient is checked and every update computed before anything is
+  assigned, so an exception or KeyboardInterrupt halfway (a bad gradient for the 5th variable,
+  a raising schedule) leaves all variables, slots and `iterations` as they were; one arriving
+  during the assignments themselves rolls them back. The same Variable twice in one call is a
+  ValueError (Keras would apply both updates in turn); an entry that is not a (gradient,
+  Variable) pair is a TypeError. A schedule (or gradient) that calls apply_gradients on the
+  same optimizer is a RuntimeError; threads sharing an optimizer take turns.
+* Once dualad.function has compiled steps with a constant learning rate, assigning a schedule
+  to that optimizer is a ValueError: the compiled program reads the rate from a variable and
+  would ignore it. Constant rates assigned later do reach the program.
 
 Deliberate differences from Keras
 ---------------------------------
@@ -42,12 +52,20 @@ Deliberate differences from Keras
 
 State
 -----
-Slots (momentum, Adam's m and v, ...) are kept per variable, keyed by the variable's identity,
-and hold a reference to it. `get_state()` returns plain data (numpy arrays and numbers, plus the
+Slots (momentum, Adam's m and v, ...) are kept per variable, keyed by the Variable object itself
+(which hashes by identity; subclasses that override __hash__ are refused), so the optimizer keeps
+it alive and a new Variable can never inherit a dead one's slots. `get_state()` returns plain data (numpy arrays and numbers, plus the
 learning-rate schedule object if there is one); `set_state(state, var_list)` restores it into
 any optimizer built with the same configuration (`type(opt).from_config(opt.get_config())`),
 attaching the slots to `var_list` in the order the original optimizer first saw its variables.
-A restored run continues bit for bit like an uninterrupted one.
+A restored run continues bit for bit like an uninterrupted one. set_state checks the whole state
+first (TypeError/ValueError naming the problem, optimizer unchanged) and assigns restored slots
+into the slot Variables the optimizer already has for those variables, so steps compiled before
+the restore see the restored values.
+
+Optimizers cannot be pickled or copied (`pickle.dumps`, `copy.copy` and `copy.deepcopy` raise
+TypeError): a copy's slots would belong to copies of the variables, not to the live ones. Save
+`get_config()` and `get_state()` instead, as TensorFlow's Keras optimizers also require.
 """
 import bisect
 import contextlib
@@ -55,8 +73,10 @@ import inspect
 import math
 import numbers
 import sys
+import threading
 import types
 import warnings
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -119,6 +139,12 @@ def _takes_step(fn):
 _ONE = _core.scalar(1.0, np.float64)  # the step count's increment
 _NOTHING = contextlib.nullcontext()
 _C_SCALARS = (np.dtype(np.float32), np.dtype(np.float64))  # dtypes the core's scalar ops run on
+_STATE_KEYS = ("iterations", "learning_rate", "variables", "slots")  # of get_state()
+_MAX_STEPS = 2 ** 53  # the float64 step count is exact up to here
+_NOT_COPYABLE = (
+    "{} cannot be pickled or copied: its slots belong to live Variables, which a copy would "
+    "not be attached to. Save opt.get_config() and opt.get_state() instead, and restore with "
+    "type(opt).from_config(config) followed by .set_state(state, variables)")
 
 
 def _scalar_type(w):
@@ -229,7 +255,13 @@ class Optimizer:
         self.name = type(self).__name__.lower() if name is None else str(name)
         self._steps = _core.state_variable(np.float64(0), "iterations")  # exact to 2**53
         self._lr_vars = {}  # numpy dtype -> Variable holding the float learning rate
-        self._slots = {}  # id(variable) -> (variable, {slot name: Variable}), in tracking order
+        # Variable -> {slot name: Variable}, in tracking order. Keyed by the Variable itself
+        # (identity hash, checked by _check_variable), which keeps it alive, so a dead
+        # Variable's id can never be inherited by a new one.
+        self._slots = {}
+        self._lock = threading.RLock()  # one step or state change at a time
+        self._applying = False  # a step is being computed (to refuse re-entry from a callback)
+        self._compiled_constant_rate = False  # a program reads the rate from _lr_vars
         self.learning_rate = learning_rate
 
     # ---- learning rate and step count --------------------------------------------------------
@@ -248,12 +280,21 @@ class Optimizer:
     @learning_rate.setter
     def learning_rate(self, value):
         if callable(value):
+            self._check_schedule_allowed()
             self._lr_takes_step = _takes_step(value)
             self._lr = value
         else:
             self._lr = _check_rate(value)
             for dtype, var in self._lr_vars.items():
                 var.assign(dtype.type(self._lr))
+
+    def _check_schedule_allowed(self):
+        if self._compiled_constant_rate:
+            raise ValueError(
+                "this optimizer's steps were compiled by dualad.function with a constant "
+                "learning rate, which the compiled program reads from a variable; it would "
+                "ignore a schedule set now. Give the schedule to a new optimizer (steps with a "
+                "schedule run eagerly); get_state()/set_state() carry the slots over")
 
     def _current_learning_rate(self):
         lr = self._lr
@@ -302,10 +343,26 @@ class Optimizer:
         return self._apply(zip(grads, var_list), stacklevel=3)
 
     def _apply(self, grads_and_vars, stacklevel):
+        with self._lock:
+            if self._applying:  # e.g. a schedule or a gradient's __array__ calling back in
+                raise RuntimeError(f"{type(self).__name__}.apply_gradients was called again "
+                                   "while one of its steps was being computed")
+            try:  # (the flag is set inside, so that an interrupt cannot leave it set)
+                self._applying = True
+                return self._apply_locked(grads_and_vars, stacklevel + 1)
+            finally:
+                self._applying = False
+
+    def _apply_locked(self, grads_and_vars, stacklevel):
         compiled = _core.tracing()
-        pairs, missing = [], []
-        for grad, var in grads_and_vars:
+        pairs, missing, seen = [], [], set()
+        for item in grads_and_vars:
+            grad, var = _unpack_pair(item)
             dtype = _check_variable(var)
+            if var in seen:  # its second update would silently compound the first
+                raise ValueError(f"Variable '{var.name}' appears more than once in one "
+                                 "apply_gradients call; sum its gradients first")
+            seen.add(var)
             if grad is None:
                 missing.append(var.name)
             elif compiled or (var.ndim == 0 and dtype in _C_SCALARS):
@@ -326,18 +383,58 @@ class Optimizer:
         step = None if compiled else self.iterations + 1
         # an optimizer step is not differentiated: hide it from active tapes and accumulators
         with _core.paused() if _core.active_transformations() else _NOTHING:
-            for var, dtype, g in pairs:
-                if isinstance(g, Tensor):
-                    self._tensor_step(var, dtype, g, lr, step, scheduled)
-                else:
-                    self._numpy_step(var, dtype, g, lr, step)
-            self._steps.assign_add(_ONE)
+            # Every update is computed before anything is assigned, so an exception (a bad
+            # value, a KeyboardInterrupt) while computing leaves variables, slots and the step
+            # count as they were; the compiled program orders its reads and writes the same way.
+            updates = [self._tensor_update(var, dtype, g, lr, step, scheduled)
+                       if isinstance(g, Tensor) else self._numpy_update(var, dtype, g, lr, step)
+                       for var, dtype, g in pairs]
+            self._commit(updates, compiled)
         return self._steps if compiled else step
 
-    def _tensor_step(self, var, dtype, g, lr, step, scheduled):
+    def _commit(self, updates, compiled):
+        """Assign every computed update and advance the step count. Eagerly, an exception
+        arriving during the assignments (an asynchronous KeyboardInterrupt) rolls them back."""
+        if compiled:  # recorded into the program; an exception here abandons the trace
+            for var, new_value, slot_vars, new_slots, is_new in updates:
+                var.assign(new_value)
+                for name, value in new_slots.items():
+                    slot_vars[name].assign(value)
+                if is_new:
+                    self._slots[var] = slot_vars
+                else:
+                    self._slots[var].update(slot_vars)
+            self._steps.assign_add(_ONE)
+            return
+        old_steps = float(self._steps)
+        undo = []  # (Variable, its value before this step), to restore in reverse
+        added = []  # variables this step started tracking
+        try:
+            for var, new_value, slot_vars, new_slots, is_new in updates:
+                undo.append((var, _current_value(var)))
+                _store(var, new_value)
+                for name, value in new_slots.items():
+                    undo.append((slot_vars[name], _current_value(slot_vars[name])))
+                    _store(slot_vars[name], value)
+                if is_new:
+                    added.append(var)
+                    self._slots[var] = slot_vars
+                else:
+                    self._slots[var].update(slot_vars)
+            self._steps.assign_add(_ONE)
+        except BaseException:
+            for var, value in reversed(undo):
+                _restore(var, value)
+            for var in added:
+                self._slots.pop(var, None)
+            self._steps.assign(np.float64(old_steps))
+            raise
+
+    def _tensor_update(self, var, dtype, g, lr, step, scheduled):
         """The update as dualad ops on the Variables (C doubles for scalars). Inside
         dualad.function they are recorded into the program, which then reads the learning
-        rate (unless scheduled), the step count and the slots from their Variables."""
+        rate (unless scheduled), the step count and the slots from their Variables.
+        Returns the update for _commit; nothing is assigned here."""
         if scheduled:
             lr = _core.scalar(lr, dtype)
         else:
@@ -346,41 +443,41 @@ class Optimizer:
                 lr_var = self._lr_vars[dtype] = _core.state_variable(dtype.type(lr),
                                                                      "learning_rate")
             lr = lr_var
+            if step is None:  # being compiled
+                self._compiled_constant_rate = True
         t = None
         if self._uses_step:  # (a cast is not free in the replay loop)
             t = self._steps + np.float64(1) if step is None else _core.scalar(step, np.float64)
             t = t if dtype == np.float64 else ops.cast(t, dtype)
-        slot_vars = self._slot_vars(var)
+        tracked = self._slots.get(var)
+        slot_vars = {} if tracked is None else dict(tracked)
         if len(slot_vars) < len(self.get_slot_names()):
             for name in self.get_slot_names():
-                if name not in slot_vars:
+                if name not in slot_vars:  # attached to the optimizer by _commit
                     slot_vars[name] = _core.state_variable(
                         _frozen(np.full(var.shape, self._slot_fill(name), dtype)), name)
         slots = dict(slot_vars)
-        var.assign(self._update(var, g, lr, slots, t))
-        for name, value in slots.items():
-            if value is not slot_vars[name]:
-                slot_vars[name].assign(value)
+        new_value = self._update(var, g, lr, slots, t)
+        new_slots = {name: value for name, value in slots.items()
+                     if value is not slot_vars[name]}
+        return var, new_value, slot_vars, new_slots, tracked is None
 
-    def _numpy_step(self, var, dtype, g, lr, step):
-        """The update of an array Variable in numpy, eagerly."""
-        slot_vars = self._slot_vars(var)
+    def _numpy_update(self, var, dtype, g, lr, step):
+        """The update of an array Variable in numpy, eagerly. Returns the update for _commit;
+        nothing is assigned here."""
+        tracked = self._slots.get(var)
+        slot_vars = {} if tracked is None else dict(tracked)
         slots = {name: np.asarray(v) for name, v in slot_vars.items()}
         # inf and NaN propagate as in Keras; numpy's overflow/invalid warnings would be noise
         with np.errstate(all="ignore"):
-            new = self._update(np.asarray(var), g, dtype.type(lr), slots, dtype.type(step))
-        _store(var, new)
+            new_value = self._update(np.asarray(var), g, dtype.type(lr), slots, dtype.type(step))
+        new_slots = {}
         for name, value in slots.items():
             if name in slot_vars:
-                _store(slot_vars[name], value)
-            else:
+                new_slots[name] = value
+            else:  # a new slot starts at its first value; attached by _commit
                 slot_vars[name] = _core.state_variable(_frozen(value), name)
-
-    def _slot_vars(self, var):
-        entry = self._slots.get(id(var))
-        if entry is None:
-            entry = self._slots[id(var)] = (var, {})
-        return entry[1]
+        return var, new_value, slot_vars, new_slots, tracked is None
 
     _uses_step = False  # whether _update reads its `step` argument
 
@@ -403,53 +500,141 @@ class Optimizer:
 
     def get_slot(self, var, name):
         """A copy of slot `name` of variable `var` (KeyError if it has none)."""
-        entry = self._slots.get(id(var))
-        if entry is None or name not in entry[1]:
-            raise KeyError(f"no slot {name!r} for variable {getattr(var, 'name', var)!r}; slots "
-                           "are created by the first step that updates the variable")
-        return np.array(entry[1][name].numpy())
+        _check_variable(var)
+        slot_vars = self._slots.get(var)
+        if slot_vars is None or name not in slot_vars:
+            raise KeyError(f"no slot {name!r} for variable {var.name!r}; slots are created by "
+                           "the first step that updates the variable")
+        return np.array(slot_vars[name].numpy())
 
     @property
     def tracked_variables(self):
         """The variables this optimizer keeps slots for, in the order it first updated them."""
-        return tuple(var for var, _ in self._slots.values())
+        return tuple(self._slots)
 
     def get_state(self):
         """Everything a restored optimizer needs to continue bit for bit: the step count, the
         learning rate (float or schedule object) and copies of every variable's slots, in the
         order of `tracked_variables`. Plain data: picklable if the schedule is."""
-        entries = list(self._slots.values())
-        return {
-            "iterations": self.iterations,
-            "learning_rate": self._lr,
-            "variables": [(var.name, tuple(var.shape), var.dtype.name) for var, _ in entries],
-            "slots": [{k: np.array(v.numpy()) for k, v in slots.items()} for _, slots in entries],
-        }
+        with self._lock:
+            entries = list(self._slots.items())
+            return {
+                "iterations": self.iterations,
+                "learning_rate": self._lr,
+                "variables": [(var.name, tuple(var.shape), var.dtype.name) for var, _ in entries],
+                "slots": [{k: np.array(v.numpy()) for k, v in slots.items()}
+                          for _, slots in entries],
+            }
 
     def set_state(self, state, var_list=None):
         """Restore a `get_state()` result. The saved slots are attached, in order, to
         `var_list` (default: this optimizer's `tracked_variables`), which must match the saved
-        variables in number, shape and dtype. Slots of other variables are dropped."""
-        variables = list(self.tracked_variables if var_list is None else var_list)
+        variables in number, shape and dtype. Slots of other variables are dropped.
+
+        The state is checked completely first: a malformed one raises TypeError or ValueError
+        naming the problem and leaves the optimizer unchanged. Slot Variables that the
+        optimizer already has for a restored variable are assigned in place, so steps compiled
+        by dualad.function before the restore continue from the restored slots."""
+        with self._lock:
+            if self._applying:
+                raise RuntimeError("set_state was called while a step was being computed")
+            variables = list(self.tracked_variables if var_list is None else var_list)
+            iterations, lr, restored = self._checked_state(state, variables)
+            old_lr, old_takes_step = self._lr, getattr(self, "_lr_takes_step", False)
+            old_steps = self._steps.numpy()
+            undo = []  # (slot Variable, value before), for a rollback
+            new_slots = {}
+            try:
+                for var, values in restored.items():
+                    live = self._slots.get(var, {})
+                    slot_vars = new_slots[var] = {}
+                    for name, value in values.items():
+                        existing = live.get(name)
+                        if existing is None:
+                            slot_vars[name] = _core.state_variable(value, name)
+                        else:  # the same Variable, which compiled programs may read
+                            undo.append((existing, _current_value(existing)))
+                            existing.assign(value)
+                            slot_vars[name] = existing
+                self.learning_rate = lr
+                self._steps.assign(np.float64(iterations))
+                self._slots = new_slots
+            except BaseException:  # (an asynchronous KeyboardInterrupt)
+                for slot_var, value in reversed(undo):
+                    _restore(slot_var, value)
+                self._lr, self._lr_takes_step = old_lr, old_takes_step
+                for dtype, lr_var in self._lr_vars.items():
+                    if type(old_lr) is float:
+                        lr_var.assign(dtype.type(old_lr))
+                self._steps.assign(old_steps)
+                raise
+
+    def _checked_state(self, state, variables):
+        """(iterations, learning rate, {Variable: {slot name: value}}) from a get_state()
+        result, or a TypeError/ValueError naming what is wrong with it."""
+        if not isinstance(state, Mapping):
+            raise TypeError(f"set_state: the state must be a dict returned by get_state(), got "
+                            f"{type(state).__name__}")
+        missing = [key for key in _STATE_KEYS if key not in state]
+        if missing:
+            raise ValueError(f"set_state: the state lacks the keys {missing} (a get_state() "
+                             f"result has {list(_STATE_KEYS)})")
+        iterations = state["iterations"]
+        if isinstance(iterations, (bool, np.bool_)) or not isinstance(iterations, numbers.Integral):
+            raise TypeError(f"set_state: iterations must be an integer, got "
+                            f"{type(iterations).__name__} ({iterations!r:.60})")
+        iterations = int(iterations)
+        if not 0 <= iterations <= _MAX_STEPS:
+            raise ValueError(f"set_state: iterations must be between 0 and 2**53, got {iterations}")
+        lr = state["learning_rate"]
+        if callable(lr):
+            self._check_schedule_allowed()
+        else:
+            lr = _check_rate(lr, "set_state: learning_rate")
         saved_vars, saved_slots = state["variables"], state["slots"]
+        for key, value in (("variables", saved_vars), ("slots", saved_slots)):
+            if not isinstance(value, (list, tuple)):
+                raise TypeError(f"set_state: state[{key!r}] must be a list, got "
+                                f"{type(value).__name__}")
+        if len(saved_vars) != len(saved_slots):
+            raise ValueError(f"set_state: the state lists {len(saved_vars)} variables but "
+                             f"{len(saved_slots)} slot dicts")
         if len(variables) != len(saved_vars):
             raise ValueError(f"set_state: the state holds slots for {len(saved_vars)} variables, "
                              f"{len(variables)} were given")
+        slot_names = self.get_slot_names()
         restored = {}
-        for var, (name, shape, dtype_name), slots in zip(variables, saved_vars, saved_slots):
+        for i, (var, saved, slots) in enumerate(zip(variables, saved_vars, saved_slots)):
             dtype = _check_variable(var)
-            if tuple(var.shape) != tuple(shape) or dtype.name != dtype_name:
+            if var in restored:
+                raise ValueError(f"set_state: Variable '{var.name}' is given more than once")
+            name, shape, dtype_name = _saved_variable(saved, i)
+            if tuple(var.shape) != shape or dtype.name != dtype_name:
                 raise ValueError(f"set_state: Variable '{var.name}' has shape {var.shape} and "
                                  f"dtype {dtype.name}, the saved slots are for shape "
-                                 f"{tuple(shape)} and dtype {dtype_name} (saved as '{name}')")
-            restored[id(var)] = (var, {k: _core.state_variable(_slot_value(v, var, dtype), k)
-                                       for k, v in slots.items()})
-        iterations = int(state["iterations"])
-        if iterations < 0:
-            raise ValueError(f"set_state: iterations must be >= 0, got {iterations}")
-        self.learning_rate = state["learning_rate"]
-        self._steps.assign(np.float64(iterations))
-        self._slots = restored
+                                 f"{shape} and dtype {dtype_name} (saved as '{name}')")
+            if not isinstance(slots, Mapping):
+                raise TypeError(f"set_state: state['slots'][{i}] must be a dict of slot values, "
+                                f"got {type(slots).__name__}")
+            unknown = [k for k in slots if k not in slot_names]
+            if unknown:
+                raise ValueError(f"set_state: the slots saved for '{name}' include {unknown}, "
+                                 f"which this {type(self).__name__} does not keep (its slots: "
+                                 f"{list(slot_names)}); was the state saved by an optimizer "
+                                 "of another configuration?")
+            restored[var] = {k: _slot_value(v, var, dtype, k) for k, v in slots.items()}
+        return iterations, lr, restored
+
+    # ---- copies ------------------------------------------------------------------------------
+
+    def __reduce_ex__(self, protocol):
+        raise TypeError(_NOT_COPYABLE.format(type(self).__name__))
+
+    def __copy__(self):
+        raise TypeError(_NOT_COPYABLE.format(type(self).__name__))
+
+    def __deepcopy__(self, memo):
+        raise TypeError(_NOT_COPYABLE.format(type(self).__name__))
 
     # ---- configuration -----------------------------------------------------------------------
 
@@ -471,11 +656,36 @@ def _check_variable(var):
     if not isinstance(var, Variable):
         raise TypeError(f"optimizers update dualad.Variable objects, got {type(var).__name__} "
                         f"({var!r:.60}); wrap the value in dualad.Variable")
+    if type(var) is not Variable and type(var).__hash__ is not Variable.__hash__:
+        # slots are keyed by the Variable: a value-based hash could share them between two
+        raise TypeError(f"Variable '{var.name}' is a {type(var).__name__}, which overrides "
+                        "__hash__; optimizers need Variables that hash by identity")
     dtype = var.dtype.np
     if dtype.kind != "f":
         raise TypeError(f"Variable '{var.name}' has dtype {dtype.name}; optimizers update only "
                         "float variables")
     return dtype
+
+
+def _unpack_pair(item):
+    """(gradient, variable) from one entry of apply_gradients' list."""
+    try:
+        grad, var = item
+    except (TypeError, ValueError):
+        raise TypeError(f"apply_gradients takes (gradient, variable) pairs, got an entry "
+                        f"{type(item).__name__} ({item!r:.60})") from None
+    return grad, var
+
+
+def _current_value(var):
+    """The value a Variable holds now, to assign back in a rollback: a Python float for a
+    scalar (exact for every float dtype, and cheaper than an array), else its immutable array."""
+    return float(var) if var.ndim == 0 else np.asarray(var)
+
+
+def _restore(var, value):
+    """Assign back a value taken by _current_value."""
+    var.assign(var.dtype.np.type(value) if type(value) is float else value)
 
 
 def _gradient_value(grad, var, dtype):
@@ -523,11 +733,30 @@ def _store(var, value):
     var.assign(_frozen(value))
 
 
-def _slot_value(saved, var, dtype):
-    value = np.array(saved, dtype=dtype)
+def _saved_variable(saved, index):
+    """(name, shape, dtype name) from entry `index` of a state's "variables" list."""
+    try:
+        name, shape, dtype_name = saved
+        shape = tuple(shape)
+        valid = (isinstance(name, str) and isinstance(dtype_name, str)
+                 and all(isinstance(n, numbers.Integral) and n >= 0 for n in shape))
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise TypeError(f"set_state: state['variables'][{index}] must be a (name, shape, dtype "
+                        f"name) triple as get_state() writes it, got {saved!r:.80}")
+    return name, tuple(int(n) for n in shape), dtype_name
+
+
+def _slot_value(saved, var, dtype, name):
+    value = np.asarray(saved)
+    if value.dtype.kind not in "iuf":
+        raise TypeError(f"set_state: the saved slot {name!r} of Variable '{var.name}' has dtype "
+                        f"{value.dtype}; expected real numbers")
     if value.shape != var.shape:
-        raise ValueError(f"set_state: a saved slot of Variable '{var.name}' has shape "
-                         f"{value.shape}, the variable has shape {var.shape}")
+        raise ValueError(f"set_state: the saved slot {name!r} of Variable '{var.name}' has "
+                         f"shape {value.shape}, the variable has shape {var.shape}")
+    value = np.array(value, dtype=dtype)  # a copy: the caller's array stays theirs
     if value.ndim == 0:
         return value[()]
     value.flags.writeable = False
