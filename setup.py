@@ -1,4 +1,15 @@
-"""Build the compiled core. Everything else about the package lives in pyproject.toml."""
+"""Build the compiled core. Everything else about the package lives in pyproject.toml.
+
+DUALAD_CHECKED_BUILD=1 builds a checked core (Cython's boundscheck, wraparound and
+initializedcheck on), so that an index out of range raises IndexError instead of corrupting
+memory; CI runs the tests against it. Its C file is generated under build/checked/, apart from
+the normal dualad/_core.c, so switching between the two never reuses the other's C code; pass
+--force to build_ext so that the extension is recompiled:
+
+    DUALAD_CHECKED_BUILD=1 python setup.py build_ext --inplace --force
+"""
+import os
+
 import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
@@ -12,9 +23,14 @@ DIRECTIVES = {
     "embedsignature": True,
 }
 
+CHECKED = os.environ.get("DUALAD_CHECKED_BUILD", "").strip().lower() not in ("", "0", "false", "no")
+if CHECKED:
+    DIRECTIVES.update(boundscheck=True, wraparound=True, initializedcheck=True)
+
 # numpy's C API: the core marks the arrays it wraps read-only without a Python-level call
 extensions = [Extension("dualad._core", ["dualad/_core.pyx"], extra_compile_args=["-O2"],
                         include_dirs=[numpy.get_include()],
                         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")])]
 
-setup(ext_modules=cythonize(extensions, compiler_directives=DIRECTIVES))
+setup(ext_modules=cythonize(extensions, compiler_directives=DIRECTIVES,
+                            **({"build_dir": "build/checked"} if CHECKED else {})))
