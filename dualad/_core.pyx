@@ -290,13 +290,15 @@ cdef Tensor _from_python(object value, object dtype):
         if dtype is None:
             # numpy defaults are 64-bit; Python numbers become 32-bit as in TensorFlow, ints
             # int64 where int32 cannot hold them
+            if arr.dtype.kind in "fuO" and (_only_python_ints(value) or (
+                    arr.dtype.kind != "f" and _holds_int(value))):
+                # numpy made floats, uint64 or objects of ints beyond int64
+                raise OverflowError(f"Python int too large for int64: {value!r:.80}")
             if arr.dtype == F64:
                 arr = arr.astype(F32)
             elif arr.dtype.kind == "i":
                 if _fits(arr, DEFAULT_INT):
                     arr = arr.astype(DEFAULT_INT)
-            elif arr.dtype.kind == "u" or (arr.dtype.kind == "O" and _holds_int(value)):
-                raise OverflowError(f"Python int too large for int64: {value!r:.80}")
             elif arr.dtype.kind not in "biuf":
                 raise TypeError(f"cannot convert {type(value).__name__} to a Tensor "
                                 f"(numpy made dtype {arr.dtype} of it)")
@@ -323,6 +325,22 @@ cdef bint _holds_int(object value):
         elif isinstance(v, int) and not isinstance(v, bool):
             return True
     return False
+
+
+cdef bint _only_python_ints(object value):
+    """`value` is a Python int (not bool) or nested lists of them: numpy may have made a float
+    or object array of ints too large for int64, which must not pass as floats."""
+    cdef list todo = [value]
+    cdef bint any_int = False
+    while todo:
+        v = todo.pop()
+        if isinstance(v, (list, tuple)):
+            todo.extend(v)
+        elif isinstance(v, int):
+            any_int = any_int or not isinstance(v, bool)
+        else:
+            return False
+    return any_int
 
 
 cpdef Tensor convert_to_tensor(object value, object dtype=None):
@@ -361,6 +379,10 @@ cdef Tensor _like(object value, Tensor ref, str opname):
                         f"float {value!r}; cast the tensor with dualad.cast first")
     if isinstance(value, (list, tuple)) and _contains_tensor(value):
         return convert_to_tensor(value)     # tensors inside a list: stacked, dtypes checked
+    if ref._dtype.kind in "iu" and not isinstance(value, (np.ndarray, np.generic)) \
+            and _only_python_ints(value):
+        # numpy 2 raises OverflowError for a Python int out of the dtype's bounds
+        return _from_python(_np_array(value, dtype=ref._dtype), ref._dtype)
     arr = _np_asarray(value)
     if arr.dtype.kind == "f" and ref._dtype.kind in "iub":
         raise TypeError(f"{opname}: cannot combine a {dtype_name(ref._dtype)} tensor with a "
@@ -499,7 +521,14 @@ cdef class Tensor:
         return self                     # immutable, as TensorFlow's eager tensors
 
     def __deepcopy__(self, memo):
-        return self
+        # like a pickle round trip: the value (shared, it is immutable) without tape state
+        cdef Tensor c = Tensor.__new__(Tensor)
+        c._arr = self._value()
+        c._d = self._d
+        c._is_scalar = self._is_scalar
+        c._kind = self._kind
+        c._dtype = self._dtype
+        return c
 
     # ---- inspection ---------------------------------------------------------------------
 

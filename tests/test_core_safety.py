@@ -199,7 +199,10 @@ def test_pickled_variable_keeps_value_dtype_name_and_trainability():
 def test_copies():
     x = dd.constant([1.0, 2.0])
     assert copy.copy(x) is x                      # immutable, as in TensorFlow
-    d = copy.deepcopy(x)
+    with dd.GradientTape() as tape:
+        tape.watch(x)
+        d = copy.deepcopy(x)                      # the value, without tape state
+    assert d is not x and not tape._has_slot(d)
     np.testing.assert_array_equal(np.asarray(d), [1.0, 2.0])
     assert not np.asarray(d).flags.writeable
     v = dd.Variable(1.0, name="v")

@@ -31,9 +31,16 @@ def test_ints_out_of_range_of_the_dtype_raise_overflow_error(dtype, info):
         assert np.array_equal(np.asarray(v), [1, 2]), "a failed assign changed the Variable"
 
 
-def test_default_int32_conversion_refuses_ints_it_would_wrap():
+def test_default_int_conversion_widens_like_tensorflow_and_refuses_what_int64_cannot_hold():
+    # Python ints become int32, or int64 when int32 cannot hold them (TensorFlow's inference),
+    # never a wrapped int32
     assert dd.constant(2**31 - 1).dtype == dd.int32
-    for outside in (2**31, -2**31 - 1, 2**40, [0, 2**40]):
+    for wide in (2**31, -2**31 - 1, 2**40, [0, 2**40]):
+        for make in (dd.constant, dd.Variable):
+            t = make(wide)
+            assert t.dtype == dd.int64
+            assert np.array_equal(np.asarray(t), np.asarray(wide, dtype=np.int64))
+    for outside in (2**63, -2**63 - 1, [0, 2**63], 2**200):
         with pytest.raises(OverflowError):
             dd.constant(outside)
         with pytest.raises(OverflowError):

@@ -99,8 +99,11 @@ def test_gradients_and_optimizer_state_round_trip(how):
         x = dd.constant(rng.standard_normal((4, 3)).astype(np.float32))
         opt = dd.optimizers.Adam(0.01)
         with dd.GradientTape(persistent=True) as tape:
-            loss = dd.reduce_sum(dd.tanh(x @ w))
-        grads = [tape.gradient(loss, w), tape.jacobian(dd.tanh(x @ w)[0], w)]
+            hidden = dd.tanh(x @ w)
+            loss = dd.reduce_sum(hidden)
+            row = hidden[0]
+        grads = [tape.gradient(loss, w), tape.jacobian(row, w)]
+        assert grads[1].shape == (2, 3, 2)
         for g in grads:
             back = ROUND_TRIPS[how](g)
             _identical(back, g, "gradient")
