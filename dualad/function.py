@@ -18,6 +18,7 @@ while tracing, as in TensorFlow.
 """
 import builtins
 import functools
+import threading
 import warnings
 
 import numpy as np
@@ -98,10 +99,14 @@ class Function:
         self.max_paths = int(max_paths)
         self.trace_count = 0
         self._cache = {}
+        # guards the cache and the program trees while a finished trace is added (never held
+        # while user code runs: traces themselves run concurrently)
+        self._lock = threading.Lock()
 
     def clear_cache(self):
         """Forget every traced program; the next call traces again."""
-        self._cache.clear()
+        with self._lock:
+            self._cache.clear()
 
     def __get__(self, obj, objtype=None):
         if obj is None:
@@ -116,7 +121,9 @@ class Function:
         entry = self._cache.get(key)
         if entry is _EAGER:
             return self._fn(*args, **kwargs)
+        seen = None   # the tree the replay missed in, and its number of paths then
         if entry is not None:
+            seen = (entry, entry.paths)
             found = _core.replay(entry.root, inputs, entry.n_slots)
             if found is not None:
                 leaf, outputs = found
@@ -125,16 +132,20 @@ class Function:
                 self._fall_back(key, f"it took more than {self.max_paths} different paths",
                                 stacklevel=3)
                 return self._fn(*args, **kwargs)
-        return self._trace(key, entry, keep, args, kwargs, inputs)
+        return self._trace(key, keep, args, kwargs, inputs, seen)
 
     def _fall_back(self, key, reason, stacklevel=4):
         # stacklevel: the caller of the function (from _trace, one frame deeper by default)
-        self._cache[key] = _EAGER
+        with self._lock:
+            self._cache[key] = _EAGER
+        self._warn_fallback(reason, stacklevel + 1)
+
+    def _warn_fallback(self, reason, stacklevel):
         warnings.warn(f"dualad.function {self.__name__!r} runs eagerly for this input "
                       f"signature because {reason}", FunctionFallbackWarning,
                       stacklevel=stacklevel)
 
-    def _trace(self, key, entry, keep, args, kwargs, inputs):
+    def _trace(self, key, keep, args, kwargs, inputs, seen):
         tracer = _core.begin_trace()
         try:
             for t in inputs:
@@ -145,7 +156,8 @@ class Function:
                      else None for leaf in leaves]
         finally:
             _core.end_trace()
-        self.trace_count += 1
+        with self._lock:
+            self.trace_count += 1
         if tracer.impure is not None:
             self._fall_back(key, tracer.impure)
             return result
@@ -155,22 +167,36 @@ class Function:
         def finish(outputs):
             return pack([f if s < 0 else o for f, s, o in zip(fixed, out_slots, outputs)])
 
-        if entry is None:
-            entry = self._cache[key] = _Entry(keep)
         structure = _structure(result)
-        if entry.structure is None:
-            entry.structure = structure
-        elif structure != entry.structure:
+        # the new chain is built outside the lock; only linking it into the tree is locked
+        chain = _build(tracer.instrs, 0, out_slots, finish)
+        with self._lock:
+            entry = self._cache.get(key)
+            if entry is _EAGER:   # another thread's trace of this signature fell back
+                return result
+            if entry is None:
+                entry = self._cache[key] = _Entry(keep)
+            first_structure = entry.structure
+            if first_structure is None:
+                entry.structure = structure
+            outcome = _insert(entry, tracer.instrs, chain)
+            if outcome == _INSERTED:
+                entry.n_slots = max(entry.n_slots, tracer.n_slots)
+                entry.paths += 1
+            # a path already present is fine if another thread added it after our replay
+            # missed: both traced the same new path at once
+            nondeterministic = outcome == _MISMATCH or (outcome == _PRESENT
+                                                        and seen == (entry, entry.paths))
+            if nondeterministic:
+                self._cache[key] = _EAGER
+        if first_structure is not None and structure != first_structure:
             warnings.warn(f"dualad.function {self.__name__!r} returns a different structure on "
-                          f"this path ({structure}) than on its first one ({entry.structure}); "
+                          f"this path ({structure}) than on its first one ({first_structure}); "
                           "each path returns its own, but callers usually expect one",
                           FunctionStructureWarning, stacklevel=3)
-        if not _insert(entry, tracer.instrs, out_slots, finish):
-            self._fall_back(key, "two traces of the same path recorded different programs "
-                                 "(the function is not deterministic)")
-            return result
-        entry.n_slots = max(entry.n_slots, tracer.n_slots)
-        entry.paths += 1
+        if nondeterministic:
+            self._warn_fallback("two traces of the same path recorded different programs "
+                                "(the function is not deterministic)", stacklevel=4)
         return result
 
 
@@ -183,38 +209,52 @@ def _leaf(out_slots, finish):
 
 def _build(instrs, start, out_slots, finish):
     """The chain of nodes for instrs[start:], split at guards (iteratively: loops make long
-    chains)."""
+    chains). Returns the list of the chain's nodes, the head first, and for each guard's
+    position in instrs the node that follows it (see _insert)."""
     head = node = _core.Node()
-    for ins in instrs[start:]:
+    chain, guard_at = [head], []
+    for at, ins in enumerate(instrs[start:], start):
         if ins.kind == _GUARD:
+            guard_at.append(at)
             node.guard = ins
             child = _core.Node()
             node.children[ins.expected] = child
             node = child
+            chain.append(node)
         else:
             node.instrs.append(ins)
     node.out_slots = out_slots
     node.finish = finish
-    return head
+    return chain, guard_at
 
 
-def _insert(entry, instrs, out_slots, finish):
-    """Add a trace to the entry's tree. Its prefix repeats an existing path up to the first
-    guard outcome that path has not seen. Returns False if the prefix does not match."""
+_INSERTED, _PRESENT, _MISMATCH = "inserted", "present", "mismatch"
+
+
+def _insert(entry, instrs, built):
+    """Add a trace (instrs, built into nodes by _build) to the entry's tree. Its prefix
+    repeats an existing path up to the first guard outcome that path has not seen; from there
+    on the chain's nodes are linked in. Returns _INSERTED, _PRESENT if the tree already has
+    this whole path, or _MISMATCH if the prefix differs from the tree's."""
+    chain, guard_at = built
     if entry.root is None:
-        entry.root = _build(instrs, 0, out_slots, finish)
-        return True
-    node, i = entry.root, 0
+        entry.root = chain[0]
+        return _INSERTED
+    node, i, depth = entry.root, 0, 0
     while True:
         i += len(node.instrs)
         if node.guard is None:
-            return False  # a path that replay would have found: not deterministic
+            return _PRESENT  # a path that replay would have found
         if i >= len(instrs) or instrs[i].kind != _GUARD or instrs[i].slot != node.guard.slot:
-            return False
+            return _MISMATCH
+        if depth >= len(guard_at) or guard_at[depth] != i:
+            return _MISMATCH  # the tree's branch before this guard differs in length from ours
+        depth += 1
         child = node.children.get(instrs[i].expected)
         if child is None:
-            node.children[instrs[i].expected] = _build(instrs, i + 1, out_slots, finish)
-            return True
+            # the chain's node after its depth-th guard starts where the tree has nothing
+            node.children[instrs[i].expected] = chain[depth]
+            return _INSERTED
         node, i = child, i + 1
 
 
