@@ -481,3 +481,36 @@ def test_gradients_through_a_custom_gradient_inside_a_compiled_function():
         for a, b in zip(got, want):
             assert np.asarray(a).tobytes() == np.asarray(b).tobytes(), (value, a, b)
     assert f.trace_count == 1
+
+
+# ---- 5. cycles through a program --------------------------------------------------------
+
+
+def test_a_program_whose_custom_gradient_reaches_back_to_its_owner_is_collected():
+    class Holder:
+        def __init__(self):
+            self.scale = dd.constant(3.0)
+            self.step = dd.function(self._step)
+
+        def _step(self, x):
+            @dd.custom_gradient
+            def scaled(x):
+                def grad(dy):
+                    return dy * self.scale   # the program's primitive leads back to self
+
+                return x * self.scale, grad
+
+            with dd.GradientTape() as tape:
+                tape.watch(x)
+                y = scaled(x)
+            return y, tape.gradient(y, x)
+
+    holder = Holder()
+    for value in (2.0, 5.0):
+        y, g = holder.step(dd.constant(value))
+        assert (float(y), float(g)) == (3.0 * value, 3.0)
+    assert holder.step.trace_count == 1
+    owner = weakref.ref(holder)
+    del holder, y, g
+    gc.collect()
+    assert owner() is None
