@@ -1572,7 +1572,8 @@ cdef class Instr:
     cdef Py_ssize_t a0, a1      # the first two argument slots (-1 if absent)
     cdef readonly Py_ssize_t out
     cdef int sh                 # SH_* bits, in a loop body
-    cdef Variable var
+    cdef Variable var           # a read or assignment of a Variable the program holds, or
+    cdef Py_ssize_t vindex      # (var None) of the call's vindex-th Variable argument
     cdef int mode
     cdef readonly object expected   # a guard's outcome in the traced run (bool or int)
     cdef Tensor value           # a constant
@@ -1602,6 +1603,7 @@ cdef Instr _instr(int kind):
     i.a0 = -1
     i.a1 = -1
     i.out = -1
+    i.vindex = -1
     return i
 
 
@@ -1618,6 +1620,7 @@ cdef Instr _instr_copy(Instr x):
     i.out = x.out
     i.sh = x.sh
     i.var = x.var
+    i.vindex = x.vindex
     i.mode = x.mode
     i.expected = x.expected
     i.value = x.value
@@ -1683,10 +1686,10 @@ cdef list _iteration_shifts(list instrs, Py_ssize_t i0, Py_ssize_t i1, Py_ssize_
             if not _same_value(x.value, y.value):
                 return None
         elif x.kind == I_READ:
-            if x.var is not y.var:
+            if x.var is not y.var or x.vindex != y.vindex:
                 return None
         elif x.kind == I_ASSIGN:
-            if x.var is not y.var or x.mode != y.mode:
+            if x.var is not y.var or x.vindex != y.vindex or x.mode != y.mode:
                 return None
             f = _shift_of(x.a0, y.a0, stride)
             if f < 0:
@@ -1708,6 +1711,7 @@ cdef class Tracer:
         self.consts = {}
         self._const_slots = {}
         self._reads = {}
+        self._var_args = {}
         self.n_slots = 0
 
     cdef Py_ssize_t _new_slot(self, Tensor t) except -1:
@@ -1753,6 +1757,14 @@ cdef class Tracer:
         if self.n_slots != len(self._keep) or self.instrs:
             raise RuntimeError("Tracer.input: inputs must be registered before anything else")
         return self._new_slot(t)
+
+    def variable_input(self, Variable v not None):
+        """Register a Variable argument of the function: the program names it by its index
+        (in registration order) instead of holding it, and each replay is given the call's."""
+        if self.instrs:
+            raise RuntimeError("Tracer.variable_input: inputs must be registered before "
+                               "anything else")
+        return self._var_args.setdefault(id(v), len(self._var_args))
 
     def output(self, Tensor t not None):
         """The slot of a tensor the function returns."""
@@ -1851,11 +1863,21 @@ cdef class Tracer:
             self._keep.append(snap)
             return
         cdef Instr i = _instr(I_READ)
-        i.var = v
+        _set_var(self, i, v)
         i.out = self._new_slot(snap)
         self._reads[id(v)] = i.out
         self._keep.append(v)   # its id names it in _reads
         self.instrs.append(i)
+
+
+cdef int _set_var(Tracer tr, Instr i, Variable v) except -1:
+    """Name v in instruction i: by argument index if it is a Variable argument, else itself."""
+    k = tr._var_args.get(id(v))
+    if k is None:
+        i.var = v
+    else:
+        i.vindex = k
+    return 0
 
 
 def begin_trace():
@@ -1935,7 +1957,7 @@ cdef void _trace_assign(Variable v, Tensor value, int mode) except *:
     if tr is None:
         return
     i = _instr(I_ASSIGN)
-    i.var = v
+    _set_var(tr, i, v)
     i.mode = mode
     i.a0 = tr._slot(value)
     tr._reads.pop(id(v), None)
@@ -1962,7 +1984,8 @@ ctypedef struct _Step:
     Py_ssize_t index        # the Instr in Node.instrs, for everything the C path cannot do
     double c                # S_CONST: a float scalar's value
     signed char ck          # S_CONST: 1 float32 scalar, 2 float64 scalar, 0 any other value
-    PyObject* var           # S_READ/S_ASSIGN: the Variable (owned by the Instr)
+    PyObject* var           # S_READ/S_ASSIGN: the Variable (owned by the Instr), or NULL:
+    Py_ssize_t vindex       # the replay's vindex-th Variable argument
 
 
 cdef int _need_of(Py_ssize_t s, Py_ssize_t* need) except -1:
@@ -1994,6 +2017,7 @@ cdef class Node:
     cdef Py_ssize_t n_steps        # -1 until packed
     cdef Py_ssize_t need           # slots referenced by the steps, guard and outputs (max + 1)
     cdef Py_ssize_t need_shift     # in a loop body: max + 1 over the references that advance
+    cdef Py_ssize_t need_vars      # Variable arguments referenced (max index + 1)
     cdef _Slots spare              # the root's slot buffer, reused by the next replay
 
     def __cinit__(self):
@@ -2042,7 +2066,7 @@ cdef class Node:
         cdef Instr guard = self._guard_in
         cdef tuple outs = self._out_in
         cdef Py_ssize_t n = len(code), i, j, nargs, s, reach
-        cdef Py_ssize_t need = 0, need_shift = 0
+        cdef Py_ssize_t need = 0, need_shift = 0, need_vars = 0
         cdef Instr ins
         cdef Node loop_body
         cdef _Step* st
@@ -2099,11 +2123,16 @@ cdef class Node:
                         st.c = ins.value._d
                         st.ck = 1 if ins.value._kind == K_F32 else 2
                 elif ins.kind == I_READ or ins.kind == I_ASSIGN:
-                    if ins.var is None or not (ASSIGN_SET <= ins.mode <= ASSIGN_SUB):
+                    if (ins.var is None) == (ins.vindex < 0) or not (ASSIGN_SET <= ins.mode
+                                                                      <= ASSIGN_SUB):
                         raise ValueError(f"dualad.function: malformed instruction {ins!r}")
                     st.kind = S_READ if ins.kind == I_READ else S_ASSIGN
                     st.code = ins.mode
-                    st.var = <PyObject*>ins.var
+                    if ins.var is not None:
+                        st.var = <PyObject*>ins.var
+                    else:
+                        st.vindex = ins.vindex
+                        need_vars = max(need_vars, ins.vindex + 1)
                     if ins.kind == I_ASSIGN:
                         st.a0 = ins.a0
                         _need_of(ins.a0, &need)
@@ -2120,6 +2149,7 @@ cdef class Node:
                     st.kind = S_LOOP
                     st.out = -1
                     need = max(need, loop_body.need)
+                    need_vars = max(need_vars, loop_body.need_vars)
                     if ins.count > 0 and loop_body.need_shift > 0:
                         # the last iteration's advancing references: need_shift + (count-1)*stride
                         if ins.stride and (ins.count - 1) > (PY_SSIZE_T_MAX // 2
@@ -2148,6 +2178,7 @@ cdef class Node:
         self._outs = outs
         self.need = need
         self.need_shift = need_shift
+        self.need_vars = need_vars
         self.steps = steps
         self.n_steps = n
         return 0
@@ -2253,6 +2284,7 @@ cdef class _Staging:
     replay that finds them held by another live replay (another thread, or a replay nested in
     an op of this one) stages that Variable in its side table instead."""
     cdef long long gen
+    cdef tuple variables            # the call's Variable arguments (Instr.vindex)
     cdef list owned                 # Variables whose fields this replay holds
     cdef dict side                  # id(Variable) -> (Variable, slot); None until needed
 
@@ -2326,7 +2358,7 @@ cdef int _exec(Node node, _Slots v, Py_ssize_t off, _Staging stg) except -1:
             else:
                 _slot_put(v, out, (<Instr>node._code[st.index]).value)
         elif st.kind == S_READ:
-            var = <Variable>st.var
+            var = <Variable>st.var if st.var != NULL else <Variable>stg.variables[st.vindex]
             cur = _staged_slot(stg, var)
             if cur >= 0:
                 _slot_copy(v, out, cur)
@@ -2336,7 +2368,7 @@ cdef int _exec(Node node, _Slots v, Py_ssize_t off, _Staging stg) except -1:
             else:
                 _slot_put(v, out, _plain_copy(var))
         elif st.kind == S_ASSIGN:
-            var = <Variable>st.var
+            var = <Variable>st.var if st.var != NULL else <Variable>stg.variables[st.vindex]
             cur = _staged_slot(stg, var)
             if st.code != ASSIGN_SET:
                 # the current value: staged earlier in this replay, or the Variable's own
@@ -2365,8 +2397,9 @@ cdef int _exec(Node node, _Slots v, Py_ssize_t off, _Staging stg) except -1:
     return 0
 
 
-def replay(Node root not None, inputs, Py_ssize_t n_slots=0):
-    """Run a program tree on `inputs` (the Tensors of the input slots, in order). Returns
+def replay(Node root not None, inputs, Py_ssize_t n_slots=0, variables=()):
+    """Run a program tree on `inputs` (the Tensors of the input slots, in order) and
+    `variables` (the Variable arguments the program names by index). Returns
     (leaf, output Tensors), or None when a guard meets an outcome no trace has taken yet; then
     nothing has been changed (Variable assignments are committed only at the end).
 
@@ -2374,6 +2407,7 @@ def replay(Node root not None, inputs, Py_ssize_t n_slots=0):
     needs, whatever paths other threads add to the tree meanwhile."""
     global _replay_generation
     cdef tuple args = tuple(inputs)
+    cdef tuple var_args = tuple(variables)
     cdef Py_ssize_t i, n_in = len(args)
     cdef _Slots v
     cdef Node node = root
@@ -2385,6 +2419,10 @@ def replay(Node root not None, inputs, Py_ssize_t n_slots=0):
     for i in range(n_in):
         if not isinstance(args[i], Tensor):
             raise TypeError(f"replay: input {i} is a {type(args[i]).__name__}, not a Tensor")
+    for i in range(len(var_args)):
+        if not isinstance(var_args[i], Variable):
+            raise TypeError(f"replay: variable {i} is a {type(var_args[i]).__name__}, not a "
+                            "Variable")
     if n_slots < 0:
         raise ValueError(f"replay: n_slots must be >= 0, got {n_slots}")
     if root.n_steps < 0:
@@ -2398,6 +2436,7 @@ def replay(Node root not None, inputs, Py_ssize_t n_slots=0):
         v.grow(n_slots)
     stg = _Staging.__new__(_Staging)
     stg.owned = []
+    stg.variables = var_args
     _replay_generation += 1
     stg.gen = _replay_generation
     try:
@@ -2408,6 +2447,9 @@ def replay(Node root not None, inputs, Py_ssize_t n_slots=0):
                 node._pack(False)
             if node.need > v.n:
                 v.grow(node.need)
+            if node.need_vars > len(var_args):
+                raise ValueError(f"replay: the program needs {node.need_vars} Variable "
+                                 f"arguments, got {len(var_args)}")
             _exec(node, v, 0, stg)
             guard = node._guard
             if guard is None:

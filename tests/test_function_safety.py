@@ -15,6 +15,7 @@ import pytest
 
 import dualad as dd
 from dualad import FunctionFallbackWarning, _core
+from dualad.function import FunctionRetracingWarning
 from isolated import assert_runs_cleanly
 
 # ---- 1. a replay racing a trace that grows the program tree -------------------------------
@@ -514,3 +515,115 @@ def test_a_program_whose_custom_gradient_reaches_back_to_its_owner_is_collected(
     del holder, y, g
     gc.collect()
     assert owner() is None
+
+
+# ---- 6. the signature cache: bounded, weak on Variables, NaN hits --------------------------
+
+
+def test_the_cache_keeps_the_most_recently_used_signatures_up_to_max_signatures():
+    f = dd.function(lambda x, s: x * s, max_signatures=3)
+    x = dd.constant([1.0, 2.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FunctionRetracingWarning)
+        for s in range(10):
+            f(x, s)
+        assert len(f._cache) == 3 and f.trace_count == 10
+        for s in (7, 8, 9, 7):   # the three most recent are kept
+            assert np.asarray(f(x, s)).tolist() == [s, 2.0 * s]
+        assert f.trace_count == 10
+        f(x, 0)                  # evicted long ago: traced again, evicting 8 (least recent)
+        assert f.trace_count == 11
+        f(x, 9)
+        f(x, 7)
+        assert f.trace_count == 11
+        f(x, 8)
+        assert f.trace_count == 12
+    with pytest.raises(ValueError, match="max_signatures"):
+        dd.function(lambda x: x, max_signatures=0)
+
+
+def test_retracing_for_new_python_values_warns_once_and_says_to_pass_tensors():
+    f = dd.function(lambda x, s: x * s)
+    x = dd.constant(1.0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for s in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7):
+            f(x, s)
+    retracing = [w for w in caught if issubclass(w.category, FunctionRetracingWarning)]
+    assert len(retracing) == 1, [str(w.message) for w in caught]
+    assert "tensors" in str(retracing[0].message) and "'<lambda>'" in str(retracing[0].message)
+    assert retracing[0].filename == __file__   # points at the caller
+    g = dd.function(lambda x, s: x * s)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FunctionRetracingWarning)
+        for s in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7):
+            g(x, dd.constant(s))             # tensors: one trace, no warning
+        for shape in range(1, 8):
+            g(dd.ones([shape]), dd.constant(1.0))   # new shapes are not Python values
+    assert g.trace_count == 8
+
+
+def test_a_nan_python_argument_hits_the_cache():
+    # a NaN's hash is its id() and it does not equal itself: keyed by value, numpy's float
+    # scalars (not float subclasses) never hit the cache and made a new trace every call
+    f = dd.function(lambda x, s: x * float(np.real(s)))
+    x = dd.constant(2.0)
+    nans = (float("nan"), np.float32("nan"), np.float16("nan"), complex("nan"),
+            np.complex64(complex("nan")))
+    for nan in nans:
+        for _ in range(3):
+            assert np.isnan(np.asarray(f(x, type(nan)(nan))))   # a new NaN object each call
+    assert f.trace_count == len(nans)
+    f(x, np.float32(0.0))
+    f(x, np.float32(-0.0))      # another signature, as for Python floats
+    assert f.trace_count == len(nans) + 2
+
+
+def test_a_variable_argument_is_held_weakly_with_its_cache_entry():
+    f = dd.function(lambda v, x: v.assign_add(x))
+    v = dd.Variable([1.0, 2.0])
+    out = f(v, dd.constant([1.0, 1.0]))
+    assert out is v                       # the call's own Variable comes back
+    assert f(v, dd.constant([1.0, 1.0])) is v and f.trace_count == 1
+    assert np.asarray(v).tolist() == [3.0, 4.0]
+    variable = weakref.ref(v)
+    del v, out
+    gc.collect()
+    assert variable() is None             # neither the cache nor the program keeps it
+    w = dd.Variable([10.0, 20.0])
+    f(w, dd.constant([1.0, 1.0]))
+    assert len(f._cache) == 1             # the dead Variable's entry is gone
+    assert np.asarray(w).tolist() == [11.0, 21.0]
+
+
+def test_a_new_variable_with_a_dead_ones_id_never_reuses_its_program():
+    import importlib
+    function_module = importlib.import_module("dualad.function")
+    f = dd.function(lambda v, x: v.assign(x * 2.0))
+    old = dd.Variable([0.0, 0.0])
+    f(old, dd.constant([1.0, 2.0]))
+    (entry,) = f._cache.values()
+    del old
+    gc.collect()
+    f._dead.clear()   # as if the new Variable came before the dead one's entry was purged
+    new = dd.Variable([5.0, 5.0])
+    # the dead entry under the new Variable's key (white box: what a reused id() would find)
+    key = function_module._signature((new, dd.constant([1.0, 2.0])), {})[2]
+    f._cache.clear()
+    f._cache[key] = entry
+    f(new, dd.constant([3.0, 4.0]))
+    assert f.trace_count == 2
+    assert np.asarray(new).tolist() == [6.0, 8.0]
+    assert f._cache[key] is not entry
+
+
+def test_variables_the_program_captures_stay_held():
+    def make():
+        captured = dd.Variable(3.0)   # reachable only through the program once make returns
+        f = dd.function(lambda x: x * captured.read_value())
+        f(dd.constant(2.0))
+        return f, weakref.ref(captured)
+
+    f, captured = make()
+    gc.collect()
+    assert captured() is not None and float(f(dd.constant(5.0))) == 15.0
