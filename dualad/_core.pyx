@@ -1984,8 +1984,8 @@ ctypedef struct _Step:
     Py_ssize_t index        # the Instr in Node.instrs, for everything the C path cannot do
     double c                # S_CONST: a float scalar's value
     signed char ck          # S_CONST: 1 float32 scalar, 2 float64 scalar, 0 any other value
-    PyObject* var           # S_READ/S_ASSIGN: the Variable (owned by the Instr), or NULL:
-    Py_ssize_t vindex       # the replay's vindex-th Variable argument
+    int vindex              # S_READ/S_ASSIGN with var NULL: the replay's vindex-th Variable argument
+    PyObject* var           # S_READ/S_ASSIGN: the Variable (owned by the Instr), or NULL
 
 
 cdef int _need_of(Py_ssize_t s, Py_ssize_t* need) except -1:
@@ -2123,15 +2123,15 @@ cdef class Node:
                         st.c = ins.value._d
                         st.ck = 1 if ins.value._kind == K_F32 else 2
                 elif ins.kind == I_READ or ins.kind == I_ASSIGN:
-                    if (ins.var is None) == (ins.vindex < 0) or not (ASSIGN_SET <= ins.mode
-                                                                      <= ASSIGN_SUB):
+                    if ((ins.var is None) == (ins.vindex < 0) or ins.vindex >= 1 << 30
+                            or not (ASSIGN_SET <= ins.mode <= ASSIGN_SUB)):
                         raise ValueError(f"dualad.function: malformed instruction {ins!r}")
                     st.kind = S_READ if ins.kind == I_READ else S_ASSIGN
                     st.code = ins.mode
                     if ins.var is not None:
                         st.var = <PyObject*>ins.var
                     else:
-                        st.vindex = ins.vindex
+                        st.vindex = <int>ins.vindex
                         need_vars = max(need_vars, ins.vindex + 1)
                     if ins.kind == I_ASSIGN:
                         st.a0 = ins.a0
@@ -2293,11 +2293,14 @@ cdef inline Py_ssize_t _staged_slot(_Staging stg, Variable var) except -2:
     """The slot of var's value staged by this replay, or -1 if it has staged none."""
     if var._stage_gen == stg.gen:
         return var._stage_slot
-    if stg.side is not None:
-        e = stg.side.get(id(var))
-        if e is not None:
-            return (<tuple>e)[1]
-    return -1
+    if stg.side is None:
+        return -1
+    return _side_slot(stg, var)
+
+
+cdef Py_ssize_t _side_slot(_Staging stg, Variable var) except -2:
+    e = stg.side.get(id(var))
+    return -1 if e is None else (<tuple>e)[1]
 
 
 cdef int _stage(_Staging stg, Variable var, Py_ssize_t slot) except -1:
@@ -2358,7 +2361,10 @@ cdef int _exec(Node node, _Slots v, Py_ssize_t off, _Staging stg) except -1:
             else:
                 _slot_put(v, out, (<Instr>node._code[st.index]).value)
         elif st.kind == S_READ:
-            var = <Variable>st.var if st.var != NULL else <Variable>stg.variables[st.vindex]
+            if st.var != NULL:
+                var = <Variable>st.var
+            else:
+                var = <Variable>stg.variables[st.vindex]
             cur = _staged_slot(stg, var)
             if cur >= 0:
                 _slot_copy(v, out, cur)
@@ -2368,7 +2374,10 @@ cdef int _exec(Node node, _Slots v, Py_ssize_t off, _Staging stg) except -1:
             else:
                 _slot_put(v, out, _plain_copy(var))
         elif st.kind == S_ASSIGN:
-            var = <Variable>st.var if st.var != NULL else <Variable>stg.variables[st.vindex]
+            if st.var != NULL:
+                var = <Variable>st.var
+            else:
+                var = <Variable>stg.variables[st.vindex]
             cur = _staged_slot(stg, var)
             if st.code != ASSIGN_SET:
                 # the current value: staged earlier in this replay, or the Variable's own
