@@ -25,6 +25,8 @@ cdef class Variable(Tensor):
     # while _stage_gen is the running replay's generation
     cdef long long _stage_gen
     cdef Py_ssize_t _stage_slot
+    # dualad.function holds Variables passed as arguments weakly (its cache dies with them)
+    cdef object __weakref__
     cdef Tensor _snapshot(self)
     cdef void _set_from(self, Tensor t)
     cdef Tensor _checked(self, object value, str what)
@@ -80,6 +82,7 @@ cdef class Tracer:
     cdef readonly dict consts      # slot -> Tensor captured by value
     cdef dict _const_slots         # (kind, value, sign) -> slot of a scalar constant
     cdef dict _reads               # id(Variable) -> slot of its last read, until assigned
+    cdef dict _var_args            # id(Variable) -> index, for Variables passed as arguments
     cdef readonly Py_ssize_t n_slots
     cdef public object impure      # why the trace cannot be replayed, or None
 

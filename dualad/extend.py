@@ -95,6 +95,8 @@ def custom_gradient(f):
         last = [None, None, -1]
 
         def vjp_rule(k, g, ans, args_, params):
+            if k >= len(xs):
+                return None  # y itself: its gradient is what grad_fn gives the inputs
             if last[0] is not g or k <= last[2]:
                 grads, _ = flatten(grad_fn(g))
                 if len(grads) != len(xs):
@@ -105,15 +107,19 @@ def custom_gradient(f):
             return last[1][k]
 
         def no_jvp(tangents, ans, args_, params):
+            if all(t is None for t in tangents[:len(xs)]):
+                return None  # only y has a tangent (from values f closes over): none flows on
             raise NotImplementedError(
                 f"custom_gradient: {f.__name__} defines only a reverse-mode gradient; forward "
                 "mode (ForwardAccumulator, jvp) needs a primitive with a JVP rule "
                 "(dualad.extend.primitive)")
 
-        value = y
-        p = _core.Primitive(f"custom_gradient:{f.__name__}", lambda *raw: _core.raw_value(value))
+        # y is the primitive's last input and its value the output: a dualad.function replay
+        # recomputes y from the traced body and passes it through, instead of replaying the
+        # value of the call that was traced
+        p = _core.Primitive(f"custom_gradient:{f.__name__}", lambda *raw: raw[-1])
         p.variadic_vjp = vjp_rule
         p.jvp = no_jvp
-        return _core.bind(p, *xs) if xs else y
+        return _core.bind(p, *xs, y) if xs else y
 
     return wrapper

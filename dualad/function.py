@@ -17,8 +17,12 @@ that those record them normally. Python side effects (print, appending to lists)
 while tracing, as in TensorFlow.
 """
 import builtins
+import collections
 import functools
+import numbers
+import threading
 import warnings
+import weakref
 
 import numpy as np
 
@@ -26,7 +30,6 @@ from . import _core
 from ._core import Tensor, Variable
 from .nest import flatten
 
-_EAGER = object()  # cache marker: this signature runs eagerly
 _run_eagerly = False
 
 
@@ -36,6 +39,10 @@ class FunctionFallbackWarning(UserWarning):
 
 class FunctionStructureWarning(UserWarning):
     """A dualad.function returned differently structured results on different paths."""
+
+
+class FunctionRetracingWarning(UserWarning):
+    """A dualad.function keeps tracing again for new Python values of its arguments."""
 
 
 def _structure(result):
@@ -78,30 +85,69 @@ def _compressed_loop(tracer, steps):
 
 
 class _Entry:
-    """The program tree of one signature."""
+    """The program tree of one signature (or, with `eager` set, the mark that it runs
+    eagerly)."""
 
-    def __init__(self, keep):
+    def __init__(self, keep, variables, on_death):
         self.root = None
         self.n_slots = 0
         self.paths = 0
+        self.eager = False
         self.structure = None  # the result's structure on the first path
         self.keep = keep  # objects the signature names by identity, kept alive
+        # the Variable arguments, held weakly: the entry dies with them
+        self.var_refs = tuple(weakref.ref(v, on_death) for v in variables)
+
+    def alive_for(self, variables):
+        """True if the entry's Variables are these very objects (not dead ones whose id() a
+        new Variable reuses)."""
+        for ref, v in zip(self.var_refs, variables):
+            if ref() is not v:
+                return False
+        return True
+
+
+class _VariableArgument:
+    """In a compiled result, the place of the call's k-th Variable argument."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index):
+        self.index = index
+
+
+_RETRACING_WARN_AFTER = 5   # traces for new Python values of otherwise alike arguments
 
 
 class Function:
-    """A Python function compiled by tracing; see the module docstring."""
+    """A Python function compiled by tracing; see the module docstring and `function`."""
 
-    def __init__(self, fn, eager=False, max_paths=64):
+    def __init__(self, fn, eager=False, max_paths=64, max_signatures=64):
         functools.update_wrapper(self, fn)
         self._fn = fn
         self.eager = bool(eager)
         self.max_paths = int(max_paths)
+        self.max_signatures = int(max_signatures)
+        if self.max_signatures < 1:
+            raise ValueError(f"dualad.function: max_signatures must be >= 1, got {max_signatures}")
         self.trace_count = 0
-        self._cache = {}
+        self._cache = collections.OrderedDict()   # key -> _Entry, least recently used first
+        # keys whose Variables died (appended by weakref callbacks, which may run anywhere,
+        # so they only note the key; the next call removes the entry under the lock)
+        self._dead = []
+        dead = self._dead
+        self._on_death = lambda ref: dead.append(ref)
+        self._python_variants = {}   # signature with Python values left out -> traces
+        self._retracing_warned = False
+        # guards the cache and the program trees while a finished trace is added (never held
+        # while user code runs: traces themselves run concurrently)
+        self._lock = threading.Lock()
 
     def clear_cache(self):
         """Forget every traced program; the next call traces again."""
-        self._cache.clear()
+        with self._lock:
+            self._cache.clear()
+            self._python_variants.clear()
 
     def __get__(self, obj, objtype=None):
         if obj is None:
@@ -112,65 +158,141 @@ class Function:
         if (self.eager or _run_eagerly or _core.tracing() or _core.active_transformations()
                 or _core.check_numerics_enabled()):
             return self._fn(*args, **kwargs)
-        args, kwargs, key, inputs, keep = _signature(args, kwargs)
+        if self._dead:
+            self._forget_dead()
+        args, kwargs, key, inputs, variables, keep = _signature(args, kwargs)
         entry = self._cache.get(key)
-        if entry is _EAGER:
-            return self._fn(*args, **kwargs)
+        if entry is not None and variables and not entry.alive_for(variables):
+            entry = None   # a dead Variable's entry, found through a reused id()
+        seen = None   # the tree the replay missed in, and its number of paths then
         if entry is not None:
-            found = _core.replay(entry.root, inputs, entry.n_slots)
+            try:
+                self._cache.move_to_end(key)
+            except KeyError:   # evicted by another thread meanwhile
+                pass
+            if entry.eager:
+                return self._fn(*args, **kwargs)
+            seen = (entry, entry.paths)
+            found = _core.replay(entry.root, inputs, entry.n_slots, variables)
             if found is not None:
                 leaf, outputs = found
-                return leaf.finish(outputs)
+                return leaf.finish(outputs, variables)
             if entry.paths >= self.max_paths:
-                self._fall_back(key, f"it took more than {self.max_paths} different paths",
+                self._fall_back(key, variables, keep,
+                                f"it took more than {self.max_paths} different paths",
                                 stacklevel=3)
                 return self._fn(*args, **kwargs)
-        return self._trace(key, entry, keep, args, kwargs, inputs)
+        return self._trace(key, keep, args, kwargs, inputs, variables, seen)
 
-    def _fall_back(self, key, reason, stacklevel=4):
+    def _forget_dead(self):
+        with self._lock:
+            self._dead.clear()
+            for key in [k for k, e in self._cache.items()
+                        if any(r() is None for r in e.var_refs)]:
+                del self._cache[key]
+
+    def _entry(self, key, variables, keep):
+        """The live entry of key, made (and the least recently used evicted) if needed; the
+        caller holds the lock."""
+        entry = self._cache.get(key)
+        if entry is None or (variables and not entry.alive_for(variables)):
+            entry = self._cache[key] = _Entry(keep, variables, self._on_death)
+            while len(self._cache) > self.max_signatures:
+                self._cache.popitem(last=False)
+            self._count_python_variant(key)
+        return entry
+
+    def _count_python_variant(self, key):
+        variant = _without_python_values(key)
+        if variant is None:
+            return
+        if len(self._python_variants) > 4 * self.max_signatures:
+            self._python_variants.clear()   # a bound: this only decides when to warn
+        n = self._python_variants[variant] = self._python_variants.get(variant, 0) + 1
+        if n >= _RETRACING_WARN_AFTER and not self._retracing_warned:
+            self._retracing_warned = True
+            self._retracing_warning = n
+
+    def _fall_back(self, key, variables, keep, reason, stacklevel=4):
         # stacklevel: the caller of the function (from _trace, one frame deeper by default)
-        self._cache[key] = _EAGER
+        with self._lock:
+            self._entry(key, variables, keep).eager = True
+        self._warn_retracing(stacklevel + 1)
+        self._warn_fallback(reason, stacklevel + 1)
+
+    def _warn_fallback(self, reason, stacklevel):
         warnings.warn(f"dualad.function {self.__name__!r} runs eagerly for this input "
                       f"signature because {reason}", FunctionFallbackWarning,
                       stacklevel=stacklevel)
 
-    def _trace(self, key, entry, keep, args, kwargs, inputs):
+    def _warn_retracing(self, stacklevel):
+        n = self.__dict__.pop("_retracing_warning", None)
+        if n is not None:
+            warnings.warn(f"dualad.function {self.__name__!r} has been traced {n} times for "
+                          "arguments that differ only in Python values (numbers, strings...): "
+                          "each new value is a new signature and a new trace. Pass tensors "
+                          "(dualad.constant(x)) instead of Python numbers so that calls share "
+                          "one program", FunctionRetracingWarning, stacklevel=stacklevel)
+
+    def _trace(self, key, keep, args, kwargs, inputs, variables, seen):
         tracer = _core.begin_trace()
         try:
             for t in inputs:
                 tracer.input(t)
+            for v in variables:
+                tracer.variable_input(v)
             result = self._fn(*args, **kwargs)
             leaves, pack = flatten(result)
             specs = [tracer.output(leaf) if isinstance(leaf, Tensor) and not isinstance(leaf, Variable)
                      else None for leaf in leaves]
         finally:
             _core.end_trace()
-        self.trace_count += 1
+        with self._lock:
+            self.trace_count += 1
         if tracer.impure is not None:
-            self._fall_back(key, tracer.impure)
+            self._fall_back(key, variables, keep, tracer.impure)
             return result
-        fixed = [None if s is not None else leaf for s, leaf in zip(specs, leaves)]
+        # the result's Variable arguments are named by position, so the program does not
+        # keep them alive
+        position = {id(v): k for k, v in enumerate(variables)}
+        fixed = [None if s is not None else
+                 _VariableArgument(position[id(leaf)]) if id(leaf) in position else leaf
+                 for s, leaf in zip(specs, leaves)]
         out_slots = tuple(-1 if s is None else s for s in specs)
 
-        def finish(outputs):
-            return pack([f if s < 0 else o for f, s, o in zip(fixed, out_slots, outputs)])
+        def finish(outputs, variables):
+            return pack([(variables[f.index] if isinstance(f, _VariableArgument) else f)
+                         if s < 0 else o for f, s, o in zip(fixed, out_slots, outputs)])
 
-        if entry is None:
-            entry = self._cache[key] = _Entry(keep)
         structure = _structure(result)
-        if entry.structure is None:
-            entry.structure = structure
-        elif structure != entry.structure:
+        # the new chain is built outside the lock; only linking it into the tree is locked
+        chain = _build(tracer.instrs, 0, out_slots, finish)
+        with self._lock:
+            entry = self._entry(key, variables, keep)
+            if entry.eager:   # another thread's trace of this signature fell back
+                return result
+            first_structure = entry.structure
+            if first_structure is None:
+                entry.structure = structure
+            outcome = _insert(entry, tracer.instrs, chain)
+            if outcome == _INSERTED:
+                entry.n_slots = max(entry.n_slots, tracer.n_slots)
+                entry.paths += 1
+            # a path already present is fine if another thread added it after our replay
+            # missed: both traced the same new path at once
+            nondeterministic = outcome == _MISMATCH or (outcome == _PRESENT
+                                                        and seen == (entry, entry.paths))
+            if nondeterministic:
+                entry.eager = True
+        self._warn_retracing(stacklevel=4)
+        if first_structure is not None and structure != first_structure:
             warnings.warn(f"dualad.function {self.__name__!r} returns a different structure on "
-                          f"this path ({structure}) than on its first one ({entry.structure}); "
+                          f"this path ({structure}) than on its first one ({first_structure}); "
                           "each path returns its own, but callers usually expect one",
                           FunctionStructureWarning, stacklevel=3)
-        if not _insert(entry, tracer.instrs, out_slots, finish):
-            self._fall_back(key, "two traces of the same path recorded different programs "
-                                 "(the function is not deterministic)")
-            return result
-        entry.n_slots = max(entry.n_slots, tracer.n_slots)
-        entry.paths += 1
+        if nondeterministic:
+            self._warn_fallback("two traces of the same path recorded different programs "
+                                "(the function is not deterministic)", stacklevel=4)
         return result
 
 
@@ -183,38 +305,52 @@ def _leaf(out_slots, finish):
 
 def _build(instrs, start, out_slots, finish):
     """The chain of nodes for instrs[start:], split at guards (iteratively: loops make long
-    chains)."""
+    chains). Returns the list of the chain's nodes, the head first, and for each guard's
+    position in instrs the node that follows it (see _insert)."""
     head = node = _core.Node()
-    for ins in instrs[start:]:
+    chain, guard_at = [head], []
+    for at, ins in enumerate(instrs[start:], start):
         if ins.kind == _GUARD:
+            guard_at.append(at)
             node.guard = ins
             child = _core.Node()
             node.children[ins.expected] = child
             node = child
+            chain.append(node)
         else:
             node.instrs.append(ins)
     node.out_slots = out_slots
     node.finish = finish
-    return head
+    return chain, guard_at
 
 
-def _insert(entry, instrs, out_slots, finish):
-    """Add a trace to the entry's tree. Its prefix repeats an existing path up to the first
-    guard outcome that path has not seen. Returns False if the prefix does not match."""
+_INSERTED, _PRESENT, _MISMATCH = "inserted", "present", "mismatch"
+
+
+def _insert(entry, instrs, built):
+    """Add a trace (instrs, built into nodes by _build) to the entry's tree. Its prefix
+    repeats an existing path up to the first guard outcome that path has not seen; from there
+    on the chain's nodes are linked in. Returns _INSERTED, _PRESENT if the tree already has
+    this whole path, or _MISMATCH if the prefix differs from the tree's."""
+    chain, guard_at = built
     if entry.root is None:
-        entry.root = _build(instrs, 0, out_slots, finish)
-        return True
-    node, i = entry.root, 0
+        entry.root = chain[0]
+        return _INSERTED
+    node, i, depth = entry.root, 0, 0
     while True:
         i += len(node.instrs)
         if node.guard is None:
-            return False  # a path that replay would have found: not deterministic
+            return _PRESENT  # a path that replay would have found
         if i >= len(instrs) or instrs[i].kind != _GUARD or instrs[i].slot != node.guard.slot:
-            return False
+            return _MISMATCH
+        if depth >= len(guard_at) or guard_at[depth] != i:
+            return _MISMATCH  # the tree's branch before this guard differs in length from ours
+        depth += 1
         child = node.children.get(instrs[i].expected)
         if child is None:
-            node.children[instrs[i].expected] = _build(instrs, i + 1, out_slots, finish)
-            return True
+            # the chain's node after its depth-th guard starts where the tree has nothing
+            node.children[instrs[i].expected] = chain[depth]
+            return _INSERTED
         node, i = child, i + 1
 
 
@@ -222,33 +358,65 @@ _GUARD = 3  # Instr.kind of a guard (dualad._core)
 
 
 def _signature(args, kwargs):
-    """The cache key of a call, its tensor inputs, and the arguments with numpy arrays turned
-    into Tensors (as TensorFlow does). The key holds the arguments' structure (container types,
-    dict keys), each tensor's shape and dtype, each Variable's identity, and other values by
-    value (floats by their bits, so -0.0 and 0.0 differ and a NaN matches itself)."""
+    """The cache key of a call, its tensor inputs, its Variable arguments (each once, in order
+    of appearance), the objects the key names by identity, and the arguments with numpy arrays
+    turned into Tensors (as TensorFlow does). The key holds the arguments' structure
+    (container types, dict keys), each tensor's shape and dtype, each Variable's identity,
+    and other values by value: floats (numpy's too) by their bits, so -0.0 and 0.0 differ and
+    a NaN matches itself."""
     leaves, pack = flatten((list(args), dict(kwargs)))
-    key, inputs, keep, new_leaves = [_containers((args, kwargs))], [], [], []
+    key, inputs, variables, keep, new_leaves = [_containers((args, kwargs))], [], [], [], []
     for leaf in leaves:
         if isinstance(leaf, np.ndarray):
             leaf = _core.convert_to_tensor(leaf)
         if isinstance(leaf, Variable):
             key.append(("V", id(leaf)))
-            keep.append(leaf)
+            if not any(v is leaf for v in variables):
+                variables.append(leaf)
         elif isinstance(leaf, Tensor):
             key.append(("T", leaf.shape, leaf.dtype.name))
             inputs.append(leaf)
-        elif isinstance(leaf, float):
-            key.append((type(leaf), float(leaf).hex()))
         else:
-            try:
-                hash(leaf)
-                key.append((type(leaf), leaf))
-            except TypeError:
+            value = _python_value(leaf)
+            if value is None:
                 key.append(("O", id(leaf)))
                 keep.append(leaf)
+            else:
+                key.append(value)
         new_leaves.append(leaf)
     args, kwargs = pack(new_leaves)
-    return tuple(args), kwargs, tuple(key), inputs, keep
+    return tuple(args), kwargs, tuple(key), inputs, variables, keep
+
+
+def _python_value(leaf):
+    """The key of a non-tensor argument, ("P", type, value...), or None if it is unhashable
+    (then it is named by identity). Numbers that do not equal themselves (NaN) are keyed by
+    their bits or text: a NaN's hash is its id(), so by value it would never hit the cache."""
+    if isinstance(leaf, float):
+        return ("P", type(leaf), float(leaf).hex())
+    if isinstance(leaf, complex):
+        return ("P", type(leaf), leaf.real.hex(), leaf.imag.hex())
+    if isinstance(leaf, np.generic) and leaf.dtype.kind in "fc":
+        return ("P", type(leaf), leaf.tobytes())
+    try:
+        hash(leaf)
+    except TypeError:
+        return None
+    if isinstance(leaf, numbers.Number):
+        try:
+            if leaf != leaf:
+                return ("P", type(leaf), "not itself", repr(leaf))
+        except Exception:   # a number that does not compare: by value is all we can do
+            pass
+    return ("P", type(leaf), leaf)
+
+
+def _without_python_values(key):
+    """The key with its Python values left out (their types kept), or None if it has none:
+    signatures that differ only there are retraces a tensor argument would have avoided."""
+    if not any(part[0] == "P" for part in key[1:]):
+        return None
+    return (key[0],) + tuple(part[:2] if part[0] == "P" else part for part in key[1:])
 
 
 def _containers(obj):
@@ -260,9 +428,22 @@ def _containers(obj):
     return None
 
 
-def function(fn=None, *, eager=False, max_paths=64):
-    """Decorator: compile `fn` by tracing (see the module docstring). `f.trace_count` counts
-    traces, `f.clear_cache()` forgets them, `eager=True` runs the Python body every call."""
+def function(fn=None, *, eager=False, max_paths=64, max_signatures=64):
+    """Decorator: compile `fn` by tracing (see the module docstring).
+
+    Each signature (tensor shapes and dtypes, Variables by identity, other arguments by
+    value) gets its own program tree. `max_paths` bounds the paths (guard outcomes) of one
+    signature; past it that signature runs eagerly. `max_signatures` bounds the signatures
+    kept: the least recently used one is forgotten (and traced again if it comes back).
+    Variables passed as arguments are held weakly: a signature's program dies with them
+    (Variables the function reads from elsewhere, such as an optimizer's, are held by the
+    program). A function traced again and again for new Python values of otherwise alike
+    arguments (`f(x, 0.1)`, `f(x, 0.2)`, ...) warns once with FunctionRetracingWarning: pass
+    such values as tensors to share one program.
+
+    `f.trace_count` counts traces, `f.clear_cache()` forgets them, `eager=True` runs the
+    Python body every call."""
     if fn is None:
-        return lambda f: Function(f, eager=eager, max_paths=max_paths)
-    return Function(fn, eager=eager, max_paths=max_paths)
+        return lambda f: Function(f, eager=eager, max_paths=max_paths,
+                                  max_signatures=max_signatures)
+    return Function(fn, eager=eager, max_paths=max_paths, max_signatures=max_signatures)
