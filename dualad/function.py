@@ -172,6 +172,7 @@ class Function:
                 pass
             if entry.eager:
                 return self._fn(*args, **kwargs)
+            assert entry.root is not None, "a published entry has a program or is eager"
             seen = (entry, entry.paths)
             found = _core.replay(entry.root, inputs, entry.n_slots, variables)
             if found is not None:
@@ -192,15 +193,24 @@ class Function:
                 del self._cache[key]
 
     def _entry(self, key, variables, keep):
-        """The live entry of key, made (and the least recently used evicted) if needed; the
-        caller holds the lock."""
+        """The live entry of key, or a new one that the caller fills in and then publishes
+        with _publish; the caller holds the lock. (Calls read the cache without the lock, and
+        the GIL may pass to them between any two lines: they must never see a half-made
+        entry.)"""
         entry = self._cache.get(key)
         if entry is None or (variables and not entry.alive_for(variables)):
-            entry = self._cache[key] = _Entry(keep, variables, self._on_death)
-            while len(self._cache) > self.max_signatures:
-                self._cache.popitem(last=False)
-            self._count_python_variant(key)
+            entry = _Entry(keep, variables, self._on_death)
         return entry
+
+    def _publish(self, key, entry):
+        """Put a new, complete entry in the cache (the least recently used evicted); the
+        caller holds the lock."""
+        if self._cache.get(key) is entry:
+            return
+        self._cache[key] = entry
+        while len(self._cache) > self.max_signatures:
+            self._cache.popitem(last=False)
+        self._count_python_variant(key)
 
     def _count_python_variant(self, key):
         variant = _without_python_values(key)
@@ -216,7 +226,9 @@ class Function:
     def _fall_back(self, key, variables, keep, reason, stacklevel=4):
         # stacklevel: the caller of the function (from _trace, one frame deeper by default)
         with self._lock:
-            self._entry(key, variables, keep).eager = True
+            entry = self._entry(key, variables, keep)
+            entry.eager = True
+            self._publish(key, entry)
         self._warn_retracing(stacklevel + 1)
         self._warn_fallback(reason, stacklevel + 1)
 
@@ -284,6 +296,7 @@ class Function:
                                                         and seen == (entry, entry.paths))
             if nondeterministic:
                 entry.eager = True
+            self._publish(key, entry)
         self._warn_retracing(stacklevel=4)
         if first_structure is not None and structure != first_structure:
             warnings.warn(f"dualad.function {self.__name__!r} returns a different structure on "
