@@ -27,7 +27,7 @@ from .api import (derivative, grad, hessian, hvp, jacfwd, jacobian, jacrev, jvp,
                   vjp)
 from .extend import custom_gradient
 from .function import (function, run_functions_eagerly, FunctionFallbackWarning,
-                       FunctionStructureWarning)
+                       FunctionRetracingWarning, FunctionStructureWarning)
 from .function import range  # noqa: A004 - TensorFlow's name for loops in compiled functions
 from . import optimizers, debugging
 
