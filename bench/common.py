@@ -93,10 +93,13 @@ class Impl:
 
 class Suite:
     """The implementations of one workload. `workload` is the id used in names and targets
-    (e.g. "W3", "W2 n=1000"), `title` the group shown in tables."""
+    (e.g. "W3", "W2 n=1000"), `title` the group shown in tables, `judged` the dualad row its
+    targets judge (bold in the report). Its performance targets are declared next to it, in
+    the module's TARGETS list (bench/report/targets.py)."""
 
-    def __init__(self, workload, title, floor, problem=lambda: None, **info):
+    def __init__(self, workload, title, floor, judged, problem=lambda: None, **info):
         self.workload, self.title, self.floor, self.info = workload, title, floor, info
+        self.judged = judged
         self.problem = problem       # makes the inputs every implementation is built from
         self.impls = {}
         SUITES[workload] = self

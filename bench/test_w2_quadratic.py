@@ -1,12 +1,13 @@
 """W2: the gradient of 2·xᵀx for x of shape (n, 1), n = 4, 1,000, 1,000,000 (float64).
 
-Floors: the hand-written numpy forward 2 * (x.T @ x) (the targets' reference: dualad's gradient
-<= 3x it at n=4, <= 2x at n=1e6) and the forward plus hand-derived gradient 4x."""
+Floors: the hand-written numpy forward 2 * (x.T @ x) (the reference of the TARGETS below, at
+n=4 and n=1e6) and the forward plus hand-derived gradient 4x."""
 import numpy as np
 import pytest
 
 import dualad as dd
 from bench.common import Suite, assert_close, need_autograd, need_jax, need_tf, need_torch
+from bench.report.targets import RatioAtMost
 
 SIZES = [4, 1000, 1_000_000]
 
@@ -16,8 +17,11 @@ def problem(n):
 
 
 SUITES = {n: Suite(f"W2 n={n}", f"W2: gradient of 2·xᵀx, x of shape ({n}, 1) (float64)",
-                   floor="floor-numpy-forward", problem=lambda n=n: problem(n), n=n)
+                   floor="floor-numpy-forward", judged="dualad-gradient",
+                   problem=lambda n=n: problem(n), n=n)
           for n in SIZES}
+TARGETS = [RatioAtMost(SUITES[4], 3, "gradient ≤ {limit}× the numpy forward"),
+           RatioAtMost(SUITES[1_000_000], 2, "gradient ≤ {limit}× the numpy forward")]
 
 
 def add(name, role):

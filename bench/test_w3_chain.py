@@ -1,7 +1,7 @@
 """W3: the gradient of a chain of 100 scalar primitive ops (sin, multiply, add mixed), float64.
 
-Floor: the same chain evaluated on Python floats (target: dualad's gradient <= 5x that forward
-evaluation, the cheap-gradient bound taken against Python itself). The hand-written
+Floor: the same chain evaluated on Python floats (the target below bounds dualad's gradient by a
+multiple of that forward evaluation: the cheap-gradient bound taken against Python itself). The hand-written
 pure-Python reverse sweep is the reference value and a second floor row."""
 import math
 
@@ -11,11 +11,13 @@ import pytest
 import dualad as dd
 from bench.common import (Suite, assert_close, chain, chain_python_gradient, need_autograd,
                           need_jax, need_micrograd, need_tf, need_torch)
+from bench.report.targets import RatioAtMost
 
 LENGTH = 100
 X0 = 0.5
 W3 = Suite("W3", "W3: gradient of a 100-op scalar chain (float64)", floor="floor-python-forward",
-           ops=LENGTH)
+           judged="dualad-gradient", ops=LENGTH)
+TARGETS = [RatioAtMost(W3, 5, "gradient ≤ {limit}× the pure-Python forward evaluation")]
 
 
 @W3.add("floor-python-forward", "floor")

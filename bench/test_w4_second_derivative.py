@@ -1,14 +1,18 @@
 """W4: the nested second derivative of x³ at a scalar (x = 2.0, float64): d²/dx² x³ = 6x = 12.
 
-Floor: the pure-Python evaluation of x ** 3. Target: dualad (nested GradientTapes) <= 20x it."""
+Floor: the pure-Python evaluation of x ** 3; the target (TARGETS below) judges dualad's nested
+GradientTapes against it."""
 import numpy as np
 import pytest
 
 import dualad as dd
 from bench.common import (Suite, assert_close, need_autograd, need_jax, need_tf, need_torch)
+from bench.report.targets import RatioAtMost
 
 X0 = 2.0
-W4 = Suite("W4", "W4: nested second derivative of x³ (float64)", floor="floor-python-forward")
+W4 = Suite("W4", "W4: nested second derivative of x³ (float64)", floor="floor-python-forward",
+           judged="dualad-nested-tapes")
+TARGETS = [RatioAtMost(W4, 20, "≤ {limit}× the pure-Python evaluation of x³")]
 
 
 def cube(x):

@@ -1,12 +1,13 @@
 """W5: the Hessian-vector product of f(x) = sum(tanh(A·x)), A of shape 1000×1000 (float64).
 
-Floors: the numpy forward sum(tanh(A @ x)) (the target's reference: dualad's HVP <= 4x it) and
+Floors: the numpy forward sum(tanh(A @ x)) (the reference of the target below) and
 the hand-derived numpy HVP  Aᵀ·(-2 t (1 - t²) ⊙ (A·v)), t = tanh(A·x)."""
 import numpy as np
 import pytest
 
 import dualad as dd
 from bench.common import Suite, assert_close, need_autograd, need_jax, need_tf, need_torch
+from bench.report.targets import RatioAtMost
 
 N = 1000
 
@@ -17,7 +18,8 @@ def problem():
 
 
 W5 = Suite("W5", "W5: Hessian-vector product of sum(tanh(A·x)), A 1000×1000 (float64)",
-           floor="floor-numpy-forward", problem=problem, n=N)
+           floor="floor-numpy-forward", judged="dualad-hvp", problem=problem, n=N)
+TARGETS = [RatioAtMost(W5, 4, "HVP ≤ {limit}× the numpy forward")]
 
 
 def numpy_hvp(a, x, v):

@@ -4,14 +4,15 @@ and (1000, 10) (float64), by dualad.jacobian(mode='forward' | 'reverse' | 'auto'
 Forward mode costs one pass carrying n tangent directions, reverse mode one sweep per output:
 forward should win for (10, 1000), reverse for (1000, 10), and 'auto' (which adds one plain
 evaluation to count the outputs) should track the better of the two (issue 3).
-Floor: the hand-written numpy Jacobian (1 - tanh(Wx)²)[:, None] * W. Targets: auto within 1.2x
-of the better forced mode, and <= 5x the numpy Jacobian. (Merged from the former
+Floor: the hand-written numpy Jacobian (1 - tanh(Wx)²)[:, None] * W. Targets: TARGETS below.
+(Merged from the former
 bench/test_bench_jacobian_mode.py.)"""
 import numpy as np
 import pytest
 
 import dualad as dd
 from bench.common import Suite, assert_close, need_autograd, need_jax, need_tf, need_torch
+from bench.report.targets import FasterThan, RatioAtMost, WithinOfBest
 
 SHAPES = [(10, 1000), (1000, 10)]          # (n inputs, m outputs)
 EXACT = dict(rtol=1e-10, atol=1e-12)       # float64, AD vs the closed form: rounding only
@@ -26,8 +27,17 @@ def problem(n, m):
 
 SUITES = {(n, m): Suite(f"W6 n={n} m={m}",
                         f"W6: Jacobian of tanh(W·x), n={n} inputs, m={m} outputs (float64)",
-                        floor="floor-numpy-jacobian", problem=lambda n=n, m=m: problem(n, m),
-                        n=n, m=m) for n, m in SHAPES}
+                        floor="floor-numpy-jacobian", judged="dualad-auto",
+                        problem=lambda n=n, m=m: problem(n, m), n=n, m=m) for n, m in SHAPES}
+TARGETS = [target for suite in SUITES.values() for target in (
+    WithinOfBest(suite, 1.2, "auto within {limit}× of the better of forced forward and forced "
+                 "reverse", others=["dualad-forward", "dualad-reverse"]),
+    RatioAtMost(suite, 5, "auto ≤ {limit}× the hand-written numpy Jacobian"))]
+# issue 3: auto must beat the mode that is wrong for the shape
+TARGETS += [FasterThan(SUITES[10, 1000], "auto faster than forced reverse (issue 3)",
+                       other="dualad-reverse"),
+            FasterThan(SUITES[1000, 10], "auto faster than forced forward (issue 3)",
+                       other="dualad-forward")]
 
 
 def closed_form(w, x):

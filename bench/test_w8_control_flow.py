@@ -12,8 +12,8 @@
 
 its gradient in a (c is x·a with x a power of two, so the gradient is c / a).
 Floors: the same function on Python floats (abs for the norm), and the hand-written numpy
-forward on the same (1, 1) arrays (np.linalg.norm, np.sum): the target's reference, dualad's
-gradient <= 2x it. dualad-function is the gradient compiled by dualad.function (guards on the
+forward on the same (1, 1) arrays (np.linalg.norm, np.sum): the reference of the target below
+for dualad's gradient. dualad-function is the gradient compiled by dualad.function (guards on the
 while and if). JAX has no jit row: Python control flow on traced values cannot be jitted
 without rewriting it with lax.while_loop / lax.cond."""
 import numpy as np
@@ -21,6 +21,7 @@ import pytest
 
 import dualad as dd
 from bench.common import (Suite, assert_close, need_autograd, need_jax, need_tf, need_torch)
+from bench.report.targets import RatioAtMost
 
 A0 = -0.3   # ten doublings, then the else branch
 
@@ -47,7 +48,8 @@ def problem():
 
 
 W8 = Suite("W8", "W8: gradient of the d2l while/if function on a (1, 1) input (float64)",
-           floor="floor-numpy-forward", problem=problem)
+           floor="floor-numpy-forward", judged="dualad-gradient", problem=problem)
+TARGETS = [RatioAtMost(W8, 2, "gradient ≤ {limit}× the numpy forward on the same (1, 1) arrays")]
 
 
 @W8.add("floor-python-forward", "floor")

@@ -2,9 +2,9 @@
 its time (in this process, a few rounds) and its memory (test_w9_memory: fresh processes at
 several lengths, see memory_probe.py).
 
-Floors: the chain on Python floats, and its hand-written reverse sweep. Memory must stay
-linear in the chain length and be released by a non-persistent gradient (while the user still
-holds the tape and the output). Peers whose one gradient at 1e6 ops would take longer than
+Floors: the chain on Python floats, and its hand-written reverse sweep. Targets (TARGETS
+below): memory linear in the chain length, and released by a non-persistent gradient (while
+the user still holds the tape and the output). Peers whose one gradient at 1e6 ops would take longer than
 PEER_CAP seconds (estimated from a 10,000-op run) are skipped with the estimate; their memory
 and time at the lengths they can do are still measured by test_w9_memory for the scaling plot.
 """
@@ -20,13 +20,23 @@ import pytest
 from bench import common
 from bench.chains import MODULES, RUNNERS, X0
 from bench.common import Suite, assert_close, chain_python_gradient
+from bench.report.targets import MemoryLinear, MemoryReleased
 
 LENGTH = 1_000_000
 PEER_CAP = 60.0            # seconds for one peer gradient at LENGTH (quick mode: 10)
 PROBE_CAP = 30.0           # seconds for one memory probe (quick mode: 3)
 LENGTHS = [10_000, 100_000, 300_000, 1_000_000]
 W9 = Suite("W9", "W9: gradient of a 1,000,000-op scalar chain (float64)",
-           floor="floor-python-forward", ops=LENGTH)
+           floor="floor-python-forward", judged="dualad-gradient", ops=LENGTH)
+TARGETS = [
+    # peak bytes per op may vary by this factor across the probes of ≥ 1e5 ops (below that,
+    # the interpreter's fixed costs dominate)
+    MemoryLinear(W9, 1.25, "peak memory linear in the chain length", runner="dualad-gradient",
+                 from_length=100_000),
+    # what is still held after the gradient, as a fraction of the peak
+    MemoryReleased(W9, 0.1, "memory released after a non-persistent gradient",
+                   runner="dualad-gradient"),
+]
 
 
 def timed_runner(name):
