@@ -76,6 +76,14 @@ def test_ratio_target_met_at_the_limit_and_missed_past_it():
                               f" / {fmt_time(FLOOR)})")
 
 
+def test_a_zero_or_nan_time_is_not_measured_rather_than_a_division_error():
+    for bad in (0.0, float("nan")):
+        results, extra = w3_run(1.0)
+        results["benchmarks"][0]["stats"]["median"] = bad       # the floor's
+        v = verdict_of(summarise(results, extra), "W3", W3.text)
+        assert v["met"] is None and "no positive time" in v["figure"]
+
+
 def test_a_row_whose_result_check_failed_is_left_out_and_its_target_not_measured():
     results, extra = w3_run(W3.limit / 2)
     judged = results["benchmarks"][1]["fullname"]

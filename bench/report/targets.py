@@ -33,6 +33,8 @@ def need(rows, workload, impl):
     m = median(rows, workload, impl)
     if m is None:
         raise Missing(f"{workload}[{impl}] has no result")
+    if not m > 0:           # a ratio to it would divide by zero (or compare NaN)
+        raise Missing(f"{workload}[{impl}] has no positive time ({m})")
     return m
 
 
