@@ -90,7 +90,7 @@ sys.modules[__name__ + ".schedules"] = schedules
 
 
 def __dir__():
-    """The optimizers' namespace without the modules it imports (numpy, math, ...), except
+    """The optimizers' namespace without the modules it imports (numpy, threading, ...), except
     `schedules`, which belongs to it."""
     return sorted(name for name, value in globals().items()
                   if name == "schedules" or not isinstance(value, type(schedules)))
