@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import shlex
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, Phase, settings
@@ -33,6 +34,9 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile("ci")  # --hypothesis-profile=thorough overrides this
+
+#: The suite's tests of itself (conformance/meta/): independent of --impl.
+META = Path(__file__).resolve().parent / "meta"
 
 
 def pytest_addoption(parser):
@@ -68,8 +72,37 @@ def pytest_configure(config):
         config.pluginmanager.register(JsonResults(path, config), "conformance-json")
 
 
+def _in_meta(path) -> bool:
+    path = Path(path).resolve()
+    return path == META or META in path.parents
+
+
+def pytest_ignore_collect(collection_path, config):
+    """A run that records an implementation's results (--conformance-json: the report's runs,
+    the meta tests' own runs) leaves the meta tests out: they say nothing about the
+    implementation, and test_catches_bugs would start runs of the suite from inside one."""
+    if config.getoption("--conformance-json") and _in_meta(collection_path):
+        return True
+    return None
+
+
+def _skip_meta_for_other_implementations(items):
+    """The meta tests check the suite itself and pick their implementations themselves, so a
+    run against a peer (--impl=autograd) would only repeat them: they run with the default."""
+    if adapters.resolve(adapters.selected_spec()) == adapters.resolve(adapters.DEFAULT_IMPL):
+        return
+    skip = pytest.mark.skip(
+        reason=f"conformance/meta checks the suite itself, not an implementation: it runs with "
+        f"the default --impl={adapters.DEFAULT_IMPL} only"
+    )
+    for item in items:
+        if _in_meta(item.path):
+            item.add_marker(skip)
+
+
 def pytest_collection_modifyitems(config, items):
     _mark_known_deviations(items)
+    _skip_meta_for_other_implementations(items)
     wanted = config.getoption("--identities")
     if not wanted:
         return

@@ -4,17 +4,10 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import numpy as np
-import pytest
 
 from conformance import numdiff
 from conformance.reference import REFERENCE
 from conformance.strategies import as_dtype
-
-
-def require(impl, capability: str) -> None:
-    """Skip the running test when the implementation lacks ``capability``."""
-    if not impl.supports(capability):
-        pytest.skip(f"{impl.name} lacks {capability}: {impl.unsupported[capability]}")
 
 
 def make(impl, values, dtype: str):
@@ -47,12 +40,6 @@ def reference_value(f: Callable, *args):
 def reference_gradients(f: Callable, args: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Finite-difference gradients of ``reduce_sum(f(REFERENCE, *args))`` in float64."""
     return numdiff.partial_gradients(lambda *a: np.sum(f(REFERENCE, *a)), *args)
-
-
-def far_from(points, boundaries, margin) -> bool:
-    """True when every point is more than ``margin`` away from every boundary value."""
-    points = np.asarray(points, np.float64)
-    return all(np.all(np.abs(points - b) > margin) for b in boundaries)
 
 
 def sum_to_shape(values, shape) -> np.ndarray:

@@ -4,7 +4,7 @@ Central differences D(h) = (f(x+h) - f(x-h)) / 2h have an error series in
 h², h⁴, ...; Richardson extrapolation over the steps h, h/2, h/4, h/8 cancels
 the first three terms, so a fairly large first step (few rounding errors)
 still gives about 12 correct digits for gradients and 9 for Hessians
-(differences of differences) on smooth functions; ``test_numdiff.py`` checks
+(differences of differences) on smooth functions; ``meta/test_numdiff.py`` checks
 this against closed forms. Each coordinate's
 step is scaled to the point (``BASE_STEP · max(1, |x|)``) and rounded up to a
 power of two so that ``x ± h`` is computed exactly.
@@ -12,6 +12,9 @@ power of two so that ``x ± h`` is computed exactly.
 The functions evaluated here must be smooth within ``stencil_radius(x)`` of
 the point: tests exclude points closer than that to a kink or branch
 boundary with ``hypothesis.assume``.
+
+``central_difference`` is the one stencil, also used (at a fixed step, without
+extrapolation) by the unit tests' finite differences in ``tests/helpers.py``.
 """
 from __future__ import annotations
 
@@ -27,6 +30,28 @@ def stencil_radius(x) -> np.ndarray:
     """The largest offset from ``x`` (per coordinate) at which f is evaluated."""
     scale = np.maximum(1.0, np.abs(np.asarray(x, dtype=np.float64)))
     return 2.0 ** np.ceil(np.log2(BASE_STEP * scale))
+
+
+def central_difference(f: Callable[..., np.ndarray], args, directions, h: float) -> np.ndarray:
+    """(f(*(args + h·directions)) − f(*(args − h·directions))) / 2h in float64.
+
+    The derivative of f along ``directions`` (one per argument, each shaped like its argument),
+    with error O(h²): f is evaluated on float64 arrays.
+    """
+    up, down = [], []
+    for arg, direction in zip(args, directions, strict=True):
+        arg = np.asarray(arg, np.float64)
+        step = h * np.asarray(direction, np.float64)
+        up.append(arg + step)
+        down.append(arg - step)
+    return (np.asarray(f(*up), np.float64) - np.asarray(f(*down), np.float64)) / (2 * h)
+
+
+def unit(shape, index) -> np.ndarray:
+    """The float64 array of ``shape`` that is 1 at ``index`` and 0 elsewhere."""
+    e = np.zeros(shape)
+    e[index] = 1.0
+    return e
 
 
 def _richardson(central: Callable[[float], np.ndarray], h0: float) -> np.ndarray:
@@ -47,12 +72,10 @@ def jacobian(f: Callable[[np.ndarray], np.ndarray], x) -> np.ndarray:
     radius = stencil_radius(x)
     columns = []
     for index in np.ndindex(x.shape):
+        e = unit(x.shape, index)
 
-        def central(h, index=index):
-            up, down = x.copy(), x.copy()
-            up[index] += h
-            down[index] -= h
-            return (np.asarray(f(up), np.float64) - np.asarray(f(down), np.float64)) / (2 * h)
+        def central(h, e=e):
+            return central_difference(f, [x], [e], h)
 
         columns.append(_richardson(central, float(radius[index])))
     if not columns:  # x has no elements

@@ -67,60 +67,35 @@ Optimizers cannot be pickled or copied (`pickle.dumps`, `copy.copy` and `copy.de
 TypeError): a copy's slots would belong to copies of the variables, not to the live ones. Save
 `get_config()` and `get_state()` instead, as TensorFlow's Keras optimizers also require.
 """
-import bisect
 import contextlib
 import inspect
-import math
 import numbers
 import sys
 import threading
-import types
 import warnings
 from collections.abc import Mapping
 
 import numpy as np
 
-from . import _core, ops
+from . import _core, ops, schedules
+from ._arguments import _check_nonnegative, _check_rate, _check_unit, _real
 from ._core import Tensor, Variable
+# (ExponentialDecay and PiecewiseConstantDecay were defined here: they stay importable from here)
+from .schedules import ExponentialDecay, LearningRateSchedule, PiecewiseConstantDecay  # noqa: F401
 from .tape import GradientTape
 
+# `from dualad.optimizers.schedules import ExponentialDecay`, as in Keras: the module under its
+# second name
+sys.modules[__name__ + ".schedules"] = schedules
+
+
+def __dir__():
+    """The optimizers' namespace without the modules it imports (numpy, threading, ...), except
+    `schedules`, which belongs to it."""
+    return sorted(name for name, value in globals().items()
+                  if name == "schedules" or not isinstance(value, type(schedules)))
+
 __all__ = ["Optimizer", "SGD", "Adam", "RMSprop", "Adagrad", "schedules"]
-
-
-# ---- argument checks ----------------------------------------------------------------------
-
-def _real(value, what):
-    """`value` as a Python float: a real number, or a single-element tensor or array."""
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{what} must be a number, got {value!r}")
-    if isinstance(value, numbers.Real):
-        return float(value)
-    if isinstance(value, (Tensor, np.ndarray)):
-        arr = np.asarray(value)
-        if arr.shape == () and arr.dtype.kind in "iuf":
-            return float(arr)
-    raise TypeError(f"{what} must be a real number, got {type(value).__name__} ({value!r:.60})")
-
-
-def _check_rate(value, what="learning_rate"):
-    rate = _real(value, what)
-    if not 0.0 <= rate < math.inf:  # also false for NaN
-        raise ValueError(f"{what} must be a finite number >= 0, got {rate!r}")
-    return rate
-
-
-def _check_unit(value, what, below_one=False):
-    x = _real(value, what)
-    if not (0.0 <= x < 1.0 if below_one else 0.0 <= x <= 1.0):
-        raise ValueError(f"{what} must lie in [0, 1{')' if below_one else ']'}, got {x!r}")
-    return x
-
-
-def _check_nonnegative(value, what):
-    x = _real(value, what)
-    if not 0.0 <= x < math.inf:
-        raise ValueError(f"{what} must be a finite number >= 0, got {x!r}")
-    return x
 
 
 def _takes_step(fn):
@@ -157,82 +132,6 @@ def _full_like(w, fill):
     if isinstance(w, np.ndarray):
         return np.full(w.shape, fill, dtype=w.dtype)
     return w.dtype.type(fill)
-
-
-# ---- learning-rate schedules ----------------------------------------------------------------
-
-class LearningRateSchedule:
-    """Base class of schedules: `schedule(step)` is the learning rate of step `step` (the
-    optimizer's `iterations` before the step, so the first step is step 0)."""
-
-    def __call__(self, step):
-        raise NotImplementedError(f"{type(self).__name__} does not define __call__(step)")
-
-    def get_config(self):
-        raise NotImplementedError(f"{type(self).__name__} does not define get_config()")
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
-
-
-class ExponentialDecay(LearningRateSchedule):
-    """initial_learning_rate * decay_rate ** (step / decay_steps); with staircase=True the
-    exponent is floor(step / decay_steps), so the rate drops every decay_steps steps."""
-
-    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False):
-        self.initial_learning_rate = _check_rate(initial_learning_rate, "initial_learning_rate")
-        if not 0.0 < _real(decay_steps, "decay_steps") < math.inf:
-            raise ValueError(f"decay_steps must be > 0, got {decay_steps!r}")
-        self.decay_steps = decay_steps
-        self.decay_rate = _check_nonnegative(decay_rate, "decay_rate")
-        self.staircase = bool(staircase)
-
-    def __call__(self, step):
-        p = step / self.decay_steps
-        if self.staircase:
-            p = math.floor(p)
-        return self.initial_learning_rate * self.decay_rate ** p
-
-    def get_config(self):
-        return {"initial_learning_rate": self.initial_learning_rate,
-                "decay_steps": self.decay_steps, "decay_rate": self.decay_rate,
-                "staircase": self.staircase}
-
-
-class PiecewiseConstantDecay(LearningRateSchedule):
-    """values[0] while step <= boundaries[0], values[i] while boundaries[i-1] < step <=
-    boundaries[i], and values[-1] once step > boundaries[-1] (Keras' convention)."""
-
-    def __init__(self, boundaries, values):
-        boundaries, values = list(boundaries), list(values)
-        if len(boundaries) != len(values) - 1:
-            raise ValueError(f"PiecewiseConstantDecay needs one value more than boundaries, got "
-                             f"{len(boundaries)} boundaries and {len(values)} values")
-        if any(b >= c for b, c in zip(boundaries, boundaries[1:])):
-            raise ValueError(f"boundaries must be strictly increasing, got {boundaries}")
-        self.boundaries = boundaries
-        self.values = [_check_rate(v, "a PiecewiseConstantDecay value") for v in values]
-
-    def __call__(self, step):
-        # bisect_left counts the boundaries strictly below step
-        return self.values[bisect.bisect_left(self.boundaries, step)]
-
-    def get_config(self):
-        return {"boundaries": list(self.boundaries), "values": list(self.values)}
-
-
-schedules = types.ModuleType(__name__ + ".schedules", "Learning-rate schedules for "
-                             "dualad.optimizers (callables of the optimizer's step count).")
-for _cls in (LearningRateSchedule, ExponentialDecay, PiecewiseConstantDecay):
-    setattr(schedules, _cls.__name__, _cls)
-del _cls
-# registered so that `from dualad.optimizers.schedules import ExponentialDecay` works too
-sys.modules[schedules.__name__] = schedules
 
 
 # ---- the optimizer base -----------------------------------------------------------------------

@@ -6,6 +6,9 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
+# the repository root, last, for conformance.numdiff (helpers' finite differences) when pytest is
+# not started from the root; an installed dualad still comes first, as before
+sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import dualad  # noqa: E402
 

@@ -1,6 +1,7 @@
 """Shared numerics of the unit tests: the tolerances (per dtype, in this one place), tensor
-constructors, central finite differences, and small drivers that run dualad in reverse mode,
-forward mode and nested reverse mode on functions of several tensors.
+constructors, central finite differences (conformance/numdiff.py's stencil, at the fixed step H),
+and small drivers that run dualad in reverse mode, forward mode and nested reverse mode on
+functions of several tensors.
 
 Tolerances
 ----------
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import dualad as dd
+from conformance import numdiff  # the finite-difference stencil shared with the conformance suite
 
 H = 1e-5
 
@@ -76,25 +78,27 @@ def fd_grad(f, xs, h=H):
     for i, x in enumerate(xs):
         g = np.zeros_like(x)
         for idx in np.ndindex(x.shape):
-            up = [y.copy() for y in xs]
-            down = [y.copy() for y in xs]
-            up[i][idx] += h
-            down[i][idx] -= h
-            g[idx] = (float(f(*up)) - float(f(*down))) / (2 * h)
+            directions = [numdiff.unit(x.shape, idx) if j == i else np.zeros(y.shape)
+                          for j, y in enumerate(xs)]
+            g[idx] = numdiff.central_difference(lambda *a: float(f(*a)), xs, directions, h)
         grads.append(g)
     return grads
 
 
 def fd_jvp(f, xs, vs, h=H):
     """Central difference of f (arrays in, array out) along the directions vs."""
-    up = f(*[np.asarray(x) + h * np.asarray(v) for x, v in zip(xs, vs)])
-    down = f(*[np.asarray(x) - h * np.asarray(v) for x, v in zip(xs, vs)])
-    return (np.asarray(up, dtype=np.float64) - np.asarray(down, dtype=np.float64)) / (2 * h)
+    return numdiff.central_difference(f, xs, vs, h)
 
 
-def fd_derivative(f, x, h=H):
-    """Central difference of a scalar function of one float."""
-    return (f(x + h) - f(x - h)) / (2 * h)
+def fd_jacobian(f, x, h=H):
+    """d f / d x by central differences, shape f(x).shape + x.shape (f: numpy -> numpy)."""
+    x = np.asarray(x, dtype=np.float64)
+    out_shape = np.shape(f(x))
+    cols = [numdiff.central_difference(f, [x], [numdiff.unit(x.shape, idx)], h)
+            for idx in np.ndindex(x.shape)]
+    if not cols:
+        return np.zeros(out_shape + x.shape)
+    return np.stack(cols, axis=-1).reshape(out_shape + x.shape)
 
 
 # ---- AD drivers (fn maps float64 tensors to a tensor) --------------------------------------

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import dualad as dd
 from dualad import ForwardAccumulator, GradientTape, extend, ops
-from helpers import EXACT, EXACT32, FD, H, SETTINGS, t64
+from helpers import EXACT, EXACT32, FD, SETTINGS, fd_jacobian, t64
 
 
 
@@ -98,14 +98,13 @@ def test_second_derivative_through_grad_fn_matches_finite_differences():
     def f(x):
         return dd.reduce_sum(log1pexp(x * x[::-1]))
 
-    h = H
     grad_np = lambda x: np.asarray(dd.grad(f)(t64(x)))
     with GradientTape() as outer:
         xt = t64(x)
         outer.watch(xt)
         g = dd.grad(f)(xt)
     hess = np.asarray(outer.jacobian(g, xt))
-    fd = np.stack([(grad_np(x + h * e) - grad_np(x - h * e)) / (2 * h) for e in np.eye(3)], axis=1)
+    fd = fd_jacobian(grad_np, x)
     np.testing.assert_allclose(hess, fd, **FD)
 
 
@@ -263,9 +262,7 @@ def test_primitive_jacfwd_equals_jacrev(name, f, shape):
     np.testing.assert_allclose(np.asarray(fwd), np.asarray(rev), **EXACT, err_msg=name)
     h = dd.hessian(lambda x: dd.reduce_sum(f(x)))(x)  # batched forward over reverse
     grad_np = lambda x: np.asarray(dd.grad(lambda x: dd.reduce_sum(f(x)))(t64(x)))
-    xn, step = np.asarray(x), H
-    fd = np.stack([(grad_np(xn + step * e.reshape(shape)) - grad_np(xn - step * e.reshape(shape)))
-                   / (2 * step) for e in np.eye(xn.size)], axis=-1).reshape(shape + shape)
+    fd = fd_jacobian(grad_np, np.asarray(x))
     np.testing.assert_allclose(np.asarray(h), fd, **FD, err_msg=name)
 
 

@@ -9,25 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dualad as dd
-from helpers import EXACT, FD, H, SETTINGS, t64
+from helpers import EXACT, FD, SETTINGS, fd_jacobian, t64
 
 SEEDS = st.integers(0, 2**32 - 1)
 
-
-
-def fd_jacobian(f, x, h=H):
-    """d f / d x by central differences, shape f(x).shape + x.shape (f: numpy -> numpy)."""
-    x = np.asarray(x, dtype=np.float64)
-    out_shape = np.shape(f(x))
-    cols = []
-    for idx in np.ndindex(x.shape):
-        up, down = x.copy(), x.copy()
-        up[idx] += h
-        down[idx] -= h
-        cols.append((np.asarray(f(up)) - np.asarray(f(down))) / (2 * h))
-    if not cols:
-        return np.zeros(out_shape + x.shape)
-    return np.stack(cols, axis=-1).reshape(out_shape + x.shape)
 
 
 def numpy_fn(f, argnum=0, args=()):

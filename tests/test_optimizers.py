@@ -406,6 +406,24 @@ def test_piecewise_constant_decay_values():
         schedules.PiecewiseConstantDecay([5, 2], [1.0, 0.5, 0.1])
 
 
+def test_schedules_is_a_module_file_reachable_by_every_import_path():
+    import importlib
+    import types
+
+    import dualad.optimizers.schedules as by_dotted_path
+    assert by_dotted_path is schedules is dd.optimizers.schedules is importlib.import_module("dualad.schedules")
+    assert schedules.__file__.endswith("schedules.py")  # not a module object built at runtime
+    assert dd.optimizers.ExponentialDecay is schedules.ExponentialDecay  # where it used to live
+    assert isinstance(schedules.ExponentialDecay(0.1, 10, 0.5), schedules.LearningRateSchedule)
+    modules = [name for name in dir(dd.optimizers) if isinstance(getattr(dd.optimizers, name), types.ModuleType)]
+    assert modules == ["schedules"], f"dir(dualad.optimizers) lists imported modules: {modules}"
+    public = [name for name in dir(schedules) if not name.startswith("_")]
+    assert public == sorted(schedules.__all__)
+    # a pickled schedule names a module path that imports
+    restored = pickle.loads(pickle.dumps(schedules.PiecewiseConstantDecay([2], [0.5, 0.25])))
+    assert restored.get_config() == {"boundaries": [2], "values": [0.5, 0.25]}
+
+
 def test_a_schedule_is_evaluated_at_the_step_count():
     from dualad.optimizers.schedules import PiecewiseConstantDecay
     schedule = PiecewiseConstantDecay([1, 3], [0.5, 0.25, 0.125])

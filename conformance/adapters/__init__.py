@@ -5,7 +5,7 @@ an object that maps the suite's vocabulary onto one library. Pick it with
 ``pytest conformance/ --impl=NAME`` or ``CONFORMANCE_IMPL=NAME``; NAME is one
 of the built-in adapters (``dualad``, ``tensorflow``, ``torch``, ``jax``,
 ``autograd``) or ``package.module:Attribute`` for an adapter that lives
-elsewhere (``tests.planted.wrong_sin:Adapter``). The attribute may be a
+elsewhere (``conformance.meta.planted.wrong_sin:Adapter``). The attribute may be a
 class, which is called with no arguments, or a ready instance.
 
 Writing an adapter
@@ -52,7 +52,7 @@ a tensor is, and take the other operand's dtype)
     ``matmul(a, b)`` on rank-2 tensors; ``transpose(x)`` reverses the axes;
     ``reduce_sum(x)``, ``reduce_mean(x)`` and ``norm(x)`` (Euclidean) reduce
     over all elements to a scalar; ``stop_gradient(x)`` returns x's value
-    with no gradient (used by ``tests/planted`` to build wrong
+    with no gradient (used by ``conformance/meta/planted`` to build wrong
     implementations on top of a right one).
 
 Tapes

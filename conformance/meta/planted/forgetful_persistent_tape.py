@@ -1,5 +1,5 @@
 """A persistent tape answers its first gradient() call, then returns None."""
-from tests.planted._base import PlantedAdapter, TapeWrapper
+from conformance.meta.planted._base import PlantedAdapter, TapeWrapper
 
 
 class ForgetfulTape(TapeWrapper):

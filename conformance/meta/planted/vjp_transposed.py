@@ -1,5 +1,5 @@
 """vjp returns uᵀJ literally as a row: the transpose of the source's shape (right values, wrong layout)."""
-from tests.planted._base import PlantedAdapter
+from conformance.meta.planted._base import PlantedAdapter
 
 
 class Adapter(PlantedAdapter):

@@ -1,5 +1,5 @@
 """SGD adds a little weight decay: x ← x − lr·(g + 0.001·x)."""
-from tests.planted._base import PlantedAdapter
+from conformance.meta.planted._base import PlantedAdapter
 
 
 class DecayingSGD:

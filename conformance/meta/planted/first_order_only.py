@@ -2,7 +2,7 @@
 every second derivative through them drops its product-rule (or power-rule) term."""
 import numbers
 
-from tests.planted._base import PlantedAdapter
+from conformance.meta.planted._base import PlantedAdapter
 
 
 class Adapter(PlantedAdapter):

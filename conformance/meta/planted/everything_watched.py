@@ -1,5 +1,5 @@
 """Tapes ignore watch_accessed_variables=False and Variables ignore trainable=False."""
-from tests.planted._base import PlantedAdapter
+from conformance.meta.planted._base import PlantedAdapter
 
 
 class Adapter(PlantedAdapter):

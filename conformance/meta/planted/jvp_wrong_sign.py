@@ -1,5 +1,5 @@
 """Forward mode pushes tangents with the wrong sign: jvp returns −J·v (its primal output is right)."""
-from tests.planted._base import PlantedAdapter
+from conformance.meta.planted._base import PlantedAdapter
 
 
 class Adapter(PlantedAdapter):

@@ -1,5 +1,5 @@
 """matmul's gradient flows only to its right operand."""
-from tests.planted._base import PlantedAdapter
+from conformance.meta.planted._base import PlantedAdapter
 
 
 class Adapter(PlantedAdapter):

@@ -1,5 +1,5 @@
 """A non-persistent tape keeps its record, so a second gradient() call does not raise."""
-from tests.planted._base import PlantedAdapter
+from conformance.meta.planted._base import PlantedAdapter
 
 
 class Adapter(PlantedAdapter):

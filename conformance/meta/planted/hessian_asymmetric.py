@@ -1,7 +1,7 @@
 """The Hessian's mixed partials above the diagonal are 1% too large, so H ≠ Hᵀ."""
 import numpy as np
 
-from tests.planted._base import PlantedAdapter
+from conformance.meta.planted._base import PlantedAdapter
 
 
 class Adapter(PlantedAdapter):

@@ -1,4 +1,4 @@
-"""The conformance suite must fail on deliberately wrong implementations (tests/planted/).
+"""The conformance suite must fail on deliberately wrong implementations (conformance/meta/planted/).
 
 For every planted bug and every identity it breaks, the suite is run in a
 subprocess twice: on a genuine implementation (it must pass that identity)
@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
+PLANTED = Path(__file__).resolve().parent / "planted"
 GENUINE_CANDIDATES = ["dualad", "autograd", "tensorflow", "jax", "torch"]
 SEED = "20251124"  # fixed, so that CI sees the same draws every run
 
@@ -91,7 +92,7 @@ def genuine_base(identity: str) -> str | None:
 def planted_run(module: str, base: str) -> dict:
     """The planted module over ``base``, on every identity it breaks that ``base`` passes."""
     identities = tuple(i for i in BREAKS[module] if genuine_base(i) == base)
-    return run_conformance(f"tests.planted.{module}:Adapter", base, identities)
+    return run_conformance(f"conformance.meta.planted.{module}:Adapter", base, identities)
 
 
 CASES = [(module, identity) for module, identities in BREAKS.items() for identity in identities]
@@ -105,7 +106,7 @@ def test_planted_bug_fails_the_identity(module, identity):
     records = outcomes(planted_run(module, base), identity)
     failed = [r for r in records if r["outcome"] == "failed"]
     assert failed, (
-        f"{identity} passed on tests.planted.{module} over {base}, a deliberately wrong implementation:\n"
+        f"{identity} passed on conformance.meta.planted.{module} over {base}, a deliberately wrong implementation:\n"
         + "\n".join(f"  {r['nodeid']}: {r['outcome']}" for r in records)
     )
     crashes = [r for r in failed if not is_check_failure(r.get("message", ""))]
@@ -132,7 +133,7 @@ def test_planted_bugs_cover_every_identity():
     assert len(ids) >= 20, f"only {len(ids)} identities parsed from identities.md"
     assert not ids - claimed, f"identities no planted bug is shown to break: {sorted(ids - claimed)}"
     assert not claimed - ids, f"BREAKS names identities that are not in the catalogue: {sorted(claimed - ids)}"
-    planted = {path.stem for path in (REPO / "tests" / "planted").glob("*.py") if not path.stem.startswith("_")}
+    planted = {path.stem for path in PLANTED.glob("*.py") if not path.stem.startswith("_")}
     assert planted == set(BREAKS), f"planted modules without a BREAKS entry, or the reverse: {sorted(planted ^ set(BREAKS))}"
 
 

@@ -1,5 +1,5 @@
 """sin's derivative is 0.1% too large: 1.001·cos(x). Its value is exact."""
-from tests.planted._base import PlantedAdapter
+from conformance.meta.planted._base import PlantedAdapter
 
 
 class Adapter(PlantedAdapter):

@@ -15,11 +15,11 @@ import tempfile
 from pathlib import Path
 
 from conformance.report import aggregate, cell_text
-from tests.planted._base import PlantedAdapter
-from tests.planted.wrong_sin import Adapter as WrongSin
+from conformance.meta.planted._base import PlantedAdapter
+from conformance.meta.planted.wrong_sin import Adapter as WrongSin
 
-REPO = Path(__file__).resolve().parents[1]
-MODULE = "tests.test_conformance_report"  # as the subprocesses import it (pytest imports it as a top-level module)
+REPO = Path(__file__).resolve().parents[2]
+MODULE = "conformance.meta.test_report"  # the adapters below, as the subprocesses import them
 SIN = "test_basics.py::test_op_gradient_matches_finite_differences[sin]"
 COS = "test_basics.py::test_op_gradient_matches_finite_differences[cos]"
 

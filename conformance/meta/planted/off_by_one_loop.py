@@ -2,7 +2,7 @@
 
 A loop that multiplies x in k times then gets (k-1)·x^(k-1) instead of k·x^(k-1).
 """
-from tests.planted._base import PlantedAdapter, TapeWrapper
+from conformance.meta.planted._base import PlantedAdapter, TapeWrapper
 
 
 class FirstMultiplyTape(TapeWrapper):

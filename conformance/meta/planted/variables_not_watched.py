@@ -1,5 +1,5 @@
 """Tapes never watch trainable Variables automatically."""
-from tests.planted._base import PlantedAdapter
+from conformance.meta.planted._base import PlantedAdapter
 
 
 class Adapter(PlantedAdapter):

@@ -1,5 +1,5 @@
 """SGD keeps the learning rate it was created with."""
-from tests.planted._base import PlantedAdapter
+from conformance.meta.planted._base import PlantedAdapter
 
 
 class FixedRateSGD:

@@ -1,5 +1,5 @@
 """A traced function runs once and then keeps returning its first result."""
-from tests.planted._base import PlantedAdapter
+from conformance.meta.planted._base import PlantedAdapter
 
 
 class Adapter(PlantedAdapter):

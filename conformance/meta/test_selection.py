@@ -1,0 +1,47 @@
+"""Where the meta tests run: in a plain run with the default implementation; skipped against
+another implementation; left out of a run that records an implementation's results (else the
+report would list them, and test_catches_bugs' own runs of the suite would start it again)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def pytest_in_subprocess(*arguments: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env.pop("CONFORMANCE_IMPL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *arguments],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )
+
+
+def test_a_plain_run_collects_the_meta_tests():
+    completed = pytest_in_subprocess("conformance", "--collect-only", "-q")
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "conformance/meta/test_catches_bugs.py::" in completed.stdout
+
+
+def test_a_recorded_run_leaves_the_meta_tests_out():
+    with tempfile.TemporaryDirectory() as tmp:
+        completed = pytest_in_subprocess(
+            "conformance", "--collect-only", "-q", f"--conformance-json={Path(tmp) / 'results.json'}"
+        )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "conformance/test_basics.py::" in completed.stdout
+    assert "conformance/meta" not in completed.stdout
+
+
+def test_another_implementation_skips_the_meta_tests():
+    # a planted adapter is "another implementation" and needs no peer library installed
+    completed = pytest_in_subprocess(
+        "conformance/meta/test_catalogue.py", "-q", "-rs", "--impl=conformance.meta.planted.wrong_sin:Adapter"
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "2 skipped" in completed.stdout
+    assert "conformance/meta checks the suite itself" in completed.stdout
