@@ -17,7 +17,7 @@ cdef inline int _kind_of(object dtype):
 # Tensor construction
 # --------------------------------------------------------------------------------------------
 
-cdef inline Tensor _new_scalar(double v, int kind):
+cdef Tensor new_scalar(double v, int kind):
     cdef Tensor t = Tensor.__new__(Tensor)
     t._is_scalar = True
     t._kind = kind
@@ -72,7 +72,7 @@ def scalar(double value, dtype):
     cdef int kind = _kind_of(np.dtype(dtype))
     if kind == K_OTHER:
         raise TypeError(f"scalar() takes a float dtype, got {dtype}")
-    return _new_scalar(value, kind)
+    return new_scalar(value, kind)
 
 
 cdef object _normalize_dtype(object dtype):
@@ -90,7 +90,7 @@ cdef Tensor _from_python(object value, object dtype):
     cdef int kind
     # (numpy float64 scalars are floats too, but keep their dtype like numpy arrays)
     if type(value) is float and (dtype is None or dtype is F32 or dtype is F64):
-        return _new_scalar(value, K_F64 if dtype is F64 else K_F32)
+        return new_scalar(value, K_F64 if dtype is F64 else K_F32)
     if isinstance(value, (np.ndarray, np.generic)):
         arr = _np_array(value, dtype=dtype, copy=True)
     else:
@@ -184,7 +184,7 @@ cdef Tensor _like(object value, Tensor ref, str opname):
     """Convert the non-Tensor operand of a binary op to the dtype of the Tensor operand."""
     if ref._kind != K_OTHER and (type(value) is float or type(value) is int
                                  or isinstance(value, np.floating)):
-        return _new_scalar(<double>value, ref._kind)
+        return new_scalar(<double>value, ref._kind)
     if isinstance(value, (float, np.floating)) and ref._dtype.kind in "iub":
         raise TypeError(f"{opname}: cannot combine a {dtype_name(ref._dtype)} tensor with the "
                         f"float {value!r}; cast the tensor with dualad.cast first")
@@ -310,7 +310,7 @@ cpdef Tensor filled_like(Tensor t, double value, object dtype=None):
     cdef object dt = t._dtype if dtype is None else _normalize_dtype(dtype)
     cdef int kind = _kind_of(dt)
     if t._is_scalar and kind != K_OTHER:
-        return _new_scalar(value, kind)
+        return new_scalar(value, kind)
     return _wrap(np.full(t.shape, value, dtype=dt))
 
 

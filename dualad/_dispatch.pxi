@@ -76,7 +76,7 @@ cdef Tensor run_op(Primitive p, tuple args, dict params):
     cdef Tensor a, b, out = None
     cdef Py_ssize_t n = len(args)
     cdef object raw
-    cdef Tracer tracer = None
+    cdef TraceSink tracer = None
     if _n_live or _n_tracing:
         if _n_tracing:
             tracer = _state().tracer
@@ -88,18 +88,18 @@ cdef Tensor run_op(Primitive p, tuple args, dict params):
         a = <Tensor>args[0]
         if a._is_scalar:
             if n == 1:
-                out = _new_scalar(_scalar_value(p.code, a._d, 0.0), a._kind)
+                out = new_scalar(_scalar_value(p.code, a._d, 0.0), a._kind)
             elif n == 2:
                 b = <Tensor>args[1]
                 if b._is_scalar and b._kind == a._kind:
-                    out = _new_scalar(_scalar_value(p.code, a._d, b._d), a._kind)
+                    out = new_scalar(_scalar_value(p.code, a._d, b._d), a._kind)
     if out is None:
         raw = _call_impl(p, args, params)
         out = _wrap(raw)
     if _check_numerics:
         _check_finite(p, out, args)
     if tracer is not None:
-        tracer._op(p, args, params, out)
+        tracer.record_op(p, args, params, out)
     if _n_live == 0 or not p.differentiable or (out._kind == K_OTHER
                                                  and out._dtype.kind != "f"):  # float16 goes on
         return out
@@ -107,7 +107,7 @@ cdef Tensor run_op(Primitive p, tuple args, dict params):
     return out
 
 
-cdef tuple _read_variables(tuple args, Tracer tracer):
+cdef tuple _read_variables(tuple args, TraceSink tracer):
     """Variables among an op's inputs become snapshots of their current value (the residual a
     tape keeps must not change when the Variable is assigned later). Tapes that watch accessed
     variables start watching them here; a trace records the read."""
@@ -125,7 +125,7 @@ cdef tuple _read_variables(tuple args, Tracer tracer):
         if a._is_var:
             snap = (<Variable>a)._snapshot()
             if tracer is not None:
-                tracer._read(<Variable>a, snap)
+                tracer.record_read(<Variable>a, snap)
             a = snap
         out.append(a)
     return tuple(out)

@@ -125,7 +125,7 @@ cdef object _take(double* dg, char* fl, list og, Py_ssize_t s, int kind):
     """The gradient accumulated at slot s, as a Tensor (or None); freed unless kept."""
     cdef object g = og[s]
     if fl[s] & HAS_D:
-        g = _add(g, _new_scalar(dg[s], kind))
+        g = _add(g, new_scalar(dg[s], kind))
     if not (fl[s] & KEEP):
         og[s] = None
         fl[s] &= ~HAS_D

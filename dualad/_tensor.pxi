@@ -359,7 +359,7 @@ cdef dict _array_function_table = {}
 cdef dict _ops_fn = {}
 
 
-cdef Tensor _plain_copy(Tensor t):
+cdef Tensor plain_copy(Tensor t):
     cdef Tensor c = Tensor.__new__(Tensor)
     c._arr = t._arr
     c._d = t._d

@@ -9,7 +9,7 @@ cdef class _ThreadState:
     """One thread's stack of transformations. It lives in a threading.local, so it dies with
     its thread: a thread that ends inside `with tape:` takes that tape with it."""
     cdef list stack
-    cdef Tracer tracer      # the trace being taken on this thread (dualad.function), or None
+    cdef TraceSink tracer   # the trace being taken on this thread (dualad.function), or None
 
     def __dealloc__(self):
         global _n_live, _n_tracing, _cached_tsid, _cached_state
@@ -246,7 +246,7 @@ cdef class Accumulator(Transformation):
     def _set_tangent(self, Tensor primal, Tensor tangent):
         # Tensors are not followed by the cycle collector: a tangent must never lead back to
         # its primal, so a caller's tangent is stored as a fresh tensor without tangents.
-        tangent = _plain_copy(tangent)
+        tangent = plain_copy(tangent)
         if primal._tangents is None:
             primal._tangents = {}
         primal._tangents[self.id] = tangent

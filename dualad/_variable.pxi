@@ -63,14 +63,14 @@ cdef class Variable(Tensor):
         cdef Tensor t = self._checked(delta, "assign_add")
         if _n_tracing:
             _trace_assign(self, t, ASSIGN_ADD)
-        self._set_from(_raw_arith(self, t, 1))
+        self._set_from(raw_arith(self, t, 1))
         return self if read_value else None
 
     def assign_sub(self, delta, read_value=True):
         cdef Tensor t = self._checked(delta, "assign_sub")
         if _n_tracing:
             _trace_assign(self, t, ASSIGN_SUB)
-        self._set_from(_raw_arith(self, t, -1))
+        self._set_from(raw_arith(self, t, -1))
         return self if read_value else None
 
     cdef Tensor _checked(self, object value, str what):
@@ -128,10 +128,10 @@ def state_variable(initial_value, str name):
     return v
 
 
-cdef Tensor _raw_arith(Tensor a, Tensor b, int sign):
+cdef Tensor raw_arith(Tensor a, Tensor b, int sign):
     """a + sign * b outside any tape, the update used by assign_add/assign_sub."""
     if a._is_scalar and b._is_scalar:
-        return _new_scalar(a._d + sign * b._d, a._kind)
+        return new_scalar(a._d + sign * b._d, a._kind)
     if sign > 0:
         return _wrap(np.add(a._value(), b._value()))
     return _wrap(np.subtract(a._value(), b._value()))
