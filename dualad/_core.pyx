@@ -27,13 +27,18 @@ cdef extern from "Python.h":
 from dualad._scalar cimport *
 
 
+# The C scalar kernels of _scalar.pxd by name, and how many inputs each takes: a primitive's
+# declaration (dualad/rules.py) names its kernel; dualad.install checks each is claimed once.
 SCALAR_OPCODES = {
-    "add": OP_ADD, "subtract": OP_SUB, "multiply": OP_MUL, "divide": OP_DIV,
-    "negative": OP_NEG, "pow": OP_POW, "square": OP_SQUARE, "sqrt": OP_SQRT, "exp": OP_EXP,
-    "log": OP_LOG, "log1p": OP_LOG1P, "sin": OP_SIN, "cos": OP_COS, "tan": OP_TAN,
-    "tanh": OP_TANH, "sigmoid": OP_SIGMOID, "relu": OP_RELU, "abs": OP_ABS,
-    "maximum": OP_MAXIMUM, "minimum": OP_MINIMUM,
+    "OP_ADD": OP_ADD, "OP_SUB": OP_SUB, "OP_MUL": OP_MUL, "OP_DIV": OP_DIV, "OP_NEG": OP_NEG,
+    "OP_POW": OP_POW, "OP_SQUARE": OP_SQUARE, "OP_SQRT": OP_SQRT, "OP_EXP": OP_EXP,
+    "OP_LOG": OP_LOG, "OP_LOG1P": OP_LOG1P, "OP_SIN": OP_SIN, "OP_COS": OP_COS, "OP_TAN": OP_TAN,
+    "OP_TANH": OP_TANH, "OP_SIGMOID": OP_SIGMOID, "OP_RELU": OP_RELU, "OP_ABS": OP_ABS,
+    "OP_MAXIMUM": OP_MAXIMUM, "OP_MINIMUM": OP_MINIMUM,
 }
+SCALAR_OPCODE_ARITY = {name: 2 if name in ("OP_ADD", "OP_SUB", "OP_MUL", "OP_DIV", "OP_POW",
+                                           "OP_MAXIMUM", "OP_MINIMUM") else 1
+                       for name in SCALAR_OPCODES}
 
 
 cdef object F32 = np.dtype(np.float32)

@@ -12,14 +12,22 @@ cdef class Primitive:
     there); primitives taking any number of inputs (concat) give one `variadic_vjp(k, g, ans,
     args, params)` instead. `jvp(tangents, ans, args, params)` gives the output tangent from the
     input tangents (None entries for inputs without one). Rules are written in dualad ops, so they are
-    themselves recorded and differentiable."""
+    themselves recorded and differentiable. A VJP slot holding NO_GRADIENT takes no gradient
+    by design; a missing rule (None) for an input that needs a gradient is an error.
+    `opcode` names the C scalar kernel (a key of SCALAR_OPCODES) computing this primitive on
+    scalars, or None."""
 
-    def __init__(self, name, impl, vjps=(), jvp=None, differentiable=True):
+    def __init__(self, name, impl, vjps=(), jvp=None, differentiable=True, opcode=None):
         self.name = name
         self.impl = impl
         self.vjps = tuple(vjps)
         self.jvp = jvp
-        self.code = SCALAR_OPCODES.get(name, OP_NONE)
+        if opcode is None:
+            self.code = OP_NONE
+        elif opcode in SCALAR_OPCODES:
+            self.code = SCALAR_OPCODES[opcode]
+        else:
+            raise ValueError(f"{name}: no scalar opcode {opcode!r} in the core")
         self.differentiable = differentiable
 
     def __repr__(self):
@@ -47,14 +55,17 @@ def check_numerics_enabled():
     return _check_numerics
 
 
-cdef void _numerics_failed(str opname, object value, tuple args, Primitive rule) except *:
+cdef void _numerics_failed(object opname, object value, tuple args, Primitive rule) except *:
     arr = _np_asarray(value)
     what = "NaN" if np.isnan(arr).any() else "infinity"
-    where = f"op '{opname}'"
     if rule is None:
         rule = _rule_of
-    if rule is not None:
-        where += f" (in the gradient of '{rule.name}')"
+    if opname is None:  # the C scalar path, which computes a VJP in one kernel
+        where = f"the gradient of '{rule.name}'"
+    else:
+        where = f"op '{opname}'"
+        if rule is not None:
+            where += f" (in the gradient of '{rule.name}')"
     shapes = ", ".join(str((<Tensor>a).shape) for a in args)
     raise FloatingPointError(f"check_numerics: {where} produced {what} from inputs of shapes "
                              f"[{shapes}]")
@@ -178,15 +189,54 @@ def bind(Primitive p, *args, **params):
     return run_op(p, args, params or None)
 
 
+class _NoGradient:
+    __slots__ = ()
+
+    def __repr__(self):
+        return "dualad.rules.NO_GRADIENT"
+
+    def __reduce__(self):
+        return "NO_GRADIENT"  # pickles as the module-level singleton
+
+
+# A VJP slot that takes no gradient by design (where's condition); None is a missing rule
+NO_GRADIENT = _NoGradient()
+
+
 cdef Primitive _P_ADD, _P_SUB, _P_MUL, _P_DIV, _P_POW, _P_NEG, _P_ABS
 cdef dict _P_CMP = {}
 cdef object _unbroadcast_fn = None
 cdef object _stack_fn = None
+cdef bint _installed = False
 
 
-def install(dict primitives, dict ops_fns, dict ufuncs, dict array_functions, unbroadcast):
-    """Connect the core to the rule table and the public ops (called once by dualad.ops)."""
+def install(dict primitives, dict ops, dict ufuncs, dict array_functions, unbroadcast):
+    """Connect the core to the declared primitives (name -> Primitive) and the public ops
+    (called once, by dualad/__init__.py). Every scalar kernel must be claimed by exactly one
+    primitive: a kernel no declaration names is a forgotten opcode."""
     global _P_ADD, _P_SUB, _P_MUL, _P_DIV, _P_POW, _P_NEG, _P_ABS, _unbroadcast_fn, _stack_fn
+    global _installed
+    if _installed:
+        raise RuntimeError("dualad's core is already installed; install runs once, at import")
+    cdef dict claimed = {}
+    cdef Primitive p
+    for p in primitives.values():
+        if p.code == OP_NONE:
+            continue
+        if p.code in claimed:
+            raise ValueError(f"primitives {claimed[p.code]!r} and {p.name!r} declare the same "
+                             f"scalar opcode")
+        claimed[p.code] = p.name
+    unclaimed = sorted(n for n, c in SCALAR_OPCODES.items() if c not in claimed)
+    if unclaimed:
+        raise ValueError(f"scalar opcodes no primitive declares: {unclaimed}")
+    missing = sorted({"add", "subtract", "multiply", "divide", "pow", "negative", "abs", "less",
+                      "less_equal", "greater", "greater_equal", "equal", "not_equal"}
+                     - primitives.keys())
+    missing += sorted({"matmul", "getitem", "reduce_sum", "transpose", "identity",
+                       "stack_converted"} - ops.keys())
+    if missing:
+        raise ValueError(f"install: the core needs {missing}")
     _P_ADD = primitives["add"]
     _P_SUB = primitives["subtract"]
     _P_MUL = primitives["multiply"]
@@ -196,8 +246,9 @@ def install(dict primitives, dict ops_fns, dict ufuncs, dict array_functions, un
     _P_ABS = primitives["abs"]
     for name in ("less", "less_equal", "greater", "greater_equal", "equal", "not_equal"):
         _P_CMP[name] = primitives[name]
-    _ops_fn.update(ops_fns)
+    _ops_fn.update(ops)
     _ufunc_table.update(ufuncs)
     _array_function_table.update(array_functions)
     _unbroadcast_fn = unbroadcast
-    _stack_fn = ops_fns["stack_converted"]
+    _stack_fn = ops["stack_converted"]
+    _installed = True

@@ -152,6 +152,13 @@ cdef inline Py_ssize_t _slot_below(Tensor t, long long tape_id, Py_ssize_t n):
     return s if s < n else -1
 
 
+cdef void _no_vjp_rule(Primitive p, Py_ssize_t k) except *:
+    raise NotImplementedError(
+        f"primitive {p.name!r} has no VJP rule for its input {k}, which needs a gradient, so "
+        "reverse mode (GradientTape.gradient, grad, vjp, jacrev) cannot go through it; give "
+        "it a rule, or NO_GRADIENT (dualad.rules.NO_GRADIENT) for an input that takes none")
+
+
 cdef void _bad_record(Tape tape) except *:
     raise RuntimeError(f"GradientTape: the record of tape {tape.id} names a slot beyond its "
                        f"{tape._n_slots} slots (it was changed during the sweep); this is a bug")
@@ -219,7 +226,8 @@ cdef list _sweep(Tape tape, list targets, list seeds, list sources, bint raw):
                         fl[so] &= ~HAS_D
                     _scalar_vjp(p.code, g, a._d, b._d, e.out._d, f32, &da, &db)
                     if _check_numerics and not (isfinite(da) and isfinite(db)):
-                        _numerics_failed("multiply", da if not isfinite(da) else db, e.args, p)
+                        # the kernel computed p's whole VJP: name p, not one of its steps
+                        _numerics_failed(None, da if not isfinite(da) else db, e.args, p)
                     if e.s0 >= 0:
                         _acc_d(dg, fl, e.s0, da, f32)
                     if nargs == 2 and e.s1 >= 0:
@@ -244,8 +252,10 @@ cdef list _sweep(Tape tape, list targets, list seeds, list sources, bint raw):
                         c = p.variadic_vjp(k, gobj, e.out, e.args, e.params)
                     else:
                         rule = p.vjps[k] if k < len(p.vjps) else None
-                        if rule is None:
+                        if rule is NO_GRADIENT:
                             continue
+                        if rule is None:
+                            _no_vjp_rule(p, k)
                         c = rule(gobj, e.out, e.args, e.params)
                 finally:
                     if _check_numerics:
