@@ -28,9 +28,12 @@ if CHECKED:
     DIRECTIVES.update(boundscheck=True, wraparound=True, initializedcheck=True)
 
 # numpy's C API: the core marks the arrays it wraps read-only without a Python-level call
-extensions = [Extension("dualad._core", ["dualad/_core.pyx"], extra_compile_args=["-O2"],
+# The core (one extension assembled from dualad/_*.pxi) and the trace/replay machine of
+# dualad.function (its own extension, calling the core through _core.pxd).
+extensions = [Extension(f"dualad.{name}", [f"dualad/{name}.pyx"], extra_compile_args=["-O2"],
                         include_dirs=[numpy.get_include()],
-                        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")])]
+                        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")])
+              for name in ("_core", "_trace")]
 
 setup(ext_modules=cythonize(extensions, compiler_directives=DIRECTIVES,
                             **({"build_dir": "build/checked"} if CHECKED else {})))

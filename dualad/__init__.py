@@ -10,15 +10,18 @@ except ImportError as e:  # pragma: no cover - depends on the build
                       f"in the repository ({e})") from e
 
 from ._core import Tensor, Variable, Primitive, DType, as_dtype, convert_to_tensor
-from . import ops, rules, random, nest
-from .ops import (
-    abs, add, add_n, argmax, argmin, broadcast_to, cast, clip, clip_by_value, concat, constant,
-    cos, divide, equal, exp, expand_dims, fill, getitem, greater, greater_equal, identity, less,
-    less_equal, log, log1p, log_softmax, logical_and, logical_not, logical_or, logsumexp, matmul,
-    maximum, minimum, multiply, negative, norm, not_equal, ones, ones_like, pow, rank,
-    reduce_all, reduce_any, reduce_logsumexp, reduce_max, reduce_mean, reduce_min, reduce_sum,
-    relu, reshape, shape, sigmoid, sign, sin, size, softmax, sqrt, square, squeeze, stack,
-    stop_gradient, subtract, tan, tanh, transpose, truediv, where, zeros, zeros_like,
+from . import rules, ops, random, nest
+
+# The one wiring of the core: the declared primitives (rules.py) and the public ops (ops.py)
+_core.install(rules.PRIMITIVES, ops.CORE_FUNCTIONS, ops.UFUNCS, ops.ARRAY_FUNCTIONS,
+              rules.unbroadcast)
+
+# every declared primitive's public op, under its declared name
+globals().update({d.export: getattr(ops, d.export)
+                  for d in rules.DECLARATIONS.values() if d.export is not None})
+from .ops import (  # the public ops that are not one primitive each
+    add_n, clip, clip_by_value, constant, expand_dims, fill, logsumexp, ones, ones_like, rank,
+    reduce_mean, shape, size, squeeze, stack, truediv, zeros, zeros_like,
 )
 from .tape import GradientTape, ForwardAccumulator, GradientInContextWarning, NonFloatWatchWarning
 from .printing import print_ as print

@@ -75,19 +75,29 @@ cdef class Accumulator(Transformation):
     cdef list _primals
 
 
-cdef class Tracer:
-    cdef dict _slot_of             # id(tensor) -> slot of the program
-    cdef list _keep                # the tensors in _slot_of, kept alive so their ids stay unique
-    cdef readonly list instrs
-    cdef readonly dict consts      # slot -> Tensor captured by value
-    cdef dict _const_slots         # (kind, value, sign) -> slot of a scalar constant
-    cdef dict _reads               # id(Variable) -> slot of its last read, until assigned
-    cdef dict _var_args            # id(Variable) -> index, for Variables passed as arguments
-    cdef readonly Py_ssize_t n_slots
+# How a traced program changes a Variable (dualad.function)
+cdef enum:
+    ASSIGN_SET = 0
+    ASSIGN_ADD = 1
+    ASSIGN_SUB = 2
+
+
+cdef class TraceSink:
+    """The trace being taken on a thread, as the core sees it: every primitive call, Variable
+    read and assignment, and Python decision on a tensor is reported to it. dualad._trace's
+    Tracer implements it (the core never imports the trace machinery)."""
     cdef public object impure      # why the trace cannot be replayed, or None
 
-    cdef Py_ssize_t _new_slot(self, Tensor t) except -1
-    cdef Py_ssize_t _slot(self, Tensor t) except -1
-    cdef bint _derived(self, Tensor t)
-    cdef void _op(self, Primitive p, tuple args, dict params, Tensor out) except *
-    cdef void _read(self, Variable v, Tensor snap) except *
+    cdef bint follows(self, Tensor t) except -1       # t's value comes from the trace's inputs
+    cdef void record_op(self, Primitive p, tuple args, dict params, Tensor out) except *
+    cdef void record_read(self, Variable v, Tensor snap) except *
+    cdef void record_assign(self, Variable v, Tensor value, int mode) except *
+    cdef void record_guard(self, Tensor t, object outcome) except *
+    cdef void record_alias(self, Tensor copy, Tensor orig) except *
+
+
+# Functions other compiled modules (dualad._trace) call
+cdef Tensor new_scalar(double v, int kind)
+cdef Tensor run_op(Primitive p, tuple args, dict params)
+cdef Tensor raw_arith(Tensor a, Tensor b, int sign)
+cdef Tensor plain_copy(Tensor t)

@@ -29,10 +29,10 @@ def primitive(name, impl, vjp=(), jvp=None, linear=False, batched_jvp=False):
     one direction at a time, so rules only ever see tangents shaped like their inputs. Pass
     `batched_jvp=True` if the rules (or, with `linear=True`, impl) accept tangents with a
     leading axis of k directions: all k then go through in one call."""
-    if name in rules.PRIMITIVES:
-        raise ValueError(f"a primitive named {name!r} already exists")
     p = rules.primitive(name, impl)
-    rules.defvjp(p, *vjp)
+    # None in `vjp`: no gradient to that input, by the user's choice (an input beyond the
+    # rules given has none and raises in reverse mode)
+    rules.defvjp(p, *(rules.NO_GRADIENT if rule is None else rule for rule in vjp))
     if linear:
         rules.deflinear_jvp(p)
     elif jvp is not None:
@@ -58,16 +58,16 @@ def _one_direction_at_a_time(jvp):
     """A JVP that hands batched tangents (k directions) to `jvp` one direction at a time."""
 
     def batched(tangents, ans, args, params):
-        k = rules._batch_of(tangents, args)
+        k = rules.batch_of(tangents, args)
         if k is None:
             return jvp(tangents, ans, args, params)
         columns = []
         for i in range(k):
-            ts = tuple(None if t is None else (t[i] if rules._is_batched(t, x) else t)
+            ts = tuple(None if t is None else (t[i] if rules.is_batched(t, x) else t)
                        for t, x in zip(tangents, args))
             column = jvp(ts, ans, args, params)
             columns.append(ops.zeros_like(ans) if column is None else
-                           rules._broadcast_like(_core.convert_to_tensor(column), ans))
+                           rules.broadcast_like(_core.convert_to_tensor(column), ans))
         return ops.stack(columns)
 
     return batched

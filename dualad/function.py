@@ -26,7 +26,7 @@ import weakref
 
 import numpy as np
 
-from . import _core
+from . import _core, _trace
 from ._core import Tensor, Variable
 from .nest import flatten
 
@@ -174,7 +174,7 @@ class Function:
                 return self._fn(*args, **kwargs)
             assert entry.root is not None, "a published entry has a program or is eager"
             seen = (entry, entry.paths)
-            found = _core.replay(entry.root, inputs, entry.n_slots, variables)
+            found = _trace.replay(entry.root, inputs, entry.n_slots, variables)
             if found is not None:
                 leaf, outputs = found
                 return leaf.finish(outputs, variables)
@@ -247,7 +247,7 @@ class Function:
                           "one program", FunctionRetracingWarning, stacklevel=stacklevel)
 
     def _trace(self, key, keep, args, kwargs, inputs, variables, seen):
-        tracer = _core.begin_trace()
+        tracer = _trace.begin_trace()
         try:
             for t in inputs:
                 tracer.input(t)
@@ -310,7 +310,7 @@ class Function:
 
 
 def _leaf(out_slots, finish):
-    node = _core.Node()
+    node = _trace.Node()
     node.out_slots = out_slots
     node.finish = finish
     return node
@@ -320,13 +320,13 @@ def _build(instrs, start, out_slots, finish):
     """The chain of nodes for instrs[start:], split at guards (iteratively: loops make long
     chains). Returns the list of the chain's nodes, the head first, and for each guard's
     position in instrs the node that follows it (see _insert)."""
-    head = node = _core.Node()
+    head = node = _trace.Node()
     chain, guard_at = [head], []
     for at, ins in enumerate(instrs[start:], start):
         if ins.kind == _GUARD:
             guard_at.append(at)
             node.guard = ins
-            child = _core.Node()
+            child = _trace.Node()
             node.children[ins.expected] = child
             node = child
             chain.append(node)

@@ -10,12 +10,10 @@ import numpy as np
 
 from . import _core
 from ._core import Tensor, Variable, binary, convert_to_tensor
-from . import rules
-from .rules import PRIMITIVES as _P, normalize_axes
+from .rules import DECLARATIONS, PRIMITIVES as _P, swap_last
+from .shapes import index_key, normalize_axes
 
 _apply_unary = _core.unary
-
-
 _float_tensor = _core.float_tensor
 
 
@@ -27,83 +25,50 @@ def _same_dtype(opname, *tensors):
                             f"{t.dtype.name}; use dualad.cast on one of them")
 
 
-def _unary(name, doc):
-    prim, opname = _P[name], name
+# ---- elementwise ops generated from their declarations in rules.py ----------------------------
 
+def _float_unary_op(prim, opname):
     def op(x, name=None):
         return _apply_unary(prim, _float_tensor(x, opname))
-
-    op.__name__ = op.__qualname__ = name
-    op.__doc__ = doc
     return op
 
 
-def _binary(name, doc):
-    prim = _P[name]
+def _unary_op(prim):
+    def op(x, name=None):
+        return _apply_unary(prim, convert_to_tensor(x))
+    return op
 
+
+def _binary_op(prim):
     def op(x, y, name=None):
         return binary(prim, x, y)
-
-    op.__name__ = op.__qualname__ = name
-    op.__doc__ = doc
     return op
 
 
-# ---- elementwise ------------------------------------------------------------------------------
-
-add = _binary("add", "x + y, broadcasting.")
-subtract = _binary("subtract", "x - y, broadcasting.")
-multiply = _binary("multiply", "x * y, broadcasting.")
-divide = _binary("divide", "x / y (true division), broadcasting.")
-pow = _binary("pow", "x ** y, broadcasting. The derivative in y is taken as 0 where x <= 0.")
-maximum = _binary("maximum", "Elementwise maximum; at ties the gradient goes to x.")
-minimum = _binary("minimum", "Elementwise minimum; at ties the gradient goes to x.")
-less = _binary("less", "x < y as a bool tensor.")
-less_equal = _binary("less_equal", "x <= y as a bool tensor.")
-greater = _binary("greater", "x > y as a bool tensor.")
-greater_equal = _binary("greater_equal", "x >= y as a bool tensor.")
-equal = _binary("equal", "x == y as a bool tensor.")
-not_equal = _binary("not_equal", "x != y as a bool tensor.")
-logical_and = _binary("logical_and", "Elementwise and of bool tensors.")
-logical_or = _binary("logical_or", "Elementwise or of bool tensors.")
-truediv = divide
-
-negative = _unary("negative", "-x.")
-square = _unary("square", "x * x.")
-sqrt = _unary("sqrt", "Square root; its derivative at 0 is infinite, as in TensorFlow and JAX.")
-exp = _unary("exp", "e ** x.")
-log = _unary("log", "Natural logarithm.")
-log1p = _unary("log1p", "log(1 + x), accurate near 0.")
-sin = _unary("sin", "Sine.")
-cos = _unary("cos", "Cosine.")
-tan = _unary("tan", "Tangent.")
-tanh = _unary("tanh", "Hyperbolic tangent.")
-sigmoid = _unary("sigmoid", "1 / (1 + exp(-x)), computed without overflow.")
-relu = _unary("relu", "max(x, 0); its derivative at 0 is taken as 0.")
+def _generated(decl):
+    prim = decl.primitive
+    if decl.wrapper == "float_unary":
+        op = _float_unary_op(prim, prim.name)
+    elif decl.wrapper == "unary":
+        op = _unary_op(prim)
+    elif decl.wrapper == "binary":
+        op = _binary_op(prim)
+    else:
+        raise ValueError(f"{prim.name}: unknown wrapper form {decl.wrapper!r}")
+    op.__name__ = op.__qualname__ = decl.export
+    op.__doc__ = decl.doc
+    op.__module__ = __name__
+    return op
 
 
-def abs(x, name=None):
-    """|x|; its derivative at 0 is taken as 0."""
-    return _P["abs"](convert_to_tensor(x))
-
-
-def sign(x, name=None):
-    """-1, 0 or 1 by the sign of x (not differentiable)."""
-    return _P["sign"](convert_to_tensor(x))
+# every declaration with a wrapper form gets its public op here; the others are written below
+GENERATED = {d.export: _generated(d) for d in DECLARATIONS.values() if d.wrapper is not None}
+globals().update(GENERATED)
+truediv = divide  # noqa: F821 - generated above
 
 
 def logical_not(x, name=None):
     return _P["logical_not"](convert_to_tensor(x, _core.as_dtype("bool")))
-
-
-def identity(x, name=None):
-    """x itself, as a new tensor (recorded: gradients flow through it)."""
-    return _P["identity"](convert_to_tensor(x))
-
-
-def stop_gradient(x, name=None):
-    """x, cut from every tape and accumulator: nothing flows back through it."""
-    return _P["stop_gradient"](convert_to_tensor(x))
 
 
 def cast(x, dtype, name=None):
@@ -250,9 +215,9 @@ def matmul(a, b, transpose_a=False, transpose_b=False, name=None):
                          f"{b.shape}; use multiply for scalars")
     given = (a.shape, b.shape)
     if transpose_a:
-        a = rules._swap_last(a)
+        a = swap_last(a)
     if transpose_b:
-        b = rules._swap_last(b)
+        b = swap_last(b)
     inner_b = b.shape[-2] if b.ndim > 1 else b.shape[0]
     if (a.ndim > 1 or b.ndim > 1) and a.shape[-1] != inner_b:
         raise ValueError(f"matmul: {_matmul_shapes(given, transpose_a, transpose_b)} are "
@@ -385,7 +350,7 @@ def _index_value(key):
         return tuple(_index_value(k) for k in key)
     if isinstance(key, list):
         return np.asarray([_index_value(k) for k in key])
-    return rules._index_key(key)
+    return index_key(key)
 
 
 def getitem(x, key):
@@ -504,16 +469,19 @@ def _np_norm(x, ord=None, axis=None, keepdims=False):
     return norm(x, ord="euclidean" if ord is None else ord, axis=axis, keepdims=keepdims)
 
 
-_UFUNCS = {
-    np.add: add, np.subtract: subtract, np.multiply: multiply, np.true_divide: divide,
-    np.negative: negative, np.power: pow, np.square: square, np.sqrt: sqrt, np.exp: exp,
-    np.log: log, np.log1p: log1p, np.sin: sin, np.cos: cos, np.tan: tan, np.tanh: tanh,
-    np.absolute: abs, np.maximum: maximum, np.minimum: minimum, np.matmul: matmul,
-    np.less: less, np.less_equal: less_equal, np.greater: greater,
-    np.greater_equal: greater_equal, np.equal: equal, np.not_equal: not_equal, np.sign: sign,
-}
+# a declaration naming an export this module lacks would leave a name or a ufunc unwired
+_unwritten = sorted(d.export for d in DECLARATIONS.values()
+                    if d.export is not None and not callable(globals().get(d.export)))
+if _unwritten:
+    raise ImportError(f"dualad.ops: declared public ops with no function here: {_unwritten}")
+_unexported = sorted(n for n, d in DECLARATIONS.items() if d.ufuncs and d.export is None)
+if _unexported:
+    raise ImportError(f"dualad.ops: primitives with numpy ufuncs but no public op: {_unexported}")
 
-_ARRAY_FUNCTIONS = {
+# numpy ufuncs on tensors run the public op their primitive's declaration names
+UFUNCS = {ufunc: globals()[d.export] for d in DECLARATIONS.values() for ufunc in d.ufuncs}
+
+ARRAY_FUNCTIONS = {
     np.sum: _np_sum, np.mean: _np_mean, np.max: _np_max, np.amax: _np_max, np.min: _np_min,
     np.amin: _np_min, np.dot: _np_dot, np.linalg.norm: _np_norm,
     np.transpose: lambda a, axes=None: transpose(a, axes),
@@ -527,11 +495,7 @@ _ARRAY_FUNCTIONS = {
     np.broadcast_to: lambda a, shape: broadcast_to(a, shape),
 }
 
-_core.install(
-    dict(_P),
-    {"matmul": matmul, "getitem": getitem, "reduce_sum": reduce_sum, "transpose": transpose,
-     "identity": identity, "stack_converted": _stack_converted},
-    _UFUNCS,
-    _ARRAY_FUNCTIONS,
-    rules.unbroadcast,
-)
+# the ops the core calls itself (Tensor methods and conversions)
+CORE_FUNCTIONS = {"matmul": matmul, "getitem": getitem, "reduce_sum": reduce_sum,
+                  "transpose": transpose, "identity": identity,  # noqa: F821 - generated
+                  "stack_converted": _stack_converted}

@@ -977,7 +977,7 @@ def test_range_with_a_tensor_bound_retraces_per_value_and_break():
 
 def _program_size(function):
     """(instructions, loop instructions) in the program tree of a function's one signature
-    (white box: dualad._core.Node / Instr as function.py builds them)."""
+    (white box: dualad._trace.Node / Instr as function.py builds them)."""
     (entry,) = function._cache.values()
     total = loops = 0
     stack = [entry.root]

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import dualad as dd
-from dualad import FunctionFallbackWarning, _core
+from dualad import FunctionFallbackWarning, _core, _trace
 from dualad.function import FunctionRetracingWarning
 from isolated import assert_runs_cleanly
 
@@ -278,22 +278,22 @@ def test_replay_checks_its_arguments():
     assert_runs_cleanly("""
         import pytest
         import dualad as dd
-        from dualad import _core
+        from dualad import _core, _trace
         f = dd.function(lambda x: x * 2.0 + 1.0)
         f(dd.constant(1.0))
         (entry,) = f._cache.values()
         root = entry.root
         with pytest.raises(TypeError, match="input 0 is a float"):
-            _core.replay(root, [1.0], 0)
+            _trace.replay(root, [1.0], 0)
         with pytest.raises(TypeError, match="input 1 is a NoneType"):
-            _core.replay(root, [dd.constant(1.0), None], 0)
+            _trace.replay(root, [dd.constant(1.0), None], 0)
         with pytest.raises(TypeError):
-            _core.replay(None, [dd.constant(1.0)], 0)
+            _trace.replay(None, [dd.constant(1.0)], 0)
         with pytest.raises(TypeError):
-            _core.replay(root, None, 0)
+            _trace.replay(root, None, 0)
         with pytest.raises(ValueError, match="n_slots"):
-            _core.replay(root, [dd.constant(1.0)], -3)
-        _, outputs = _core.replay(root, [dd.constant(3.0)], 0)
+            _trace.replay(root, [dd.constant(1.0)], -3)
+        _, outputs = _trace.replay(root, [dd.constant(3.0)], 0)
         assert float(outputs[0]) == 7.0
         """)
 
@@ -301,12 +301,12 @@ def test_replay_checks_its_arguments():
 def test_replay_with_more_inputs_than_slots_does_not_crash():
     assert_runs_cleanly("""
         import dualad as dd
-        from dualad import _core
+        from dualad import _core, _trace
         f = dd.function(lambda x: x * 2.0)
         f(dd.constant(1.0))
         (entry,) = f._cache.values()
         for _ in range(20):
-            _, out = _core.replay(entry.root, [dd.constant([1.0, 2.0])] * 5000, 1)
+            _, out = _trace.replay(entry.root, [dd.constant([1.0, 2.0])] * 5000, 1)
             assert out[0].numpy().tolist() == [2.0, 4.0]
         """)
 
@@ -315,7 +315,7 @@ def test_node_fields_cannot_index_out_of_range():
     assert_runs_cleanly("""
         import pytest
         import dualad as dd
-        from dualad import _core
+        from dualad import _core, _trace
 
         def program(fn, *args):
             f = dd.function(fn)
@@ -324,18 +324,18 @@ def test_node_fields_cannot_index_out_of_range():
             return entry.root
 
         # output slots far beyond the program
-        node = _core.Node()
+        node = _trace.Node()
         node.out_slots = (10 ** 6,)
         with pytest.raises(RuntimeError, match="read before it was written"):
-            _core.replay(node, [], 0)
-        node = _core.Node()
+            _trace.replay(node, [], 0)
+        node = _trace.Node()
         node.out_slots = (-7,)
         with pytest.raises(ValueError, match="negative slot"):
-            _core.replay(node, [], 0)
-        node = _core.Node()
+            _trace.replay(node, [], 0)
+        node = _trace.Node()
         node.out_slots = ("x",)
         with pytest.raises(TypeError):
-            _core.replay(node, [], 0)
+            _trace.replay(node, [], 0)
 
         # a guard and instructions taken from a bigger program, replayed with a 0-slot hint
         def big(x):
@@ -347,44 +347,44 @@ def test_node_fields_cannot_index_out_of_range():
         root = program(big, dd.constant([1.0, 1.0]))
         guard = root.guard
         ops = list(root.instrs)
-        node = _core.Node()
+        node = _trace.Node()
         node.guard = guard
         with pytest.raises(RuntimeError, match="read before it was written"):
-            _core.replay(node, [], 0)
-        node = _core.Node()
+            _trace.replay(node, [], 0)
+        node = _trace.Node()
         node.instrs.extend(ops[-5:])
         node.out_slots = (0,)
         with pytest.raises(RuntimeError, match="read before it was written"):
-            _core.replay(node, [dd.constant([1.0, 1.0])], 0)
-        node = _core.Node()
+            _trace.replay(node, [dd.constant([1.0, 1.0])], 0)
+        node = _trace.Node()
         node.instrs.append("not an instruction")
         with pytest.raises(TypeError, match="str in a program"):
-            _core.replay(node, [], 0)
-        node = _core.Node()
+            _trace.replay(node, [], 0)
+        node = _trace.Node()
         node.instrs.append(guard)   # a guard is not a straight-line instruction
         with pytest.raises(ValueError, match="unexpected instruction"):
-            _core.replay(node, [], 0)
+            _trace.replay(node, [], 0)
 
         # changing a node after it was replayed: refused, or (its list) without effect
         root = program(lambda x: dd.sin(x) * 2.0, dd.constant([1.0, 2.0]))
-        _core.replay(root, [dd.constant([1.0, 2.0])], 0)
+        _trace.replay(root, [dd.constant([1.0, 2.0])], 0)
         with pytest.raises(AttributeError, match="cannot change"):
             root.out_slots = (999999,)
         with pytest.raises(AttributeError, match="cannot change"):
             root.guard = guard
         root.instrs.clear()
-        _, out = _core.replay(root, [dd.constant([0.0, 0.0])], 0)
+        _, out = _trace.replay(root, [dd.constant([0.0, 0.0])], 0)
         assert out[0].numpy().tolist() == [0.0, 0.0]
 
         # instructions cannot be forged
         with pytest.raises(TypeError):
-            _core.Instr()
-        forged = _core.Instr.__new__(_core.Instr)
+            _trace.Instr()
+        forged = _trace.Instr.__new__(_trace.Instr)
         repr(forged)
-        node = _core.Node()
+        node = _trace.Node()
         node.instrs.append(forged)
         with pytest.raises(ValueError, match="malformed"):
-            _core.replay(node, [], 0)
+            _trace.replay(node, [], 0)
         """)
 
 
@@ -392,7 +392,7 @@ def test_instructions_and_tracers_are_not_picklable():
     f, root = _program(lambda x: x * 2.0, dd.constant(1.0))
     with pytest.raises(TypeError):
         pickle.dumps(root.instrs[0])
-    tracer = _core.begin_trace()
+    tracer = _trace.begin_trace()
     try:
         with pytest.raises(TypeError):
             pickle.dumps(tracer)
@@ -404,9 +404,9 @@ def test_tracer_entry_points_check_their_arguments():
     assert_runs_cleanly("""
         import pytest
         import dualad as dd
-        from dualad import _core
+        from dualad import _core, _trace
 
-        tracer = _core.begin_trace()
+        tracer = _trace.begin_trace()
         try:
             with pytest.raises(TypeError):
                 tracer.output(None)

@@ -307,6 +307,30 @@ def _(data):
     return (lambda t: t[key]), [data.draw(arrays((3, 4)), label="x")]
 
 
+SCATTER_KEYS = {  # (key, shape of the result) of scatter_add, the transpose of getitem
+    "repeated_indices": (np.array([0, 2, 2, 1]), (3,)),
+    "columns": ((slice(None), np.array([1, 1, 3])), (2, 4)),
+}
+
+
+@case("scatter_add")
+def _(data):
+    # not a public op (getitem's VJP): the primitive itself, on a cotangent-shaped input
+    key, shape = SCATTER_KEYS[data.draw(st.sampled_from(sorted(SCATTER_KEYS)), label="key")]
+    g_shape = np.zeros(shape)[key].shape
+    return (lambda g: dd.rules.scatter_add(g, shape=shape, key=key)), [
+        data.draw(arrays(g_shape), label="g")]
+
+
+@case("cast")
+def _(data):
+    # dd.cast to the same dtype returns its input; the primitive itself runs the rules (in
+    # float64, so that finite differences stay exact enough)
+    shape = data.draw(SHAPES, label="shape")
+    return (lambda t: dd.rules.cast(t, dtype=np.dtype(np.float64))), [
+        data.draw(arrays(shape), label="x")]
+
+
 @case("getitem_tensor_index")
 def _(data):
     idx = data.draw(st.lists(st.integers(-3, 2), min_size=1, max_size=4), label="idx")

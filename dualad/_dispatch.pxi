@@ -1,0 +1,254 @@
+# Primitives and the op call (run_op): value, check_numerics, recording and tangents.
+# (included by _core.pyx: one extension module, assembled from these files)
+
+# --------------------------------------------------------------------------------------------
+# Primitives and the op call
+# --------------------------------------------------------------------------------------------
+
+cdef class Primitive:
+    """One differentiable operation: its numpy implementation and derivative rules.
+
+    `vjps[i](g, ans, args, params)` gives the cotangent of input i (None: not differentiable
+    there); primitives taking any number of inputs (concat) give one `variadic_vjp(k, g, ans,
+    args, params)` instead. `jvp(tangents, ans, args, params)` gives the output tangent from the
+    input tangents (None entries for inputs without one). Rules are written in dualad ops, so they are
+    themselves recorded and differentiable. A VJP slot holding NO_GRADIENT takes no gradient
+    by design; a missing rule (None) for an input that needs a gradient is an error.
+    `opcode` names the C scalar kernel (a key of SCALAR_OPCODES) computing this primitive on
+    scalars, or None."""
+
+    def __init__(self, name, impl, vjps=(), jvp=None, differentiable=True, opcode=None):
+        self.name = name
+        self.impl = impl
+        self.vjps = tuple(vjps)
+        self.jvp = jvp
+        if opcode is None:
+            self.code = OP_NONE
+        elif opcode in SCALAR_OPCODES:
+            self.code = SCALAR_OPCODES[opcode]
+        else:
+            raise ValueError(f"{name}: no scalar opcode {opcode!r} in the core")
+        self.differentiable = differentiable
+
+    def __repr__(self):
+        return f"<dualad.Primitive {self.name}>"
+
+    def __call__(self, *args, **params):
+        if not args:
+            raise TypeError(f"{self.name}: a primitive needs at least one tensor argument")
+        return run_op(self, tuple([a if isinstance(a, Tensor) else convert_to_tensor(a)
+                                   for a in args]), params or None)
+
+
+# dualad.debugging.enable_check_numerics: every op result (forward, and inside gradient
+# computations) is checked for NaN and infinity.
+cdef bint _check_numerics = False
+cdef Primitive _rule_of = None   # the primitive whose derivative rule is running, for messages
+
+
+def set_check_numerics(bint enabled):
+    global _check_numerics
+    _check_numerics = enabled
+
+
+def check_numerics_enabled():
+    return _check_numerics
+
+
+cdef void _numerics_failed(object opname, object value, tuple args, Primitive rule) except *:
+    arr = _np_asarray(value)
+    what = "NaN" if np.isnan(arr).any() else "infinity"
+    if rule is None:
+        rule = _rule_of
+    if opname is None:  # the C scalar path, which computes a VJP in one kernel
+        where = f"the gradient of '{rule.name}'"
+    else:
+        where = f"op '{opname}'"
+        if rule is not None:
+            where += f" (in the gradient of '{rule.name}')"
+    shapes = ", ".join(str((<Tensor>a).shape) for a in args)
+    raise FloatingPointError(f"check_numerics: {where} produced {what} from inputs of shapes "
+                             f"[{shapes}]")
+
+
+cdef inline void _check_finite(Primitive p, Tensor out, tuple args) except *:
+    if out._kind == K_OTHER and out._dtype.kind != "f":  # ints and bools; float16 is checked
+        return
+    if out._is_scalar:
+        if not isfinite(out._d):
+            _numerics_failed(p.name, out._d, args, None)
+    elif not np.isfinite(out._arr).all():
+        _numerics_failed(p.name, out._arr, args, None)
+
+
+cdef Tensor run_op(Primitive p, tuple args, dict params):
+    """Apply `p` to Tensors `args`: compute the value, record it on the active tapes and
+    propagate tangents of the active accumulators (and append it to a trace being taken)."""
+    cdef Tensor a, b, out = None
+    cdef Py_ssize_t n = len(args)
+    cdef object raw
+    cdef TraceSink tracer = None
+    if _n_live or _n_tracing:
+        if _n_tracing:
+            tracer = _state().tracer
+        for a in args:
+            if a._is_var:
+                args = _read_variables(args, tracer)
+                break
+    if p.code != OP_NONE:
+        a = <Tensor>args[0]
+        if a._is_scalar:
+            if n == 1:
+                out = new_scalar(_scalar_value(p.code, a._d, 0.0), a._kind)
+            elif n == 2:
+                b = <Tensor>args[1]
+                if b._is_scalar and b._kind == a._kind:
+                    out = new_scalar(_scalar_value(p.code, a._d, b._d), a._kind)
+    if out is None:
+        raw = _call_impl(p, args, params)
+        out = _wrap(raw)
+    if _check_numerics:
+        _check_finite(p, out, args)
+    if tracer is not None:
+        tracer.record_op(p, args, params, out)
+    if _n_live == 0 or not p.differentiable or (out._kind == K_OTHER
+                                                 and out._dtype.kind != "f"):  # float16 goes on
+        return out
+    _transform(p, args, params, out)
+    return out
+
+
+cdef tuple _read_variables(tuple args, TraceSink tracer):
+    """Variables among an op's inputs become snapshots of their current value (the residual a
+    tape keeps must not change when the Variable is assigned later). Tapes that watch accessed
+    variables start watching them here; a trace records the read."""
+    cdef Tensor a
+    cdef Transformation tr
+    if _n_live:
+        for tr in _state().stack:
+            if tr.is_tape and tr.hidden == 0 and tr.recording and (<Tape>tr).watch_accessed_variables:
+                for a in args:
+                    if a._is_var and (<Variable>a).trainable:
+                        (<Tape>tr)._watch(a)
+    cdef list out = []
+    cdef Tensor snap
+    for a in args:
+        if a._is_var:
+            snap = (<Variable>a)._snapshot()
+            if tracer is not None:
+                tracer.record_read(<Variable>a, snap)
+            a = snap
+        out.append(a)
+    return tuple(out)
+
+
+# numpy's floating-point error state while an op runs: NaN and inf propagate silently, as in
+# TensorFlow (dualad.debugging reports them). np.errstate costs ~1 us per use; setting numpy's
+# context variable directly costs ~0.1 us (numpy 2's internals, with errstate as fallback).
+try:
+    from numpy._core._ufunc_config import _extobj_contextvar as _np_errstate_var, _make_extobj
+    _IGNORE_FP_ERRORS = _make_extobj(all="ignore")
+except ImportError:
+    _np_errstate_var = None
+
+
+cdef object _call_impl(Primitive p, tuple args, dict params):
+    cdef list raws = [(<Tensor>t)._value() for t in args]
+    if _np_errstate_var is None:
+        with np.errstate(all="ignore"):
+            return _call_impl_raw(p, raws, params)
+    token = _np_errstate_var.set(_IGNORE_FP_ERRORS)
+    try:
+        return _call_impl_raw(p, raws, params)
+    finally:
+        _np_errstate_var.reset(token)
+
+
+cdef object _call_impl_raw(Primitive p, list raws, dict params):
+    try:
+        if params:
+            return p.impl(*raws, **params)
+        return p.impl(*raws)
+    except ValueError as e:
+        shapes = ", ".join(str(np.shape(r)) for r in raws)
+        raise ValueError(f"{p.name}: {e} (input shapes {shapes})") from None
+
+
+cpdef Tensor unary(Primitive p, Tensor x):
+    """Apply a one-input primitive without parameters (the fast path of elementwise ops)."""
+    return run_op(p, (x,), None)
+
+
+def bind(Primitive p, *args, **params):
+    """Apply primitive `p` to Tensor arguments (the entry point of ops.py)."""
+    if not args:
+        raise TypeError(f"{p.name}: a primitive needs at least one tensor argument")
+    for a in args:
+        if not isinstance(a, Tensor):
+            raise TypeError(f"{p.name}: expected Tensors, got {type(a).__name__}")
+    return run_op(p, args, params or None)
+
+
+class _NoGradient:
+    __slots__ = ()
+
+    def __repr__(self):
+        return "dualad.rules.NO_GRADIENT"
+
+    def __reduce__(self):
+        return "NO_GRADIENT"  # pickles as the module-level singleton
+
+
+# A VJP slot that takes no gradient by design (where's condition); None is a missing rule
+NO_GRADIENT = _NoGradient()
+
+
+cdef Primitive _P_ADD, _P_SUB, _P_MUL, _P_DIV, _P_POW, _P_NEG, _P_ABS
+cdef dict _P_CMP = {}
+cdef object _unbroadcast_fn = None
+cdef object _stack_fn = None
+cdef bint _installed = False
+
+
+def install(dict primitives, dict ops, dict ufuncs, dict array_functions, unbroadcast):
+    """Connect the core to the declared primitives (name -> Primitive) and the public ops
+    (called once, by dualad/__init__.py). Every scalar kernel must be claimed by exactly one
+    primitive: a kernel no declaration names is a forgotten opcode."""
+    global _P_ADD, _P_SUB, _P_MUL, _P_DIV, _P_POW, _P_NEG, _P_ABS, _unbroadcast_fn, _stack_fn
+    global _installed
+    if _installed:
+        raise RuntimeError("dualad's core is already installed; install runs once, at import")
+    cdef dict claimed = {}
+    cdef Primitive p
+    for p in primitives.values():
+        if p.code == OP_NONE:
+            continue
+        if p.code in claimed:
+            raise ValueError(f"primitives {claimed[p.code]!r} and {p.name!r} declare the same "
+                             f"scalar opcode")
+        claimed[p.code] = p.name
+    unclaimed = sorted(n for n, c in SCALAR_OPCODES.items() if c not in claimed)
+    if unclaimed:
+        raise ValueError(f"scalar opcodes no primitive declares: {unclaimed}")
+    missing = sorted({"add", "subtract", "multiply", "divide", "pow", "negative", "abs", "less",
+                      "less_equal", "greater", "greater_equal", "equal", "not_equal"}
+                     - primitives.keys())
+    missing += sorted({"matmul", "getitem", "reduce_sum", "transpose", "identity",
+                       "stack_converted"} - ops.keys())
+    if missing:
+        raise ValueError(f"install: the core needs {missing}")
+    _P_ADD = primitives["add"]
+    _P_SUB = primitives["subtract"]
+    _P_MUL = primitives["multiply"]
+    _P_DIV = primitives["divide"]
+    _P_POW = primitives["pow"]
+    _P_NEG = primitives["negative"]
+    _P_ABS = primitives["abs"]
+    for name in ("less", "less_equal", "greater", "greater_equal", "equal", "not_equal"):
+        _P_CMP[name] = primitives[name]
+    _ops_fn.update(ops)
+    _ufunc_table.update(ufuncs)
+    _array_function_table.update(array_functions)
+    _unbroadcast_fn = unbroadcast
+    _stack_fn = ops["stack_converted"]
+    _installed = True

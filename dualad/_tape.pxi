@@ -1,0 +1,276 @@
+# Tape: the reverse-mode record and its backward sweep.
+# (included by _core.pyx: one extension module, assembled from these files)
+
+cdef class Tape(Transformation):
+    """The reverse-mode record. GradientTape (dualad.tape) adds the public API on top."""
+
+    def __cinit__(self, persistent=False, watch_accessed_variables=True):
+        self.is_tape = True
+        self.persistent = bool(persistent)
+        self.watch_accessed_variables = bool(watch_accessed_variables)
+        self._entries = []
+        self._watched = []
+        _live_tapes.add(self.id)
+
+    def __dealloc__(self):
+        cdef Tensor t
+        if _live_tapes is not None:  # None only at interpreter shutdown
+            _live_tapes.discard(self.id)
+            if self._watched is not None:
+                for t in self._watched:
+                    _clear_slot(t, self.id)
+
+    cdef bint _watch(self, Tensor t) except -1:
+        if _slot_of(t, self.id) >= 0:
+            return False
+        _set_slot(t, self.id, self._n_slots)
+        self._n_slots += 1
+        self._watched.append(t)
+        return True
+
+    def _watch_tensor(self, Tensor t):
+        """Give `t` a slot on this tape. Returns False if it already had one."""
+        if self.released:
+            self._reopen()
+        return self._watch(t)
+
+    def _reopen(self):
+        # A new identity: tensors recorded before the release still carry slot numbers under
+        # the old one, which the reopened record hands out again.
+        global _next_id
+        _next_id += 1
+        self.id = _next_id
+        self.released = False
+        _live_tapes.add(self.id)
+
+    def _has_slot(self, Tensor t):
+        return _slot_of(t, self.id) >= 0
+
+    def _watched_tensors(self):
+        return list(self._watched)
+
+    @property
+    def _n_entries(self):
+        return len(self._entries)
+
+    def _release(self):
+        """Drop the record; the tape's slots on tensors it watched are cleared."""
+        cdef Tensor t
+        for t in self._watched:
+            _clear_slot(t, self.id)
+        self._watched = []
+        self._entries = []
+        self._n_slots = 0
+        self.released = True
+        _live_tapes.discard(self.id)
+
+    def _sweep(self, list targets, list seeds, list sources):
+        """Backpropagate `seeds` (one per target) through the record and return the gradient
+        of each source (None where unconnected).
+
+        The sweep runs at this tape's level: tapes and accumulators nested inside it do not see
+        it; outer ones (and this tape, if persistent and recording) do, which is how gradients
+        of gradients work. When nothing sees it, the sweep is raw: scalar entries run on C
+        doubles and nothing is recorded."""
+        cdef list stack = _state().stack
+        cdef list hide = []
+        cdef Py_ssize_t i
+        cdef Transformation tr
+        cdef bint raw
+        if len(seeds) != len(targets):
+            raise ValueError(f"_sweep: {len(seeds)} seeds for {len(targets)} targets")
+        for group, what in ((targets, "target"), (seeds, "seed"), (sources, "source")):
+            for t in group:
+                if not isinstance(t, Tensor):
+                    raise TypeError(f"_sweep: every {what} must be a Tensor, got "
+                                    f"{type(t).__name__}")
+        for i in range(len(stack)):
+            if stack[i] is self:
+                hide = stack[i + 1:] if self.persistent and self.recording else stack[i:]
+                break
+        for tr in hide:
+            tr.hidden += 1
+        try:
+            raw = not (_n_tracing and _state().tracer is not None)
+            for tr in stack:
+                if tr.hidden == 0 and tr.recording:
+                    raw = False
+                    break
+            return _sweep(self, targets, seeds, sources, raw)
+        finally:
+            for tr in hide:
+                tr.hidden -= 1
+
+
+cdef enum:
+    HAS_D = 1       # the slot's gradient (or part of it) is in the C double array
+    KEEP = 2        # a requested source: its gradient is kept after use
+
+
+cdef inline void _acc_d(double* dg, char* fl, Py_ssize_t s, double v, bint f32) noexcept:
+    if fl[s] & HAS_D:
+        dg[s] = _round(dg[s] + v, f32)
+    else:
+        dg[s] = v
+        fl[s] |= HAS_D
+
+
+cdef inline Tensor _add(object a, Tensor b):
+    if a is None:
+        return b
+    return run_op(_P_ADD, (a, b), None)
+
+
+cdef object _take(double* dg, char* fl, list og, Py_ssize_t s, int kind):
+    """The gradient accumulated at slot s, as a Tensor (or None); freed unless kept."""
+    cdef object g = og[s]
+    if fl[s] & HAS_D:
+        g = _add(g, new_scalar(dg[s], kind))
+    if not (fl[s] & KEEP):
+        og[s] = None
+        fl[s] &= ~HAS_D
+    return g
+
+
+cdef Tensor _as_cotangent(object c, Tensor arg, Primitive p, Py_ssize_t k):
+    cdef Tensor ct
+    if not isinstance(c, Tensor):
+        raise TypeError(f"the derivative rule of {p.name} returned {type(c).__name__} for input {k}")
+    ct = c
+    if ct._is_scalar and arg._is_scalar:
+        return ct
+    if ct.shape != arg.shape:
+        ct = _unbroadcast_fn(ct, arg.shape)
+    return ct
+
+
+cdef inline Py_ssize_t _slot_below(Tensor t, long long tape_id, Py_ssize_t n):
+    """t's slot on the tape if it is one of the first n (those the sweep has buffers for), else
+    -1. A tensor watched during the sweep (by a derivative rule, a custom gradient) gets a
+    later slot, so the targets of this sweep do not depend on it."""
+    cdef Py_ssize_t s = _slot_of(t, tape_id)
+    return s if s < n else -1
+
+
+cdef void _no_vjp_rule(Primitive p, Py_ssize_t k) except *:
+    raise NotImplementedError(
+        f"primitive {p.name!r} has no VJP rule for its input {k}, which needs a gradient, so "
+        "reverse mode (GradientTape.gradient, grad, vjp, jacrev) cannot go through it; give "
+        "it a rule, or NO_GRADIENT (dualad.rules.NO_GRADIENT) for an input that takes none")
+
+
+cdef void _bad_record(Tape tape) except *:
+    raise RuntimeError(f"GradientTape: the record of tape {tape.id} names a slot beyond its "
+                       f"{tape._n_slots} slots (it was changed during the sweep); this is a bug")
+
+
+cdef list _sweep(Tape tape, list targets, list seeds, list sources, bint raw):
+    # Everything indexing the buffers is checked against n, fixed here: derivative rules run
+    # Python code (custom gradients, user primitives) that can watch tensors and record new
+    # entries while the sweep runs. Entries recorded from now on are past n_entries and never
+    # visited; the ones visited were recorded before, with slots below n.
+    global _rule_of
+    cdef Primitive outer_rule = None
+    cdef Py_ssize_t n = tape._n_slots, i, k, so, sk, nargs
+    cdef list entries = tape._entries
+    cdef Py_ssize_t n_entries = len(entries)
+    cdef list source_slots
+    sources = list(sources)     # a callback may change the caller's list; indices must not
+    source_slots = [_slot_below(<Tensor>t, tape.id, n) for t in sources]
+    cdef double* dg = <double*>calloc(n + 1, sizeof(double))
+    cdef char* fl = <char*>calloc(n + 1, sizeof(char))
+    cdef list og
+    cdef Entry e
+    cdef Primitive p
+    cdef Tensor a, b, t, seed, ct
+    cdef double g, da, db
+    cdef bint f32
+    cdef object gobj, rule, c
+    cdef list results = []
+    if dg == NULL or fl == NULL:
+        free(dg)
+        free(fl)
+        raise MemoryError("not enough memory for the gradient sweep")
+    og = [None] * n
+    try:
+        for sk in source_slots:
+            if sk >= 0:
+                fl[sk] |= KEEP
+        for k in range(len(targets)):
+            t = targets[k]
+            so = _slot_below(t, tape.id, n)
+            if so < 0:
+                continue
+            seed = seeds[k]
+            if raw and seed._is_scalar:
+                _acc_d(dg, fl, so, seed._d, seed._kind == K_F32)
+            else:
+                og[so] = _add(og[so], seed)
+        for i in range(n_entries - 1, -1, -1):
+            e = <Entry>entries[i]
+            so = e.out_slot
+            if so >= n or e.s0 >= n or e.s1 >= n:
+                _bad_record(tape)
+            if not (fl[so] & HAS_D) and og[so] is None:
+                continue
+            p = e.prim
+            nargs = len(e.args)
+            # C fast path: scalar primitive, gradient held as a double, nothing watching
+            if raw and p.code != OP_NONE and og[so] is None and e.out._is_scalar:
+                a = <Tensor>e.args[0]
+                if a._is_scalar and (nargs == 1 or (<Tensor>e.args[1])._is_scalar):
+                    b = <Tensor>e.args[1] if nargs == 2 else a
+                    f32 = e.out._kind == K_F32
+                    g = dg[so]
+                    if not (fl[so] & KEEP):
+                        fl[so] &= ~HAS_D
+                    _scalar_vjp(p.code, g, a._d, b._d, e.out._d, f32, &da, &db)
+                    if _check_numerics and not (isfinite(da) and isfinite(db)):
+                        # the kernel computed p's whole VJP: name p, not one of its steps
+                        _numerics_failed(None, da if not isfinite(da) else db, e.args, p)
+                    if e.s0 >= 0:
+                        _acc_d(dg, fl, e.s0, da, f32)
+                    if nargs == 2 and e.s1 >= 0:
+                        _acc_d(dg, fl, e.s1, db, f32)
+                    continue
+            gobj = _take(dg, fl, og, so, e.out._kind)
+            for k in range(nargs):
+                if k == 0:
+                    sk = e.s0
+                elif k == 1:
+                    sk = e.s1
+                else:
+                    sk = e.more_slots[k - 2]
+                    if sk >= n:
+                        _bad_record(tape)
+                if sk < 0:
+                    continue
+                if _check_numerics:
+                    outer_rule, _rule_of = _rule_of, p
+                try:
+                    if p.variadic_vjp is not None:
+                        c = p.variadic_vjp(k, gobj, e.out, e.args, e.params)
+                    else:
+                        rule = p.vjps[k] if k < len(p.vjps) else None
+                        if rule is NO_GRADIENT:
+                            continue
+                        if rule is None:
+                            _no_vjp_rule(p, k)
+                        c = rule(gobj, e.out, e.args, e.params)
+                finally:
+                    if _check_numerics:
+                        _rule_of = outer_rule
+                if c is None:
+                    continue
+                ct = _as_cotangent(c, <Tensor>e.args[k], p, k)
+                if raw and ct._is_scalar and og[sk] is None:
+                    _acc_d(dg, fl, sk, ct._d, ct._kind == K_F32)
+                else:
+                    og[sk] = _add(og[sk], ct)
+        for k in range(len(sources)):
+            sk = source_slots[k]
+            results.append(None if sk < 0 else _take(dg, fl, og, sk, (<Tensor>sources[k])._kind))
+        return results
+    finally:
+        free(dg)
+        free(fl)

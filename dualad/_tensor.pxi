@@ -1,0 +1,371 @@
+# Tensor: the immutable value, its operators and numpy interop, pickling.
+# (included by _core.pyx: one extension module, assembled from these files)
+
+# --------------------------------------------------------------------------------------------
+# Tensor
+# --------------------------------------------------------------------------------------------
+
+@cython.freelist(256)
+@cython.no_gc  # a Tensor never references a Tensor that references it back (see _set_tangent)
+cdef class Tensor:
+    """An immutable value: a C double for float scalars, a numpy array otherwise."""
+
+    def __init__(self, *args, **kwargs):
+        raise TypeError("make tensors with dualad.constant(...) or dualad.convert_to_tensor(...)")
+
+    cdef object _value(self):
+        if self._arr is None:
+            if self._dtype is None:
+                _uninitialized()
+            arr = _np_array(self._d, dtype=self._dtype)
+            _freeze(arr)
+            self._arr = arr
+        return self._arr
+
+    # ---- pickling and copying: the value only, never the tape slots or tangents, which
+    # ---- name tapes and accumulators of the process (and thread) that made them
+
+    def __reduce__(self):
+        return (_tensor_from_pickle, (self._value(),))
+
+    def __copy__(self):
+        return self                     # immutable, as TensorFlow's eager tensors
+
+    def __deepcopy__(self, memo):
+        # like a pickle round trip: the value (shared, it is immutable) without tape state
+        cdef Tensor c = Tensor.__new__(Tensor)
+        c._arr = self._value()
+        c._d = self._d
+        c._is_scalar = self._is_scalar
+        c._kind = self._kind
+        c._dtype = self._dtype
+        return c
+
+    # ---- inspection ---------------------------------------------------------------------
+
+    @property
+    def dtype(self):
+        return _as_dtype(self._dtype)
+
+    @property
+    def shape(self):
+        if self._is_scalar:
+            return ()
+        return self._value().shape
+
+    @property
+    def ndim(self):
+        return 0 if self._is_scalar else self._arr.ndim
+
+    @property
+    def size(self):
+        return 1 if self._is_scalar else self._arr.size
+
+    def numpy(self):
+        """The value as numpy: a numpy scalar for shape (), otherwise a fresh array."""
+        if _n_tracing:
+            _trace_concrete(self, "numpy()")
+        if self._is_scalar:
+            return self._dtype.type(self._d)
+        if self._arr.ndim == 0:
+            return self._arr[()]
+        return self._arr.copy()
+
+    def __array__(self, dtype=None, copy=None):
+        if _n_tracing:
+            _trace_concrete(self, "numpy.asarray")
+        arr = self._value()
+        if dtype is not None and np.dtype(dtype) != arr.dtype:
+            return arr.astype(dtype)
+        if copy:
+            return arr.copy()
+        return arr
+
+    def __len__(self):
+        if self.ndim == 0:
+            raise TypeError("len() of a scalar (shape ()) tensor")
+        return self._arr.shape[0]
+
+    def __iter__(self):
+        if self.ndim == 0:
+            raise TypeError("iteration over a scalar (shape ()) tensor")
+        for i in range(self._arr.shape[0]):
+            yield self[i]
+
+    def __bool__(self):
+        cdef bint truth
+        if self._is_scalar:
+            truth = self._d != 0.0
+        elif self._arr.size != 1:
+            raise ValueError(f"the truth value of a tensor with shape {self._arr.shape} is "
+                             "ambiguous; reduce it first (dualad.reduce_all / reduce_any)")
+        else:
+            truth = bool(self._arr.reshape(()))
+        if _n_tracing:
+            _trace_guard(self, truth)
+        return truth
+
+    def __float__(self):
+        if _n_tracing:
+            _trace_concrete(self, "float()")
+        if self._is_scalar:
+            return self._d
+        return float(self._scalar_array("float"))
+
+    def __int__(self):
+        cdef object v = int(self._scalar_array("int"))
+        if _n_tracing:
+            _trace_guard(self, v)
+        return v
+
+    def __index__(self):
+        if self._dtype.kind not in "iu":
+            raise TypeError(f"only integer tensors can be used as an index, not {self._dtype}")
+        cdef object v = int(self._scalar_array("an index"))
+        if _n_tracing:
+            _trace_guard(self, v)
+        return v
+
+    def _scalar_array(self, what):
+        arr = self._value()
+        if arr.size != 1:
+            raise TypeError(f"only single-element tensors convert to {what}, got shape {arr.shape}")
+        return arr.reshape(())
+
+    def __hash__(self):
+        return id(self)
+
+    def ref(self):
+        """An object hashable by identity, for dictionaries keyed by tensors (as in TensorFlow)."""
+        return self
+
+    def __repr__(self):
+        if self._dtype is None:
+            return f"<dualad.{type(self).__name__} (uninitialized)>"
+        return (f"<dualad.Tensor shape={self.shape} dtype={self._dtype.name} "
+                f"numpy={_numpy_repr(self)}>")
+
+    def __str__(self):
+        if self._dtype is None:
+            return self.__repr__()
+        return f"dualad.Tensor({_numpy_repr(self)}, shape={self.shape}, dtype={self._dtype.name})"
+
+    # ---- operators ----------------------------------------------------------------------
+
+    def __add__(self, other):
+        return binary(_P_ADD, self, other)
+
+    def __radd__(self, other):
+        return binary(_P_ADD, other, self)
+
+    def __sub__(self, other):
+        return binary(_P_SUB, self, other)
+
+    def __rsub__(self, other):
+        return binary(_P_SUB, other, self)
+
+    def __mul__(self, other):
+        return binary(_P_MUL, self, other)
+
+    def __rmul__(self, other):
+        return binary(_P_MUL, other, self)
+
+    def __truediv__(self, other):
+        return binary(_P_DIV, self, other)
+
+    def __rtruediv__(self, other):
+        return binary(_P_DIV, other, self)
+
+    def __pow__(self, other, mod):
+        if mod is not None:
+            return NotImplemented
+        return binary(_P_POW, self, other)
+
+    def __rpow__(self, other, mod):
+        if mod is not None:
+            return NotImplemented
+        return binary(_P_POW, other, self)
+
+    def __matmul__(self, other):
+        return _ops_fn["matmul"](self, other)
+
+    def __rmatmul__(self, other):
+        return _ops_fn["matmul"](other, self)
+
+    def __neg__(self):
+        return run_op(_P_NEG, (self,), None)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return run_op(_P_ABS, (self,), None)
+
+    def __getitem__(self, key):
+        return _ops_fn["getitem"](self, key)
+
+    def __lt__(self, other):
+        return binary(_P_CMP["less"], self, other)
+
+    def __le__(self, other):
+        return binary(_P_CMP["less_equal"], self, other)
+
+    def __gt__(self, other):
+        return binary(_P_CMP["greater"], self, other)
+
+    def __ge__(self, other):
+        return binary(_P_CMP["greater_equal"], self, other)
+
+    def __eq__(self, other):
+        if other is None:
+            return False
+        return binary(_P_CMP["equal"], self, other)
+
+    def __ne__(self, other):
+        if other is None:
+            return True
+        return binary(_P_CMP["not_equal"], self, other)
+
+    # ---- numpy interop: numpy functions on tensors are recorded, or refuse ----------------
+
+    __array_priority__ = 100
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        fn = _ufunc_table.get(ufunc) if method == "__call__" and not kwargs else None
+        if fn is not None:
+            return fn(*inputs)
+        name = f"numpy.{ufunc.__name__}" + ("" if method == "__call__" else "." + method)
+        if method == "at" and inputs and isinstance(inputs[0], Tensor):
+            _refuse_write(name)
+        return _numpy_fallback(name, lambda *a, **k: getattr(ufunc, method)(*a, **k), inputs,
+                               kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        fn = _array_function_table.get(func)
+        if fn is not None:
+            return fn(*args, **kwargs)
+        return _numpy_fallback(f"numpy.{func.__name__}", func, args, kwargs)
+
+    # ---- TensorFlow-style conveniences --------------------------------------------------
+
+    def sum(self, axis=None, dtype=None, out=None, keepdims=False):
+        if dtype is not None or out is not None:
+            raise TypeError("Tensor.sum does not take dtype or out")
+        return _ops_fn["reduce_sum"](self, axis=axis, keepdims=keepdims)
+
+    @property
+    def T(self):
+        return _ops_fn["transpose"](self)
+
+
+cdef object _numpy_repr(Tensor t):
+    if t._is_scalar:
+        return str(t._dtype.type(t._d))
+    if t._arr.ndim == 0:
+        return str(t._arr[()])
+    return repr(t._arr)
+
+
+cdef bint _is_tracked(Tensor t):
+    return t._tape_id != 0 or bool(t._more_slots) or bool(t._tangents)
+
+
+cdef void _refuse_write(str name) except *:
+    raise TypeError(f"{name} would write into a tensor, and tensors are immutable; write into "
+                    "a numpy array (t.numpy() is a copy) or use Variable.assign")
+
+
+cdef bint _would_watch(Tensor t):
+    """A trainable Variable that an active tape of this thread watches as soon as it is read:
+    a numpy function on it would detach it silently even though no op has read it yet."""
+    cdef Transformation tr
+    if not t._is_var or not (<Variable>t).trainable:
+        return False
+    for tr in _state().stack:
+        if tr.is_tape and tr.hidden == 0 and tr.recording and (<Tape>tr).watch_accessed_variables:
+            return True
+    return False
+
+
+def _numpy_fallback(str name, func, args, kwargs):
+    """A numpy function dualad does not differentiate: fine on untracked tensors, an error on
+    tensors a tape or accumulator follows (it would silently cut the gradient)."""
+    flat = []
+    _flatten_into(args, flat, 0)
+    out = kwargs.get("out")
+    if out is not None:
+        outs = []
+        _flatten_into(out, outs, 0)
+        for v in outs:
+            if isinstance(v, Tensor):
+                _refuse_write(name)
+    _flatten_into(list(kwargs.values()), flat, 0)
+    if _n_live > 0:
+        for v in flat:
+            if isinstance(v, Tensor) and (_is_tracked(<Tensor>v) or _would_watch(<Tensor>v)):
+                raise TypeError(f"{name} is not differentiable by dualad and would silently "
+                                "detach a tensor that a tape or accumulator is following; use "
+                                "dualad ops, or np.asarray(t) to detach it on purpose")
+    return func(*_to_numpy_nested(args, 0),
+                **{k: _to_numpy_nested(v, 0) for k, v in kwargs.items()})
+
+
+cdef void _flatten_into(object obj, list out, int depth) except *:
+    if isinstance(obj, (list, tuple)):
+        if depth >= MAX_NESTING:
+            _too_deep()
+        for v in obj:
+            _flatten_into(v, out, depth + 1)
+    else:
+        out.append(obj)
+
+
+cdef object _to_numpy_nested(object obj, int depth):
+    if isinstance(obj, Tensor):
+        return (<Tensor>obj)._value()
+    if depth >= MAX_NESTING:
+        return obj     # (already refused by _flatten_into, which walks the same values)
+    if isinstance(obj, tuple):
+        return tuple([_to_numpy_nested(v, depth + 1) for v in obj])
+    if isinstance(obj, list):
+        return [_to_numpy_nested(v, depth + 1) for v in obj]
+    return obj
+
+
+cdef void _uninitialized() except *:
+    raise ValueError("this Tensor is uninitialized (made with Tensor.__new__); make tensors "
+                     "with dualad.constant(...) or dualad.convert_to_tensor(...)")
+
+
+def _tensor_from_pickle(value):
+    """Rebuild a pickled Tensor from its value (a fresh, untracked tensor)."""
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"a pickled Tensor holds a numpy array, not {type(value).__name__}")
+    return _from_python(value, None)
+
+
+def _variable_from_pickle(cls, value, trainable, name):
+    """Rebuild a pickled (or deep-copied) Variable: a new Variable of class `cls` with the
+    value, dtype, trainability and name of the original, and nothing of its tape state."""
+    if not (isinstance(cls, type) and issubclass(cls, Variable)):
+        raise TypeError(f"a pickled Variable names the class {cls!r}, which is not a Variable")
+    cdef Variable v = cls.__new__(cls)
+    Variable.__init__(v, _tensor_from_pickle(value), trainable=trainable, name=name)
+    return v
+
+
+cdef dict _ufunc_table = {}
+cdef dict _array_function_table = {}
+cdef dict _ops_fn = {}
+
+
+cdef Tensor plain_copy(Tensor t):
+    cdef Tensor c = Tensor.__new__(Tensor)
+    c._arr = t._arr
+    c._d = t._d
+    c._is_scalar = t._is_scalar
+    c._kind = t._kind
+    c._dtype = t._dtype
+    if _n_tracing:
+        _trace_alias(c, t)
+    return c

@@ -1,0 +1,266 @@
+# The per-thread stack of transformations, recording on tapes and tangent propagation; Transformation and Accumulator.
+# (included by _core.pyx: one extension module, assembled from these files)
+
+# --------------------------------------------------------------------------------------------
+# Per-thread transformation stacks
+# --------------------------------------------------------------------------------------------
+
+cdef class _ThreadState:
+    """One thread's stack of transformations. It lives in a threading.local, so it dies with
+    its thread: a thread that ends inside `with tape:` takes that tape with it."""
+    cdef list stack
+    cdef TraceSink tracer   # the trace being taken on this thread (dualad.function), or None
+
+    def __dealloc__(self):
+        global _n_live, _n_tracing, _cached_tsid, _cached_state
+        if <PyObject*>self == _cached_state:
+            _cached_tsid = 0
+            _cached_state = NULL
+        if self.stack is not None:
+            _n_live -= len(self.stack)
+        if self.tracer is not None:
+            _n_tracing -= 1
+
+
+cdef object _tls = threading.local()
+# The last thread's state, cached by the interpreter's unique thread-state id (OS thread
+# idents are reused by new threads; these ids never are). Borrowed: the threading.local owns
+# the state, and its __dealloc__ clears the cache.
+cdef unsigned long long _cached_tsid = 0
+cdef PyObject* _cached_state = NULL
+cdef Py_ssize_t _n_live = 0          # transformations on any thread's stack: 0 means no work
+cdef Py_ssize_t _n_tracing = 0       # traces being taken on any thread
+cdef long long _next_id = 0
+cdef set _live_tapes = set()         # ids of tapes not yet released, to recycle stale slot fields
+
+
+cdef inline _ThreadState _state():
+    global _cached_tsid, _cached_state
+    cdef unsigned long long tsid = PyThreadState_GetID(PyThreadState_Get())
+    if tsid == _cached_tsid and _cached_state != NULL:
+        return <_ThreadState>_cached_state
+    st = getattr(_tls, "state", None)
+    if st is None:
+        st = _ThreadState()
+        (<_ThreadState>st).stack = []
+        _tls.state = st
+    _cached_tsid = tsid
+    _cached_state = <PyObject*>st
+    return st
+
+
+def live_transformation_count():
+    """How many tapes and accumulators are active on all threads together."""
+    return _n_live
+
+
+cdef class paused:
+    """Context manager: no tape or accumulator of this thread sees the operations in the block."""
+    cdef list _hidden
+
+    def __enter__(self):
+        cdef Transformation tr
+        self._hidden = list(_state().stack)
+        for tr in self._hidden:
+            tr.hidden += 1
+        return self
+
+    def __exit__(self, *exc):
+        cdef Transformation tr
+        for tr in self._hidden:
+            tr.hidden -= 1
+        self._hidden = []
+        return False
+
+
+def active_transformations():
+    """The tapes and accumulators active on this thread, outermost first."""
+    return tuple(_state().stack)
+
+
+cdef inline Py_ssize_t _slot_of(Tensor t, long long tape_id):
+    if t._tape_id == tape_id:
+        return t._slot
+    if t._more_slots is not None:
+        s = t._more_slots.get(tape_id)
+        if s is not None:
+            return <Py_ssize_t>s
+    return -1
+
+
+cdef void _set_slot(Tensor t, long long tape_id, Py_ssize_t slot) except *:
+    if t._tape_id == 0 or t._tape_id == tape_id or t._tape_id not in _live_tapes:
+        t._tape_id = tape_id
+        t._slot = slot
+        return
+    if t._more_slots is None:
+        t._more_slots = {}
+    elif len(t._more_slots) >= 8:
+        # slots of tapes dropped without a gradient: a long-lived tensor (a Variable watched
+        # by a new tape every step) must not collect them
+        for dead in [k for k in t._more_slots if k not in _live_tapes]:
+            del t._more_slots[dead]
+    t._more_slots[tape_id] = slot
+
+
+cdef void _clear_slot(Tensor t, long long tape_id) except *:
+    if t._tape_id == tape_id:
+        t._tape_id = 0
+    elif t._more_slots is not None:
+        t._more_slots.pop(tape_id, None)
+
+
+cdef void _transform(Primitive p, tuple args, dict params, Tensor out) except *:
+    cdef _ThreadState st = _state()
+    cdef list stack = st.stack
+    cdef Py_ssize_t i, n = len(stack)
+    cdef Transformation tr
+    cdef Tensor a
+    if n == 0:
+        return
+    for i in range(n):
+        if i >= len(stack):
+            break       # a rule (user code) left a tape or accumulator of this thread
+        tr = stack[i]
+        if tr.hidden or not tr.recording:
+            continue
+        if tr.is_tape:
+            _record(<Tape>tr, p, args, params, out)
+        else:
+            _push_tangent(<Accumulator>tr, stack, i, p, args, params, out)
+
+
+cdef void _record(Tape tape, Primitive p, tuple args, dict params, Tensor out) except *:
+    cdef Py_ssize_t n = len(args), k
+    cdef Py_ssize_t s0 = -1, s1 = -1
+    cdef long long tid = tape.id
+    cdef bint found
+    cdef list more = None
+    s0 = _slot_of(<Tensor>args[0], tid)
+    if n > 1:
+        s1 = _slot_of(<Tensor>args[1], tid)
+    found = s0 >= 0 or s1 >= 0
+    if n > 2:
+        more = [_slot_of(<Tensor>args[k], tid) for k in range(2, n)]
+        for k in range(n - 2):
+            if more[k] >= 0:
+                found = True
+    if not found:
+        return
+    cdef Entry e = Entry.__new__(Entry)
+    e.prim = p
+    e.args = args
+    e.params = params
+    e.out = out
+    e.s0 = s0
+    e.s1 = s1
+    if more is not None:
+        e.more_slots = tuple(more)
+    e.out_slot = tape._n_slots
+    tape._n_slots += 1
+    _set_slot(out, tid, e.out_slot)
+    tape._entries.append(e)
+
+
+cdef void _push_tangent(Accumulator acc, list stack, Py_ssize_t level, Primitive p, tuple args,
+                        dict params, Tensor out) except *:
+    cdef Tensor a
+    cdef bint any_tangent = False
+    cdef list tangents = []
+    cdef object t
+    for a in args:
+        t = a._tangents.get(acc.id) if a._tangents is not None else None
+        if t is not None:
+            any_tangent = True
+        tangents.append(t)
+    if not any_tangent or p.jvp is None:
+        return
+    # The rule runs at this accumulator's level: it and everything nested inside it do not
+    # see the tangent computation, outer levels do (that is what makes nesting correct).
+    cdef list inner = stack[level:]
+    cdef Transformation tr
+    for tr in inner:
+        tr.hidden += 1
+    try:
+        tout = p.jvp(tuple(tangents), out, args, params)
+    finally:
+        for tr in inner:
+            tr.hidden -= 1
+    if tout is None:
+        return
+    if out._tangents is None:
+        out._tangents = {}
+    out._tangents[acc.id] = tout
+
+
+@cython.freelist(256)
+cdef class Entry:
+    """One recorded primitive call: residual inputs, output, and tape slots. The collector
+    follows entries: a custom primitive's rules may close over objects that hold the tape."""
+    pass
+
+
+# --------------------------------------------------------------------------------------------
+# Transformations: tapes (reverse mode) and accumulators (forward mode)
+# --------------------------------------------------------------------------------------------
+
+cdef class Transformation:
+
+    def __cinit__(self):
+        global _next_id
+        _next_id += 1
+        self.id = _next_id
+        self.recording = True
+
+    def _push(self):
+        global _n_live
+        st = _state()
+        if self in st.stack:
+            raise RuntimeError(f"this {type(self).__name__} is already active; "
+                               "a tape or accumulator cannot be entered twice")
+        st.stack.append(self)
+        _n_live += 1
+
+    def _pop(self):
+        global _n_live
+        st = _state()
+        for i in range(len(st.stack) - 1, -1, -1):
+            if st.stack[i] is self:
+                del st.stack[i]
+                _n_live -= 1
+                return True
+        return False
+
+    @property
+    def active(self):
+        return self in _state().stack
+
+
+cdef class Accumulator(Transformation):
+    """The forward-mode state. ForwardAccumulator (dualad.tape) adds the public API."""
+
+    def __cinit__(self, *args, **kwargs):
+        self.is_tape = False
+        self._primals = []
+
+    def _set_tangent(self, Tensor primal, Tensor tangent):
+        # Tensors are not followed by the cycle collector: a tangent must never lead back to
+        # its primal, so a caller's tangent is stored as a fresh tensor without tangents.
+        tangent = plain_copy(tangent)
+        if primal._tangents is None:
+            primal._tangents = {}
+        primal._tangents[self.id] = tangent
+        self._primals.append(primal)
+
+    def _tangent_of(self, Tensor t):
+        if t._tangents is None:
+            return None
+        return t._tangents.get(self.id)
+
+    def __dealloc__(self):
+        # the primals keep no tangent of a dead accumulator
+        cdef Tensor t
+        if self._primals is not None:
+            for t in self._primals:
+                if t._tangents is not None:
+                    t._tangents.pop(self.id, None)
