@@ -18,6 +18,10 @@ cdef enum:
     I_CONST = 4
     I_LOOP = 5
 
+# Instruction kinds as Python sees them (Instr.kind): dualad/function.py splits traces at guards
+INSTR_KINDS = {"op": I_OP, "read": I_READ, "assign": I_ASSIGN, "guard": I_GUARD,
+               "const": I_CONST, "loop": I_LOOP}
+
 # Which slot references of an instruction in a loop body advance with the iteration
 # (by the loop's slot stride); the others name values computed before the loop.
 cdef enum:

@@ -367,7 +367,7 @@ def _insert(entry, instrs, built):
         node, i = child, i + 1
 
 
-_GUARD = 3  # Instr.kind of a guard (dualad._core)
+_GUARD = _trace.INSTR_KINDS["guard"]
 
 
 def _signature(args, kwargs):
