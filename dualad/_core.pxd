@@ -38,7 +38,7 @@ cdef class Primitive:
     cdef public tuple vjps         # per input: vjp(g, ans, args, params) -> cotangent, or None
     cdef public object variadic_vjp  # for any number of inputs: vjp(k, g, ans, args, params)
     cdef public object jvp         # jvp(tangents, ans, args, params) -> tangent of the output
-    cdef public int code           # scalar opcode for the C fast path, 0 if none
+    cdef readonly int code         # scalar opcode for the C fast path, 0 if none
     cdef public bint differentiable
 
 
