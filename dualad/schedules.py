@@ -3,7 +3,7 @@
 import bisect as _bisect
 import math as _math
 
-from ._arguments import _check_nonnegative, _check_rate, _real
+from . import arguments as _arguments
 
 __all__ = ["LearningRateSchedule", "ExponentialDecay", "PiecewiseConstantDecay"]
 
@@ -32,11 +32,11 @@ class ExponentialDecay(LearningRateSchedule):
     exponent is floor(step / decay_steps), so the rate drops every decay_steps steps."""
 
     def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False):
-        self.initial_learning_rate = _check_rate(initial_learning_rate, "initial_learning_rate")
-        if not 0.0 < _real(decay_steps, "decay_steps") < _math.inf:
+        self.initial_learning_rate = _arguments.check_rate(initial_learning_rate, "initial_learning_rate")
+        if not 0.0 < _arguments.real(decay_steps, "decay_steps") < _math.inf:
             raise ValueError(f"decay_steps must be > 0, got {decay_steps!r}")
         self.decay_steps = decay_steps
-        self.decay_rate = _check_nonnegative(decay_rate, "decay_rate")
+        self.decay_rate = _arguments.check_nonnegative(decay_rate, "decay_rate")
         self.staircase = bool(staircase)
 
     def __call__(self, step):
@@ -63,7 +63,7 @@ class PiecewiseConstantDecay(LearningRateSchedule):
         if any(b >= c for b, c in zip(boundaries, boundaries[1:])):
             raise ValueError(f"boundaries must be strictly increasing, got {boundaries}")
         self.boundaries = boundaries
-        self.values = [_check_rate(v, "a PiecewiseConstantDecay value") for v in values]
+        self.values = [_arguments.check_rate(v, "a PiecewiseConstantDecay value") for v in values]
 
     def __call__(self, step):
         # bisect_left counts the boundaries strictly below step

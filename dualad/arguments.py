@@ -8,7 +8,7 @@ import numpy as np
 from ._core import Tensor
 
 
-def _real(value, what):
+def real(value, what):
     """`value` as a Python float: a real number, or a single-element tensor or array."""
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{what} must be a number, got {value!r}")
@@ -21,22 +21,22 @@ def _real(value, what):
     raise TypeError(f"{what} must be a real number, got {type(value).__name__} ({value!r:.60})")
 
 
-def _check_rate(value, what="learning_rate"):
-    rate = _real(value, what)
+def check_rate(value, what="learning_rate"):
+    rate = real(value, what)
     if not 0.0 <= rate < math.inf:  # also false for NaN
         raise ValueError(f"{what} must be a finite number >= 0, got {rate!r}")
     return rate
 
 
-def _check_unit(value, what, below_one=False):
-    x = _real(value, what)
+def check_unit(value, what, below_one=False):
+    x = real(value, what)
     if not (0.0 <= x < 1.0 if below_one else 0.0 <= x <= 1.0):
         raise ValueError(f"{what} must lie in [0, 1{')' if below_one else ']'}, got {x!r}")
     return x
 
 
-def _check_nonnegative(value, what):
-    x = _real(value, what)
+def check_nonnegative(value, what):
+    x = real(value, what)
     if not 0.0 <= x < math.inf:
         raise ValueError(f"{what} must be a finite number >= 0, got {x!r}")
     return x
