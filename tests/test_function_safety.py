@@ -18,14 +18,10 @@ from dualad import FunctionFallbackWarning, _core, _trace
 from dualad.function import FunctionRetracingWarning
 from isolated import assert_runs_cleanly
 
-# ---- 1. a replay racing a trace that grows the program tree -------------------------------
 
-
-def test_a_replay_follows_a_longer_branch_traced_meanwhile_by_another_thread():
-    # The worker's replay starts while the tree holds only the short branch, blocks in
-    # `pause`, and resumes after the main thread has traced a branch with thousands of slots
-    # more: its slot buffer must grow before it runs that branch.
-    assert_runs_cleanly("""
+# A subprocess preamble: `pause(x)` is an identity primitive that blocks the threads listed in
+# `blocked` (setting `paused`) until `resume` is set, to interleave a replay with other work.
+PAUSABLE = """
         import threading
         import numpy as np
         import dualad as dd
@@ -40,8 +36,17 @@ def test_a_replay_follows_a_longer_branch_traced_meanwhile_by_another_thread():
                 assert resume.wait(30)
             return x
 
-        pause = extend.primitive("pause_for_long_branch", pause_impl,
-                                 vjp=[lambda g, ans, args, params: g])
+        pause = extend.primitive("{name}", pause_impl, vjp=[lambda g, ans, args, params: g])
+"""
+
+# ---- 1. a replay racing a trace that grows the program tree -------------------------------
+
+
+def test_a_replay_follows_a_longer_branch_traced_meanwhile_by_another_thread():
+    # The worker's replay starts while the tree holds only the short branch, blocks in
+    # `pause`, and resumes after the main thread has traced a branch with thousands of slots
+    # more: its slot buffer must grow before it runs that branch.
+    assert_runs_cleanly(PAUSABLE.format(name="pause_for_long_branch") + """
 
         @dd.function
         def f(x):
@@ -124,23 +129,7 @@ def test_two_threads_tracing_the_same_new_path_at_once_keep_the_function_compile
 def test_two_compiled_functions_assigning_one_variable_from_two_threads():
     # f stages an assignment to v, then blocks; g (on the main thread) assigns v with a
     # program of many more slots and commits. f's commit must use its own staged value.
-    assert_runs_cleanly("""
-        import threading
-        import numpy as np
-        import dualad as dd
-        from dualad import extend
-
-        resume, paused = threading.Event(), threading.Event()
-        blocked = set()
-
-        def pause_impl(x):
-            if threading.get_ident() in blocked:
-                paused.set()
-                assert resume.wait(30)
-            return x
-
-        pause = extend.primitive("pause_for_staging", pause_impl,
-                                 vjp=[lambda g, ans, args, params: g])
+    assert_runs_cleanly(PAUSABLE.format(name="pause_for_staging") + """
         v = dd.Variable([0.0, 0.0])
 
         @dd.function
