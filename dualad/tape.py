@@ -106,7 +106,8 @@ class GradientTape(_core.Tape):
 
     # ---- gradients --------------------------------------------------------------------------
 
-    def _begin_use(self, what):
+    def _begin_use(self, what, stacklevel=3):
+        # stacklevel: the user's call of gradient/jacobian (one more from _gradient_of_one)
         if self._used:
             raise RuntimeError(f"a non-persistent GradientTape can compute only one set of "
                                f"gradients; GradientTape({what}) was already called. Use "
@@ -117,7 +118,7 @@ class GradientTape(_core.Tape):
                               "persistent tape: the gradient computation is recorded too, which "
                               "costs time and memory. Call it outside the with block unless you "
                               "want higher-order derivatives.", GradientInContextWarning,
-                              stacklevel=3)
+                              stacklevel=stacklevel)
             else:
                 self.recording = False  # as in TensorFlow: the tape stops recording
 
@@ -162,7 +163,7 @@ class GradientTape(_core.Tape):
             raise TypeError(f"GradientTape.gradient: the target has dtype {target.dtype.name}; "
                             "only float targets can be differentiated")
         seed = ops.ones_like(target)
-        self._begin_use("gradient")
+        self._begin_use("gradient", stacklevel=4)
         try:
             grad = self._sweep([target], [seed], [source])[0]
         finally:

@@ -734,3 +734,14 @@ def test_tapes_dropped_without_gradient_leave_nothing_on_a_long_lived_variable()
     tracemalloc.stop()
     assert grown < 20_000, f"{grown} bytes kept by 5000 dropped tapes"
     assert float(keeper.gradient(keeper_y, x)) == 2.0
+
+
+def test_gradient_in_context_warning_points_at_the_callers_line():
+    x = dd.constant(3.0)
+    for sources in (x, [x]):    # the one-source fast path and the general path
+        with dd.GradientTape(persistent=True) as tape:
+            tape.watch(x)
+            y = x * x
+            with pytest.warns(dd.GradientInContextWarning) as record:
+                tape.gradient(y, sources)
+        assert record[0].filename == __file__
