@@ -1,4 +1,6 @@
-"""A tour of dualad: every GradientTape example of the tutorials in shared/seeds, run with
+"""A tour of dualad: every GradientTape example of the tutorials listed in
+conformance/identities.md (TensorFlow's automatic differentiation tutorial, Dive into Deep
+Learning §2.3, eat_tensorflow2_in_30_days 2-3), run with
 dualad, each result printed next to the value the tutorial shows. Exits 1 on any mismatch.
 
     python examples/tour.py

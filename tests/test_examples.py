@@ -1,5 +1,5 @@
 """The example scripts run as a user runs them (a subprocess of this Python), and the numbers
-they print match the tutorials in shared/seeds.
+they print match the tutorials they come from (see conformance/identities.md).
 
 Each script prints one line per result, `ok  <label> | dualad <value> | tutorial <value>`.
 The tests here read only the `dualad` column and compare it with the tutorial values written
@@ -62,7 +62,7 @@ def check(results, expected, name):
                     f"{name}: {label}: printed {results[label]!r}, want {want}"
 
 
-# ---- the TensorFlow automatic differentiation tutorial (seeds 000 and 002) -----------------
+# ---- TensorFlow's automatic differentiation tutorial (English and Chinese versions) -------
 # plus the GradientTape parts of the d2l and 30-days chapters the tour also runs
 
 TOUR = {
