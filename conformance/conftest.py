@@ -66,7 +66,10 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     config.addinivalue_line("markers", "identity(*ids): the catalogue identities (identities.md) this test checks")
     config.addinivalue_line("markers", "requires(*capabilities): adapter capabilities this test needs")
-    adapters.select(config.getoption("--impl"))
+    try:
+        adapters.select(config.getoption("--impl"))
+    except ValueError as e:   # a typo in --impl: one line, not pytest's INTERNALERROR dump
+        raise pytest.UsageError(f"--impl: {e}") from None
     path = config.getoption("--conformance-json")
     if path:
         config.pluginmanager.register(JsonResults(path, config), "conformance-json")

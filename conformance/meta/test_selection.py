@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+
+import pytest
 import sys
 import tempfile
 from pathlib import Path
@@ -45,3 +47,13 @@ def test_another_implementation_skips_the_meta_tests():
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "2 skipped" in completed.stdout
     assert "conformance/meta checks the suite itself" in completed.stdout
+
+
+def test_a_misspelt_implementation_is_a_one_line_usage_error():
+    completed = pytest_in_subprocess("conformance", "--impl=tensorflw", "--collect-only", "-q")
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == pytest.ExitCode.USAGE_ERROR, output
+    assert "INTERNALERROR" not in output
+    (line,) = [ln for ln in output.splitlines() if "unknown implementation" in ln]
+    for name in ("dualad", "tensorflow", "torch", "jax", "autograd"):
+        assert name in line
