@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-
-import pytest
 import sys
 import tempfile
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
