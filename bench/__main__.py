@@ -2,6 +2,7 @@
 
     python -m bench            # the full run (~10-15 min on 2 cores), writes bench/report/
     python -m bench --quick    # CI: every benchmark once, report to a temporary directory
+    python -m bench -k w3      # some workloads: report to a temporary directory too
     python -m bench --no-run   # rewrite bench/report/ from its results.json and extra.json
 
 The run is `python -m pytest bench -v` with pytest-benchmark's JSON output: one progress line
@@ -24,8 +25,8 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true",
                     help="CI: every benchmark once, report to a temporary directory")
     ap.add_argument("--out", default=None,
-                    help="report directory (default bench/report, or a temporary one with "
-                         "--quick)")
+                    help="report directory (default bench/report for a full run, a temporary "
+                         "one with --quick or -k)")
     ap.add_argument("--no-run", action="store_true",
                     help="only rewrite the report from the results in --out")
     ap.add_argument("--no-profile", action="store_true",
@@ -41,7 +42,11 @@ def main(argv=None):
         for t in targets.collect():
             print(f"{t.workload}: {t.text}")
         return 0
-    out = args.out or (tempfile.mkdtemp(prefix="dualad-bench-") if args.quick else REPORT_DIR)
+    # Only a full run writes the committed report: a quick or partial (-k) run would replace
+    # it with partial results, so it goes to a temporary directory unless --out says where.
+    partial = args.quick or args.keyword is not None
+    out = args.out or (tempfile.mkdtemp(prefix="dualad-bench-") if partial and not args.no_run
+                       else REPORT_DIR)
     os.makedirs(out, exist_ok=True)
     status, elapsed, commit = 0, None, None
     if not args.no_run:

@@ -227,3 +227,19 @@ def test_no_run_without_results_is_a_clear_error(tmp_path):
     assert "no benchmark results at" in done.stderr and "Traceback" not in done.stderr
     with pytest.raises(measurement.NoResults):
         measurement.load(str(tmp_path))
+
+
+@pytest.mark.parametrize("argv", [["-k", "w3"], ["--quick"], ["--quick", "-k", "w3"]])
+def test_partial_runs_never_write_the_committed_report(argv, monkeypatch):
+    import bench.__main__ as cli
+    from bench.report import HERE as committed, measurement
+
+    used = []
+
+    def fake_run(out, quick, keyword):
+        used.append(out)
+        return 5   # "no tests": the CLI stops before writing a report
+
+    monkeypatch.setattr(measurement, "run_pytest", fake_run)
+    assert cli.main(argv) == 5
+    assert used and os.path.abspath(used[0]) != os.path.abspath(committed)
