@@ -103,3 +103,21 @@ def test_cell_texts_name_their_reasons():
     partial = aggregate([record("passed"), record("skipped", "lib lacks variables: none")])
     assert cell_text(partial, short=True) == "pass (1/2, 1 skipped)"
     assert cell_text(aggregate([record("failed")]), short=True).startswith("**FAIL**")
+
+
+def test_a_partial_run_never_replaces_the_committed_report(monkeypatch, capsys):
+    import conformance.report as report
+
+    written = []
+    monkeypatch.setattr(report, "run_impl", lambda impl, *a: {
+        "impl": impl, "summary": "1 passed", "seconds": 0.0, "results": []})
+    monkeypatch.setattr(report, "installed", lambda impl: True)
+    monkeypatch.setattr(report, "write", lambda out, env, runs: written.append(out) or "")
+    for argv in (["--impl", "dualad"], ["--identities", "GT-SUMSQ-01"]):
+        assert report.main(argv) == 0
+        assert written[-1] != report.HERE and written[-1].is_dir()
+    assert report.main([]) == 0           # every implementation, every identity
+    assert written[-1] == report.HERE
+    monkeypatch.setattr(report, "installed", lambda impl: impl != "jax")
+    assert report.main([]) == 0           # one peer missing: its column would be lost
+    assert written[-1] != report.HERE

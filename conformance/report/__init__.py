@@ -333,18 +333,34 @@ def write(out_dir: Path, env: dict, runs: dict) -> Path:
     return report
 
 
+def committed_or_temporary(args, runs) -> Path:
+    """The committed report is replaced only by a complete run (every built-in implementation
+    installed and run, every identity); a partial one goes to a temporary directory."""
+    complete = (not args.impl and not args.identities
+                and not any(data.get("not_installed") for data in runs.values()))
+    if complete:
+        return HERE
+    out = Path(tempfile.mkdtemp(prefix="conformance-report-"))
+    print(f"a partial run (some implementations or identities only): report in {out}, "
+          f"not {HERE}", flush=True)
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m conformance.report", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default="ci", choices=["ci", "thorough"], help="Hypothesis profile (default: ci)")
     parser.add_argument("--impl", action="append", help=f"implementation to run (repeatable; default: all of {', '.join(adapters.BUILTIN)})")
     parser.add_argument("--seed", default=None, help="--hypothesis-seed for every run (default: random)")
     parser.add_argument("--identities", default=None, metavar="ID,ID", help="only these identities (default: all)")
-    parser.add_argument("--out", type=Path, default=HERE, help="output directory (default: conformance/report/)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output directory (default: conformance/report/ for a complete run of every "
+                             "implementation, else a temporary directory, printed)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per implementation (default: 3600)")
     parser.add_argument("--no-run", action="store_true", help="rewrite REPORT.md from the output directory's results.json")
     args = parser.parse_args(argv)
 
     if args.no_run:
+        args.out = args.out or HERE
         payload = json.loads((args.out / "results.json").read_text())
         print(write(args.out, payload["environment"], payload["runs"]))
         return 0
@@ -359,6 +375,8 @@ def main(argv=None) -> int:
         print(f"{impl}: running the {args.profile} profile ...", flush=True)
         runs[impl] = run_impl(impl, args.profile, args.seed, args.timeout, args.identities)
         print(f"{impl}: {runs[impl]['summary'] or 'no summary'} ({runs[impl]['seconds']:.0f} s)", flush=True)
+    if args.out is None:
+        args.out = committed_or_temporary(args, runs)
     report = write(args.out, env, runs)
     print(report)
     crashed = [impl for impl, data in runs.items() if data.get("crashed")]
