@@ -3,7 +3,7 @@
     python -m bench            # the full run (~10-15 min on 2 cores), writes bench/report/
     python -m bench --quick    # CI: every benchmark once, report to a temporary directory
     python -m bench -k w3      # some workloads: report to a temporary directory too
-    python -m bench --no-run   # rewrite bench/report/ from its results.json and extra.json
+    python -m bench --no-run   # re-render bench/report/ from its saved results and provenance
 
 The run is `python -m pytest bench -v` with pytest-benchmark's JSON output: one progress line
 per benchmark. The report (REPORT.md and PNG plots) gives per workload the median and IQR of
@@ -60,7 +60,8 @@ def main(argv=None):
         measurement.strip_round_data(os.path.join(out, "results.json"))
     try:
         path, summary = write_report(out, args.quick, elapsed,
-                                     profile=not (args.quick or args.no_profile), commit=commit)
+                                     profile=not (args.quick or args.no_profile), commit=commit,
+                                     rerender=args.no_run)
     except measurement.NoResults as e:
         print(f"python -m bench: {e}", file=sys.stderr)
         return 2

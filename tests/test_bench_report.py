@@ -243,3 +243,38 @@ def test_partial_runs_never_write_the_committed_report(argv, monkeypatch):
     monkeypatch.setattr(measurement, "run_pytest", fake_run)
     assert cli.main(argv) == 5
     assert used and os.path.abspath(used[0]) != os.path.abspath(committed)
+
+
+def test_no_run_keeps_the_runs_provenance(tmp_path):
+    """--no-run used to stamp today's machine, date, commit and load onto old results (and
+    profile again): it re-renders with what the run saved."""
+    out = tmp_path / "report"
+    out.mkdir()
+    results, extra = w3_run(2.0)
+    (out / "results.json").write_text(json.dumps(results))
+    (out / "extra.json").write_text(json.dumps(extra))
+    env = dict(measurement.environment("0123abcd"), date="2001-02-03 04:05 UTC",
+               cpu="The Run's CPU", loadavg=[7.5, 7.25, 7.0])
+    measurement.save_provenance(str(out), env, False, 123.0, None)
+    done = run_cli(out)
+    assert done.returncode == 0, done.stderr[-2000:]
+    text = (out / "REPORT.md").read_text()
+    for recorded in ("2001-02-03 04:05 UTC", "0123abcd", "The Run's CPU", "7.50, 7.25, 7.00",
+                     "in 2.0 min"):
+        assert recorded in text, recorded
+
+
+def test_no_run_on_results_without_provenance_uses_what_pytest_benchmark_recorded(tmp_path):
+    out = tmp_path / "report"
+    out.mkdir()
+    results, extra = w3_run(2.0)
+    results.update(datetime="2001-02-03T04:05:00+00:00", commit_info={"id": "feedbeef"},
+                   machine_info={"cpu": {"brand_raw": "Old CPU", "count": 3},
+                                 "python_version": "3.11.0", "python_implementation": "CPython"})
+    (out / "results.json").write_text(json.dumps(results))
+    (out / "extra.json").write_text(json.dumps(extra))
+    done = run_cli(out)
+    assert done.returncode == 0, done.stderr[-2000:]
+    text = (out / "REPORT.md").read_text()
+    for recorded in ("2001-02-03 04:05 UTC", "feedbeef", "Old CPU", "not recorded"):
+        assert recorded in text, recorded

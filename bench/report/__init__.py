@@ -10,7 +10,8 @@ then render.
 - plots.py: the PNG plots from the summary (skipped, with a note, without matplotlib).
 
 This directory also holds the committed report of a full run: REPORT.md, results.json
-(pytest-benchmark's JSON, round data stripped), extra.json and the PNGs.
+(pytest-benchmark's JSON, round data stripped), extra.json, provenance.json (the run's
+machine, date, commit, load and profiles) and the PNGs.
 """
 import os
 
@@ -25,13 +26,22 @@ def build_summary(out):
     return summary.summarise(results, extra, targets.load_workloads(), targets.collect())
 
 
-def write_report(out, quick=False, elapsed=None, profile=True, commit=None):
-    """Summarise the run in `out`, then write REPORT.md (and the plots) there. Returns
-    (REPORT.md's path, the summary)."""
+def write_report(out, quick=False, elapsed=None, profile=True, commit=None, rerender=False):
+    """Summarise the run in `out`, then write REPORT.md (and the plots) there. A new run's
+    provenance (machine, date, commit, load, profiles) is saved with it; `rerender` renders
+    again from the saved results and provenance, measuring nothing. Returns (REPORT.md's path,
+    the summary)."""
     data = build_summary(out)
-    profiles = measurement.profile_missed(data) if profile and data["missed"] else None
+    if rerender:
+        saved = measurement.load_provenance(out)
+        env, quick, elapsed, profiles = (saved["environment"], saved["quick"], saved["elapsed"],
+                                         saved["profiles"])
+    else:
+        env = measurement.environment(commit)
+        profiles = measurement.profile_missed(data) if profile and data["missed"] else None
+        measurement.save_provenance(out, env, quick, elapsed, profiles)
     drawn = plots.draw(out, data)
-    text = render.render(data, measurement.environment(commit), drawn, profiles, quick, elapsed)
+    text = render.render(data, env, drawn, profiles, quick, elapsed)
     path = os.path.join(out, "REPORT.md")
     with open(path, "w") as f:
         f.write(text)

@@ -167,3 +167,38 @@ def environment(commit=None):
                 commit=commit or git_commit(), loadavg=list(os.getloadavg()),
                 tools=[(name, version(d)) for name, d in TOOLS],
                 peers=[(name, version(d)) for name, d in PEER_LIBS])
+
+
+PROVENANCE = "provenance.json"
+
+
+def save_provenance(out, env, quick, elapsed, profiles):
+    """What describes the run itself (machine, versions, date, commit, load, duration, the
+    profiles taken after it), so that re-rendering the report later keeps it."""
+    with open(os.path.join(out, PROVENANCE), "w") as f:
+        json.dump(dict(environment=env, quick=quick, elapsed=elapsed, profiles=profiles), f,
+                  indent=1)
+
+
+def load_provenance(out):
+    """The provenance a run saved; for results older than provenance.json, what
+    pytest-benchmark recorded of the run (date, commit, CPU, Python), the rest marked as not
+    recorded."""
+    path = os.path.join(out, PROVENANCE)
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    with open(os.path.join(out, "results.json")) as f:
+        raw = json.load(f)
+    machine = raw.get("machine_info", {})
+    cpu = machine.get("cpu", {})
+    when = raw.get("datetime")
+    when = ("not recorded" if when is None else datetime.datetime.fromisoformat(when)
+            .astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+    env = dict(cpu=cpu.get("brand_raw", "not recorded"), cores=cpu.get("count", "?"),
+               platform=f"{machine.get('system', '?')} {machine.get('release', '')}".strip(),
+               python=machine.get("python_version", "?"),
+               implementation=machine.get("python_implementation", "?"),
+               date=when,
+               commit=raw.get("commit_info", {}).get("id"), loadavg=None, tools=[], peers=[])
+    return dict(environment=env, quick=False, elapsed=None, profiles=None)

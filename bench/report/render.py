@@ -21,12 +21,18 @@ def render_header(add, env, quick, elapsed):
     add("## Machine and versions")
     add("")
     add(f"- CPU: {env['cpu']}, {env['cores']} cores; {env['platform']}")
-    add(f"- load average when the report was written: "
-        f"{', '.join(f'{x:.2f}' for x in env['loadavg'])} (the machine is shared: the medians "
-        "carry that noise; the IQR column shows how much)")
+    if env["loadavg"] is None:
+        add("- load average: not recorded with these results")
+    else:
+        add(f"- load average at the end of the run: "
+            f"{', '.join(f'{x:.2f}' for x in env['loadavg'])} (the machine is shared: the "
+            "medians carry that noise; the IQR column shows how much)")
     add(f"- Python {env['python']} ({env['implementation']})")
-    add("- " + ", ".join(f"{n} {v or 'not installed'}" for n, v in env["tools"]))
-    add("- peers: " + ", ".join(f"{n} {v or 'not installed'}" for n, v in env["peers"]))
+    if env["tools"] or env["peers"]:
+        add("- " + ", ".join(f"{n} {v or 'not installed'}" for n, v in env["tools"]))
+        add("- peers: " + ", ".join(f"{n} {v or 'not installed'}" for n, v in env["peers"]))
+    else:
+        add("- library versions: not recorded with these results")
     add("- JAX runs with `jax_enable_x64`; peers use their default threading. Each row's "
         "result was checked against the floor's value before it was timed.")
     add("")
