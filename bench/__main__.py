@@ -7,7 +7,7 @@
 
 The run is `python -m pytest bench -v` with pytest-benchmark's JSON output: one progress line
 per benchmark. The report (REPORT.md and PNG plots) gives per workload the median and IQR of
-every row, its ratio to the workload's floor and to dualad, each target of the issue with
+every row, its ratio to the workload's floor and to dualad, each performance target with
 MET / MISSED and the figure, the W9 memory probes, cProfile profiles of dualad's rows that miss
 a target, and the machine and library versions. The code is in bench/report/.
 """

@@ -3,7 +3,7 @@ and (1000, 10) (float64), by dualad.jacobian(mode='forward' | 'reverse' | 'auto'
 
 Forward mode costs one pass carrying n tangent directions, reverse mode one sweep per output:
 forward should win for (10, 1000), reverse for (1000, 10), and 'auto' (which adds one plain
-evaluation to count the outputs) should track the better of the two (issue 3).
+evaluation to count the outputs) should track the better of the two.
 Floor: the hand-written numpy Jacobian (1 - tanh(Wx)²)[:, None] * W. Targets: TARGETS below.
 (Merged from the former
 bench/test_bench_jacobian_mode.py.)"""
@@ -33,10 +33,10 @@ TARGETS = [target for suite in SUITES.values() for target in (
     WithinOfBest(suite, 1.2, "auto within {limit}× of the better of forced forward and forced "
                  "reverse", others=["dualad-forward", "dualad-reverse"]),
     RatioAtMost(suite, 5, "auto ≤ {limit}× the hand-written numpy Jacobian"))]
-# issue 3: auto must beat the mode that is wrong for the shape
-TARGETS += [FasterThan(SUITES[10, 1000], "auto faster than forced reverse (issue 3)",
+# auto must beat the mode that is wrong for the shape
+TARGETS += [FasterThan(SUITES[10, 1000], "auto faster than forced reverse",
                        other="dualad-reverse"),
-            FasterThan(SUITES[1000, 10], "auto faster than forced forward (issue 3)",
+            FasterThan(SUITES[1000, 10], "auto faster than forced forward",
                        other="dualad-forward")]
 
 

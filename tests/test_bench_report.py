@@ -278,3 +278,12 @@ def test_no_run_on_results_without_provenance_uses_what_pytest_benchmark_recorde
     text = (out / "REPORT.md").read_text()
     for recorded in ("2001-02-03 04:05 UTC", "feedbeef", "Old CPU", "not recorded"):
         assert recorded in text, recorded
+
+
+def test_the_report_and_its_guide_speak_of_workloads_not_issue_numbers():
+    # issue numbers mean nothing to a reader of the report
+    texts = [t.text for t in targets.collect()]
+    texts += [p.read_text() for p in (REPO / "bench").rglob("*.py")]
+    texts.append((REPO / "bench" / "README.md").read_text())
+    for text in texts:
+        assert not re.search(r"\bissue \d", text, re.IGNORECASE), text[:200]
