@@ -3,11 +3,17 @@
 Python floats become float32 and Python ints int32, as in TensorFlow; numpy arrays keep their
 dtype. Mixing float32 and float64 tensors raises TypeError (cast explicitly).
 """
+__version__ = "0.1.0"   # the one place of the version (pyproject.toml reads it)
+
 try:
-    from . import _core
+    from . import _core, _trace
 except ImportError as e:  # pragma: no cover - depends on the build
-    raise ImportError("the compiled core of dualad is not built: run pip install -e . "
-                      f"in the repository ({e})") from e
+    raise ImportError(
+        f"{e}\n\ndualad's compiled core (dualad._core, dualad._trace) failed to import (above). "
+        "If it was never built, build it with `pip install -e .` in the repository (needs a C "
+        "compiler and the Python headers) or `python setup.py build_ext --inplace` (needs "
+        "`pip install -e '.[dev]'`). If it was built with Cython 3.3.0, rebuild with Cython "
+        ">= 3.3.1.", name=e.name, path=e.path) from None
 
 from ._core import Tensor, Variable, Primitive, DType, as_dtype, convert_to_tensor
 from . import rules, ops, random, nest
@@ -44,4 +50,3 @@ int64 = as_dtype("int64")
 uint8 = as_dtype("uint8")
 bool = as_dtype("bool")
 
-__version__ = "0.1.0"
