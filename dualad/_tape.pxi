@@ -4,13 +4,18 @@
 cdef class Tape(Transformation):
     """The reverse-mode record. GradientTape (dualad.tape) adds the public API on top."""
 
-    def __cinit__(self, persistent=False, watch_accessed_variables=True):
+    def __cinit__(self, *args, **kwargs):
+        # the arguments are parsed by __init__ (GradientTape's, with its signature), so that a
+        # misspelt keyword names the public call
         self.is_tape = True
-        self.persistent = bool(persistent)
-        self.watch_accessed_variables = bool(watch_accessed_variables)
+        self.watch_accessed_variables = True
         self._entries = []
         self._watched = []
         _live_tapes.add(self.id)
+
+    def __init__(self, persistent=False, watch_accessed_variables=True):
+        self.persistent = bool(persistent)
+        self.watch_accessed_variables = bool(watch_accessed_variables)
 
     def __dealloc__(self):
         cdef Tensor t

@@ -49,6 +49,9 @@ class GradientTape(_core.Tape):
     `watch_accessed_variables=False`. Tapes nest: a gradient computed inside an outer tape's
     context is recorded by it, which gives higher derivatives. Tapes are per thread."""
 
+    def __init__(self, persistent=False, watch_accessed_variables=True):
+        super().__init__(persistent, watch_accessed_variables)
+
     # ---- context --------------------------------------------------------------------------
 
     def __enter__(self):

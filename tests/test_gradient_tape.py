@@ -745,3 +745,14 @@ def test_gradient_in_context_warning_points_at_the_callers_line():
             with pytest.warns(dd.GradientInContextWarning) as record:
                 tape.gradient(y, sources)
         assert record[0].filename == __file__
+
+
+def test_gradient_tape_signature_and_a_misspelt_keyword():
+    import inspect
+    params = inspect.signature(dd.GradientTape).parameters
+    assert list(params) == ["persistent", "watch_accessed_variables"]
+    with pytest.raises(TypeError, match=r"GradientTape.__init__\(\) got an unexpected keyword "
+                                        r"argument 'persistant'"):
+        dd.GradientTape(persistant=True)
+    tape = dd.GradientTape(True, watch_accessed_variables=False)
+    assert tape.persistent and not tape.watch_accessed_variables

@@ -40,3 +40,12 @@ def test_the_sdist_manifest_carries_the_cython_sources_not_generated_c():
     manifest = (ROOT / "MANIFEST.in").read_text()
     assert "recursive-include dualad *.pyx *.pxd *.pxi" in manifest
     assert "exclude dualad/*.c" in manifest
+
+
+def test_the_package_is_typed():
+    package = ROOT / "dualad"
+    assert (package / "py.typed").exists()
+    for stub in ("_core.pyi", "_trace.pyi"):
+        assert (package / stub).exists(), stub
+    manifest = (ROOT / "MANIFEST.in").read_text()
+    assert "*.pyi py.typed" in manifest
