@@ -14,11 +14,12 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 import dualad as dd
 from dualad import ForwardAccumulator, GradientTape
+from conformance import numdiff
 from helpers import EXACT, FD, SETTINGS, fd_jvp, t64
 
 SEEDS = st.integers(0, 2**32 - 1)
@@ -115,6 +116,7 @@ def forward_over_forward_batched(f, x, v):
 @pytest.mark.parametrize("name", NAMES)
 @SETTINGS
 @given(seed=SEEDS)
+@example(seed=88218102)   # one central difference of `norm` was 4e-8 off (CI, seed drawn)
 def test_every_composition_order_gives_the_same_second_derivative(name, seed):
     f, shape = FUNCS[name]
     rng = np.random.default_rng(seed)
@@ -142,7 +144,11 @@ def test_every_composition_order_gives_the_same_second_derivative(name, seed):
     if name == "control_flow":
         assume(control_flow_margin(xn) > 1e-3)
     grad = dd.grad(f)
-    fd = fd_jvp(lambda a: np.asarray(grad(t64(a))), [xn], [vn])
+    if name == "control_flow":   # a short stencil: it must not cross a branch boundary
+        fd = fd_jvp(lambda a: np.asarray(grad(t64(a))), [xn], [vn])
+    else:   # Richardson: one central difference loses digits where the gradient is large
+        fd = numdiff.directional_derivative(lambda a: np.asarray(grad(t64(a))), [xn], [vn],
+                                            h0=2.0**-7)
     np.testing.assert_allclose(reference, fd, **FD, err_msg="finite differences of the gradient")
 
 
