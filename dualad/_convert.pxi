@@ -35,12 +35,12 @@ cdef Tensor _wrap(object raw):
     """A Tensor around a raw result (ndarray, numpy scalar, Python number); no copy. The array
     becomes read-only: it must not be one the caller goes on writing."""
     cdef Tensor t = Tensor.__new__(Tensor)
-    cdef object arr = raw if type(raw) is _np_ndarray else _np_asarray(raw)
+    cdef cnp.ndarray arr = raw if type(raw) is _np_ndarray else _np_asarray(raw)
     _freeze(arr)
-    t._dtype = arr.dtype
+    t._dtype = <object>cnp.PyArray_DESCR(arr)  # (the C fields, not Python attribute lookups)
     t._kind = _kind_of(t._dtype)
     t._arr = arr
-    if t._kind != K_OTHER and arr.ndim == 0:
+    if t._kind != K_OTHER and cnp.PyArray_NDIM(arr) == 0:
         t._is_scalar = True
         t._d = float(arr)
     return t
@@ -240,6 +240,28 @@ cpdef Tensor binary(Primitive p, object a, object b):
         tb = _like(b, ta, p.name)
     _check_same_dtype(ta, tb, p.name)
     return run_op(p, (ta, tb), None)
+
+
+def binary_op(Primitive p):
+    """The public function of binary primitive `p` (ops.py names it): compiled, so that a call
+    costs no Python frame on top of `binary`."""
+    def op(x, y, name=None):
+        return binary(p, x, y)
+    return op
+
+
+def unary_op(Primitive p):
+    """The public function of a one-input primitive taking any dtype (ops.py names it)."""
+    def op(x, name=None):
+        return run_op(p, (x if isinstance(x, Tensor) else convert_to_tensor(x),), None)
+    return op
+
+
+def float_unary_op(Primitive p, str opname):
+    """The public function of a float-only one-input primitive (ops.py names it)."""
+    def op(x, name=None):
+        return run_op(p, (float_tensor(x, opname),), None)
+    return op
 
 
 def dtype_name(dtype):

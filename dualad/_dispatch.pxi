@@ -1,6 +1,8 @@
 # Primitives and the op call (run_op): value, check_numerics, recording and tangents.
 # (included by _core.pyx: one extension module, assembled from these files)
 
+from cpython.contextvars cimport PyContextVar_Set, PyContextVar_Reset
+
 # --------------------------------------------------------------------------------------------
 # Primitives and the op call
 # --------------------------------------------------------------------------------------------
@@ -144,33 +146,46 @@ cdef tuple _read_variables(tuple args, TraceSink tracer):
 
 # numpy's floating-point error state while an op runs: NaN and inf propagate silently, as in
 # TensorFlow (dualad.debugging reports them). np.errstate costs ~1 us per use; setting numpy's
-# context variable directly costs ~0.1 us (numpy 2's internals, with errstate as fallback).
+# context variable through the C API costs ~0.1 us (numpy 2's internals, with errstate as
+# fallback when they are not what this expects).
+cdef object _np_errstate_var = None
+cdef object _IGNORE_FP_ERRORS = None
 try:
-    from numpy._core._ufunc_config import _extobj_contextvar as _np_errstate_var, _make_extobj
-    _IGNORE_FP_ERRORS = _make_extobj(all="ignore")
+    import contextvars as _contextvars
+    from numpy._core._ufunc_config import _extobj_contextvar, _make_extobj
+    if type(_extobj_contextvar) is _contextvars.ContextVar:
+        _IGNORE_FP_ERRORS = _make_extobj(all="ignore")
+        _np_errstate_var = _extobj_contextvar
 except ImportError:
-    _np_errstate_var = None
+    pass
 
 
 cdef object _call_impl(Primitive p, tuple args, dict params):
-    cdef list raws = [(<Tensor>t)._value() for t in args]
     if _np_errstate_var is None:
         with np.errstate(all="ignore"):
-            return _call_impl_raw(p, raws, params)
-    token = _np_errstate_var.set(_IGNORE_FP_ERRORS)
+            return _call_impl_raw(p, args, params)
+    token = PyContextVar_Set(_np_errstate_var, _IGNORE_FP_ERRORS)
     try:
-        return _call_impl_raw(p, raws, params)
+        return _call_impl_raw(p, args, params)
     finally:
-        _np_errstate_var.reset(token)
+        PyContextVar_Reset(_np_errstate_var, token)
 
 
-cdef object _call_impl_raw(Primitive p, list raws, dict params):
+cdef object _call_impl_raw(Primitive p, tuple args, dict params):
+    # one and two inputs without parameters (elementwise ops) call the impl with no argument
+    # list built; `args` is a tuple, so its length cannot change under the indexing below
+    cdef Py_ssize_t n = len(args)
     try:
+        if params is None and n == 2:
+            return p.impl((<Tensor>args[0])._value(), (<Tensor>args[1])._value())
+        if params is None and n == 1:
+            return p.impl((<Tensor>args[0])._value())
+        raws = [(<Tensor>t)._value() for t in args]
         if params:
             return p.impl(*raws, **params)
         return p.impl(*raws)
     except ValueError as e:
-        shapes = ", ".join(str(np.shape(r)) for r in raws)
+        shapes = ", ".join(str(np.shape((<Tensor>t)._value())) for t in args)
         raise ValueError(f"{p.name}: {e} (input shapes {shapes})") from None
 
 

@@ -13,7 +13,6 @@ from ._core import Tensor, Variable, binary, convert_to_tensor
 from .rules import DECLARATIONS, PRIMITIVES as _P, swap_last
 from .shapes import index_key, normalize_axes
 
-_apply_unary = _core.unary
 _float_tensor = _core.float_tensor
 
 
@@ -27,32 +26,14 @@ def _same_dtype(opname, *tensors):
 
 # ---- elementwise ops generated from their declarations in rules.py ----------------------------
 
-def _float_unary_op(prim, opname):
-    def op(x, name=None):
-        return _apply_unary(prim, _float_tensor(x, opname))
-    return op
-
-
-def _unary_op(prim):
-    def op(x, name=None):
-        return _apply_unary(prim, convert_to_tensor(x))
-    return op
-
-
-def _binary_op(prim):
-    def op(x, y, name=None):
-        return binary(prim, x, y)
-    return op
-
-
 def _generated(decl):
     prim = decl.primitive
     if decl.wrapper == "float_unary":
-        op = _float_unary_op(prim, prim.name)
+        op = _core.float_unary_op(prim, prim.name)
     elif decl.wrapper == "unary":
-        op = _unary_op(prim)
+        op = _core.unary_op(prim)
     elif decl.wrapper == "binary":
-        op = _binary_op(prim)
+        op = _core.binary_op(prim)
     else:
         raise ValueError(f"{prim.name}: unknown wrapper form {decl.wrapper!r}")
     op.__name__ = op.__qualname__ = decl.export

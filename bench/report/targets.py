@@ -17,7 +17,7 @@ from bench.report.units import fmt_ratio, fmt_time
 #: the workload modules, in report order
 MODULES = ["test_w1_minimisation", "test_w2_quadratic", "test_w3_chain",
            "test_w4_second_derivative", "test_w5_hvp", "test_w6_jacobian", "test_w7_mlp",
-           "test_w8_control_flow", "test_w9_long_chain"]
+           "test_w8_control_flow", "test_w9_long_chain", "test_w10_dispatch"]
 
 
 class Missing(Exception):

@@ -1,0 +1,129 @@
+"""The op call on arrays (issue: the eager hot path): numpy's floating-point error state is
+set for the op and restored after it, whatever happens inside; the generated public op
+functions behave like the Python functions they replaced."""
+import inspect
+import pickle
+import threading
+import warnings
+
+import numpy as np
+import pytest
+
+import dualad as dd
+from dualad import ops
+
+
+@pytest.fixture
+def numpy_raises():
+    """The user asks numpy to raise on every floating-point error."""
+    with np.errstate(all="raise"):
+        yield
+
+
+def test_nan_and_inf_from_array_ops_pass_silently_under_the_users_errstate(numpy_raises):
+    a = dd.constant(np.array([1.0, 0.0, -1.0, 1e300]), dtype=dd.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        quotient = a / dd.zeros_like(a)
+        product = dd.multiply(a, a)
+        logs = dd.log(a)
+    assert np.isposinf(quotient.numpy()[0]) and np.isnan(quotient.numpy()[1])
+    assert np.isposinf(product.numpy()[3])
+    assert np.isnan(logs.numpy()[2]) and np.isneginf(logs.numpy()[1])
+    # the user's setting is back once the op returned
+    assert np.geterr()["divide"] == "raise"
+    with pytest.raises(FloatingPointError):
+        np.divide(np.ones(2), np.zeros(2))
+
+
+def test_errstate_restored_when_the_impl_raises(numpy_raises):
+    with pytest.raises(ValueError, match=r"multiply: .*\(input shapes \(2,\), \(3,\)\)"):
+        dd.multiply(dd.constant([1.0, 2.0]), dd.constant([1.0, 2.0, 3.0]))
+    assert set(np.geterr().values()) == {"raise"}
+
+
+def test_a_primitive_that_reenters_the_library_sees_and_leaves_the_right_errstate(numpy_raises):
+    seen = []
+
+    def impl(x):
+        seen.append(np.geterr()["invalid"])
+        inner = dd.multiply(dd.constant(x), dd.constant(x)).numpy()   # nested op call
+        seen.append(np.geterr()["invalid"])
+        return np.sqrt(-inner)
+
+    reentrant = dd.extend.primitive("reentrant_sqrt", impl)
+    out = reentrant(dd.constant([2.0]))
+    assert np.isnan(out.numpy()[0])
+    assert seen == ["ignore", "ignore"]
+    assert np.geterr()["invalid"] == "raise"
+
+
+def test_errstate_of_another_thread_is_untouched():
+    # numpy's state is per context: an op on one thread must not silence another thread
+    states = []
+    go, done = threading.Event(), threading.Event()
+
+    def other():
+        with np.errstate(all="raise"):
+            go.wait()
+            states.append(np.geterr()["over"])
+            done.set()
+
+    worker = threading.Thread(target=other)
+    worker.start()
+    x = dd.constant(np.full(4, 1e300), dtype=dd.float64)
+    for _ in range(100):
+        dd.multiply(x, x)
+    go.set()
+    done.wait(10)
+    worker.join(10)
+    assert states == ["raise"]
+
+
+def test_check_numerics_still_names_the_array_op():
+    dd.debugging.enable_check_numerics()
+    try:
+        with pytest.raises(FloatingPointError, match="op 'multiply' produced infinity"):
+            dd.multiply(dd.constant(np.full(4, 1e300)), dd.constant(np.full(4, 1e300)))
+    finally:
+        dd.debugging.disable_check_numerics()
+
+
+@pytest.mark.parametrize("export", ["multiply", "add", "sin", "negative", "abs", "maximum"])
+def test_generated_ops_keep_their_names_docs_signature_and_pickle(export):
+    op = getattr(dd, export)
+    assert op is ops.GENERATED[export]
+    assert op.__name__ == op.__qualname__ == export
+    assert op.__module__ == "dualad.ops"
+    assert op.__doc__ and op.__doc__ == dd.rules.DECLARATIONS[op_name(export)].doc
+    assert list(inspect.signature(op).parameters)[-1] == "name"
+    assert pickle.loads(pickle.dumps(op)) is op
+
+
+def op_name(export):
+    return next(name for name, d in dd.rules.DECLARATIONS.items() if d.export == export)
+
+
+def test_generated_ops_convert_and_check_their_arguments():
+    a = dd.constant(np.array([1.0, 2.0]), dtype=dd.float64)
+    assert dd.multiply(a, 2, name="twice").numpy().tolist() == [2.0, 4.0]
+    assert dd.multiply(3.0, a).dtype == dd.float64           # the Tensor operand's dtype
+    assert dd.add([1, 2], [3, 4]).dtype == dd.int32           # Python ints: int32
+    assert dd.negative([1.0]).dtype == dd.float32              # Python floats: float32
+    with pytest.raises(TypeError, match="sin: expected a float tensor, got int32"):
+        dd.sin([1, 2])
+    with pytest.raises(TypeError, match="multiply: operands have different dtypes"):
+        dd.multiply(a, dd.constant([1.0, 2.0], dtype=dd.float32))
+    with pytest.raises(TypeError):
+        dd.multiply(a)                                         # missing operand
+    with pytest.raises(TypeError):
+        dd.sin(a, "n", "extra")
+
+
+def test_wrapped_results_are_read_only_and_typed():
+    out = dd.multiply(dd.constant(np.arange(4.0)), dd.constant(np.ones(4)))
+    assert out.dtype == dd.float64 and out.shape == (4,)
+    with pytest.raises(ValueError):
+        np.asarray(out)[0] = 1.0
+    scalar = dd.multiply(dd.constant(np.float64(2.0)), dd.constant(np.float64(3.0)))
+    assert scalar.numpy() == 6.0 and scalar.shape == ()
