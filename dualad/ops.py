@@ -49,6 +49,11 @@ truediv = divide  # noqa: F821 - generated above
 
 
 def logical_not(x, name=None):
+    """Elementwise not of a bool tensor (other values are converted to bool); not
+    differentiable.
+
+    >>> dualad.logical_not(dualad.constant([True, False]))  # [False, True]
+    """
     return _P["logical_not"](convert_to_tensor(x, _core.as_dtype("bool")))
 
 
@@ -127,6 +132,14 @@ reduce_any = _reduce("reduce_any")
 reduce_sum.__doc__ = "Sum over `axis` (all axes when None)."
 reduce_max.__doc__ = "Maximum over `axis`; tied maxima share the gradient equally."
 reduce_min.__doc__ = "Minimum over `axis`; tied minima share the gradient equally."
+reduce_all.__doc__ = """Logical and over `axis` (all axes when None) of a bool tensor; not differentiable.
+
+    >>> dualad.reduce_all(dualad.constant([[True, False], [True, True]]), axis=1)  # [False, True]
+    """
+reduce_any.__doc__ = """Logical or over `axis` (all axes when None) of a bool tensor; not differentiable.
+
+    >>> dualad.reduce_any(dualad.constant([[True, False], [False, False]]), axis=1)  # [True, False]
+    """
 
 
 def reduce_logsumexp(input_tensor, axis=None, keepdims=False, name=None):
@@ -174,11 +187,21 @@ def log_softmax(logits, axis=-1, name=None):
 
 
 def argmax(input, axis=0, name=None):
+    """The index of the largest value along `axis` (int64, that axis removed); not
+    differentiable. Ties give the first index.
+
+    >>> dualad.argmax(dualad.constant([[1.0, 3.0], [4.0, 2.0]]), axis=1)  # [1, 0]
+    """
     x = convert_to_tensor(input)
     return _P["argmax"](x, axis=normalize_axes(axis, x.ndim)[0])
 
 
 def argmin(input, axis=0, name=None):
+    """The index of the smallest value along `axis` (int64, that axis removed); not
+    differentiable. Ties give the first index.
+
+    >>> dualad.argmin(dualad.constant([[1.0, 3.0], [4.0, 2.0]]), axis=1)  # [0, 1]
+    """
     x = convert_to_tensor(input)
     return _P["argmin"](x, axis=normalize_axes(axis, x.ndim)[0])
 
@@ -233,6 +256,11 @@ def _matmul_shapes(given, transpose_a, transpose_b):
 
 
 def reshape(tensor, shape, name=None):
+    """`tensor` with the same values in `shape` (one entry may be -1: inferred). Same
+    dtype; the gradient is reshaped back.
+
+    >>> dualad.reshape(dualad.constant([1.0, 2.0, 3.0, 4.0]), (2, -1)).shape  # (2, 2)
+    """
     x = convert_to_tensor(tensor)
     shape = tuple(int(d) for d in np.asarray(shape, dtype=np.int64).reshape(-1))
     if shape == x.shape:
@@ -241,6 +269,11 @@ def reshape(tensor, shape, name=None):
 
 
 def broadcast_to(input, shape, name=None):
+    """`input` broadcast to `shape` (numpy's rules); the gradient sums back over the
+    broadcast axes. Same dtype.
+
+    >>> dualad.broadcast_to(dualad.constant([1.0, 2.0]), (3, 2)).shape  # (3, 2)
+    """
     x = convert_to_tensor(input)
     shape = tuple(int(d) for d in shape)
     if shape == x.shape:
@@ -261,6 +294,11 @@ def transpose(a, perm=None, name=None):
 
 
 def expand_dims(input, axis, name=None):
+    """`input` with a new axis of length 1 inserted at `axis` (negative counts from the
+    end of the result). Same values and dtype.
+
+    >>> dualad.expand_dims(dualad.constant([1.0, 2.0]), 0).shape  # (1, 2)
+    """
     x = convert_to_tensor(input)
     ndim = x.ndim + 1
     if not -ndim <= int(axis) < ndim:
@@ -270,6 +308,11 @@ def expand_dims(input, axis, name=None):
 
 
 def squeeze(input, axis=None, name=None):
+    """`input` without the axes of length 1 listed in `axis` (all of them when None);
+    ValueError if a listed axis is not of length 1. Same values and dtype.
+
+    >>> dualad.squeeze(dualad.zeros((1, 3, 1))).shape  # (3,)
+    """
     x = convert_to_tensor(input)
     axes = tuple(i for i, d in enumerate(x.shape) if d == 1) if axis is None \
         else normalize_axes(axis, x.ndim)
@@ -378,35 +421,68 @@ def _filled(shape, dtype, value):
 
 
 def zeros(shape, dtype=None, name=None):
+    """A tensor of zeros of `shape` and `dtype` (default float32). Not recorded by tapes.
+
+    >>> dualad.zeros((2, 2), dualad.int32)
+    """
     return _filled(shape, dtype, 0)
 
 
 def ones(shape, dtype=None, name=None):
+    """A tensor of ones of `shape` and `dtype` (default float32). Not recorded by tapes.
+
+    >>> dualad.ones((2, 2), dualad.float64)
+    """
     return _filled(shape, dtype, 1)
 
 
 def fill(dims, value, name=None):
+    """A tensor of shape `dims` filled with `value`, in value's dtype (a Python float gives
+    float32). Not recorded by tapes.
+
+    >>> dualad.fill((2, 3), 9.0)  # 2×3 float32 of 9
+    """
     v = convert_to_tensor(value)
     return _filled(dims, v.dtype, np.asarray(v))
 
 
 def zeros_like(input, dtype=None, name=None):
+    """Zeros with the shape of `input` and its dtype (or `dtype`). Not recorded by tapes.
+
+    >>> dualad.zeros_like(dualad.constant([1.0, 2.0]))  # [0., 0.]
+    """
     return _core.filled_like(convert_to_tensor(input), 0.0, dtype)
 
 
 def ones_like(input, dtype=None, name=None):
+    """Ones with the shape of `input` and its dtype (or `dtype`). Not recorded by tapes.
+
+    >>> dualad.ones_like(dualad.constant([1.0, 2.0]))  # [1., 1.]
+    """
     return _core.filled_like(convert_to_tensor(input), 1.0, dtype)
 
 
 def shape(input, name=None):
+    """The shape of `input` as a 1-d int32 tensor (`input.shape` gives a tuple).
+
+    >>> dualad.shape(dualad.zeros((2, 3)))  # [2, 3]
+    """
     return convert_to_tensor(np.asarray(convert_to_tensor(input).shape, dtype=np.int32))
 
 
 def size(input, name=None):
+    """The number of elements of `input` as a 0-d int32 tensor.
+
+    >>> dualad.size(dualad.zeros((2, 3)))  # 6
+    """
     return convert_to_tensor(np.int32(convert_to_tensor(input).size))
 
 
 def rank(input, name=None):
+    """The number of dimensions of `input` as a 0-d int32 tensor.
+
+    >>> dualad.rank(dualad.zeros((2, 3)))  # 2
+    """
     return convert_to_tensor(np.int32(convert_to_tensor(input).ndim))
 
 

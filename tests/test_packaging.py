@@ -49,3 +49,11 @@ def test_the_package_is_typed():
         assert (package / stub).exists(), stub
     manifest = (ROOT / "MANIFEST.in").read_text()
     assert "*.pyi py.typed" in manifest
+
+
+def test_every_public_function_has_a_docstring():
+    import inspect
+    missing = [name for name in dir(dualad) if not name.startswith("_")
+               and callable(getattr(dualad, name)) and not inspect.isclass(getattr(dualad, name))
+               and not (getattr(dualad, name).__doc__ or "").strip()]
+    assert missing == []
