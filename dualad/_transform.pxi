@@ -162,13 +162,27 @@ cdef void _record(Tape tape, Primitive p, tuple args, dict params, Tensor out) e
     tape._entries.append(e)
 
 
+# The last accumulator id converted to the int keying tangent dicts: one conversion per
+# accumulator switch instead of one per op (ids are never reused, so a stale key cannot match)
+cdef long long _tangent_key_id = 0
+cdef object _tangent_key = None
+
+
+cdef inline object _tangent_key_of(Accumulator acc):
+    global _tangent_key_id, _tangent_key
+    if acc.id != _tangent_key_id or _tangent_key is None:
+        _tangent_key = acc.id
+        _tangent_key_id = acc.id
+    return _tangent_key
+
+
 cdef void _push_tangent(Accumulator acc, list stack, Py_ssize_t level, Primitive p, tuple args,
                         dict params, Tensor out) except *:
     cdef Tensor a
     cdef bint any_tangent = False
     cdef list tangents = []
     cdef object t
-    cdef object key = acc.id
+    cdef object key = _tangent_key_of(acc)
     if p.jvp is None:
         return
     if p.code != OP_NONE and out._is_scalar and _push_scalar_tangent(key, stack, level, p, args,
