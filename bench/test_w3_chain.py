@@ -2,7 +2,8 @@
 
 Floor: the same chain evaluated on Python floats (the target below bounds dualad's gradient by a
 multiple of that forward evaluation: the cheap-gradient bound taken against Python itself). The hand-written
-pure-Python reverse sweep is the reference value and a second floor row."""
+pure-Python reverse sweep is the reference value and a second floor row. The dualad-jvp row
+is forward mode over the same chain, judged against the reverse-mode gradient."""
 import math
 
 import numpy as np
@@ -17,7 +18,10 @@ LENGTH = 100
 X0 = 0.5
 W3 = Suite("W3", "W3: gradient of a 100-op scalar chain (float64)", floor="floor-python-forward",
            judged="dualad-gradient", ops=LENGTH)
-TARGETS = [RatioAtMost(W3, 5, "gradient ≤ {limit}× the pure-Python forward evaluation")]
+TARGETS = [RatioAtMost(W3, 5, "gradient ≤ {limit}× the pure-Python forward evaluation"),
+           RatioAtMost(W3, 1, "forward-mode derivative (ForwardAccumulator) ≤ {limit}× the "
+                       "reverse-mode gradient of the same chain", impl="dualad-jvp",
+                       reference="dualad-gradient")]
 
 
 @W3.add("floor-python-forward", "floor")
@@ -39,6 +43,19 @@ def _(p):
             tape.watch(x)
             y = chain(x, LENGTH, dd.sin)
         return tape.gradient(y, x)
+    return run
+
+
+@W3.add("dualad-jvp", "dualad")
+def _(p):
+    # forward mode over the same chain: one tangent pushed along, no record
+    x = dd.constant(np.float64(X0))
+    one = dd.constant(np.float64(1.0))
+
+    def run():
+        with dd.ForwardAccumulator(x, one) as acc:
+            y = chain(x, LENGTH, dd.sin)
+        return acc.jvp(y)
     return run
 
 

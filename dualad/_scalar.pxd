@@ -150,3 +150,37 @@ cdef inline void _scalar_vjp(int code, double g, double a, double b, double y, b
         gb[0] = 0.0 if a <= b else g
     else:
         ga[0] = 0.0
+
+
+cdef inline int _scalar_arity(int code) noexcept nogil:
+    # how many inputs the kernel of `code` reads (as SCALAR_OPCODE_ARITY in _core.pyx says)
+    if (code == OP_ADD or code == OP_SUB or code == OP_MUL or code == OP_DIV or code == OP_POW
+            or code == OP_MAXIMUM or code == OP_MINIMUM):
+        return 2
+    return 1
+
+
+cdef inline double _scalar_jvp(int code, bint has_ta, double ta, bint has_tb, double tb,
+                               double a, double b, double y, bint f32) noexcept nogil:
+    # The output tangent from the input tangents ta, tb (has_t*: whether that input has one; at
+    # least one does, and tb only for a two-input kernel), with exactly the operations, order
+    # and rounding of the JVP rules in rules.py, so that the bits are the rule path's. Those
+    # rules are the VJP rules' linear maps applied to each tangent present, summed in input
+    # order (defjvp): each term is _scalar_vjp's, and an input without a tangent adds no term
+    # (t + 0 would turn a -0.0 tangent into +0.0). maximum/minimum select one input's tangent
+    # (zero standing in for a missing one) instead of summing terms.
+    cdef double da = 0.0, db = 0.0, unused
+    cdef bint first
+    if code == OP_MAXIMUM or code == OP_MINIMUM:
+        first = a >= b if code == OP_MAXIMUM else a <= b
+        if first:
+            return ta if has_ta else 0.0
+        return tb if has_tb else 0.0
+    if has_ta:
+        _scalar_vjp(code, ta, a, b, y, f32, &da, &unused)
+        if not has_tb:
+            return da
+    _scalar_vjp(code, tb, a, b, y, f32, &unused, &db)
+    if not has_ta:
+        return db
+    return _round(da + db, f32)

@@ -162,18 +162,38 @@ cdef void _record(Tape tape, Primitive p, tuple args, dict params, Tensor out) e
     tape._entries.append(e)
 
 
+# The last accumulator id converted to the int keying tangent dicts: one conversion per
+# accumulator switch instead of one per op (ids are never reused, so a stale key cannot match)
+cdef long long _tangent_key_id = 0
+cdef object _tangent_key = None
+
+
+cdef inline object _tangent_key_of(Accumulator acc):
+    global _tangent_key_id, _tangent_key
+    if acc.id != _tangent_key_id or _tangent_key is None:
+        _tangent_key = acc.id
+        _tangent_key_id = acc.id
+    return _tangent_key
+
+
 cdef void _push_tangent(Accumulator acc, list stack, Py_ssize_t level, Primitive p, tuple args,
                         dict params, Tensor out) except *:
     cdef Tensor a
     cdef bint any_tangent = False
     cdef list tangents = []
     cdef object t
+    cdef object key = _tangent_key_of(acc)
+    if p.jvp is None:
+        return
+    if p.code != OP_NONE and out._is_scalar and _push_scalar_tangent(key, stack, level, p, args,
+                                                                     out):
+        return
     for a in args:
-        t = a._tangents.get(acc.id) if a._tangents is not None else None
+        t = a._tangents.get(key) if a._tangents is not None else None
         if t is not None:
             any_tangent = True
         tangents.append(t)
-    if not any_tangent or p.jvp is None:
+    if not any_tangent:
         return
     # The rule runs at this accumulator's level: it and everything nested inside it do not
     # see the tangent computation, outer levels do (that is what makes nesting correct).
@@ -190,7 +210,69 @@ cdef void _push_tangent(Accumulator acc, list stack, Py_ssize_t level, Primitive
         return
     if out._tangents is None:
         out._tangents = {}
-    out._tangents[acc.id] = tout
+    out._tangents[key] = tout
+
+
+cdef inline object _scalar_tangent_of(Tensor x, object key, int kind):
+    # x's tangent under accumulator `key` (None when it has none), or False when x or its
+    # tangent is not a plain float scalar of the given kind (the rule must run)
+    cdef object t
+    if not x._is_scalar or x._kind != kind:
+        return False
+    if x._tangents is None:
+        return None
+    t = x._tangents.get(key)
+    if t is None:
+        return None
+    if not isinstance(t, Tensor) or not (<Tensor>t)._is_scalar or (<Tensor>t)._kind != kind \
+            or (<Tensor>t)._is_var:
+        return False
+    return t
+
+
+cdef bint _push_scalar_tangent(object key, list stack, Py_ssize_t level, Primitive p,
+                               tuple args, Tensor out) except -1:
+    """The C path of _push_tangent: a scalar opcode on float scalars of one kind with scalar
+    tangents of that kind, and nothing outside this accumulator's level that would see its JVP
+    rule run (a visible, recording outer tape or accumulator records the tangent computation:
+    reverse-over-forward, forward-over-forward; a trace being taken replays it;
+    check_numerics checks each of its ops). Then the output tangent is computed on C doubles,
+    with the bits of the rule. Returns False, having done nothing, when the rule must run."""
+    cdef Py_ssize_t n = len(args), i
+    cdef int kind = out._kind
+    cdef object ta, tb = None
+    cdef Transformation tr
+    cdef double va, vb
+    if n != _scalar_arity(p.code) or _check_numerics:
+        return False
+    if _n_tracing and _state().tracer is not None:
+        return False
+    if level > len(stack):
+        return False
+    for i in range(level):
+        tr = stack[i]
+        if tr.hidden == 0 and tr.recording:
+            return False
+    ta = _scalar_tangent_of(<Tensor>args[0], key, kind)
+    if ta is False:
+        return False
+    va = (<Tensor>args[0])._d
+    vb = va
+    if n == 2:
+        tb = _scalar_tangent_of(<Tensor>args[1], key, kind)
+        if tb is False:
+            return False
+        vb = (<Tensor>args[1])._d
+    if ta is None and tb is None:
+        return True     # no input tangent: no output tangent (as the rule path)
+    cdef double d = _scalar_jvp(p.code, ta is not None,
+                                (<Tensor>ta)._d if ta is not None else 0.0,
+                                tb is not None, (<Tensor>tb)._d if tb is not None else 0.0,
+                                va, vb, out._d, kind == K_F32)
+    if out._tangents is None:
+        out._tangents = {}
+    out._tangents[key] = new_scalar(d, kind)
+    return True
 
 
 @cython.freelist(256)
