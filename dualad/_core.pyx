@@ -27,7 +27,8 @@ cdef extern from "Python.h":
 from dualad._scalar cimport *
 
 
-# The C scalar kernels of _scalar.pxd by name, and how many inputs each takes: a primitive's
+# The C scalar kernels of _scalar.pxd by name, and how many inputs each takes (from the kernels'
+# own _scalar_arity): a primitive's
 # declaration (dualad/rules.py) names its kernel; dualad.install checks each is claimed once.
 SCALAR_OPCODES = {
     "OP_ADD": OP_ADD, "OP_SUB": OP_SUB, "OP_MUL": OP_MUL, "OP_DIV": OP_DIV, "OP_NEG": OP_NEG,
@@ -36,9 +37,7 @@ SCALAR_OPCODES = {
     "OP_TANH": OP_TANH, "OP_SIGMOID": OP_SIGMOID, "OP_RELU": OP_RELU, "OP_ABS": OP_ABS,
     "OP_MAXIMUM": OP_MAXIMUM, "OP_MINIMUM": OP_MINIMUM,
 }
-SCALAR_OPCODE_ARITY = {name: 2 if name in ("OP_ADD", "OP_SUB", "OP_MUL", "OP_DIV", "OP_POW",
-                                           "OP_MAXIMUM", "OP_MINIMUM") else 1
-                       for name in SCALAR_OPCODES}
+SCALAR_OPCODE_ARITY = {name: _scalar_arity(code) for name, code in SCALAR_OPCODES.items()}
 
 
 cdef object F32 = np.dtype(np.float32)
