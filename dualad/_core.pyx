@@ -27,9 +27,9 @@ cdef extern from "Python.h":
 from dualad._scalar cimport *
 
 
-# The C scalar kernels of _scalar.pxd by name, and how many inputs each takes (from the kernels'
-# own _scalar_arity): a primitive's
-# declaration (dualad/rules.py) names its kernel; dualad.install checks each is claimed once.
+# The C scalar kernels of _scalar.pxd by name, and how many inputs each takes (the kernels' own
+# _scalar_arity): a primitive's declaration (dualad/rules.py) names its kernel; dualad.install
+# checks each is claimed once.
 SCALAR_OPCODES = {
     "OP_ADD": OP_ADD, "OP_SUB": OP_SUB, "OP_MUL": OP_MUL, "OP_DIV": OP_DIV, "OP_NEG": OP_NEG,
     "OP_POW": OP_POW, "OP_SQUARE": OP_SQUARE, "OP_SQRT": OP_SQRT, "OP_EXP": OP_EXP,
