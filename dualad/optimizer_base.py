@@ -160,7 +160,7 @@ class Optimizer:
         elif callable(var_list):
             var_list = list(var_list())
         grads = tape.gradient(loss, var_list)
-        return self._apply(zip(grads, var_list), stacklevel=3)
+        return self._apply(list(zip(grads, var_list)), stacklevel=3)
 
     def _apply(self, grads_and_vars, stacklevel):
         with self._lock:
@@ -169,6 +169,12 @@ class Optimizer:
                                    "while one of its steps was being computed")
             try:  # (the flag is set inside, so that an interrupt cannot leave it set)
                 self._applying = True
+                if (type(grads_and_vars) is list and type(self._lr) is float
+                        and self._scalar_step is not None):
+                    # tracked float32/float64 scalars: computed and committed in one C call
+                    step = self._scalar_step(grads_and_vars)
+                    if step is not None:
+                        return step
                 return self._apply_locked(grads_and_vars, stacklevel + 1)
             finally:
                 self._applying = False
@@ -300,6 +306,17 @@ class Optimizer:
         return var, new_value, slot_vars, new_slots, tracked is None
 
     _uses_step = False  # whether _update reads its `step` argument
+
+    # `_scalar_step(pairs)`: the built-in rules' step on scalar Variables in C (the core's
+    # *_scalar_step), which returns None when the step needs the general path; None for a
+    # class without one, and for every subclass that does not define its own (it may change
+    # the rule)
+    _scalar_step = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "_scalar_step" not in cls.__dict__:
+            cls._scalar_step = None
 
     def _slot_fill(self, name):
         """The initial value of slot `name`."""
