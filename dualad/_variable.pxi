@@ -486,3 +486,43 @@ def adagrad_scalar_step(list pairs, dict slots, Variable steps, double learning_
         return None
     h[0] = epsilon
     return _opt_step(_RULE_ADAGRAD, pairs, slots, steps, learning_rate, h, False)
+
+
+cdef class StepGuard:
+    """An optimizer's exclusion: one step or state change at a time (threads take turns), and
+    no step while one of its own is being computed (a callback calling back in). Compiled, so
+    that no exception (an asynchronous KeyboardInterrupt) can arrive between taking the lock
+    and setting the flag, or between clearing the flag and releasing the lock: either would
+    leave the optimizer refusing every later step, or its lock held."""
+    cdef object _lock
+    cdef readonly bint busy          # a step is being computed
+    cdef str _reentry_message
+
+    def __cinit__(self, str reentry_message):
+        self._lock = threading.RLock()
+        self._reentry_message = reentry_message
+
+    def step(self, fn, a, b):
+        """fn(a, b) holding the lock, with `busy` set; RuntimeError if `busy` already."""
+        self._lock.acquire()  # (interrupted while waiting, it has not taken the lock)
+        try:
+            if self.busy:
+                raise RuntimeError(self._reentry_message)
+            self.busy = True
+            try:
+                return fn(a, b)
+            finally:
+                self.busy = False
+        finally:
+            self._lock.release()
+
+    def locked(self, fn, *args):
+        """fn(*args) holding the lock."""
+        self._lock.acquire()
+        try:
+            return fn(*args)
+        finally:
+            self._lock.release()
+
+    def __reduce__(self):
+        raise TypeError("an optimizer's StepGuard cannot be pickled")
