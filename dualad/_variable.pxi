@@ -141,3 +141,388 @@ cdef Tensor _cast_value(Tensor t, object dtype):
     if dtype is None or t._dtype == dtype:
         return t
     return _wrap(t._value().astype(dtype))
+
+
+# --------------------------------------------------------------------------------------------
+# dualad.optimizers: a step on scalar Variables, computed and committed in C
+# --------------------------------------------------------------------------------------------
+# The built-in optimizers' update rules (dualad/optimizers.py) on C doubles, each operation the
+# core's scalar kernel rounded to the variable's dtype, in the order the rules' dualad ops run
+# eagerly: the results are the bits of the general path (tests/test_optimizer_scalar_path.py).
+# The commit writes every Variable in one C loop that runs no Python code, so no exception can
+# arrive between two of its assignments: a step is applied completely or not at all.
+
+from cpython.float cimport PyFloat_CheckExact, PyFloat_AS_DOUBLE
+from cpython.mem cimport PyMem_Malloc, PyMem_Free
+from cpython.dict cimport PyDict_GetItemWithError
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.tuple cimport PyTuple_CheckExact, PyTuple_GET_ITEM, PyTuple_GET_SIZE
+from cpython.ref cimport Py_XDECREF
+from libc.stdlib cimport qsort
+
+cdef enum:
+    _RULE_SGD = 0
+    _RULE_ADAM = 1
+    _RULE_RMSPROP = 2
+    _RULE_ADAGRAD = 3
+    _OPT_MAX_SLOTS = 3          # slots one variable can have (Adam with amsgrad, RMSprop)
+    _OPT_REFS = 2 + _OPT_MAX_SLOTS   # per variable: the Variable, its gradient, its slots
+    _OPT_STACK_PAIRS = 8        # steps on up to this many variables need no allocation
+
+
+cdef inline double _opt(int code, double a, double b, bint f32) noexcept nogil:
+    # one op as run_op computes it on scalars: the kernel, rounded to the dtype by new_scalar
+    return _round(_scalar_value(code, a, b), f32)
+
+
+# the slot names, as the keys of the optimizers' slot dicts
+cdef str _SLOT_MOMENTUM = "momentum"
+cdef str _SLOT_VELOCITY = "velocity"
+cdef str _SLOT_VELOCITY_HAT = "velocity_hat"
+cdef str _SLOT_AVERAGE_GRADIENT = "average_gradient"
+cdef str _SLOT_ACCUMULATOR = "accumulator"
+
+
+cdef int _opt_slot_names(int rule, const double* h, bint flag, PyObject** names) noexcept:
+    """The slots the rule reads and rewrites, in the order _opt_update keeps them in s; as
+    get_slot_names() of the optimizer. Returns their number."""
+    cdef int n = 0
+    if rule == _RULE_SGD:
+        if h[0] != 0:
+            names[0] = <PyObject*>_SLOT_MOMENTUM
+            n = 1
+    elif rule == _RULE_ADAM:
+        names[0] = <PyObject*>_SLOT_MOMENTUM
+        names[1] = <PyObject*>_SLOT_VELOCITY
+        n = 2
+        if flag:
+            names[2] = <PyObject*>_SLOT_VELOCITY_HAT
+            n = 3
+    elif rule == _RULE_RMSPROP:
+        names[0] = <PyObject*>_SLOT_VELOCITY
+        n = 1
+        if h[1] > 0:
+            names[n] = <PyObject*>_SLOT_MOMENTUM
+            n += 1
+        if flag:
+            names[n] = <PyObject*>_SLOT_AVERAGE_GRADIENT
+            n += 1
+    else:
+        names[0] = <PyObject*>_SLOT_ACCUMULATOR
+        n = 1
+    return n
+
+
+cdef double _opt_update(int rule, const double* h, bint flag, bint f32, double lr, double t,
+                        double w, double g, double* s) noexcept nogil:
+    """The new value of variable w for gradient g at step t; rewrites its slots s (in the
+    order of _opt_slot_names). h and flag: the rule's hyperparameters (see the callers)."""
+    cdef double mu, m, v, a, alpha, denominator, increment
+    cdef int k
+    lr = _round(lr, f32)
+    if rule == _RULE_SGD:  # h: momentum; flag: nesterov
+        if h[0] == 0:
+            return _opt(OP_SUB, w, _opt(OP_MUL, g, lr, f32), f32)
+        mu = _round(h[0], f32)
+        m = _opt(OP_SUB, _opt(OP_MUL, s[0], mu, f32), _opt(OP_MUL, g, lr, f32), f32)
+        s[0] = m
+        if flag:
+            return _opt(OP_ADD, w, _opt(OP_SUB, _opt(OP_MUL, m, mu, f32),
+                                        _opt(OP_MUL, g, lr, f32), f32), f32)
+        return _opt(OP_ADD, w, m, f32)
+    if rule == _RULE_ADAM:  # h: beta_1, beta_2, epsilon; flag: amsgrad
+        t = _round(t, f32)
+        alpha = _opt(OP_DIV,
+                     _opt(OP_MUL, lr, _opt(OP_SQRT, _opt(OP_SUB, 1.0, _opt(
+                         OP_POW, _round(h[1], f32), t, f32), f32), 0.0, f32), f32),
+                     _opt(OP_SUB, 1.0, _opt(OP_POW, _round(h[0], f32), t, f32), f32), f32)
+        m = _opt(OP_ADD, s[0], _opt(OP_MUL, _opt(OP_SUB, g, s[0], f32),
+                                    _round(1.0 - h[0], f32), f32), f32)
+        v = _opt(OP_ADD, s[1], _opt(OP_MUL, _opt(OP_SUB, _opt(OP_MUL, g, g, f32), s[1], f32),
+                                    _round(1.0 - h[1], f32), f32), f32)
+        s[0] = m
+        s[1] = v
+        if flag:
+            v = _opt(OP_MAXIMUM, s[2], v, f32)
+            s[2] = v
+        return _opt(OP_SUB, w, _opt(OP_DIV, _opt(OP_MUL, m, alpha, f32),
+                                    _opt(OP_ADD, _opt(OP_SQRT, v, 0.0, f32), _round(h[2], f32),
+                                         f32), f32), f32)
+    if rule == _RULE_RMSPROP:  # h: rho, momentum, epsilon; flag: centered
+        mu = _round(h[0], f32)  # rho
+        a = _round(1.0 - h[0], f32)  # 1 - rho
+        v = _opt(OP_ADD, _opt(OP_MUL, mu, s[0], f32),
+                 _opt(OP_MUL, a, _opt(OP_MUL, g, g, f32), f32), f32)
+        s[0] = v
+        if flag:
+            k = 2 if h[1] > 0 else 1  # average_gradient's place
+            a = _opt(OP_ADD, _opt(OP_MUL, mu, s[k], f32), _opt(OP_MUL, a, g, f32), f32)
+            s[k] = a
+            denominator = _opt(OP_ADD, _opt(OP_SUB, v, _opt(OP_MUL, a, a, f32), f32),
+                               _round(h[2], f32), f32)
+        else:
+            denominator = _opt(OP_ADD, v, _round(h[2], f32), f32)
+        increment = _opt(OP_DIV, _opt(OP_MUL, lr, g, f32),
+                         _opt(OP_SQRT, denominator, 0.0, f32), f32)
+        if h[1] > 0:
+            mu = _opt(OP_ADD, _opt(OP_MUL, _round(h[1], f32), s[1], f32), increment, f32)
+            s[1] = mu
+            return _opt(OP_SUB, w, mu, f32)
+        return _opt(OP_SUB, w, increment, f32)
+    # Adagrad; h: epsilon
+    s[0] = _opt(OP_ADD, s[0], _opt(OP_MUL, g, g, f32), f32)
+    return _opt(OP_SUB, w, _opt(OP_DIV, _opt(OP_MUL, lr, g, f32), _opt(
+        OP_SQRT, _opt(OP_ADD, s[0], _round(h[0], f32), f32), 0.0, f32), f32), f32)
+
+
+cdef inline bint _opt_scalar(object x, int kind):
+    # a Variable of the core's C scalars (of `kind`, unless -1): exactly Variable, so that its
+    # hash is its identity and no Python override runs
+    return (type(x) is Variable and (<Tensor>x)._is_scalar and (<Tensor>x)._kind != K_OTHER
+            and (kind < 0 or (<Tensor>x)._kind == kind))
+
+
+cdef int _opt_collect(int rule, list pairs, dict tracked, const double* h, bint flag,
+                      PyObject** refs, Py_ssize_t* n_refs) except -1:
+    """Strong references to each pair's Variable, gradient and slot Variables, in refs (_OPT_REFS
+    per pair; n_refs counts them for the release). Returns 1, or 0 if the step needs the general
+    path: an entry not a (gradient, Variable) tuple, a Variable not a float32/float64 scalar or
+    not yet tracked (its first step makes its slots), a slot missing (the configuration
+    changed), a gradient not a Python float or scalar Tensor, the same Variable twice. A slot
+    lookup may run Python code (a key of a state restored by set_state): everything is held."""
+    cdef PyObject* names[_OPT_MAX_SLOTS]
+    cdef int n_slots = _opt_slot_names(rule, h, flag, names)
+    cdef Py_ssize_t i, k, n = PyList_GET_SIZE(pairs)
+    cdef PyObject* found
+    cdef object item, grad, var, slot_dict, slot
+    for i in range(n):
+        if i >= PyList_GET_SIZE(pairs):  # shrunk by Python code run by a lookup
+            return 0
+        item = <object>PyList_GET_ITEM(pairs, i)
+        if not PyTuple_CheckExact(item) or PyTuple_GET_SIZE(item) != 2:
+            return 0
+        grad = <object>PyTuple_GET_ITEM(item, 0)
+        var = <object>PyTuple_GET_ITEM(item, 1)
+        if not _opt_scalar(var, -1):
+            return 0
+        if not (PyFloat_CheckExact(grad) or ((type(grad) is Tensor or type(grad) is Variable)
+                                             and (<Tensor>grad)._is_scalar
+                                             and (<Tensor>grad)._kind != K_OTHER)):
+            return 0
+        Py_INCREF(var)
+        refs[i * _OPT_REFS] = <PyObject*>var
+        Py_INCREF(grad)
+        refs[i * _OPT_REFS + 1] = <PyObject*>grad
+        n_refs[0] = i + 1
+        for k in range(n_slots):  # (NULL until found: released by the caller)
+            refs[i * _OPT_REFS + 2 + k] = NULL
+        found = PyDict_GetItemWithError(tracked, var)
+        if found == NULL:
+            return 0
+        slot_dict = <object>found
+        if type(slot_dict) is not dict:
+            return 0
+        for k in range(n_slots):
+            found = PyDict_GetItemWithError(slot_dict, <object>names[k])
+            if found == NULL:
+                return 0
+            slot = <object>found
+            if not _opt_scalar(slot, (<Tensor>var)._kind):
+                return 0
+            Py_INCREF(slot)
+            refs[i * _OPT_REFS + 2 + k] = found
+    return 1
+
+
+cdef int _opt_compare_pointers(const void* a, const void* b) noexcept nogil:
+    cdef size_t x = <size_t>(<PyObject**>a)[0], y = <size_t>(<PyObject**>b)[0]
+    return (x > y) - (x < y)
+
+
+cdef bint _opt_distinct(PyObject** refs, Py_ssize_t n) except -1:
+    """Whether the Variables of refs (every _OPT_REFS-th entry) are n different objects."""
+    cdef Py_ssize_t i, j
+    cdef PyObject** sorted_vars
+    cdef bint distinct = True
+    if n <= 16:
+        for i in range(1, n):
+            for j in range(i):
+                if refs[i * _OPT_REFS] == refs[j * _OPT_REFS]:
+                    return False
+        return True
+    sorted_vars = <PyObject**>PyMem_Malloc(n * sizeof(PyObject*))
+    if sorted_vars == NULL:
+        raise MemoryError()
+    for i in range(n):
+        sorted_vars[i] = refs[i * _OPT_REFS]
+    qsort(sorted_vars, n, sizeof(PyObject*), _opt_compare_pointers)
+    for i in range(1, n):
+        if sorted_vars[i] == sorted_vars[i - 1]:
+            distinct = False
+            break
+    PyMem_Free(sorted_vars)
+    return distinct
+
+
+cdef inline void _opt_assign(Variable v, double value, PyObject** old) noexcept:
+    # v._set_from(new_scalar(value)) without running Python code: the array v may have cached
+    # moves to *old (a new reference), released once every assignment is done
+    old[0] = <PyObject*>v._arr
+    Py_INCREF(v._arr)
+    v._arr = None  # (its reference in *old keeps it alive)
+    v._d = value
+
+
+cdef object _opt_step(int rule, list pairs, dict tracked, Variable steps, double lr,
+                      const double* h, bint flag):
+    """One step of the rule on the scalar Variables of `pairs`, or None if it needs the general
+    path (nothing changed then). Returns the new step count."""
+    cdef Py_ssize_t n = PyList_GET_SIZE(pairs), n_refs = 0, n_old = 0, i, k, at
+    cdef PyObject* stack_refs[_OPT_STACK_PAIRS * _OPT_REFS]
+    cdef PyObject* stack_old[_OPT_STACK_PAIRS * _OPT_REFS + 1]
+    cdef double stack_values[_OPT_STACK_PAIRS * _OPT_REFS]
+    cdef PyObject** refs = stack_refs
+    cdef PyObject** old = stack_old  # the arrays the assigned Variables had cached
+    cdef double* values = stack_values
+    cdef PyObject* names[_OPT_MAX_SLOTS]
+    cdef int n_slots = _opt_slot_names(rule, h, flag, names)
+    cdef Variable var
+    cdef double t, g
+    cdef bint f32
+    if n == 0 or _check_numerics or (_n_tracing and _state().tracer is not None):
+        return None  # no-op, NaN checks, or recorded into a program: the general path
+    t = steps._d + 1.0  # the number of this step
+    if not (steps._is_scalar and steps._kind == K_F64 and 1.0 <= t < 9007199254740992.0):
+        return None
+    if n > _OPT_STACK_PAIRS:
+        refs = <PyObject**>PyMem_Malloc(n * _OPT_REFS * sizeof(PyObject*))
+        old = <PyObject**>PyMem_Malloc((n * _OPT_REFS + 1) * sizeof(PyObject*))
+        values = <double*>PyMem_Malloc(n * _OPT_REFS * sizeof(double))
+        if refs == NULL or old == NULL or values == NULL:
+            PyMem_Free(refs)
+            PyMem_Free(old)
+            PyMem_Free(values)
+            raise MemoryError()
+    try:
+        if not _opt_collect(rule, pairs, tracked, h, flag, refs, &n_refs):
+            return None
+        if not _opt_distinct(refs, n):
+            return None  # the same Variable twice: the general path names it
+        # From here to the return no Python code runs: read, compute, then assign everything.
+        for i in range(n):
+            at = i * _OPT_REFS
+            var = <Variable>refs[at]
+            f32 = var._kind == K_F32
+            if PyFloat_CheckExact(<object>refs[at + 1]):  # a float converts to float32 first
+                g = <double>(<float>PyFloat_AS_DOUBLE(<object>refs[at + 1]))
+            else:  # a Tensor of the other float dtype is cast to the variable's
+                g = _round((<Tensor>refs[at + 1])._d, f32)
+            for k in range(n_slots):
+                values[at + 2 + k] = (<Tensor>refs[at + 2 + k])._d
+            values[at] = _opt_update(rule, h, flag, f32, lr, t, var._d, g, &values[at + 2])
+        for i in range(n):
+            at = i * _OPT_REFS
+            _opt_assign(<Variable>refs[at], values[at], &old[n_old])
+            n_old += 1
+            for k in range(n_slots):
+                _opt_assign(<Variable>refs[at + 2 + k], values[at + 2 + k], &old[n_old])
+                n_old += 1
+        _opt_assign(steps, steps._d + 1.0, &old[n_old])  # after the variables, as assign_add
+        n_old += 1
+        return int(t)
+    finally:
+        for i in range(n_refs):
+            for k in range(2 + n_slots):
+                Py_XDECREF(refs[i * _OPT_REFS + k])
+        for i in range(n_old):
+            Py_XDECREF(old[i])
+        if refs != stack_refs:
+            PyMem_Free(refs)
+            PyMem_Free(old)
+            PyMem_Free(values)
+
+
+cdef inline bint _opt_float(object x):
+    return PyFloat_CheckExact(x)
+
+
+def sgd_scalar_step(list pairs, dict slots, Variable steps, double learning_rate,
+                    object momentum, bint nesterov):
+    """SGD's step on scalar Variables (dualad.optimizers.SGD), or None for the general path."""
+    cdef double h[_OPT_MAX_SLOTS]
+    if not _opt_float(momentum):
+        return None
+    h[0] = momentum
+    return _opt_step(_RULE_SGD, pairs, slots, steps, learning_rate, h, nesterov)
+
+
+def adam_scalar_step(list pairs, dict slots, Variable steps, double learning_rate,
+                     object beta_1, object beta_2, object epsilon, bint amsgrad):
+    """Adam's step on scalar Variables (dualad.optimizers.Adam), or None for the general path."""
+    cdef double h[_OPT_MAX_SLOTS]
+    if not (_opt_float(beta_1) and _opt_float(beta_2) and _opt_float(epsilon)):
+        return None
+    h[0], h[1], h[2] = beta_1, beta_2, epsilon
+    return _opt_step(_RULE_ADAM, pairs, slots, steps, learning_rate, h, amsgrad)
+
+
+def rmsprop_scalar_step(list pairs, dict slots, Variable steps, double learning_rate,
+                        object rho, object momentum, object epsilon, bint centered):
+    """RMSprop's step on scalar Variables (dualad.optimizers.RMSprop), or None for the general
+    path."""
+    cdef double h[_OPT_MAX_SLOTS]
+    if not (_opt_float(rho) and _opt_float(momentum) and _opt_float(epsilon)):
+        return None
+    h[0], h[1], h[2] = rho, momentum, epsilon
+    return _opt_step(_RULE_RMSPROP, pairs, slots, steps, learning_rate, h, centered)
+
+
+def adagrad_scalar_step(list pairs, dict slots, Variable steps, double learning_rate,
+                        object epsilon):
+    """Adagrad's step on scalar Variables (dualad.optimizers.Adagrad), or None for the general
+    path."""
+    cdef double h[_OPT_MAX_SLOTS]
+    if not _opt_float(epsilon):
+        return None
+    h[0] = epsilon
+    return _opt_step(_RULE_ADAGRAD, pairs, slots, steps, learning_rate, h, False)
+
+
+cdef class StepGuard:
+    """An optimizer's exclusion: one step or state change at a time (threads take turns), and
+    no step while one of its own is being computed (a callback calling back in). Compiled, so
+    that no exception (an asynchronous KeyboardInterrupt) can arrive between taking the lock
+    and setting the flag, or between clearing the flag and releasing the lock: either would
+    leave the optimizer refusing every later step, or its lock held."""
+    cdef object _lock
+    cdef readonly bint busy          # a step is being computed
+    cdef str _reentry_message
+
+    def __cinit__(self, str reentry_message):
+        self._lock = threading.RLock()
+        self._reentry_message = reentry_message
+
+    def step(self, fn, a, b):
+        """fn(a, b) holding the lock, with `busy` set; RuntimeError if `busy` already."""
+        self._lock.acquire()  # (interrupted while waiting, it has not taken the lock)
+        try:
+            if self.busy:
+                raise RuntimeError(self._reentry_message)
+            self.busy = True
+            try:
+                return fn(a, b)
+            finally:
+                self.busy = False
+        finally:
+            self._lock.release()
+
+    def locked(self, fn, *args):
+        """fn(*args) holding the lock."""
+        self._lock.acquire()
+        try:
+            return fn(*args)
+        finally:
+            self._lock.release()
+
+    def __reduce__(self):
+        raise TypeError("an optimizer's StepGuard cannot be pickled")

@@ -5,7 +5,6 @@ semantics are described there."""
 import contextlib
 import inspect
 import numbers
-import threading
 import warnings
 from collections.abc import Mapping
 
@@ -79,8 +78,9 @@ class Optimizer:
         # (identity hash, checked by _check_variable), which keeps it alive, so a dead
         # Variable's id can never be inherited by a new one.
         self._slots = {}
-        self._lock = threading.RLock()  # one step or state change at a time
-        self._applying = False  # a step is being computed (to refuse re-entry from a callback)
+        # one step or state change at a time; a step refuses re-entry from a callback
+        self._guard = _core.StepGuard(f"{type(self).__name__}.apply_gradients was called again "
+                                      "while one of its steps was being computed")
         self._compiled_constant_rate = False  # a program reads the rate from _lr_vars
         self.learning_rate = learning_rate
 
@@ -160,20 +160,19 @@ class Optimizer:
         elif callable(var_list):
             var_list = list(var_list())
         grads = tape.gradient(loss, var_list)
-        return self._apply(zip(grads, var_list), stacklevel=3)
+        return self._apply(list(zip(grads, var_list)), stacklevel=3)
 
     def _apply(self, grads_and_vars, stacklevel):
-        with self._lock:
-            if self._applying:  # e.g. a schedule or a gradient's __array__ calling back in
-                raise RuntimeError(f"{type(self).__name__}.apply_gradients was called again "
-                                   "while one of its steps was being computed")
-            try:  # (the flag is set inside, so that an interrupt cannot leave it set)
-                self._applying = True
-                return self._apply_locked(grads_and_vars, stacklevel + 1)
-            finally:
-                self._applying = False
+        # (the guard's frame is compiled: _apply_locked's warnings are stacklevel + 1 deep)
+        return self._guard.step(self._apply_locked, grads_and_vars, stacklevel + 1)
 
     def _apply_locked(self, grads_and_vars, stacklevel):
+        if (type(grads_and_vars) is list and type(self._lr) is float
+                and self._scalar_step is not None):
+            # tracked float32/float64 scalars: computed and committed in one C call
+            step = self._scalar_step(grads_and_vars)
+            if step is not None:
+                return step
         compiled = _core.tracing()
         pairs, missing, seen = [], [], set()
         for item in grads_and_vars:
@@ -301,6 +300,17 @@ class Optimizer:
 
     _uses_step = False  # whether _update reads its `step` argument
 
+    # `_scalar_step(pairs)`: the built-in rules' step on scalar Variables in C (the core's
+    # *_scalar_step), which returns None when the step needs the general path; None for a
+    # class without one, and for every subclass that does not define its own (it may change
+    # the rule)
+    _scalar_step = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "_scalar_step" not in cls.__dict__:
+            cls._scalar_step = None
+
     def _slot_fill(self, name):
         """The initial value of slot `name`."""
         return 0.0
@@ -336,15 +346,16 @@ class Optimizer:
         """Everything a restored optimizer needs to continue bit for bit: the step count, the
         learning rate (float or schedule object) and copies of every variable's slots, in the
         order of `tracked_variables`. Plain data: picklable if the schedule is."""
-        with self._lock:
-            entries = list(self._slots.items())
-            return {
-                "iterations": self.iterations,
-                "learning_rate": self._lr,
-                "variables": [(var.name, tuple(var.shape), var.dtype.name) for var, _ in entries],
-                "slots": [{k: np.array(v.numpy()) for k, v in slots.items()}
-                          for _, slots in entries],
-            }
+        return self._guard.locked(self._state_copy)
+
+    def _state_copy(self):
+        entries = list(self._slots.items())
+        return {
+            "iterations": self.iterations,
+            "learning_rate": self._lr,
+            "variables": [(var.name, tuple(var.shape), var.dtype.name) for var, _ in entries],
+            "slots": [{k: np.array(v.numpy()) for k, v in slots.items()} for _, slots in entries],
+        }
 
     def set_state(self, state, var_list=None):
         """Restore a `get_state()` result. The saved slots are attached, in order, to
@@ -355,39 +366,41 @@ class Optimizer:
         naming the problem and leaves the optimizer unchanged. Slot Variables that the
         optimizer already has for a restored variable are assigned in place, so steps compiled
         by dualad.function before the restore continue from the restored slots."""
-        with self._lock:
-            if self._applying:
-                raise RuntimeError("set_state was called while a step was being computed")
-            variables = list(self.tracked_variables if var_list is None else var_list)
-            iterations, lr, restored = self._checked_state(state, variables)
-            old_lr, old_takes_step = self._lr, getattr(self, "_lr_takes_step", False)
-            old_steps = self._steps.numpy()
-            undo = []  # (slot Variable, value before), for a rollback
-            new_slots = {}
-            try:
-                for var, values in restored.items():
-                    live = self._slots.get(var, {})
-                    slot_vars = new_slots[var] = {}
-                    for name, value in values.items():
-                        existing = live.get(name)
-                        if existing is None:
-                            slot_vars[name] = _core.state_variable(value, name)
-                        else:  # the same Variable, which compiled programs may read
-                            undo.append((existing, _current_value(existing)))
-                            existing.assign(value)
-                            slot_vars[name] = existing
-                self.learning_rate = lr
-                self._steps.assign(np.float64(iterations))
-                self._slots = new_slots
-            except BaseException:  # (an asynchronous KeyboardInterrupt)
-                for slot_var, value in reversed(undo):
-                    _restore(slot_var, value)
-                self._lr, self._lr_takes_step = old_lr, old_takes_step
-                for dtype, lr_var in self._lr_vars.items():
-                    if type(old_lr) is float:
-                        lr_var.assign(dtype.type(old_lr))
-                self._steps.assign(old_steps)
-                raise
+        self._guard.locked(self._set_state_locked, state, var_list)
+
+    def _set_state_locked(self, state, var_list):
+        if self._guard.busy:
+            raise RuntimeError("set_state was called while a step was being computed")
+        variables = list(self.tracked_variables if var_list is None else var_list)
+        iterations, lr, restored = self._checked_state(state, variables)
+        old_lr, old_takes_step = self._lr, getattr(self, "_lr_takes_step", False)
+        old_steps = self._steps.numpy()
+        undo = []  # (slot Variable, value before), for a rollback
+        new_slots = {}
+        try:
+            for var, values in restored.items():
+                live = self._slots.get(var, {})
+                slot_vars = new_slots[var] = {}
+                for name, value in values.items():
+                    existing = live.get(name)
+                    if existing is None:
+                        slot_vars[name] = _core.state_variable(value, name)
+                    else:  # the same Variable, which compiled programs may read
+                        undo.append((existing, _current_value(existing)))
+                        existing.assign(value)
+                        slot_vars[name] = existing
+            self.learning_rate = lr
+            self._steps.assign(np.float64(iterations))
+            self._slots = new_slots
+        except BaseException:  # (an asynchronous KeyboardInterrupt)
+            for slot_var, value in reversed(undo):
+                _restore(slot_var, value)
+            self._lr, self._lr_takes_step = old_lr, old_takes_step
+            for dtype, lr_var in self._lr_vars.items():
+                if type(old_lr) is float:
+                    lr_var.assign(dtype.type(old_lr))
+            self._steps.assign(old_steps)
+            raise
 
     def _checked_state(self, state, variables):
         """(iterations, learning rate, {Variable: {slot name: value}}) from a get_state()

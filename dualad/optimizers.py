@@ -71,7 +71,7 @@ import sys
 
 import numpy as np
 
-from . import arguments, optimizer_base, schedules
+from . import _core, arguments, optimizer_base, schedules
 from .optimizer_base import Optimizer
 # (ExponentialDecay and PiecewiseConstantDecay were defined here: they stay importable from here)
 from .schedules import ExponentialDecay, LearningRateSchedule, PiecewiseConstantDecay  # noqa: F401
@@ -113,6 +113,10 @@ class SGD(Optimizer):
             return w + (m * mu - g * lr)
         return w + m
 
+    def _scalar_step(self, pairs):
+        return _core.sgd_scalar_step(pairs, self._slots, self._steps, self._lr, self.momentum,
+                                     self.nesterov)
+
     def get_slot_names(self):
         return ("momentum",) if self.momentum != 0 else ()
 
@@ -153,6 +157,10 @@ class Adam(Optimizer):
             v = np.maximum(self._slot(slots, "velocity_hat", w), v)
             slots["velocity_hat"] = v
         return w - (m * alpha) / (np.sqrt(v) + dt(self.epsilon))
+
+    def _scalar_step(self, pairs):
+        return _core.adam_scalar_step(pairs, self._slots, self._steps, self._lr, self.beta_1,
+                                      self.beta_2, self.epsilon, self.amsgrad)
 
     def get_slot_names(self):
         return ("momentum", "velocity") + (("velocity_hat",) if self.amsgrad else ())
@@ -197,6 +205,10 @@ class RMSprop(Optimizer):
             return w - mu
         return w - increment
 
+    def _scalar_step(self, pairs):
+        return _core.rmsprop_scalar_step(pairs, self._slots, self._steps, self._lr, self.rho,
+                                         self.momentum, self.epsilon, self.centered)
+
     def get_slot_names(self):
         return (("velocity",) + (("momentum",) if self.momentum > 0 else ())
                 + (("average_gradient",) if self.centered else ()))
@@ -226,6 +238,9 @@ class Adagrad(Optimizer):
 
     def _slot_fill(self, name):
         return self.initial_accumulator_value
+
+    def _scalar_step(self, pairs):
+        return _core.adagrad_scalar_step(pairs, self._slots, self._steps, self._lr, self.epsilon)
 
     def get_slot_names(self):
         return ("accumulator",)
