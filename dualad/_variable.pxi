@@ -5,8 +5,29 @@
 # Variable
 # --------------------------------------------------------------------------------------------
 
+class _Signature:
+    """A class's __signature__ for inspect.signature, which a Cython class cannot otherwise
+    give: the signature on the class itself, none (inspect's own lookup) on subclasses, which
+    have their own __init__."""
+
+    def __init__(self, owner_name, f):
+        import inspect
+        self.owner_name = owner_name
+        self.signature = inspect.signature(f)
+
+    def __get__(self, obj, objtype=None):
+        if obj is None and objtype is not None and objtype.__name__ == self.owner_name \
+                and objtype.__module__ == __name__:
+            return self.signature
+        return None
+
+
 cdef class Variable(Tensor):
     """A mutable tensor. Tapes watch trainable Variables automatically when they are read."""
+
+    # what inspect.signature (and so help() and editors) show for Variable(...)
+    __signature__ = _Signature("Variable",
+                               lambda initial_value, dtype=None, trainable=True, name=None: None)
 
     def __init__(self, initial_value, dtype=None, trainable=True, name=None):
         if self._dtype is not None:

@@ -57,3 +57,16 @@ def test_every_public_function_has_a_docstring():
                and callable(getattr(dualad, name)) and not inspect.isclass(getattr(dualad, name))
                and not (getattr(dualad, name).__doc__ or "").strip()]
     assert missing == []
+
+
+def test_variable_signature_and_a_subclass_keeps_its_own():
+    import inspect
+    assert list(inspect.signature(dualad.Variable).parameters) == [
+        "initial_value", "dtype", "trainable", "name"]
+
+    class Scaled(dualad.Variable):
+        def __init__(self, value, scale=2.0):
+            super().__init__(value * scale)
+
+    assert list(inspect.signature(Scaled).parameters) == ["value", "scale"]
+    assert float(Scaled(3.0)) == 6.0
