@@ -75,7 +75,7 @@ def _split_aux(out, has_aux, fname):
 
 
 def value_and_grad(f, argnums=0, has_aux=False):
-    """A function returning (f(*args), gradient of f in the arguments at argnums).
+    """A function returning (`f(*args)`, gradient of f in the arguments at argnums).
     f must return a float scalar; with has_aux, ((value, aux), gradient)."""
 
     @functools.wraps(f)
@@ -116,7 +116,7 @@ def derivative(f, order=1):
 
 
 def jvp(f, primals, tangents, has_aux=False):
-    """(f(*primals), J·tangents): forward mode, one pass. Tangents must match the primals in
+    """(`f(*primals)`, J·tangents): forward mode, one pass. Tangents must match the primals in
     shape and dtype."""
     primals, tangents = tuple(primals), tuple(tangents)
     if len(primals) != len(tangents):
@@ -148,7 +148,7 @@ def jvp(f, primals, tangents, has_aux=False):
 
 
 def vjp(f, *primals, has_aux=False):
-    """(f(*primals), vjp_fn) where vjp_fn(cotangent) gives uᵀJ for each primal (a tuple).
+    """(`f(*primals)`, vjp_fn) where vjp_fn(cotangent) gives uᵀJ for each primal (a tuple).
     vjp_fn can be called any number of times."""
     xs = [_fresh(p) for p in primals]
     tape = GradientTape(persistent=True)

@@ -1,7 +1,7 @@
 """Extending dualad: new primitives with their derivative rules, and custom gradients.
 
 A primitive is registered in one place with its numpy implementation, its VJP rules (one per
-input) and its JVP rules; the built-in ops of dualad.rules are defined the same way:
+input) and its JVP rules; the built-in ops of dualad.rules are defined the same way::
 
     from dualad import extend
     cube = extend.primitive("cube", lambda x: x ** 3,
@@ -74,7 +74,7 @@ def _one_direction_at_a_time(jvp):
 
 
 def custom_gradient(f):
-    """Decorator (TensorFlow style): f(*xs) returns (y, grad_fn) with grad_fn(dy) giving the
+    """Decorator (TensorFlow style): `f(*xs)` returns (y, grad_fn) with grad_fn(dy) giving the
     gradient of each x. Tapes use grad_fn instead of differentiating f's body.
 
     f's body is still recorded (unlike TensorFlow, which stops recording there), so values

@@ -128,10 +128,10 @@ class Optimizer:
     def apply_gradients(self, grads_and_vars):
         """Apply one step to each (gradient, variable) pair and return the new `iterations`.
 
-        Variables must be float `dualad.Variable`s (TypeError otherwise); a gradient must have
-        its variable's shape (ValueError naming the variable). A None gradient skips its variable
-        with a warning; a call whose gradients are all None raises ValueError. An empty list is
-        a no-op. Everything is checked before any variable changes."""
+        Variables must be float `dualad.Variable` objects (TypeError otherwise); a gradient must
+        have its variable's shape (ValueError naming the variable). A None gradient skips its
+        variable with a warning; a call whose gradients are all None raises ValueError. An empty
+        list is a no-op. Everything is checked before any variable changes."""
         return self._apply(grads_and_vars, stacklevel=3)
 
     def minimize(self, loss, var_list, tape=None):

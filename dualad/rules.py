@@ -400,7 +400,7 @@ relu = declare("relu", _relu_impl, linear_map=_positive_part,
                doc="max(x, 0); its derivative at 0 is taken as 0.")
 abs_ = declare("abs", np.abs, deriv=lambda x, ans: unary(sign, x),
                export="abs", wrapper="unary", ufuncs=[np.absolute], opcode="OP_ABS",
-               doc="|x|; its derivative at 0 is taken as 0.")
+               doc="Absolute value `|x|`; its derivative at 0 is taken as 0.")
 sign = declare("sign", np.sign, differentiable=False, export="sign", wrapper="unary",
                ufuncs=[np.sign], doc="-1, 0 or 1 by the sign of x (not differentiable).")
 
