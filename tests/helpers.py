@@ -14,6 +14,8 @@ EXACT   float64: two AD results of one quantity (forward vs reverse, scalar vs a
 EXACT32 float32: two float32 computations of one value: a few ulps of the O(1) intermediates
         (1 - tanh² loses relative accuracy to cancellation, hence the absolute term).
 """
+import sys
+
 import numpy as np
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -169,3 +171,31 @@ def second_order(fn, xs, u, ws):
         gs = inner.gradient(loss, ts, unconnected_gradients="zero")
         folded = dd.add_n([dd.reduce_sum(g * t64(w)) for g, w in zip(gs, ws)])
     return outer.gradient(folded, ts, unconnected_gradients="zero")
+
+
+# ---- interrupts ----------------------------------------------------------------------------
+
+def interrupted_at_line(action, sources, line):
+    """Run action() with a KeyboardInterrupt raised at its `line`-th executed line (1-based)
+    inside the files `sources`, as a signal could arrive; True if the interrupt fired (the
+    action had that many lines there), False if the action completed first."""
+    lines_seen = [0]
+
+    def local(frame, event, arg):
+        if event == "line":
+            lines_seen[0] += 1
+            if lines_seen[0] == line:
+                raise KeyboardInterrupt
+        return local
+
+    def tracer(frame, event, arg):
+        return local if frame.f_code.co_filename in sources else None
+
+    sys.settrace(tracer)
+    try:
+        action()
+    except KeyboardInterrupt:
+        return True
+    finally:
+        sys.settrace(None)
+    return False

@@ -3,7 +3,6 @@ gradients, raising schedules, KeyboardInterrupt at any line), malformed set_stat
 re-entry, threads, and steps compiled by dualad.function that must see what eager code sets."""
 import copy
 import pickle
-import sys
 import threading
 import warnings
 
@@ -14,6 +13,7 @@ import dualad as dd
 import dualad.optimizer_base as optimizer_base
 import dualad.optimizers as optimizers
 from dualad.optimizers import SGD, Adagrad, Adam, RMSprop, schedules
+from helpers import interrupted_at_line
 
 CONFIGS = [
     (SGD, dict(momentum=0.9, nesterov=True)),
@@ -203,27 +203,9 @@ def test_a_keyboard_interrupt_at_any_line_of_a_step_leaves_it_all_or_nothing(cls
     sources = (optimizers.__file__, optimizer_base.__file__)
     fire_at = 1
     while True:
-        lines_seen = [0]
-
-        def local(frame, event, arg):
-            if event == "line":
-                lines_seen[0] += 1
-                if lines_seen[0] == fire_at:
-                    raise KeyboardInterrupt
-            return local
-
-        def tracer(frame, event, arg):
-            return local if frame.f_code.co_filename in sources else None
-
-        sys.settrace(tracer)
-        try:
-            optimizer.apply_gradients(zip(gradients_for(variables, 2.0), variables))
-        except KeyboardInterrupt:
-            interrupted = True
-        else:
-            interrupted = False
-        finally:
-            sys.settrace(None)
+        interrupted = interrupted_at_line(
+            lambda: optimizer.apply_gradients(zip(gradients_for(variables, 2.0), variables)),
+            sources, fire_at)
         state = snapshot(optimizer, variables)
         if not interrupted:
             assert state[:3] == after

@@ -4,7 +4,6 @@ guarantees (atomic steps, no re-entry, duplicates refused, subclasses' own rules
 
 A step takes the C path when its list holds only (gradient, Variable) tuples of tracked scalar
 Variables; the same pairs given as a tuple take the general path, which is the reference."""
-import sys
 import threading
 
 import numpy as np
@@ -16,6 +15,7 @@ import dualad as dd
 import dualad.optimizer_base as optimizer_base
 import dualad.optimizers as optimizers
 from dualad.optimizers import SGD, Adagrad, Adam, RMSprop
+from helpers import interrupted_at_line
 from isolated import assert_runs_cleanly
 
 CONFIGS = [
@@ -204,27 +204,7 @@ def test_a_keyboard_interrupt_at_any_line_of_a_scalar_step_leaves_it_all_or_noth
     sources = (optimizers.__file__, optimizer_base.__file__)
     fire_at = 1
     while True:
-        lines_seen = [0]
-
-        def local(frame, event, arg):
-            if event == "line":
-                lines_seen[0] += 1
-                if lines_seen[0] == fire_at:
-                    raise KeyboardInterrupt
-            return local
-
-        def tracer(frame, event, arg):
-            return local if frame.f_code.co_filename in sources else None
-
-        sys.settrace(tracer)
-        try:
-            step(optimizer, variables)
-        except KeyboardInterrupt:
-            interrupted = True
-        else:
-            interrupted = False
-        finally:
-            sys.settrace(None)
+        interrupted = interrupted_at_line(lambda: step(optimizer, variables), sources, fire_at)
         state = state_of(optimizer, variables)
         if not interrupted:
             assert state == after
@@ -316,27 +296,7 @@ def test_an_interrupt_at_any_line_leaves_the_optimizer_usable(action, shape):
         act = {"apply_gradients": lambda: optimizer.apply_gradients([(grad, variables[0])]),
                "get_state": optimizer.get_state,
                "set_state": lambda: optimizer.set_state(state)}[action]
-        lines_seen = [0]
-
-        def local(frame, event, arg):
-            if event == "line":
-                lines_seen[0] += 1
-                if lines_seen[0] == fire_at:
-                    raise KeyboardInterrupt
-            return local
-
-        def tracer(frame, event, arg):
-            return local if frame.f_code.co_filename in sources else None
-
-        sys.settrace(tracer)
-        try:
-            act()
-        except KeyboardInterrupt:
-            interrupted = True
-        else:
-            interrupted = False
-        finally:
-            sys.settrace(None)
+        interrupted = interrupted_at_line(act, sources, fire_at)
         assert can_step_from_another_thread(optimizer, variables), f"locked by line {fire_at}"
         optimizer.apply_gradients([(np.ones(shape), v) for v in variables])  # no "called again"
         if not interrupted:
