@@ -1,7 +1,8 @@
 """W2: the gradient of 2·xᵀx for x of shape (n, 1), n = 4, 1,000, 1,000,000 (float64).
 
-Floors: the hand-written numpy forward 2 * (x.T @ x) (the reference of the TARGETS below, at
-n=4 and n=1e6) and the forward plus hand-derived gradient 4x."""
+Floors: the hand-written numpy forward 2 * (x.T @ x) (the reference of the n=4 target) and the
+forward plus hand-derived gradient 4x (the reference of the n=1e6 target: the forward is one BLAS
+reduction, and no gradient that writes 8 MB can stay near it)."""
 import numpy as np
 import pytest
 
@@ -21,7 +22,8 @@ SUITES = {n: Suite(f"W2 n={n}", f"W2: gradient of 2·xᵀx, x of shape ({n}, 1) 
                    problem=lambda n=n: problem(n), n=n)
           for n in SIZES}
 TARGETS = [RatioAtMost(SUITES[4], 3, "gradient ≤ {limit}× the numpy forward"),
-           RatioAtMost(SUITES[1_000_000], 2, "gradient ≤ {limit}× the numpy forward")]
+           RatioAtMost(SUITES[1_000_000], 1.5, "gradient ≤ {limit}× the hand-written numpy gradient",
+                       reference="floor-numpy-gradient")]
 
 
 def add(name, role):

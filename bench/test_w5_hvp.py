@@ -1,7 +1,8 @@
 """W5: the Hessian-vector product of f(x) = sum(tanh(A·x)), A of shape 1000×1000 (float64).
 
-Floors: the numpy forward sum(tanh(A @ x)) (the reference of the target below) and
-the hand-derived numpy HVP  Aᵀ·(-2 t (1 - t²) ⊙ (A·v)), t = tanh(A·x)."""
+Floors: the numpy forward sum(tanh(A @ x)) and the hand-derived numpy HVP
+Aᵀ·(-2 t (1 - t²) ⊙ (A·v)), t = tanh(A·x) (the reference of the target below: an HVP needs
+three matrix-vector products where the forward needs one)."""
 import numpy as np
 import pytest
 
@@ -19,7 +20,8 @@ def problem():
 
 W5 = Suite("W5", "W5: Hessian-vector product of sum(tanh(A·x)), A 1000×1000 (float64)",
            floor="floor-numpy-forward", judged="dualad-hvp", problem=problem, n=N)
-TARGETS = [RatioAtMost(W5, 4, "HVP ≤ {limit}× the numpy forward")]
+TARGETS = [RatioAtMost(W5, 2, "HVP ≤ {limit}× the hand-written numpy HVP",
+                       reference="floor-numpy-hvp")]
 
 
 def numpy_hvp(a, x, v):
