@@ -196,6 +196,64 @@ def test_plots_from_the_summary(tmp_path):
     assert all((tmp_path / name).stat().st_size > 0 for name, _ in written)
 
 
+def plot_data():
+    """W2 at two sizes with dualad, torch (eager and compiled) and floors; W9 probes of which
+    one measured nothing (peak and time 0)."""
+    entries = []
+    for n, scale in ((4, 1e-6), (1000, 1e-5)):
+        w = f"W2 n={n}"
+        entries += [bench_entry(w, "floor-numpy-forward", scale),
+                    bench_entry(w, "floor-numpy-gradient", 2 * scale),
+                    bench_entry(w, "dualad-gradient", 3 * scale),
+                    bench_entry(w, "torch", 4 * scale, role="peer"),
+                    bench_entry(w, "jax-jit", 5 * scale)]
+    memory = [dict(runner=runner, length=length, seconds=seconds, peak=peak,
+                   after_gradient=0)
+              for runner in ("dualad-eager", "torch")
+              for length, seconds, peak in ((10_000, 0.0, 0), (100_000, 0.1, 5 * 2**20),
+                                            (1_000_000, 1.0, 50 * 2**20))]
+    return summarise(*fake_run(entries, memory=memory))
+
+
+def test_plots_give_each_library_one_colour_and_draw_no_zero_on_a_log_axis():
+    plt = pytest.importorskip("matplotlib.pyplot")
+    data = plot_data()
+    tables = {t["workload"]: t for t in data["workloads"]}
+    fig = plots.scaling_w2(plt, tables, data)
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+    assert {"dualad-gradient", "torch", "jax-jit", "floor-numpy-gradient"} <= set(lines)
+    for label, line in lines.items():
+        assert line.get_color() == plots.LIBRARY_COLORS[plots.library(label)], label
+    plt.close(fig)
+    colours = {plots.color(impl) for impl in ("dualad-eager", "torch", "jax-eager",
+                                               "tensorflow", "autograd", "micrograd",
+                                               "floor-numpy")}
+    assert len(colours) == 7                              # libraries told apart
+    assert plots.color("jax-jit") == plots.color("jax-eager")   # modes are markers
+
+    fig = plots.scaling_w9(plt, tables, data)
+    for ax in fig.axes:
+        for line in ax.get_lines():
+            xs, ys = line.get_data()
+            assert list(xs) == [100_000, 1_000_000], line.get_label()   # the zero probe left out
+            assert min(ys) > 0.05
+            assert line.get_color() == plots.color(line.get_label())
+    plt.close(fig)
+
+
+def test_ratio_plot_names_libraries_in_full_in_a_legend_beside_the_axes():
+    plt = pytest.importorskip("matplotlib.pyplot")
+    data = plot_data()
+    tables = {t["workload"]: t for t in data["workloads"]}
+    fig = plots.ratio_to_floor(plt, tables, data)
+    (ax,) = fig.axes
+    assert len(ax.texts) == 0                 # no per-point labels to truncate or overlap
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "torch (eager)" in labels and "jax (jit/function)" in labels
+    assert len(labels) == len(set(labels))
+    plt.close(fig)
+
+
 def run_cli(out, *args, block_matplotlib=False):
     paths = [str(REPO)]
     if block_matplotlib:          # a stand-in package that fails to import, as when absent
