@@ -22,6 +22,14 @@ class _Signature:
         return None
 
 
+def _refuse_keywords(str call, dict unexpected, tuple known):
+    import difflib
+    bad = next(iter(unexpected))
+    close = difflib.get_close_matches(bad, known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; it takes {', '.join(known)}"
+    raise TypeError(f"{call}() got an unexpected keyword argument {bad!r}{hint}")
+
+
 cdef class Variable(Tensor):
     """A mutable tensor. Tapes watch trainable Variables automatically when they are read."""
 
@@ -29,7 +37,11 @@ cdef class Variable(Tensor):
     __signature__ = _Signature("Variable",
                                lambda initial_value, dtype=None, trainable=True, name=None: None)
 
-    def __init__(self, initial_value, dtype=None, trainable=True, name=None):
+    def __init__(self, initial_value, dtype=None, trainable=True, name=None, **unexpected):
+        if unexpected:
+            # Cython's own message would name "__init__()", not the public call
+            _refuse_keywords("Variable", unexpected,
+                             ("initial_value", "dtype", "trainable", "name"))
         if self._dtype is not None:
             # a new shape or dtype under tapes, compiled programs and optimizers that hold it
             raise RuntimeError(f"Variable '{self.name}' is already initialized; use assign")

@@ -70,3 +70,14 @@ def test_variable_signature_and_a_subclass_keeps_its_own():
 
     assert list(inspect.signature(Scaled).parameters) == ["value", "scale"]
     assert float(Scaled(3.0)) == 6.0
+
+
+def test_a_misspelt_variable_keyword_names_the_public_call_and_the_likely_word():
+    import pytest
+    with pytest.raises(TypeError, match=r"^Variable\(\) got an unexpected keyword argument "
+                                        r"'trainabel'; did you mean 'trainable'\?$"):
+        dualad.Variable(1.0, trainabel=False)
+    with pytest.raises(TypeError, match=r"'colour'; it takes initial_value, dtype, trainable"):
+        dualad.Variable(1.0, colour="red")
+    v = dualad.Variable(1.0, trainable=False, name="kept")     # the real keywords still work
+    assert (v.trainable, v.name) == (False, "kept")
