@@ -707,7 +707,11 @@ floor = declare("floor", np.floor, differentiable=False, export="floor", wrapper
                 ufuncs=[np.floor], doc="The largest integer <= x (not differentiable).")
 ceil = declare("ceil", np.ceil, differentiable=False, export="ceil", wrapper="float_unary",
                ufuncs=[np.ceil], doc="The smallest integer >= x (not differentiable).")
-round_ = declare("round", np.rint, differentiable=False, export="round", wrapper="unary",
+def _round_impl(x):
+    return np.rint(x) if x.dtype.kind == "f" else x.copy()  # integers are already round
+
+
+round_ = declare("round", _round_impl, differentiable=False, export="round", wrapper="unary",
                  ufuncs=[np.rint], doc="x rounded to the nearest integer, halves to even "
                                        "(banker's rounding, as in TensorFlow); not differentiable.")
 reciprocal = declare("reciprocal", np.reciprocal,
