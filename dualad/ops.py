@@ -670,6 +670,9 @@ def _index_array(opname, indices):
             idx = idx.astype(np.int64)
         else:
             raise TypeError(f"{opname}: indices must be integers, got {idx.dtype.name}")
+    if idx.dtype.kind == "u" and idx.size and idx.max() > np.iinfo(np.intp).max:
+        # would wrap to a negative index when cast
+        raise IndexError(f"{opname}: index {int(idx.max())} is out of range")
     return idx.astype(np.intp, copy=False)
 
 
@@ -1039,6 +1042,42 @@ def linspace(start, stop, num, name=None, axis=0):
     frac = _core.wrap(frac.reshape(frac_shape).astype(start.dtype.np))
     # start * (1 - f) + stop * f: exactly start and stop at the ends
     return add(multiply(s, _core.wrap(np.asarray(1 - frac.numpy()))), multiply(e, frac))
+
+
+def range_(start, limit=None, delta=1, dtype=None, name="range"):
+    """TensorFlow's tf.range: the 1-D tensor start, start + delta, ... up to `limit`
+    (excluded); with one argument, 0 to `start`. int32 for integer arguments, float32 when
+    one is a float (or `dtype`). Not differentiable. (Kept apart from dualad.range, the loop
+    helper of dualad.function, which yields Python ints.)
+
+    >>> dualad.ops.range_(1, 10, 3)  # [1, 4, 7]
+    """
+    if limit is None:
+        start, limit = 0, start
+    given = (start, limit, delta)
+    values = [np.asarray(v.numpy() if isinstance(v, Tensor) else v) for v in given]
+    if builtins.any(v.ndim for v in values):
+        raise ValueError("range: start, limit and delta must be scalars")
+    if builtins.any(v.dtype.kind not in "iuf" for v in values):
+        raise TypeError(f"range: start, limit and delta must be numbers, got "
+                        f"{[v.dtype.name for v in values]}")
+    if dtype is None:
+        # a Tensor argument's dtype, a float one first; else float32 if a Python float is
+        # given, int32 if not
+        tensors = sorted((v.dtype.np for v in given if isinstance(v, Tensor)),
+                         key=lambda d: d.kind != "f")
+        any_float = builtins.any(v.dtype.kind == "f" for v in values)
+        if tensors and (tensors[0].kind == "f" or not any_float):
+            dtype = tensors[0]
+        else:
+            dtype = _core.DEFAULT_FLOAT if any_float else np.int32
+    dtype = _core.as_dtype(dtype).np
+    start, limit, delta = (v.item() for v in values)
+    if delta == 0:
+        raise ValueError("range: delta must not be 0")
+    if (limit - start) / delta > 2 ** 31:
+        raise ValueError(f"range: {start} to {limit} by {delta} is too many elements")
+    return _core.wrap(np.arange(start, limit, delta).astype(dtype))
 
 
 # ---- numpy dispatch: numpy functions applied to tensors run these ops ------------------------

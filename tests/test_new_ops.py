@@ -218,6 +218,8 @@ def test_gather_out_of_range_or_negative_indices_raise():
         dd.gather(x, [-1])
     with pytest.raises(IndexError):
         dd.gather(x, 2 ** 62)
+    with pytest.raises(IndexError, match="18446744073709551615 is out of range"):
+        dd.gather(x, np.array([2 ** 64 - 1], dtype=np.uint64))  # not wrapped to -1
     with pytest.raises(TypeError, match="integers"):
         dd.gather(x, [0.5])
     with pytest.raises(ValueError, match="batch axes"):
@@ -447,3 +449,21 @@ def test_results_of_new_ops_pickle_to_equal_tensors():
         back = pickle.loads(pickle.dumps(out))
         assert back.dtype == out.dtype
         np.testing.assert_array_equal(npy(back), npy(out))
+
+
+def test_tensorflow_range_gives_tensors_of_tensorflows_dtypes():
+    # dualad.range is dualad.function's loop helper; TensorFlow's tensor range is ops.range_
+    out = dd.ops.range_(5)
+    assert out.dtype == dd.int32
+    np.testing.assert_array_equal(npy(out), [0, 1, 2, 3, 4])
+    np.testing.assert_array_equal(npy(dd.ops.range_(1, 10, 3)), [1, 4, 7])
+    np.testing.assert_array_equal(npy(dd.ops.range_(5, 1, -2)), [5, 3])
+    out = dd.ops.range_(0.0, 1.0, 0.25)
+    assert out.dtype == dd.float32
+    np.testing.assert_array_equal(npy(out), [0, 0.25, 0.5, 0.75])
+    assert dd.ops.range_(3, dtype=dd.float64).dtype == dd.float64
+    assert dd.ops.range_(t64(2.0)).dtype == dd.float64  # a Tensor argument's dtype
+    with pytest.raises(ValueError, match="delta"):
+        dd.ops.range_(0, 3, 0)
+    with pytest.raises(ValueError, match="too many"):
+        dd.ops.range_(0, 2 ** 40)
