@@ -545,16 +545,16 @@ cumsum.__doc__ = """Running sums along `axis`; `exclusive` leaves out the elemen
     >>> dualad.cumsum(dualad.constant([1.0, 2.0, 3.0]), exclusive=True)  # [0, 1, 3]
     """
 cumprod.__doc__ = """Running products along `axis`; `exclusive` leaves out the element itself (the
-    first product is 1), `reverse` runs from the end. The gradient divides by x (NaN where x is
-    0), as TensorFlow's does; reduce_prod's gradient is exact at zeros.
+    first product is 1), `reverse` runs from the end. Derivatives of every order are exact
+    where x has zeros (no division by x).
 
     >>> dualad.cumprod(dualad.constant([1.0, 2.0, 3.0]), reverse=True)  # [6, 6, 3]
     """
 
 
 def reduce_prod(input_tensor, axis=None, keepdims=False, name=None):
-    """Product over `axis` (all axes when None). The gradient is exact where elements are 0
-    (it multiplies the other elements, it does not divide)."""
+    """Product over `axis` (all axes when None). Derivatives of every order are exact where
+    elements are 0 (they multiply the other elements, they do not divide)."""
     x = convert_to_tensor(input_tensor)
     if x.dtype.np.kind not in "iuf":
         raise TypeError(f"reduce_prod: needs a numeric tensor, got {x.dtype.name}")

@@ -782,14 +782,59 @@ cumsum = declare("cumsum", _scan_impl(np.add, 0),
                  linear=_shift_scan_axis, export="cumsum")
 
 
+def _flip(v, axis):
+    return getitem(v, key=(slice(None),) * axis + (slice(None, None, -1),))
+
+
+def _shift_back(v, d, axis):
+    """out[k] = v[k + d] along `axis`, 0 past the end."""
+    n = v.shape[axis]
+    if d >= n:
+        return _zeros_like(v)
+    head = getitem(v, key=(slice(None),) * axis + (slice(d, None),))
+    return concat(head, _zeros(v.shape[:axis] + (d,) + v.shape[axis + 1:], v.dtype), axis=axis)
+
+
+def _suffix_recurrence(a, b, axis_a, axis_b):
+    """s with s[k] = b[k] + a[k] * s[k + 1] along the axis (0 past the end), by doubling:
+    log2(n) rounds of recorded products and sums, no division (exact where a has zeros).
+    b may carry a tangent batch axis (then axis_b = axis_a + 1)."""
+    n, d = b.shape[axis_b], 1
+    while d < n:
+        # s[k] = b[k] + a[k] * s[k + d]  becomes  s[k] = b'[k] + a'[k] * s[k + 2d]
+        b = binary(add, b, _mul(a, _shift_back(b, d, axis_b)))
+        if 2 * d < n:
+            a = _mul(a, _shift_back(a, d, axis_a))
+        d *= 2
+    return b
+
+
 def _cumprod_vjp(g, ans, args, p):
-    # d y_i / d x_k = y_i / x_k for every k the product y_i takes in: NaN where x = 0, as in
-    # TensorFlow (reduce_prod's rule avoids the division)
-    return _div(cumsum(_mul(g, ans), **dict(p, reverse=not p["reverse"])), args[0])
+    # d y_i / d x_k = (product of x before k) * (product of x after k in y_i's range): the
+    # second factor summed against g is a suffix recurrence, so zeros in x give no 0/0
+    x, axis = args[0], p["axis"]
+    if p["reverse"]:  # the reverse scan is the forward scan of the flipped axis
+        x, g = _flip(x, axis), _flip(g, axis)
+    before = cumprod(x, axis=axis, exclusive=True, reverse=False)
+    following = _suffix_recurrence(_shift_back(x, 1, axis),
+                                   _shift_back(g, 1, axis) if p["exclusive"] else g, axis, axis)
+    ct = _mul(before, following)
+    return _flip(ct, axis) if p["reverse"] else ct
 
 
 def _cumprod_jvp(t, ans, args, p):
-    return _mul(ans, cumsum(_div(t, args[0]), **dict(p, axis=_scan_axis(t, args[0], p))))
+    # dy_i = x_i dy_(i-1) + t_i * (product of x before i) (inclusive; exclusive shifts by
+    # one): a running recurrence, solved as a suffix recurrence on the flipped axis
+    x, axis, t_axis = args[0], p["axis"], _scan_axis(t, args[0], p)
+    if not p["reverse"]:
+        x, t = _flip(x, axis), _flip(t, t_axis)
+    # now the scan runs from the end of the (flipped) axis towards its start
+    before = cumprod(x, axis=axis, exclusive=True, reverse=True)
+    coeff, rhs = x, _mul(before, t)
+    if p["exclusive"]:
+        coeff, rhs = _shift_back(coeff, 1, axis), _shift_back(rhs, 1, t_axis)
+    out = _suffix_recurrence(coeff, rhs, axis, t_axis)
+    return out if p["reverse"] else _flip(out, t_axis)
 
 
 cumprod = declare("cumprod", _scan_impl(np.multiply, 1), vjp=[_cumprod_vjp],

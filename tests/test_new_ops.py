@@ -467,3 +467,34 @@ def test_tensorflow_range_gives_tensors_of_tensorflows_dtypes():
         dd.ops.range_(0, 3, 0)
     with pytest.raises(ValueError, match="too many"):
         dd.ops.range_(0, 2 ** 40)
+
+
+def _cumprod_jacobian(x, exclusive, reverse):
+    """J[i, k] = product of x_j over the j that y_i multiplies, j != k (0 if k is not one)."""
+    n = len(x)
+    J = np.zeros((n, n))
+    for i in range(n):
+        terms = [j for j in range(n) if (j > i if reverse else j < i) or (j == i and not exclusive)]
+        for k in terms:
+            J[i, k] = np.prod([x[j] for j in terms if j != k])
+    return J
+
+
+@pytest.mark.parametrize("exclusive", [False, True])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_cumprod_jacobians_are_exact_at_zeros_on_a_long_axis(exclusive, reverse):
+    # length 9: four rounds of the doubling recurrence; zeros where a division would give 0/0
+    x = np.array([1.5, 0.0, 2.0, -1.0, 0.0, 0.5, 3.0, 0.0, -2.0])
+    f = lambda t: dd.cumprod(t, exclusive=exclusive, reverse=reverse)
+    expected = _cumprod_jacobian(x, exclusive, reverse)
+    np.testing.assert_allclose(npy(dd.jacrev(f)(t64(x))), expected, **EXACT)
+    np.testing.assert_allclose(npy(dd.jacfwd(f)(t64(x))), expected, **EXACT)
+
+
+def test_reduce_prod_hessian_is_exact_at_zeros():
+    # d2 prod / dx_i dx_j = product of the elements other than i and j
+    x = np.array([2.0, 0.0, 3.0, 0.0, 5.0])
+    expected = np.array([[0.0 if i == j else np.prod(np.delete(x, [i, j])) for j in range(5)]
+                         for i in range(5)])
+    h = npy(dd.hessian(dd.reduce_prod)(t64(x)))
+    np.testing.assert_array_equal(h, expected)

@@ -413,20 +413,40 @@ for _name, _fn in (("cumsum", dd.cumsum), ("cumprod", dd.cumprod)):
         shape = data.draw(hnp.array_shapes(min_dims=1, max_dims=3, max_side=3), label="shape")
         axis = data.draw(st.integers(-len(shape), len(shape) - 1), label="axis")
         exclusive, reverse = (data.draw(st.booleans(), label=k) for k in ("exclusive", "reverse"))
-        x = data.draw(arrays(shape, NONZERO if name == "cumprod" else ANY), label="x")
+        x = data.draw(arrays(shape), label="x")
         return (lambda t: fn(t, axis=axis, exclusive=exclusive, reverse=reverse)), [x]
     case(_name)(_draw)
 
 
 @case("reduce_prod")
 def _(data):
-    # away from 0: the second derivative goes through cumprod's gradient, which divides by x
-    # (as TensorFlow's does); the first derivative at zeros is checked in test_new_ops.py
     shape = data.draw(hnp.array_shapes(min_dims=0, max_dims=3, max_side=3), label="shape")
     axis = draw_axis(data, len(shape))
     keepdims = data.draw(st.booleans(), label="keepdims")
     return (lambda t: dd.reduce_prod(t, axis=axis, keepdims=keepdims)), [
-        data.draw(arrays(shape, NONZERO), label="x")]
+        data.draw(arrays(shape), label="x")]
+
+
+@case("reduce_prod_with_zeros")
+def _(data):
+    # one or two exact zeros in a reduced slice: derivatives are products of the other
+    # elements (a rule dividing by x would give 0/0 here)
+    x = data.draw(arrays((2, 4)), label="x")
+    zeros = data.draw(st.lists(st.integers(0, 7), min_size=1, max_size=2, unique=True),
+                      label="zeros")
+    x.reshape(-1)[zeros] = 0.0
+    axis = data.draw(st.sampled_from([1, None]), label="axis")
+    return (lambda t: dd.reduce_prod(t, axis=axis)), [x]
+
+
+@case("cumprod_with_zeros")
+def _(data):
+    x = data.draw(arrays((2, 4)), label="x")
+    zeros = data.draw(st.lists(st.integers(0, 7), min_size=1, max_size=2, unique=True),
+                      label="zeros")
+    x.reshape(-1)[zeros] = 0.0
+    exclusive, reverse = (data.draw(st.booleans(), label=k) for k in ("exclusive", "reverse"))
+    return (lambda t: dd.cumprod(t, axis=1, exclusive=exclusive, reverse=reverse)), [x]
 
 
 EINSUM_EQUATIONS = {  # equation -> operand shapes
