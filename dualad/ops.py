@@ -615,7 +615,10 @@ def _einsum_explicit(equation, tensors):
     ellipsis = "".join(free[:n_ellipsis])
     specs = [s.replace("...", ellipsis[n_ellipsis - r:]) for s, r in zip(specs, ranks)]
     if arrow:
-        out = out.replace("...", ellipsis)  # broadcast axes absent from the output are summed
+        if n_ellipsis and "..." not in out:
+            raise ValueError(f"einsum: {equation!r}: the operands have '...' axes, so the "
+                             f"output must name them with '...' too")
+        out = out.replace("...", ellipsis)
     else:
         counts = {c: "".join(specs).count(c) for c in set("".join(specs))}
         out = ellipsis + "".join(sorted((c for c, n in counts.items()

@@ -707,6 +707,8 @@ floor = declare("floor", np.floor, differentiable=False, export="floor", wrapper
                 ufuncs=[np.floor], doc="The largest integer <= x (not differentiable).")
 ceil = declare("ceil", np.ceil, differentiable=False, export="ceil", wrapper="float_unary",
                ufuncs=[np.ceil], doc="The smallest integer >= x (not differentiable).")
+
+
 def _round_impl(x):
     return np.rint(x) if x.dtype.kind == "f" else x.copy()  # integers are already round
 

@@ -151,6 +151,7 @@ def test_reduce_prod_values_and_gradient_exact_at_zeros():
 @pytest.mark.parametrize("equation, shapes", [
     ("ij,jk->ik", [(2, 3), (3, 4)]),
     ("ii->i", [(3, 3)]),
+    ("iii->i", [(3, 3, 3)]),
     ("ii", [(3, 3)]),
     ("ij->", [(2, 3)]),
     ("bij,bkj->bik", [(2, 2, 3), (2, 4, 3)]),
@@ -185,6 +186,8 @@ def test_einsum_refuses_bad_equations():
         dd.einsum("ij->z", a)
     with pytest.raises(ValueError, match="repeats"):
         dd.einsum("ij->ii", a)
+    with pytest.raises(ValueError, match="must name them with '...'"):
+        dd.einsum("...ij->ij", dd.ones((2, 3, 4)))
     with pytest.raises(ValueError, match="invalid subscript"):
         dd.einsum("i1->i", dd.ones((2, 2)))
     with pytest.raises(TypeError, match="different dtypes"):
@@ -444,7 +447,8 @@ def test_gathers_from_threads_are_independent():
 
 
 def test_results_of_new_ops_pickle_to_equal_tensors():
-    for out in (dd.gather(dd.constant([1.0, 2.0]), [1, 1]), dd.einsum("i,i->", dd.ones(2), dd.ones(2)),
+    for out in (dd.gather(dd.constant([1.0, 2.0]), [1, 1]),
+                dd.einsum("i,i->", dd.ones(2), dd.ones(2)),
                 dd.one_hot([1], 2), dd.cumsum(dd.constant([1, 2]))):
         back = pickle.loads(pickle.dumps(out))
         assert back.dtype == out.dtype
