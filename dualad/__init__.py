@@ -29,6 +29,10 @@ from .ops import (  # the public ops that are not one primitive each
     add_n, clip, clip_by_value, constant, expand_dims, fill, logsumexp, ones, ones_like, rank,
     reduce_mean, shape, size, squeeze, stack, truediv, zeros, zeros_like,
 )
+from .ops import (  # TensorFlow ops composed of primitives (gathers, slices, pads, ...)
+    boolean_mask, eye, gather, gather_nd, is_tensor, linspace, newaxis, one_hot, pad,
+    segment_sum, slice_ as slice, split, tile, unsorted_segment_sum, unstack,
+)
 from .tape import GradientTape, ForwardAccumulator, GradientInContextWarning, NonFloatWatchWarning
 from .printing import print_ as print
 from . import nn, extend

@@ -437,12 +437,17 @@ def ones(shape, dtype=None, name=None):
 
 
 def fill(dims, value, name=None):
-    """A tensor of shape `dims` filled with `value`, in value's dtype (a Python float gives
-    float32). Not recorded by tapes.
+    """A tensor of shape `dims` filled with the scalar `value`, in value's dtype (a Python
+    float gives float32). A Tensor value is recorded: its gradient is the sum of the result's
+    (as in TensorFlow).
 
     >>> dualad.fill((2, 3), 9.0)  # 2×3 float32 of 9
     """
     v = convert_to_tensor(value)
+    if v.ndim:
+        raise ValueError(f"fill: value must be a scalar, got shape {v.shape}")
+    if isinstance(value, Tensor):
+        return broadcast_to(identity(v), _shape_tuple(dims))  # noqa: F821 - generated
     return _filled(dims, v.dtype, np.asarray(v))
 
 
@@ -484,6 +489,598 @@ def rank(input, name=None):
     >>> dualad.rank(dualad.zeros((2, 3)))  # 2
     """
     return convert_to_tensor(np.int32(convert_to_tensor(input).ndim))
+
+
+# ---- TensorFlow ops: elementwise, scans, products, einsum ----------------------------------
+
+
+def atan2(y, x, name=None):
+    """The angle of the point (x, y) from the positive x axis, in [-pi, pi] (note the order of
+    the arguments: y first). Float tensors of one dtype, broadcasting.
+
+    >>> dualad.atan2(dualad.constant(1.0), dualad.constant(-1.0))  # 3*pi/4
+    """
+    if isinstance(y, Tensor) or not isinstance(x, Tensor):
+        y = _float_tensor(y, "atan2")
+        x = x if isinstance(x, Tensor) else _core.like(x, y)
+    else:
+        y = _core.like(y, x)
+    y, x = _float_tensor(y, "atan2"), _float_tensor(x, "atan2")
+    _same_dtype("atan2", y, x)
+    return _P["atan2"](y, x)
+
+
+def _scan(name):
+    prim = _P[name]
+
+    def op(x, axis=0, exclusive=False, reverse=False, name=None):
+        x = convert_to_tensor(x)
+        if x.dtype.np.kind not in "iuf":
+            raise TypeError(f"{prim.name}: needs a numeric tensor, got {x.dtype.name}")
+        if x.ndim == 0:
+            raise ValueError(f"{prim.name}: needs a tensor of rank >= 1, got a scalar")
+        axis = _single_axis(prim.name, axis, x.ndim)
+        return prim(x, axis=axis, exclusive=builtins.bool(exclusive),
+                    reverse=builtins.bool(reverse))
+
+    op.__name__ = op.__qualname__ = name
+    return op
+
+
+def _single_axis(opname, axis, ndim):
+    if np.ndim(axis) != 0 or isinstance(axis, builtins.bool) or \
+            np.asarray(axis).dtype.kind not in "iu":
+        raise TypeError(f"{opname}: axis must be one integer, got {axis!r}")
+    axis = int(axis)
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{opname}: axis {axis} is out of range for a tensor of rank {ndim}")
+    return axis % ndim
+
+
+cumsum = _scan("cumsum")
+cumprod = _scan("cumprod")
+cumsum.__doc__ = """Running sums along `axis`; `exclusive` leaves out the element itself (the first
+    sum is 0), `reverse` runs from the end.
+
+    >>> dualad.cumsum(dualad.constant([1.0, 2.0, 3.0]), exclusive=True)  # [0, 1, 3]
+    """
+cumprod.__doc__ = """Running products along `axis`; `exclusive` leaves out the element itself (the
+    first product is 1), `reverse` runs from the end. Derivatives of every order are exact
+    where x has zeros (no division by x).
+
+    >>> dualad.cumprod(dualad.constant([1.0, 2.0, 3.0]), reverse=True)  # [6, 6, 3]
+    """
+
+
+def reduce_prod(input_tensor, axis=None, keepdims=False, name=None):
+    """Product over `axis` (all axes when None). Derivatives of every order are exact where
+    elements are 0 (they multiply the other elements, they do not divide)."""
+    x = convert_to_tensor(input_tensor)
+    if x.dtype.np.kind not in "iuf":
+        raise TypeError(f"reduce_prod: needs a numeric tensor, got {x.dtype.name}")
+    return _P["reduce_prod"](x, axis=_axis_param(x, axis), keepdims=builtins.bool(keepdims))
+
+
+_SUBSCRIPT_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def einsum(equation, *inputs, name=None, **kwargs):
+    """Einstein summation: `equation` names each operand's axes by letters ("ij,jk->ik");
+    letters absent from the output are summed over. "..." stands for broadcast axes, and
+    without "->" the output is the letters that appear once, in alphabetical order.
+
+    >>> dualad.einsum("ij,j->i", dualad.ones((2, 3)), dualad.constant([1.0, 2.0, 3.0]))  # [6, 6]
+    """
+    if kwargs:
+        raise TypeError(f"einsum: unexpected arguments {sorted(kwargs)}")
+    if not isinstance(equation, str):
+        raise TypeError(f"einsum: the equation must be a string, got {equation!r}")
+    if not inputs:
+        raise ValueError("einsum: needs at least one operand")
+    tensors = [convert_to_tensor(inputs[0])]
+    tensors += [v if isinstance(v, Tensor) else _core.like(v, tensors[0]) for v in inputs[1:]]
+    _same_dtype("einsum", *tensors)
+    if tensors[0].dtype.np.kind not in "iuf":
+        raise TypeError(f"einsum: needs numeric tensors, got {tensors[0].dtype.name}")
+    specs, output, tensors = _einsum_explicit(equation.replace(" ", ""), tensors)
+    return _P["einsum"](*tensors, subscripts=",".join(specs) + "->" + output)
+
+
+def _einsum_explicit(equation, tensors):
+    """The equation with "..." replaced by letters and the output made explicit; operands
+    whose axes of one letter differ only by a length of 1 are broadcast (recorded)."""
+    if equation.count("->") > 1:
+        raise ValueError(f"einsum: {equation!r} has more than one '->'")
+    lhs, arrow, out = equation.partition("->")
+    specs = lhs.split(",")
+    if len(specs) != len(tensors):
+        raise ValueError(f"einsum: {equation!r} names {len(specs)} operands, got {len(tensors)}")
+    for s in specs + ([out] if arrow else []):
+        rest = s.replace("...", "", 1)
+        bad = sorted(set(c for c in rest if c not in _SUBSCRIPT_LETTERS))
+        if bad:
+            raise ValueError(f"einsum: {equation!r}: invalid subscript characters {bad} "
+                             f"(letters and one '...' per operand)")
+    used = set(c for c in equation if c in _SUBSCRIPT_LETTERS)
+    free = [c for c in _SUBSCRIPT_LETTERS if c not in used]
+    ranks = []
+    for s, t in zip(specs, tensors):
+        named = len(s.replace("...", ""))
+        if ("..." in s and named > t.ndim) or ("..." not in s and named != t.ndim):
+            raise ValueError(f"einsum: subscripts {s!r} do not fit an operand of shape {t.shape}")
+        ranks.append(t.ndim - named if "..." in s else 0)
+    n_ellipsis = max(ranks)
+    if n_ellipsis > len(free):
+        raise ValueError(f"einsum: {equation!r} uses too many axes (52 letters in all)")
+    ellipsis = "".join(free[:n_ellipsis])
+    specs = [s.replace("...", ellipsis[n_ellipsis - r:]) for s, r in zip(specs, ranks)]
+    if arrow:
+        if n_ellipsis and "..." not in out:
+            raise ValueError(f"einsum: {equation!r}: the operands have '...' axes, so the "
+                             f"output must name them with '...' too")
+        out = out.replace("...", ellipsis)
+    else:
+        counts = {c: "".join(specs).count(c) for c in set("".join(specs))}
+        out = ellipsis + "".join(sorted((c for c, n in counts.items()
+                                         if n == 1 and c not in ellipsis),
+                                        key=_SUBSCRIPT_LETTERS.index))
+    if len(set(out)) != len(out):
+        raise ValueError(f"einsum: {equation!r}: the output repeats a subscript")
+    missing = sorted(set(out) - set("".join(specs)))
+    if missing:
+        raise ValueError(f"einsum: {equation!r}: output subscripts {missing} name no input axis")
+    sizes = {}
+    for s, t in zip(specs, tensors):
+        for c, d in zip(s, t.shape):
+            known = sizes.setdefault(c, d)
+            if known != d and 1 not in (known, d):
+                raise ValueError(f"einsum: {equation!r}: subscript {c!r} has lengths {known} "
+                                 f"and {d} (shapes {[t.shape for t in tensors]})")
+            sizes[c] = builtins.max(known, d)
+    out_tensors = []
+    for s, t in zip(specs, tensors):
+        target = tuple(sizes[c] for c in s)
+        if target != t.shape:
+            if len(set(s)) != len(s):
+                raise ValueError(f"einsum: {equation!r}: a repeated subscript's axes of shape "
+                                 f"{t.shape} differ in length")
+            t = broadcast_to(t, target)
+        out_tensors.append(t)
+    return specs, out, out_tensors
+
+
+# ---- TensorFlow ops: indexing, segments, padding, splitting, creation ---------------------
+# Gathers, masks, slices and pads are the getitem primitive (or its transpose, scatter_add)
+# with keys checked here: indices out of range raise instead of wrapping around.
+
+_slice = builtins.slice
+newaxis = None
+
+
+def is_tensor(x):
+    """True for a dualad Tensor (Variables included)."""
+    return isinstance(x, Tensor)
+
+
+def _index_array(opname, indices):
+    """Integer indices as a numpy array (a copy: the record must not change with the
+    caller's array)."""
+    if isinstance(indices, Tensor):
+        indices = indices.numpy()
+    idx = np.array(indices)
+    if idx.dtype.kind not in "iu":
+        if idx.size == 0 and idx.dtype.kind == "f":
+            idx = idx.astype(np.int64)
+        else:
+            raise TypeError(f"{opname}: indices must be integers, got {idx.dtype.name}")
+    if idx.dtype.kind == "u" and idx.size and idx.max() > np.iinfo(np.intp).max:
+        # would wrap to a negative index when cast
+        raise IndexError(f"{opname}: index {int(idx.max())} is out of range")
+    return idx.astype(np.intp, copy=False)
+
+
+def _check_in_range(opname, idx, length, what):
+    if idx.size and (idx.min() < 0 or idx.max() >= length):
+        bad = idx[(idx < 0) | (idx >= length)].reshape(-1)[0]
+        raise IndexError(f"{opname}: index {int(bad)} is out of range [0, {length}) for {what}")
+
+
+def _batch_aranges(shape, ndim):
+    """Index arrays selecting along the first len(shape) axes, shaped to broadcast against
+    an index array of rank ndim (the batch axes of batch_dims)."""
+    return tuple(np.arange(d, dtype=np.intp).reshape((1,) * i + (d,) + (1,) * (ndim - i - 1))
+                 for i, d in enumerate(shape))
+
+
+def gather(params, indices, validate_indices=None, axis=None, batch_dims=0, name=None):
+    """Slices of `params` along `axis` at integer `indices`: the result has shape
+    params.shape[:axis] + indices.shape[batch_dims:] + params.shape[axis + 1:]. The first
+    `batch_dims` axes of params and indices are batch axes, matched one to one. An index
+    outside [0, params.shape[axis]) raises IndexError. The gradient scatters back (summing
+    over repeated indices); the indices have none.
+
+    >>> dualad.gather(dualad.constant([[1.0, 2.0], [3.0, 4.0]]), [1, 0, 1])  # rows 1, 0, 1
+    """
+    x = convert_to_tensor(params)
+    idx = _index_array("gather", indices)
+    batch_dims = int(batch_dims)
+    if batch_dims < 0:
+        batch_dims += idx.ndim
+    if not 0 <= batch_dims <= idx.ndim or batch_dims >= builtins.max(x.ndim, 1):
+        raise ValueError(f"gather: batch_dims {batch_dims} must be in [0, {idx.ndim}] (the rank "
+                         f"of the indices) and below the rank {x.ndim} of params")
+    axis = batch_dims if axis is None else int(axis)
+    if not -x.ndim <= axis < x.ndim:
+        raise ValueError(f"gather: axis {axis} is out of range for params of shape {x.shape}")
+    axis %= x.ndim
+    if axis < batch_dims:
+        raise ValueError(f"gather: axis {axis} must not be below batch_dims {batch_dims}")
+    if x.shape[:batch_dims] != idx.shape[:batch_dims]:
+        raise ValueError(f"gather: the batch axes of params {x.shape} and indices {idx.shape} "
+                         f"differ (batch_dims={batch_dims})")
+    _check_in_range("gather", idx, x.shape[axis], f"axis {axis} of params of shape {x.shape}")
+    if batch_dims == 0:
+        return _P["getitem"](x, key=(_slice(None),) * axis + (idx,))
+    # axis moved next to the batch axes, so that the index arrays of the key are adjacent
+    # (numpy then keeps their axes in place)
+    perm = tuple(range(batch_dims)) + (axis,) + tuple(
+        a for a in range(batch_dims, x.ndim) if a != axis)
+    moved = transpose(x, perm)
+    out = _P["getitem"](moved, key=_batch_aranges(x.shape[:batch_dims], idx.ndim) + (idx,))
+    # out: batch + indices' own axes + params axes [batch_dims, axis) + params axes after axis
+    n_idx, n_mid = idx.ndim - batch_dims, axis - batch_dims
+    b = batch_dims
+    order = (tuple(range(b)) + tuple(range(b + n_idx, b + n_idx + n_mid)) +
+             tuple(range(b, b + n_idx)) + tuple(range(b + n_idx + n_mid, out.ndim)))
+    return transpose(out, order)
+
+
+def gather_nd(params, indices, batch_dims=0, name=None):
+    """Slices of `params` at the index tuples in the last axis of `indices`: the result has
+    shape indices.shape[:-1] + params.shape[batch_dims + indices.shape[-1]:]. An index out of
+    range raises IndexError.
+
+    >>> dualad.gather_nd(dualad.constant([[1.0, 2.0], [3.0, 4.0]]), [[0, 1], [1, 0]])  # [2, 3]
+    """
+    x = convert_to_tensor(params)
+    idx = _index_array("gather_nd", indices)
+    batch_dims = int(batch_dims)
+    if idx.ndim < 1:
+        raise ValueError("gather_nd: indices must have rank >= 1 (index tuples in the last axis)")
+    if not 0 <= batch_dims < idx.ndim or x.shape[:batch_dims] != idx.shape[:batch_dims]:
+        raise ValueError(f"gather_nd: batch_dims {batch_dims} does not fit params of shape "
+                         f"{x.shape} and indices of shape {idx.shape}")
+    depth = idx.shape[-1]
+    if batch_dims + depth > x.ndim:
+        raise ValueError(f"gather_nd: index tuples of length {depth} for params of shape "
+                         f"{x.shape} (batch_dims={batch_dims})")
+    for j in range(depth):
+        a = batch_dims + j
+        _check_in_range("gather_nd", idx[..., j], x.shape[a],
+                        f"axis {a} of params of shape {x.shape}")
+    key = _batch_aranges(x.shape[:batch_dims], idx.ndim - 1) + tuple(
+        idx[..., j] for j in range(depth))
+    if not key:
+        return broadcast_to(x, idx.shape[:-1] + x.shape) if idx.shape[:-1] else x
+    return _P["getitem"](x, key=key)
+
+
+def boolean_mask(tensor, mask, axis=None, name=None):
+    """The entries of `tensor` where the bool `mask` holds: mask's k axes match the axes of
+    tensor from `axis` (default 0) on and become one axis of the selected entries.
+
+    >>> dualad.boolean_mask(dualad.constant([1.0, 2.0, 3.0]), [True, False, True])  # [1, 3]
+    """
+    x = convert_to_tensor(tensor)
+    m = np.array(mask.numpy() if isinstance(mask, Tensor) else mask)
+    if m.dtype.kind != "b":
+        raise TypeError(f"boolean_mask: the mask must be bool, got {m.dtype.name}")
+    if m.ndim == 0:
+        raise ValueError("boolean_mask: the mask must have rank >= 1")
+    axis = 0 if axis is None else int(axis)
+    if axis < 0:
+        axis += x.ndim
+    if not 0 <= axis or axis + m.ndim > x.ndim or x.shape[axis:axis + m.ndim] != m.shape:
+        raise ValueError(f"boolean_mask: a mask of shape {m.shape} does not match the axes "
+                         f"from {axis} of a tensor of shape {x.shape}")
+    return _P["getitem"](x, key=(_slice(None),) * axis + (m,))
+
+
+def slice_(input_, begin, size, name=None):
+    """The block of `input_` starting at `begin` with lengths `size` (-1: to the end).
+    A block reaching outside the tensor raises ValueError. (dualad.slice)
+
+    >>> dualad.slice(dualad.constant([[1.0, 2.0, 3.0]]), [0, 1], [1, -1])  # [[2, 3]]
+    """
+    x = convert_to_tensor(input_)
+    begin, size = _int_list("slice", begin), _int_list("slice", size)
+    if len(begin) != x.ndim or len(size) != x.ndim:
+        raise ValueError(f"slice: begin {begin} and size {size} must have one entry per axis "
+                         f"of the tensor of shape {x.shape}")
+    key = []
+    for a, (b, s, d) in enumerate(zip(begin, size, x.shape)):
+        end = d if s == -1 else b + s
+        if not (0 <= b <= d and s >= -1 and b <= end <= d):
+            raise ValueError(f"slice: begin {b}, size {s} is outside axis {a} of length {d}")
+        key.append(_slice(b, end))
+    return _P["getitem"](x, key=tuple(key))
+
+
+slice_.__name__ = slice_.__qualname__ = "slice"
+
+
+def _int_list(opname, values):
+    if isinstance(values, Tensor):
+        values = values.numpy()
+    arr = np.asarray(values)
+    if arr.ndim > 1 or (arr.size and arr.dtype.kind not in "iu"):
+        raise TypeError(f"{opname}: expected a list of integers, got {values!r}")
+    return [int(v) for v in arr.reshape(-1)]
+
+
+def split(value, num_or_size_splits, axis=0, num=None, name=None):
+    """`value` cut along `axis` into a list of tensors: `num_or_size_splits` equal parts (an
+    int that divides the axis) or parts of the given sizes (one may be -1: the rest).
+
+    >>> [t.shape for t in dualad.split(dualad.zeros((2, 6)), [1, -1], axis=1)]  # (2, 1), (2, 5)
+    """
+    x = convert_to_tensor(value)
+    if x.ndim == 0:
+        raise ValueError("split: cannot split a scalar")
+    axis = _single_axis("split", axis, x.ndim)
+    length = x.shape[axis]
+    if np.ndim(num_or_size_splits) == 0 and not isinstance(num_or_size_splits, Tensor) or \
+            isinstance(num_or_size_splits, Tensor) and num_or_size_splits.ndim == 0:
+        parts = int(num_or_size_splits)
+        if parts <= 0 or length % parts:
+            raise ValueError(f"split: {parts} equal parts do not divide axis {axis} of length "
+                             f"{length}")
+        sizes = [length // parts] * parts
+    else:
+        sizes = _int_list("split", num_or_size_splits)
+        if sizes.count(-1) > 1 or builtins.any(s < -1 for s in sizes):
+            raise ValueError(f"split: sizes {sizes} may hold one -1 and no other negative")
+        if -1 in sizes:
+            rest = length - (builtins.sum(sizes) + 1)
+            if rest < 0:
+                raise ValueError(f"split: sizes {sizes} exceed axis {axis} of length {length}")
+            sizes[sizes.index(-1)] = rest
+        if builtins.sum(sizes) != length:
+            raise ValueError(f"split: sizes {sizes} do not add up to the length {length} of "
+                             f"axis {axis}")
+    if num is not None and int(num) != len(sizes):
+        raise ValueError(f"split: num={num} but the split gives {len(sizes)} parts")
+    out, start = [], 0
+    for s in sizes:
+        out.append(_P["getitem"](x, key=(_slice(None),) * axis + (_slice(start, start + s),)))
+        start += s
+    return out
+
+
+def unstack(value, num=None, axis=0, name=None):
+    """The tensors of rank r - 1 along `axis` of `value`, as a list.
+
+    >>> [float(t) for t in dualad.unstack(dualad.constant([1.0, 2.0]))]  # [1.0, 2.0]
+    """
+    x = convert_to_tensor(value)
+    if x.ndim == 0:
+        raise ValueError("unstack: cannot unstack a scalar")
+    axis = _single_axis("unstack", axis, x.ndim)
+    if num is not None and int(num) != x.shape[axis]:
+        raise ValueError(f"unstack: num={num} but axis {axis} has length {x.shape[axis]}")
+    return [_P["getitem"](x, key=(_slice(None),) * axis + (i,)) for i in range(x.shape[axis])]
+
+
+def tile(input, multiples, name=None):
+    """`input` repeated multiples[i] times along each axis i.
+
+    >>> dualad.tile(dualad.constant([1.0, 2.0]), [2])  # [1, 2, 1, 2]
+    """
+    x = convert_to_tensor(input)
+    reps = _int_list("tile", multiples)
+    if len(reps) != x.ndim or builtins.any(m < 0 for m in reps):
+        raise ValueError(f"tile: multiples {reps} must hold one non-negative entry per axis of "
+                         f"the tensor of shape {x.shape}")
+    # (d0, d1) -> (1, d0, 1, d1) -> broadcast (m0, d0, m1, d1) -> (m0 * d0, m1 * d1): recorded
+    # ops whose gradients sum the copies back
+    spread = tuple(v for d in x.shape for v in (1, d))
+    target = tuple(v for m, d in zip(reps, x.shape) for v in (m, d))
+    return reshape(broadcast_to(reshape(x, spread), target),
+                   tuple(m * d for m, d in zip(reps, x.shape)))
+
+
+def pad(tensor, paddings, mode="CONSTANT", constant_values=0, name=None):
+    """`tensor` with paddings[i] = [before, after] entries added on each side of axis i:
+    `constant_values` (mode CONSTANT), a mirror image without the edge (REFLECT: at most
+    length - 1 entries) or with it (SYMMETRIC: at most length).
+
+    >>> dualad.pad(dualad.constant([1.0, 2.0, 3.0]), [[1, 2]], "REFLECT")  # [2, 1, 2, 3, 2, 1]
+    """
+    x = convert_to_tensor(tensor)
+    if isinstance(paddings, Tensor):
+        paddings = paddings.numpy()
+    pads = np.asarray(paddings)
+    if pads.shape != (x.ndim, 2) or (pads.size and pads.dtype.kind not in "iu"):
+        raise ValueError(f"pad: paddings must be integers of shape ({x.ndim}, 2) for a tensor "
+                         f"of shape {x.shape}, got {paddings!r}")
+    pads = [(int(b), int(a)) for b, a in pads.reshape(-1, 2)]
+    if builtins.any(b < 0 or a < 0 for b, a in pads):
+        raise ValueError(f"pad: paddings must be non-negative, got {pads}")
+    mode = str(mode).upper()
+    if mode == "CONSTANT":
+        shape = tuple(b + d + a for (b, a), d in zip(pads, x.shape))
+        key = tuple(_slice(b, b + d) for (b, a), d in zip(pads, x.shape))
+        out = _P["scatter_add"](x, shape=shape, key=key) if shape != x.shape else x
+        fill_value = np.asarray(constant_values.numpy() if isinstance(constant_values, Tensor)
+                                else constant_values)
+        if fill_value.ndim:
+            raise ValueError("pad: constant_values must be a scalar")
+        if fill_value != 0 and shape != x.shape:
+            border = np.full(shape, fill_value, dtype=x.dtype.np)
+            border[key] = 0
+            out = add(out, _core.wrap(border))
+        return out
+    if mode not in ("REFLECT", "SYMMETRIC"):
+        raise ValueError(f"pad: mode must be 'CONSTANT', 'REFLECT' or 'SYMMETRIC', got {mode!r}")
+    out = x
+    for axis, ((b, a), d) in enumerate(zip(pads, x.shape)):
+        if not (b or a):
+            continue
+        limit = d - 1 if mode == "REFLECT" else d
+        if b > limit or a > limit:
+            raise ValueError(f"pad: {mode} padding of ({b}, {a}) on axis {axis} of length {d} "
+                             f"exceeds {limit}")
+        idx = np.pad(np.arange(d, dtype=np.intp), (b, a), mode=mode.lower())
+        out = _P["getitem"](out, key=(_slice(None),) * axis + (idx,))
+    return out
+
+
+def unsorted_segment_sum(data, segment_ids, num_segments, name=None):
+    """Sums of the slices of `data` by segment: out[i] = sum of data[j...] where
+    segment_ids[j...] == i, for i in [0, num_segments). segment_ids' shape is a prefix of
+    data's; a negative id drops its slice, an id >= num_segments raises IndexError.
+
+    >>> dualad.unsorted_segment_sum(dualad.constant([1.0, 2.0, 3.0]), [1, 0, 1], 2)  # [2, 4]
+    """
+    x = convert_to_tensor(data)
+    ids = _index_array("unsorted_segment_sum", segment_ids)
+    n = int(num_segments.numpy() if isinstance(num_segments, Tensor) else num_segments)
+    if n < 0:
+        raise ValueError(f"unsorted_segment_sum: num_segments must be >= 0, got {n}")
+    if x.shape[:ids.ndim] != ids.shape:
+        raise ValueError(f"unsorted_segment_sum: segment_ids of shape {ids.shape} must match "
+                         f"the leading axes of data of shape {x.shape}")
+    if ids.size and ids.max() >= n:
+        raise IndexError(f"unsorted_segment_sum: segment id {int(ids.max())} is out of range "
+                         f"[0, {n})")
+    if ids.size and ids.min() < 0:
+        kept = ids >= 0
+        x, ids = _P["getitem"](x, key=kept), ids[kept]
+    return _P["scatter_add"](x, shape=(n,) + x.shape[ids.ndim:], key=ids)
+
+
+def segment_sum(data, segment_ids, name=None):
+    """unsorted_segment_sum for sorted, non-negative 1-D segment_ids (one per row of data);
+    the number of segments is the largest id + 1.
+
+    >>> dualad.segment_sum(dualad.constant([1.0, 2.0, 3.0]), [0, 0, 2])  # [3, 0, 3]
+    """
+    x = convert_to_tensor(data)
+    ids = _index_array("segment_sum", segment_ids)
+    if ids.ndim != 1 or x.ndim == 0 or ids.shape[0] != x.shape[0]:
+        raise ValueError(f"segment_sum: segment_ids must be 1-D with one id per row of data, "
+                         f"got shapes {ids.shape} and {x.shape}")
+    if ids.size and (ids[0] < 0 or np.any(np.diff(ids) < 0)):
+        raise ValueError("segment_sum: segment_ids must be sorted and non-negative")
+    return unsorted_segment_sum(x, ids, int(ids[-1]) + 1 if ids.size else 0)
+
+
+def one_hot(indices, depth, on_value=None, off_value=None, axis=None, dtype=None, name=None):
+    """`on_value` at each index and `off_value` elsewhere along a new axis of length `depth`
+    (last by default); indices outside [0, depth) give a row of off_value. Float32 unless
+    `dtype` or the values say otherwise. Not differentiable (a constant).
+
+    >>> dualad.one_hot([2, 0], 3)  # [[0, 0, 1], [1, 0, 0]]
+    """
+    idx = _index_array("one_hot", indices)
+    depth = int(depth)
+    if depth < 0:
+        raise ValueError(f"one_hot: depth must be >= 0, got {depth}")
+    given = [v for v in (on_value, off_value) if v is not None]
+    if dtype is None:
+        dtype = next((convert_to_tensor(v).dtype for v in given), _core.DEFAULT_FLOAT)
+    dtype = _core.as_dtype(dtype).np
+    on = np.asarray(1 if on_value is None else np.asarray(on_value)).astype(dtype)
+    off = np.asarray(0 if off_value is None else np.asarray(off_value)).astype(dtype)
+    if on.ndim or off.ndim:
+        raise ValueError("one_hot: on_value and off_value must be scalars")
+    axis = -1 if axis is None else int(axis)
+    if not -1 <= axis <= idx.ndim:
+        raise ValueError(f"one_hot: axis {axis} is out of range for indices of rank {idx.ndim}")
+    out = np.where(idx[..., None] == np.arange(depth), on, off).astype(dtype)
+    if axis != -1:
+        out = np.moveaxis(out, -1, axis)
+    return _core.wrap(np.ascontiguousarray(out))
+
+
+def eye(num_rows, num_columns=None, batch_shape=None, dtype=None, name=None):
+    """The identity matrix (ones on the diagonal) of num_rows x num_columns, repeated over
+    `batch_shape`; float32 by default. Not recorded by tapes.
+
+    >>> dualad.eye(2)  # [[1, 0], [0, 1]]
+    """
+    rows = int(num_rows)
+    cols = rows if num_columns is None else int(num_columns)
+    if rows < 0 or cols < 0:
+        raise ValueError(f"eye: sizes must be >= 0, got {rows} x {cols}")
+    dtype = _core.as_dtype(dtype if dtype is not None else _core.DEFAULT_FLOAT).np
+    batch = () if batch_shape is None else tuple(_int_list("eye", batch_shape))
+    out = np.broadcast_to(np.eye(rows, cols, dtype=dtype), batch + (rows, cols))
+    return _core.wrap(np.array(out))
+
+
+def linspace(start, stop, num, name=None, axis=0):
+    """`num` evenly spaced values from `start` to `stop`, both included, along a new `axis`
+    (start and stop may be tensors of broadcastable shapes). Differentiable in start and stop.
+
+    >>> dualad.linspace(0.0, 1.0, 3)  # [0, 0.5, 1]
+    """
+    if isinstance(start, Tensor) or not isinstance(stop, Tensor):
+        start = _float_tensor(start, "linspace")
+        stop = stop if isinstance(stop, Tensor) else _core.like(stop, start)
+    else:
+        start = _core.like(start, stop)
+    start, stop = _float_tensor(start, "linspace"), _float_tensor(stop, "linspace")
+    _same_dtype("linspace", start, stop)
+    num = int(num.numpy() if isinstance(num, Tensor) else num)
+    if num < 1:
+        raise ValueError(f"linspace: num must be >= 1, got {num}")
+    ndim = len(np.broadcast_shapes(start.shape, stop.shape)) + 1
+    if not -ndim <= int(axis) < ndim:
+        raise ValueError(f"linspace: axis {axis} is out of range for a result of rank {ndim}")
+    axis = int(axis) % ndim
+    s, e = expand_dims(start, axis - ndim), expand_dims(stop, axis - ndim)
+    frac_shape = (num,) + (1,) * (ndim - 1 - axis)
+    frac = np.arange(num, dtype=np.float64) / builtins.max(num - 1, 1)
+    frac = _core.wrap(frac.reshape(frac_shape).astype(start.dtype.np))
+    # start * (1 - f) + stop * f: exactly start and stop at the ends
+    return add(multiply(s, _core.wrap(np.asarray(1 - frac.numpy()))), multiply(e, frac))
+
+
+def range_(start, limit=None, delta=1, dtype=None, name="range"):
+    """TensorFlow's tf.range: the 1-D tensor start, start + delta, ... up to `limit`
+    (excluded); with one argument, 0 to `start`. int32 for integer arguments, float32 when
+    one is a float (or `dtype`). Not differentiable. (Kept apart from dualad.range, the loop
+    helper of dualad.function, which yields Python ints.)
+
+    >>> dualad.ops.range_(1, 10, 3)  # [1, 4, 7]
+    """
+    if limit is None:
+        start, limit = 0, start
+    given = (start, limit, delta)
+    values = [np.asarray(v.numpy() if isinstance(v, Tensor) else v) for v in given]
+    if builtins.any(v.ndim for v in values):
+        raise ValueError("range: start, limit and delta must be scalars")
+    if builtins.any(v.dtype.kind not in "iuf" for v in values):
+        raise TypeError(f"range: start, limit and delta must be numbers, got "
+                        f"{[v.dtype.name for v in values]}")
+    if dtype is None:
+        # a Tensor argument's dtype, a float one first; else float32 if a Python float is
+        # given, int32 if not
+        tensors = sorted((v.dtype.np for v in given if isinstance(v, Tensor)),
+                         key=lambda d: d.kind != "f")
+        any_float = builtins.any(v.dtype.kind == "f" for v in values)
+        if tensors and (tensors[0].kind == "f" or not any_float):
+            dtype = tensors[0]
+        else:
+            dtype = _core.DEFAULT_FLOAT if any_float else np.int32
+    dtype = _core.as_dtype(dtype).np
+    start, limit, delta = (v.item() for v in values)
+    if delta == 0:
+        raise ValueError("range: delta must not be 0")
+    if (limit - start) / delta > 2 ** 31:
+        raise ValueError(f"range: {start} to {limit} by {delta} is too many elements")
+    return _core.wrap(np.arange(start, limit, delta).astype(dtype))
 
 
 # ---- numpy dispatch: numpy functions applied to tensors run these ops ------------------------

@@ -401,8 +401,10 @@ relu = declare("relu", _relu_impl, linear_map=_positive_part,
 abs_ = declare("abs", np.abs, deriv=lambda x, ans: unary(sign, x),
                export="abs", wrapper="unary", ufuncs=[np.absolute], opcode="OP_ABS",
                doc="Absolute value `|x|`; its derivative at 0 is taken as 0.")
-sign = declare("sign", np.sign, differentiable=False, export="sign", wrapper="unary",
-               ufuncs=[np.sign], doc="-1, 0 or 1 by the sign of x (not differentiable).")
+# TensorFlow gives sign a zero gradient (not None): a tape through it yields zeros
+sign = declare("sign", np.sign, linear_map=lambda v, ans, args, p: _zeros_like(v),
+               export="sign", wrapper="unary", ufuncs=[np.sign],
+               doc="-1, 0 or 1 by the sign of x; its gradient is 0 (as in TensorFlow).")
 
 # ============================================================================================
 # Selection, comparison, casting
@@ -670,3 +672,273 @@ def _concat_vjp(k, g, ans, args, p):
 concat = declare("concat", _concat_impl, linear=lambda p, k: dict(p, axis=p["axis"] + 1),
                  export="concat")
 concat.variadic_vjp = _concat_vjp
+
+# ============================================================================================
+# TensorFlow ops: rounding, elementwise math, scans, products, einsum
+# ============================================================================================
+
+
+def _integer_zero_divisor(name, x, y):
+    if np.result_type(x, y).kind in "iu" and not np.all(y):
+        raise ZeroDivisionError(f"{name}: integer division by zero")
+
+
+def _floordiv_impl(x, y):
+    _integer_zero_divisor("floordiv", x, y)
+    return np.floor_divide(x, y)
+
+
+def _floormod_impl(x, y):
+    _integer_zero_divisor("floormod", x, y)
+    return np.remainder(x, y)
+
+
+floordiv = declare("floordiv", _floordiv_impl, differentiable=False, arity=2,
+                   export="floordiv", wrapper="binary", ufuncs=[np.floor_divide],
+                   doc="floor(x / y), broadcasting (not differentiable, as in TensorFlow); "
+                       "integer division by zero raises ZeroDivisionError.")
+# x - floor(x / y) * y: d/dx = 1, d/dy = -floor(x / y) (floor's own derivative is 0)
+floormod = declare("floormod", _floormod_impl,
+                   linear_map=(lambda v, ans, args, p: v,
+                               lambda v, ans, args, p: _neg(_mul(v, binary(floordiv, *args)))),
+                   export="floormod", wrapper="binary", ufuncs=[np.remainder],
+                   doc="x - floor(x / y) * y (the remainder takes the sign of y), broadcasting.")
+floor = declare("floor", np.floor, differentiable=False, export="floor", wrapper="float_unary",
+                ufuncs=[np.floor], doc="The largest integer <= x (not differentiable).")
+ceil = declare("ceil", np.ceil, differentiable=False, export="ceil", wrapper="float_unary",
+               ufuncs=[np.ceil], doc="The smallest integer >= x (not differentiable).")
+
+
+def _round_impl(x):
+    return np.rint(x) if x.dtype.kind == "f" else x.copy()  # integers are already round
+
+
+round_ = declare("round", _round_impl, differentiable=False, export="round", wrapper="unary",
+                 ufuncs=[np.rint], doc="x rounded to the nearest integer, halves to even "
+                                       "(banker's rounding, as in TensorFlow); not differentiable.")
+reciprocal = declare("reciprocal", np.reciprocal,
+                     deriv=lambda x, ans: _neg(unary(square, ans)),
+                     export="reciprocal", wrapper="float_unary", ufuncs=[np.reciprocal],
+                     doc="1 / x.")
+
+
+def _rsqrt_impl(x):
+    return np.reciprocal(np.sqrt(x))
+
+
+rsqrt = declare("rsqrt", _rsqrt_impl,
+                deriv=lambda x, ans: _mul(_mul(ans, unary(square, ans)), -0.5),
+                export="rsqrt", wrapper="float_unary", doc="1 / sqrt(x).")
+
+
+def _atan2_scale(args):
+    # 1 / (x**2 + y**2), the common factor of both partial derivatives of atan2(y, x)
+    y, x = args
+    return unary(reciprocal, binary(add, unary(square, x), unary(square, y)))
+
+
+atan2 = declare("atan2", np.arctan2,
+                linear_map=(lambda v, ans, args, p: _mul(v, _mul(args[1], _atan2_scale(args))),
+                            lambda v, ans, args, p: _neg(_mul(v, _mul(args[0],
+                                                                      _atan2_scale(args))))),
+                export="atan2", ufuncs=[np.arctan2])
+
+_erf_scalar = np.frompyfunc(__import__("math").erf, 1, 1)
+
+
+def _erf_impl(x):
+    return np.asarray(_erf_scalar(x), dtype=x.dtype)
+
+
+erf = declare("erf", _erf_impl,
+              deriv=lambda x, ans: _mul(unary(exp, _neg(unary(square, x))), 2 / np.sqrt(np.pi)),
+              export="erf", wrapper="float_unary", doc="The error function.")
+
+
+def _scan_impl(ufunc, fill):
+    def impl(x, axis, exclusive, reverse):
+        if reverse:
+            x = np.flip(x, axis)
+        out = ufunc.accumulate(x, axis=axis, dtype=x.dtype)
+        if exclusive and x.shape[axis]:
+            # shift by one along the axis, the identity of the scan entering first
+            head = np.full(x.shape[:axis] + (1,) + x.shape[axis + 1:], fill, dtype=x.dtype)
+            out = np.concatenate([head, np.delete(out, -1, axis=axis)], axis=axis)
+        if reverse:
+            out = np.flip(out, axis)
+        return np.ascontiguousarray(out)
+    return impl
+
+
+def _shift_scan_axis(params, k):
+    return dict(params, axis=params["axis"] + 1)
+
+
+def _scan_axis(t, x, params):
+    return params["axis"] + 1 if is_batched(t, x) else params["axis"]
+
+
+# the transpose of a running sum is the running sum taken the other way
+cumsum = declare("cumsum", _scan_impl(np.add, 0),
+                 vjp=[lambda g, ans, args, p: cumsum(g, **dict(p, reverse=not p["reverse"]))],
+                 linear=_shift_scan_axis, export="cumsum")
+
+
+def _flip(v, axis):
+    return getitem(v, key=(slice(None),) * axis + (slice(None, None, -1),))
+
+
+def _shift_back(v, d, axis):
+    """out[k] = v[k + d] along `axis`, 0 past the end."""
+    n = v.shape[axis]
+    if d >= n:
+        return _zeros_like(v)
+    head = getitem(v, key=(slice(None),) * axis + (slice(d, None),))
+    return concat(head, _zeros(v.shape[:axis] + (d,) + v.shape[axis + 1:], v.dtype), axis=axis)
+
+
+def _suffix_recurrence(a, b, axis_a, axis_b):
+    """s with s[k] = b[k] + a[k] * s[k + 1] along the axis (0 past the end), by doubling:
+    log2(n) rounds of recorded products and sums, no division (exact where a has zeros).
+    b may carry a tangent batch axis (then axis_b = axis_a + 1)."""
+    n, d = b.shape[axis_b], 1
+    while d < n:
+        # s[k] = b[k] + a[k] * s[k + d]  becomes  s[k] = b'[k] + a'[k] * s[k + 2d]
+        b = binary(add, b, _mul(a, _shift_back(b, d, axis_b)))
+        if 2 * d < n:
+            a = _mul(a, _shift_back(a, d, axis_a))
+        d *= 2
+    return b
+
+
+def _cumprod_vjp(g, ans, args, p):
+    # d y_i / d x_k = (product of x before k) * (product of x after k in y_i's range): the
+    # second factor summed against g is a suffix recurrence, so zeros in x give no 0/0
+    x, axis = args[0], p["axis"]
+    if p["reverse"]:  # the reverse scan is the forward scan of the flipped axis
+        x, g = _flip(x, axis), _flip(g, axis)
+    before = cumprod(x, axis=axis, exclusive=True, reverse=False)
+    following = _suffix_recurrence(_shift_back(x, 1, axis),
+                                   _shift_back(g, 1, axis) if p["exclusive"] else g, axis, axis)
+    ct = _mul(before, following)
+    return _flip(ct, axis) if p["reverse"] else ct
+
+
+def _cumprod_jvp(t, ans, args, p):
+    # dy_i = x_i dy_(i-1) + t_i * (product of x before i) (inclusive; exclusive shifts by
+    # one): a running recurrence, solved as a suffix recurrence on the flipped axis
+    x, axis, t_axis = args[0], p["axis"], _scan_axis(t, args[0], p)
+    if not p["reverse"]:
+        x, t = _flip(x, axis), _flip(t, t_axis)
+    # now the scan runs from the end of the (flipped) axis towards its start
+    before = cumprod(x, axis=axis, exclusive=True, reverse=True)
+    coeff, rhs = x, _mul(before, t)
+    if p["exclusive"]:
+        coeff, rhs = _shift_back(coeff, 1, axis), _shift_back(rhs, 1, t_axis)
+    out = _suffix_recurrence(coeff, rhs, axis, t_axis)
+    return out if p["reverse"] else _flip(out, t_axis)
+
+
+cumprod = declare("cumprod", _scan_impl(np.multiply, 1), vjp=[_cumprod_vjp],
+                  jvp=[_cumprod_jvp], export="cumprod")
+
+
+def _reduce_prod_impl(x, axis=None, keepdims=False):
+    return np.prod(x, axis=axis, keepdims=keepdims)
+
+
+def _product_of_others(x, axes):
+    """For each element of x, the product of the other elements of its reduced slice, without
+    dividing (exact where x has zeros): the reduced axes are moved last and flattened, and
+    the products before and after each element are running products."""
+    if not axes:
+        return _ones_like(x)
+    kept = tuple(a for a in range(x.ndim) if a not in axes)
+    perm = kept + tuple(axes)
+    moved = transpose(x, perm=perm) if perm != tuple(range(x.ndim)) else x
+    n = int(np.prod([x.shape[a] for a in axes]))
+    flat = _reshape(moved, moved.shape[:len(kept)] + (n,))
+    last = len(kept)
+    before = cumprod(flat, axis=last, exclusive=True, reverse=False)
+    after = cumprod(flat, axis=last, exclusive=True, reverse=True)
+    others = _reshape(_mul(before, after), moved.shape)
+    return transpose(others, perm=inverse_permutation(perm)) if moved is not x else others
+
+
+reduce_prod = declare(
+    "reduce_prod", _reduce_prod_impl,
+    vjp=[lambda g, ans, args, p: _mul(_expand_reduced(g, args[0].shape, p),
+                                      _product_of_others(args[0], p["axis"]))],
+    jvp=[lambda t, ans, args, p: _reduce_tangent(t, args[0],
+                                                 _product_of_others(args[0], p["axis"]), p)],
+    export="reduce_prod")
+
+
+# einsum's parameter is an equation in explicit form without ellipses ("ij,jk->ik"): the
+# public op expands "..." and implicit outputs, and broadcasts the operands beforehand.
+
+def _einsum_impl(*operands, subscripts):
+    return np.asarray(np.einsum(subscripts, *operands))
+
+
+def _split_equation(subscripts):
+    inputs, output = subscripts.split("->")
+    return inputs.split(","), output
+
+
+def _fresh_letters(used, n):
+    letters = [c for c in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" if c not in used]
+    if len(letters) < n:
+        raise ValueError("einsum: the equation uses too many distinct subscripts to "
+                         "differentiate (52 letters in all)")
+    return letters[:n]
+
+
+def _einsum_vjp(k, g, ans, args, p):
+    # the cotangent of operand k contracts g with the other operands; a subscript repeated in
+    # operand k (a diagonal) gets a fresh letter tied to the first by an identity matrix, and
+    # one that appears nowhere else (summed out of operand k alone) is spread by ones
+    inputs, output = _split_equation(p["subscripts"])
+    spec, x = inputs[k], args[k]
+    dtype = _core.as_dtype(x.dtype).np
+    specs = [output] + [s for i, s in enumerate(inputs) if i != k]
+    operands = [g] + [a for i, a in enumerate(args) if i != k]
+    elsewhere = set("".join(specs))
+    fresh = iter(_fresh_letters(set("".join(inputs) + output), len(spec)))
+    target, seen = [], set()
+    for letter, dim in zip(spec, x.shape):
+        if letter in seen:
+            twin = next(fresh)
+            specs.append(letter + twin)
+            operands.append(_core.wrap(np.eye(dim, dtype=dtype)))
+            target.append(twin)
+            continue
+        seen.add(letter)
+        if letter not in elsewhere:
+            specs.append(letter)
+            operands.append(_core.wrap(np.ones(dim, dtype=dtype)))
+        target.append(letter)
+    return einsum(*operands, subscripts=",".join(specs) + "->" + "".join(target))
+
+
+def _einsum_jvp(tangents, ans, args, params):
+    # linear in each operand: one einsum per tangent, the tangent standing in for its operand
+    # (a batched tangent gets a fresh leading subscript, kept in the output)
+    inputs, output = _split_equation(params["subscripts"])
+    batch = _fresh_letters(set("".join(inputs) + output), 1)[0]
+    k = batch_of(tangents, args)
+    out = None
+    for i, (t, x) in enumerate(zip(tangents, args)):
+        if t is None:
+            continue
+        specs, operands, result = list(inputs), list(args), output
+        operands[i] = t
+        if is_batched(t, x):
+            specs[i], result = batch + specs[i], batch + output
+        term = einsum(*operands, subscripts=",".join(specs) + "->" + result)
+        out = term if out is None else binary(add, out, term)
+    return broadcast_like(out, ans, k)
+
+
+einsum = declare("einsum", _einsum_impl, jvp=_einsum_jvp, export="einsum")
+einsum.variadic_vjp = _einsum_vjp

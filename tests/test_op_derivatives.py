@@ -373,6 +373,202 @@ def _(data):
                                                                             label="x")]
 
 
+# ---- TensorFlow ops: elementwise math, scans, products, einsum --------------------------------
+
+NEW_UNARY = {
+    "reciprocal": (dd.reciprocal, FAR_FROM_ZERO, np.reciprocal),
+    "rsqrt": (dd.rsqrt, POS, lambda x: 1 / np.sqrt(x)),
+    "erf": (dd.erf, ANY, np.vectorize(__import__("math").erf)),
+    "sign": (dd.sign, NONZERO, np.sign),
+}
+UNARY.update(NEW_UNARY)
+for _name, (_fn, _elements, _ref) in NEW_UNARY.items():
+    def _draw(data, fn=_fn, elements=_elements):
+        shape = data.draw(SHAPES, label="shape")
+        return fn, [data.draw(arrays(shape, elements), label="x")]
+    case(_name)(_draw)
+
+
+@case("atan2")
+def _(data):
+    sa, sb = _two_shapes(data)
+    y, x = data.draw(arrays(sa), label="y"), data.draw(arrays(sb), label="x")
+    # away from the origin and from the branch cut (x < 0, y = 0)
+    assume(np.all(np.hypot(*np.broadcast_arrays(y, x)) > 0.1))
+    assume(np.all((np.abs(y) > GAP) | (x > 0)))
+    return dd.atan2, [y, x]
+
+
+@case("floormod")
+def _(data):
+    sa, sb = _two_shapes(data)
+    x, y = data.draw(arrays(sa), label="x"), data.draw(arrays(sb, FAR_FROM_ZERO), label="y")
+    q = np.divide(x, y)
+    assume(np.all(np.abs(q - np.round(q)) > GAP))  # away from the jumps of floor(x / y)
+    return dd.floormod, [x, y]
+
+
+for _name, _fn in (("cumsum", dd.cumsum), ("cumprod", dd.cumprod)):
+    def _draw(data, fn=_fn, name=_name):
+        shape = data.draw(hnp.array_shapes(min_dims=1, max_dims=3, max_side=3), label="shape")
+        axis = data.draw(st.integers(-len(shape), len(shape) - 1), label="axis")
+        exclusive, reverse = (data.draw(st.booleans(), label=k) for k in ("exclusive", "reverse"))
+        x = data.draw(arrays(shape), label="x")
+        return (lambda t: fn(t, axis=axis, exclusive=exclusive, reverse=reverse)), [x]
+    case(_name)(_draw)
+
+
+@case("reduce_prod")
+def _(data):
+    shape = data.draw(hnp.array_shapes(min_dims=0, max_dims=3, max_side=3), label="shape")
+    axis = draw_axis(data, len(shape))
+    keepdims = data.draw(st.booleans(), label="keepdims")
+    return (lambda t: dd.reduce_prod(t, axis=axis, keepdims=keepdims)), [
+        data.draw(arrays(shape), label="x")]
+
+
+@case("reduce_prod_with_zeros")
+def _(data):
+    # one or two exact zeros in a reduced slice: derivatives are products of the other
+    # elements (a rule dividing by x would give 0/0 here)
+    x = data.draw(arrays((2, 4)), label="x")
+    zeros = data.draw(st.lists(st.integers(0, 7), min_size=1, max_size=2, unique=True),
+                      label="zeros")
+    x.reshape(-1)[zeros] = 0.0
+    axis = data.draw(st.sampled_from([1, None]), label="axis")
+    return (lambda t: dd.reduce_prod(t, axis=axis)), [x]
+
+
+@case("cumprod_with_zeros")
+def _(data):
+    x = data.draw(arrays((2, 4)), label="x")
+    zeros = data.draw(st.lists(st.integers(0, 7), min_size=1, max_size=2, unique=True),
+                      label="zeros")
+    x.reshape(-1)[zeros] = 0.0
+    exclusive, reverse = (data.draw(st.booleans(), label=k) for k in ("exclusive", "reverse"))
+    return (lambda t: dd.cumprod(t, axis=1, exclusive=exclusive, reverse=reverse)), [x]
+
+
+EINSUM_EQUATIONS = {  # equation -> operand shapes
+    "ij,jk->ik": [(2, 3), (3, 2)],
+    "ij,ij->": [(2, 3), (2, 3)],
+    "ij->ji": [(2, 3)],
+    "ii->i": [(3, 3)],
+    "ii": [(3, 3)],
+    "ij->i": [(2, 3)],
+    "i,j->ij": [(2,), (3,)],
+    "bij,bjk->bik": [(2, 2, 3), (2, 3, 2)],
+    "...ij,...jk->...ik": [(2, 1, 2, 3), (3, 3, 2)],
+    "ij,jk,kl->il": [(2, 3), (3, 2), (2, 2)],
+    "iij,jk->ik": [(2, 2, 3), (3, 2)],
+    "iii->i": [(2, 2, 2)],
+    "...i->...": [(2, 3)],
+    "ij,jk": [(2, 3), (3, 2)],
+}
+
+
+@case("einsum")
+def _(data):
+    equation = data.draw(st.sampled_from(sorted(EINSUM_EQUATIONS)), label="equation")
+    xs = [data.draw(arrays(s), label=f"x{i}") for i, s in enumerate(EINSUM_EQUATIONS[equation])]
+    return (lambda *ts: dd.einsum(equation, *ts)), xs
+
+
+# ---- TensorFlow ops composed of primitives: gathers, masks, slices, pads ----------------------
+
+@case("gather")
+def _(data):
+    axis, batch_dims, idx_shape = data.draw(st.sampled_from(
+        [(0, 0, (4,)), (1, 0, (2, 2)), (-1, 0, ()), (1, 1, (2, 3)), (2, 1, (2, 2))]),
+        label="axis, batch_dims, indices shape")
+    x = data.draw(arrays((2, 3, 3)), label="x")
+    idx = data.draw(hnp.arrays(np.int64, idx_shape, elements=st.integers(0, 1)), label="idx")
+    return (lambda t: dd.gather(t, idx, axis=axis, batch_dims=batch_dims)), [x]
+
+
+@case("gather_nd")
+def _(data):
+    batch_dims, idx = data.draw(st.sampled_from([
+        (0, [[0, 1], [1, 2], [0, 1]]), (0, [[1], [0]]), (0, [0, 2, 1]), (1, [[1], [0]]),
+        (1, [[[0, 2]], [[1, 1]]])]), label="batch_dims, indices")
+    return (lambda t: dd.gather_nd(t, idx, batch_dims=batch_dims)), [
+        data.draw(arrays((2, 3, 3)), label="x")]
+
+
+@case("tile")
+def _(data):
+    shape = data.draw(hnp.array_shapes(min_dims=0, max_dims=3, max_side=3), label="shape")
+    reps = data.draw(st.lists(st.integers(1, 3), min_size=len(shape), max_size=len(shape)),
+                     label="multiples")
+    return (lambda t: dd.tile(t, reps)), [data.draw(arrays(shape), label="x")]
+
+
+@case("boolean_mask")
+def _(data):
+    axis = data.draw(st.sampled_from([None, 1]), label="axis")
+    mask = data.draw(hnp.arrays(np.bool_, (2, 3) if axis is None else (3,)), label="mask")
+    return (lambda t: dd.boolean_mask(t, mask, axis=axis)), [data.draw(arrays((2, 3, 2)), label="x")]
+
+
+@case("pad")
+def _(data):
+    mode = data.draw(st.sampled_from(["CONSTANT", "REFLECT", "SYMMETRIC"]), label="mode")
+    paddings = data.draw(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2)),
+                                  min_size=2, max_size=2), label="paddings")
+    value = data.draw(st.sampled_from([0.0, 1.5]), label="constant_values")
+    return (lambda t: dd.pad(t, paddings, mode, constant_values=value)), [
+        data.draw(arrays((3, 3)), label="x")]
+
+
+@case("slice")
+def _(data):
+    begin, size = data.draw(st.sampled_from([([0, 1], [2, 2]), ([1, 0], [-1, 3]), ([2, 3], [1, 0]),
+                                             ([0, 0], [3, 4])]), label="begin, size")
+    return (lambda t: dd.slice(t, begin, size)), [data.draw(arrays((3, 4)), label="x")]
+
+
+@case("split")
+def _(data):
+    splits, axis = data.draw(st.sampled_from([(2, 1), ([1, -1], 0), ([3, 0, 1], -1), (1, 0)]),
+                             label="splits, axis")
+
+    def fn(t):
+        # weight each part differently, so that a part's gradient landing in another shows
+        return dd.concat([p * float(i + 1) for i, p in enumerate(dd.split(t, splits, axis))], axis)
+    return fn, [data.draw(arrays((3, 4)), label="x")]
+
+
+@case("unstack")
+def _(data):
+    axis = data.draw(st.integers(-2, 1), label="axis")
+    return (lambda t: dd.stack([p * float(i + 1) for i, p in enumerate(dd.unstack(t, axis=axis))])), [
+        data.draw(arrays((2, 3)), label="x")]
+
+
+@case("unsorted_segment_sum")
+def _(data):
+    ids = data.draw(hnp.arrays(np.int64, (2, 3), elements=st.integers(-1, 3)), label="ids")
+    return (lambda t: dd.unsorted_segment_sum(t, ids, 4)), [data.draw(arrays((2, 3, 2)), label="x")]
+
+
+@case("segment_sum")
+def _(data):
+    ids = sorted(data.draw(st.lists(st.integers(0, 3), min_size=4, max_size=4), label="ids"))
+    return (lambda t: dd.segment_sum(t, ids)), [data.draw(arrays((4, 2)), label="x")]
+
+
+@case("linspace")
+def _(data):
+    num, axis = data.draw(st.sampled_from([(1, 0), (4, 0), (3, 1), (3, -1)]), label="num, axis")
+    return (lambda a, b: dd.linspace(a, b, num, axis=axis)), [
+        data.draw(arrays((2,)), label="start"), data.draw(arrays((2,)), label="stop")]
+
+
+@case("fill")
+def _(data):
+    return (lambda v: dd.fill((2, 3), v)), [data.draw(arrays(()), label="value")]
+
+
 # ---- the properties ------------------------------------------------------------------------
 
 NAMES = sorted(CASES)
