@@ -191,7 +191,7 @@ def _call_with_custom_gradient(f, args):
         """grad_fn's gradients for `inputs` (None: no gradient), checked and converted."""
         dys = upstream_of(g)
         if variables:
-            got = grad_fn(*dys, variables=variables)
+            got = grad_fn(*dys, variables=list(variables))  # a copy: grad_fn may change it
             if not (isinstance(got, (tuple, list)) and len(got) == 2):
                 raise TypeError(f"custom_gradient: {name} reads Variables, so its grad_fn must "
                                 "return a pair (input gradients, variable gradients)")
@@ -237,12 +237,14 @@ def _call_with_custom_gradient(f, args):
                 t, d = tangents[k], grads[k]
                 if t is None or d is None:
                     continue
-                if not transposer._has_slot(d) and np.any(np.asarray(d) != 0):
-                    raise ValueError(
-                        f"custom_gradient: forward mode through {name} transposes its grad_fn, "
-                        f"but the gradient it returns for input {k} does not depend on the "
-                        "upstream gradient; grad_fn must be linear in it and written in "
-                        "dualad ops")
+                if not transposer._has_slot(d):
+                    if np.any(np.asarray(d) != 0):
+                        raise ValueError(
+                            f"custom_gradient: forward mode through {name} transposes its "
+                            f"grad_fn, but the gradient it returns for input {k} does not "
+                            "depend on the upstream gradient; grad_fn must be linear in it and "
+                            "written in dualad ops")
+                    continue  # a constant zero (zeros_like(x), 0.0): contributes nothing
                 term = ops.reduce_sum(d * t)
                 total = term if total is None else total + term
         if total is None:

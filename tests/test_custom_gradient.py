@@ -250,6 +250,19 @@ def test_forward_mode_hessian_through_grad_fn_matches_finite_differences():
                                **FD)
 
 
+def test_forward_mode_takes_a_constant_zero_gradient_as_no_contribution():
+    @dd.custom_gradient
+    def only_first_counts(a, b):
+        def grad(dy):
+            return dy * 3.0, 0.0   # a Python zero (float32) for a float64 input
+
+        return a + b, grad
+
+    a, b = t64([1.0, 2.0]), t64([5.0, 6.0])
+    _, tangent = dd.jvp(only_first_counts, (a, b), (t64([1.0, -1.0]), t64([10.0, 10.0])))
+    np.testing.assert_allclose(np.asarray(tangent), [3.0, -3.0], **EXACT)
+
+
 def test_forward_mode_refuses_a_grad_fn_computed_outside_dualad():
     """A grad_fn computed in numpy cannot be transposed (its result does not depend on the
     upstream gradient): a clear error, not a tangent of zero."""
