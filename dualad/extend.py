@@ -14,6 +14,8 @@ nested tapes and accumulators to any order.
 """
 import functools
 import inspect
+import threading
+import types
 
 import numpy as np
 
@@ -117,7 +119,11 @@ class _CustomGradientFunction:
         return _call_with_custom_gradient(self._f, args)
 
     def __reduce__(self):
-        # pickled by reference, as the function it decorates would be
+        # pickled by reference, as the function it decorates would be (a method: as the
+        # attribute of its instance)
+        owner = getattr(self._f, "__self__", None)
+        if owner is not None and not isinstance(owner, types.ModuleType):
+            return getattr, (owner, self._f.__name__)
         return self.__qualname__
 
     def __repr__(self):
@@ -131,7 +137,8 @@ def _variables_read_by(f, xs):
     watcher._push()
     try:
         result = f(*xs)
-        read = [t for t in watcher._watched_tensors() if isinstance(t, _core.Variable)]
+        read = [t for t in watcher._watched_tensors()
+                if isinstance(t, _core.Variable) and _core.is_float(t)]
     finally:
         watcher._pop()
         watcher._release()
@@ -208,19 +215,21 @@ def _call_with_custom_gradient(f, args):
         return [None if d is None else _core.convert_to_tensor(d)
                 for d in input_grads + variable_grads]
 
-    # (g, its gradients, last input asked): one visit of the sweep asks for the inputs in
-    # increasing order with one g, so grad_fn runs once per visit; a later visit (another
-    # gradient call, perhaps recorded by an outer tape) starts again at a lower input and
-    # runs grad_fn afresh, even with the same g
-    last = [None, None, -1]
+    # (thread, g, its gradients, last input asked), replaced as one tuple: one visit of the
+    # sweep asks for the inputs in increasing order with one g, so grad_fn runs once per
+    # visit; a later visit (another gradient call, perhaps recorded by an outer tape) starts
+    # again at a lower input and runs grad_fn afresh, even with the same g; a sweep of the
+    # same persistent tape on another thread never takes this thread's results
+    last = [(None, None, None, -1)]
 
     def vjp_rule(k, g, ans, args_, params):
         if k >= n_in:
             return None  # an output: its gradient is what grad_fn gives the inputs
-        if last[0] is not g or k <= last[2]:
-            last[:2] = [g, gradients(g)]
-        last[2] = k
-        return last[1][k]
+        thread, cached_g, grads, asked = last[0]
+        if thread != threading.get_ident() or cached_g is not g or k <= asked:
+            grads = gradients(g)
+        last[0] = (threading.get_ident(), g, grads, k)
+        return grads[k]
 
     def jvp_rule(tangents, ans, args_, params):
         if all(t is None for t in tangents[:n_in]):

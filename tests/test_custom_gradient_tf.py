@@ -126,6 +126,10 @@ def test_a_decorated_function_pickles_by_reference():
     from test_custom_gradient import log1pexp
     assert pickle.loads(pickle.dumps(log1pexp)) is log1pexp
     assert dd.custom_gradient()(np.sin).__wrapped__ is np.sin  # custom_gradient() as in TF
+    # a method bound to its instance pickles as that attribute of a copy of the instance
+    scale = pickle.loads(pickle.dumps(Scaler(4.0).scale))
+    g = dd.grad(lambda x: dd.reduce_sum(scale(x)))(t64([1.0]))
+    assert float(g[0]) == 40.0
 
 
 # ---- variables= ------------------------------------------------------------------------------
@@ -214,6 +218,13 @@ def test_reading_variables_with_a_grad_fn_without_the_keyword_raises_type_error(
 
     # a non-trainable Variable is not watched, so grad_fn need not take it (as in TensorFlow)
     assert float(dd.grad(reads_frozen)(dd.constant(1.0))) == 2.0
+    count = dd.Variable(3)   # trainable, but an int32 Variable has no gradient
+
+    @dd.custom_gradient
+    def reads_count(x):
+        return x * ops.cast(count, dd.float32), lambda dy: dy * 3.0
+
+    assert float(dd.grad(reads_count)(dd.constant(1.0))) == 3.0
 
 
 def test_grad_fn_changing_the_variables_list_does_not_change_later_calls():
