@@ -81,11 +81,11 @@ def _one_direction_at_a_time(jvp):
 
 def custom_gradient(f=None):
     """Decorator (TensorFlow style): `f(*xs)` returns (ys, grad_fn), ys a tensor or a (nested)
-    list/tuple of tensors, and grad_fn(*dys) - one upstream gradient per output, zeros for an
+    list/tuple of tensors, and `grad_fn(*dys)` - one upstream gradient per output, zeros for an
     output the target does not use - gives the gradient of each x (a sequence, None for no
     gradient). Tapes use grad_fn instead of differentiating f's body.
 
-    If f reads trainable Variables it was not passed, grad_fn must accept `variables=` (it gets
+    If f reads trainable float Variables it was not passed, grad_fn must accept `variables=` (it gets
     the list of them) and return (input gradients, one gradient per variable); a grad_fn
     without that keyword raises TypeError at the call. Works on methods: `self` stays as it is.
 
