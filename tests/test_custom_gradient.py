@@ -248,6 +248,9 @@ def test_forward_mode_hessian_through_grad_fn_matches_finite_differences():
     np.testing.assert_allclose(np.asarray(dd.hessian(f)(t64(x))), fd_jacobian(grad_np, x), **FD)
     np.testing.assert_allclose(np.asarray(dd.jacfwd(dd.grad(f))(t64(x))), fd_jacobian(grad_np, x),
                                **FD)
+    # batched forward over batched forward: both levels transpose grad_fn
+    np.testing.assert_allclose(np.asarray(dd.jacfwd(dd.jacfwd(f))(t64(x))), fd_jacobian(grad_np, x),
+                               **FD)
 
 
 def test_forward_mode_takes_a_constant_zero_gradient_as_no_contribution():
