@@ -115,7 +115,11 @@ class _CustomGradientFunction:
             return self
         return _CustomGradientFunction(self._f.__get__(instance, owner))
 
-    def __call__(self, *args):
+    def __call__(self, *args, **kwargs):
+        if kwargs:
+            raise TypeError(f"custom_gradient: {getattr(self._f, '__name__', self._f)} was "
+                            f"called with keyword arguments {sorted(kwargs)}; pass its inputs "
+                            "positionally (grad_fn returns one gradient per positional input)")
         return _call_with_custom_gradient(self._f, args)
 
     def __reduce__(self):

@@ -358,6 +358,11 @@ def test_an_exception_from_the_body_leaves_no_transformation_behind():
     assert float(tape.gradient(y, w)) == 3.0
 
 
+def test_keyword_arguments_are_refused_with_a_clear_error():
+    with pytest.raises(TypeError, match="sin_and_square was called with keyword arguments \\['x'\\]"):
+        sin_and_square(x=t64(1.0))
+
+
 def test_f_must_return_outputs_and_grad_fn():
     @dd.custom_gradient
     def no_grad_fn(x):
