@@ -92,7 +92,9 @@ def custom_gradient(f=None):
     Forward mode (ForwardAccumulator, jvp, jacfwd) transposes grad_fn: grad_fn is linear in the
     upstream gradient u, so JVP(t) = d/du <grad_fn(u), t>, taken with one reverse pass over a
     call of grad_fn. That needs grad_fn written in dualad ops (a result computed in numpy does
-    not depend on u: ValueError).
+    not depend on u: ValueError). The innermost accumulator does not go through f's body, so
+    the body needs no JVP rules there; nested forward mode (forward over forward or over
+    reverse) differentiates grad_fn's closures, so outer accumulators do go through it.
 
     f's body is still recorded (unlike TensorFlow, which stops recording there), so values
     that grad_fn closes over stay connected to the inputs: a grad_fn written in dualad ops gets
@@ -134,10 +136,21 @@ class _CustomGradientFunction:
         return f"<custom_gradient {getattr(self._f, '__qualname__', self._f)!r}>"
 
 
-def _variables_read_by(f, xs):
+def _run_body(f, xs):
     """Call f(*xs) and return its result and the trainable Variables it read that are not among
-    xs, in the order of their first read (TensorFlow's VariableWatcher)."""
+    xs, in the order of their first read (TensorFlow's VariableWatcher).
+
+    The innermost transformation, if it is an accumulator, pushes no tangents through the body:
+    its tangent of the outputs comes from the transposed grad_fn, and nothing nested inside it
+    differentiates the body. So a body without JVP rules (a reverse-only primitive) works under
+    one accumulator. Outer levels still see the body: nested derivatives differentiate
+    grad_fn's closures, which needs their tangents."""
+    active = _core.active_transformations()
+    skipped = active[-1] if active and isinstance(active[-1], _core.Accumulator) else None
+    was_recording = skipped is not None and skipped.recording
     watcher = _core.Tape(persistent=False, watch_accessed_variables=True)
+    if was_recording:
+        skipped.recording = False
     watcher._push()
     try:
         result = f(*xs)
@@ -146,6 +159,8 @@ def _variables_read_by(f, xs):
     finally:
         watcher._pop()
         watcher._release()
+        if was_recording:
+            skipped.recording = True
     return result, [v for v in read if not any(v is x for x in xs)]
 
 
@@ -161,7 +176,7 @@ def _accepts_variables(grad_fn):
 def _call_with_custom_gradient(f, args):
     name = getattr(f, "__name__", type(f).__name__)
     xs = [_core.convert_to_tensor(a) for a in args]
-    returned, variables = _variables_read_by(f, xs)
+    returned, variables = _run_body(f, xs)
     if not (isinstance(returned, (tuple, list)) and len(returned) == 2 and callable(returned[1])):
         raise TypeError(f"custom_gradient: {name} must return a pair (outputs, grad_fn), got "
                         f"{type(returned).__name__}")

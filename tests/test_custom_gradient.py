@@ -253,6 +253,46 @@ def test_forward_mode_hessian_through_grad_fn_matches_finite_differences():
                                **FD)
 
 
+sine_without_jvp = extend.primitive(
+    "test_custom_gradient.sine_without_jvp", np.sin,
+    vjp=[lambda g, ans, args, p: g * ops.cos(args[0])])
+
+
+@dd.custom_gradient
+def sine_by_custom_gradient(x):
+    """Forward mode through a body that has none (a reverse-only primitive): grad_fn gives it."""
+    def grad(dy):
+        return dy * dd.cos(x)
+
+    return sine_without_jvp(x), grad
+
+
+@pytest.mark.parametrize("use", forward_uses(), ids=lambda f: f.__name__)
+def test_forward_mode_needs_no_jvp_rule_in_the_body(use):
+    x, t = t64([0.5, 1.5, -2.0]), t64([1.0, -0.5, 2.0])
+    np.testing.assert_allclose(np.asarray(use(sine_by_custom_gradient, x, t)),
+                               np.cos(np.asarray(x)) * np.asarray(t), **EXACT)
+
+
+def test_nested_forward_mode_still_differentiates_the_body():
+    """Outer accumulators see the body (grad_fn's closures need their tangents), so a body
+    without JVP rules is refused there, and the innermost accumulator works again after."""
+    x, one = t64(0.5), t64(1.0)
+    with ForwardAccumulator(x, one) as outer:
+        with ForwardAccumulator(x, one) as inner:
+            with pytest.raises(NotImplementedError, match="sine_without_jvp.*no JVP rule"):
+                sine_by_custom_gradient(x)
+            y = log1pexp(x)
+        first = inner.jvp(y)
+    np.testing.assert_allclose(float(first), sigmoid(0.5), **EXACT)
+    np.testing.assert_allclose(float(outer.jvp(first)), sigmoid(0.5) * (1 - sigmoid(0.5)), **EXACT)
+    with ForwardAccumulator(x, one) as acc:  # an exception in the body leaves acc recording
+        with pytest.raises(ZeroDivisionError):
+            dd.custom_gradient(lambda x: (1 / 0, None))(x)
+        y = dd.sin(x)
+    np.testing.assert_allclose(float(acc.jvp(y)), np.cos(0.5), **EXACT)
+
+
 def test_forward_mode_takes_a_constant_zero_gradient_as_no_contribution():
     @dd.custom_gradient
     def only_first_counts(a, b):
