@@ -85,9 +85,10 @@ def custom_gradient(f=None):
     output the target does not use - gives the gradient of each x (a sequence, None for no
     gradient). Tapes use grad_fn instead of differentiating f's body.
 
-    If f reads trainable float Variables it was not passed, grad_fn must accept `variables=` (it gets
-    the list of them) and return (input gradients, one gradient per variable); a grad_fn
-    without that keyword raises TypeError at the call. Works on methods: `self` stays as it is.
+    If f reads trainable float Variables it was not passed, grad_fn must accept `variables=`
+    (it gets the list of them) and return (input gradients, one gradient per variable); a
+    grad_fn without that keyword raises TypeError at the call. Works on methods: `self` stays
+    as it is.
 
     Forward mode (ForwardAccumulator, jvp, jacfwd) transposes grad_fn: grad_fn is linear in the
     upstream gradient u, so JVP(t) = d/du <grad_fn(u), t>, taken with one reverse pass over a
@@ -206,9 +207,12 @@ def _call_with_custom_gradient(f, args):
 
     def upstream_of(g):
         """grad_fn's arguments: one upstream gradient per output, from the primitive's g."""
-        dys = [ops.zeros_like(y) for y in outs]
         if not packed:
-            dys[diff[0]] = g
+            dys = [g if i == diff[0] else ops.zeros_like(y) for i, y in enumerate(outs)]
+        else:
+            dys = list(outs)    # the non-float ones are replaced by zeros below
+            for i in set(range(len(outs))) - set(diff):
+                dys[i] = ops.zeros_like(outs[i])
         for i, lo, hi, shape, dtype in layout:
             dys[i] = ops.cast(ops.reshape(g[lo:hi], shape), dtype)
         return dys
@@ -257,7 +261,8 @@ def _call_with_custom_gradient(f, args):
         # whatever u's value; u = 1 makes a result that ignores u (computed in numpy) non-zero,
         # which tells it apart from a true zero gradient
         u = ops.ones_like(ans)
-        with _tape.GradientTape() as transposer:
+        # only what comes from u gets a slot on this tape (not the Variables grad_fn reads)
+        with _tape.GradientTape(watch_accessed_variables=False) as transposer:
             transposer.watch(u)
             grads = gradients(u)
             total = None

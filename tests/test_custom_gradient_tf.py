@@ -183,6 +183,23 @@ def test_variable_gradients_in_forward_mode_and_second_order():
     np.testing.assert_allclose(np.asarray(outer.jacobian(gw, x)), 100.0 * np.eye(2), **EXACT)
 
 
+def test_forward_mode_refuses_a_grad_fn_that_ignores_the_upstream_gradient():
+    """A gradient computed from the Variables but not from the upstream gradient is not a VJP:
+    forward mode says so instead of giving a tangent of zero."""
+    w = dd.Variable(np.array([2.0, 3.0]))
+
+    @dd.custom_gradient
+    def ignores_dy(x):
+        def grad(dy, variables):
+            return w * 2.0, [x * 1.0]
+
+        return x * w, grad
+
+    x = t64([1.0, 1.0])
+    with pytest.raises(ValueError, match="ignores_dy.*input 0 does not depend on the upstream"):
+        dd.jvp(ignores_dy, (x,), (t64([1.0, 1.0]),))
+
+
 def test_a_variable_passed_as_an_input_is_an_input_not_one_of_the_variables():
     affine_calls = []
     v = dd.Variable(np.array([1.0, 2.0]))
