@@ -193,6 +193,7 @@ def _call_with_custom_gradient(f, args):
     if not inputs or not diff:
         return pack(outs) if isinstance(result, (tuple, list, dict)) else outs[0]
     n_x, n_in = len(xs), len(inputs)
+    in_shapes = [t.shape for t in inputs]
 
     # Several float outputs go through one primitive as one flat vector (of their common
     # dtype), so that grad_fn runs once with every output's upstream gradient.
@@ -235,8 +236,19 @@ def _call_with_custom_gradient(f, args):
         if len(input_grads) != n_x:
             raise ValueError(f"custom_gradient: {name}'s grad_fn returned "
                              f"{len(input_grads)} gradients for {n_x} inputs")
-        return [None if d is None else _core.convert_to_tensor(d)
-                for d in input_grads + variable_grads]
+        grads = []
+        for k, d in enumerate(input_grads + variable_grads):
+            if d is not None:
+                d = _core.convert_to_tensor(d)
+                if d.shape != in_shapes[k]:  # summed over broadcasting, in both modes alike
+                    try:
+                        d = rules.unbroadcast(d, in_shapes[k])
+                    except ValueError:
+                        raise ValueError(f"custom_gradient: {name}'s grad_fn returned a gradient "
+                                         f"of shape {d.shape} for input {k} of shape "
+                                         f"{in_shapes[k]}") from None
+            grads.append(d)
+        return grads
 
     # (thread, g, its gradients, last input asked), replaced as one tuple: one visit of the
     # sweep asks for the inputs in increasing order with one g, so grad_fn runs once per
