@@ -8,10 +8,11 @@ import threading
 
 import numpy as np
 import pytest
+from hypothesis import given
 
 import dualad as dd
 from dualad import ForwardAccumulator, GradientTape, ops
-from helpers import EXACT, FD, fd_jacobian, fd_jvp, t64
+from helpers import EXACT, FD, SETTINGS, arrays, fd_jacobian, fd_jvp, t64
 
 
 # ---- several outputs -------------------------------------------------------------------------
@@ -93,6 +94,37 @@ def test_several_outputs_in_forward_mode_and_second_order():
         outer.watch(x)
         g = dd.grad(f)(x)
     np.testing.assert_allclose(np.asarray(outer.jacobian(g, x)), expected, **EXACT)
+
+
+@dd.custom_gradient
+def product_and_sine(a, b):
+    """(a * b broadcast, sin a) with deliberately wrong but linear gradients (3 and 5 times the
+    true ones), so that only grad_fn can explain the tangents."""
+    def grad(d_product, d_sine):
+        return (d_product * b * 3.0 + d_sine * dd.cos(a) * 5.0,
+                d_product * a * 3.0)
+
+    return (a * b, dd.sin(a)), grad
+
+
+@SETTINGS
+@given(a=arrays((2, 3)), b=arrays((3,)), ta=arrays((2, 3)), tb=arrays((3,)),
+       u_product=arrays((2, 3)), u_sine=arrays((2, 3)))
+def test_forward_mode_is_the_transpose_of_grad_fn(a, b, ta, tb, u_product, u_sine):
+    """<u, J t> = <J^T u, t>: the tangents forward mode gives are the transpose of what grad_fn
+    gives tapes, for several (broadcasting) inputs and outputs."""
+    at, bt = t64(a), t64(b)
+    with ForwardAccumulator([at, bt], [t64(ta), t64(tb)]) as acc:
+        product, sine = product_and_sine(at, bt)
+    j_product, j_sine = acc.jvp([product, sine])
+    with GradientTape() as tape:
+        tape.watch([at, bt])
+        outputs = product_and_sine(at, bt)
+    ga, gb = tape.gradient(list(outputs), [at, bt], output_gradients=[t64(u_product), t64(u_sine)])
+    forward = np.sum(u_product * np.asarray(j_product)) + np.sum(u_sine * np.asarray(j_sine))
+    reverse = np.sum(np.asarray(ga) * ta) + np.sum(np.asarray(gb) * tb)
+    np.testing.assert_allclose(forward, reverse, **EXACT)
+    np.testing.assert_allclose(np.asarray(j_sine), 5.0 * np.cos(a) * ta, **EXACT)
 
 
 # ---- methods ---------------------------------------------------------------------------------
