@@ -13,8 +13,14 @@ Rules written in dualad ops are themselves differentiable, so the new primitive 
 nested tapes and accumulators to any order.
 """
 import functools
+import inspect
+import threading
+import types
+
+import numpy as np
 
 from . import _core, ops, rules
+from . import tape as _tape
 from .nest import flatten
 
 
@@ -73,53 +79,238 @@ def _one_direction_at_a_time(jvp):
     return batched
 
 
-def custom_gradient(f):
-    """Decorator (TensorFlow style): `f(*xs)` returns (y, grad_fn) with grad_fn(dy) giving the
-    gradient of each x. Tapes use grad_fn instead of differentiating f's body.
+def custom_gradient(f=None):
+    """Decorator (TensorFlow style): `f(*xs)` returns (ys, grad_fn), ys a tensor or a (nested)
+    list/tuple of tensors, and `grad_fn(*dys)` - one upstream gradient per output, zeros for an
+    output the target does not use - gives the gradient of each x (a sequence, None for no
+    gradient). Tapes use grad_fn instead of differentiating f's body.
+
+    If f reads trainable float Variables it was not passed, grad_fn must accept `variables=`
+    (it gets the list of them) and return (input gradients, one gradient per variable); a
+    grad_fn without that keyword raises TypeError at the call. Works on methods: `self` stays
+    as it is.
+
+    Forward mode (ForwardAccumulator, jvp, jacfwd) transposes grad_fn: grad_fn is linear in the
+    upstream gradient u, so JVP(t) = d/du <grad_fn(u), t>, taken with one reverse pass over a
+    call of grad_fn. That needs grad_fn written in dualad ops (a result computed in numpy does
+    not depend on u: ValueError). The innermost accumulator does not go through f's body, so
+    the body needs no JVP rules there; nested forward mode (forward over forward or over
+    reverse) differentiates grad_fn's closures, so outer accumulators do go through it.
 
     f's body is still recorded (unlike TensorFlow, which stops recording there), so values
     that grad_fn closes over stay connected to the inputs: a grad_fn written in dualad ops gets
-    correct higher derivatives from nested tapes. Forward mode has no rule to use here and
-    raises; register a primitive with a JVP rule for that."""
+    correct higher derivatives from nested tapes and accumulators."""
+    if f is None:
+        return custom_gradient
+    return _CustomGradientFunction(f)
 
-    @functools.wraps(f)
-    def wrapper(*args):
-        xs = [_core.convert_to_tensor(a) for a in args]
-        y, grad_fn = f(*xs)
-        y = _core.convert_to_tensor(y)
 
-        # (g, its gradients, last input asked): one visit of the sweep asks for the inputs in
-        # increasing order with one g, so grad_fn runs once per visit; a later visit (another
-        # gradient call, perhaps recorded by an outer tape) starts again at a lower input and
-        # runs grad_fn afresh, even with the same g
-        last = [None, None, -1]
+class _CustomGradientFunction:
+    """f with its custom gradient; a descriptor, so that on a class it binds `self` to f (then
+    the instance is passed through as it is, not converted to a tensor)."""
 
-        def vjp_rule(k, g, ans, args_, params):
-            if k >= len(xs):
-                return None  # y itself: its gradient is what grad_fn gives the inputs
-            if last[0] is not g or k <= last[2]:
-                grads, _ = flatten(grad_fn(g))
-                if len(grads) != len(xs):
-                    raise ValueError(f"custom_gradient: {f.__name__}'s grad_fn returned "
-                                     f"{len(grads)} gradients for {len(xs)} inputs")
-                last[:2] = [g, [None if d is None else _core.convert_to_tensor(d) for d in grads]]
-            last[2] = k
-            return last[1][k]
+    def __init__(self, f):
+        self._f = f
+        functools.update_wrapper(self, f)
 
-        def no_jvp(tangents, ans, args_, params):
-            if all(t is None for t in tangents[:len(xs)]):
-                return None  # only y has a tangent (from values f closes over): none flows on
-            raise NotImplementedError(
-                f"custom_gradient: {f.__name__} defines only a reverse-mode gradient; forward "
-                "mode (ForwardAccumulator, jvp) needs a primitive with a JVP rule "
-                "(dualad.extend.primitive)")
+    def __get__(self, instance, owner=None):
+        if instance is None or not hasattr(self._f, "__get__"):
+            return self
+        return _CustomGradientFunction(self._f.__get__(instance, owner))
 
-        # y is the primitive's last input and its value the output: a dualad.function replay
-        # recomputes y from the traced body and passes it through, instead of replaying the
-        # value of the call that was traced
-        p = _core.Primitive(f"custom_gradient:{f.__name__}", lambda *raw: raw[-1])
-        p.variadic_vjp = vjp_rule
-        p.jvp = no_jvp
-        return _core.bind(p, *xs, y) if xs else y
+    def __call__(self, *args, **kwargs):
+        if kwargs:
+            raise TypeError(f"custom_gradient: {getattr(self._f, '__name__', self._f)} was "
+                            f"called with keyword arguments {sorted(kwargs)}; pass its inputs "
+                            "positionally (grad_fn returns one gradient per positional input)")
+        return _call_with_custom_gradient(self._f, args)
 
-    return wrapper
+    def __reduce__(self):
+        # pickled by reference, as the function it decorates would be (a method: as the
+        # attribute of its instance)
+        owner = getattr(self._f, "__self__", None)
+        if owner is not None and not isinstance(owner, types.ModuleType):
+            return getattr, (owner, self._f.__name__)
+        return self.__qualname__
+
+    def __repr__(self):
+        return f"<custom_gradient {getattr(self._f, '__qualname__', self._f)!r}>"
+
+
+def _run_body(f, xs):
+    """Call f(*xs) and return its result and the trainable Variables it read that are not among
+    xs, in the order of their first read (TensorFlow's VariableWatcher).
+
+    The innermost transformation, if it is an accumulator, pushes no tangents through the body:
+    its tangent of the outputs comes from the transposed grad_fn, and nothing nested inside it
+    differentiates the body. So a body without JVP rules (a reverse-only primitive) works under
+    one accumulator. Outer levels still see the body: nested derivatives differentiate
+    grad_fn's closures, which needs their tangents."""
+    active = _core.active_transformations()
+    skipped = active[-1] if active and isinstance(active[-1], _core.Accumulator) else None
+    was_recording = skipped is not None and skipped.recording
+    watcher = _core.Tape(persistent=False, watch_accessed_variables=True)
+    if was_recording:
+        skipped.recording = False
+    watcher._push()
+    try:
+        result = f(*xs)
+        read = [t for t in watcher._watched_tensors()
+                if isinstance(t, _core.Variable) and _core.is_float(t)]
+    finally:
+        watcher._pop()
+        watcher._release()
+        if was_recording:
+            skipped.recording = True
+    return result, [v for v in read if not any(v is x for x in xs)]
+
+
+def _accepts_variables(grad_fn):
+    try:
+        parameters = inspect.signature(grad_fn).parameters.values()
+    except (TypeError, ValueError):
+        return True     # no signature to read (a builtin): let the call decide
+    return any(p.kind is p.VAR_KEYWORD or
+               (p.name == "variables" and p.kind is not p.POSITIONAL_ONLY) for p in parameters)
+
+
+def _call_with_custom_gradient(f, args):
+    name = getattr(f, "__name__", type(f).__name__)
+    xs = [_core.convert_to_tensor(a) for a in args]
+    returned, variables = _run_body(f, xs)
+    if not (isinstance(returned, (tuple, list)) and len(returned) == 2 and callable(returned[1])):
+        raise TypeError(f"custom_gradient: {name} must return a pair (outputs, grad_fn), got "
+                        f"{type(returned).__name__}")
+    result, grad_fn = returned
+    if variables and not _accepts_variables(grad_fn):
+        raise TypeError(f"custom_gradient: {name} reads the Variables "
+                        f"{[v.name for v in variables]}, so its grad_fn must accept a keyword "
+                        "argument `variables` and return (input gradients, variable gradients)")
+    leaves, pack = flatten(result)
+    outs = [_core.convert_to_tensor(y) for y in leaves]
+    inputs = xs + variables
+    diff = [i for i, y in enumerate(outs) if _core.is_float(y)]  # the outputs with gradients
+    if not inputs or not diff:
+        return pack(outs) if isinstance(result, (tuple, list, dict)) else outs[0]
+    n_x, n_in = len(xs), len(inputs)
+    in_shapes = [t.shape for t in inputs]
+
+    # Several float outputs go through one primitive as one flat vector (of their common
+    # dtype), so that grad_fn runs once with every output's upstream gradient.
+    packed = len(diff) > 1
+    layout = []
+    if packed:
+        common = np.result_type(*(outs[i].dtype.np for i in diff))
+        start = 0
+        for i in diff:
+            layout.append((i, start, start + outs[i].size, outs[i].shape, outs[i].dtype))
+            start += outs[i].size
+
+    def upstream_of(g):
+        """grad_fn's arguments: one upstream gradient per output, from the primitive's g."""
+        if not packed:
+            dys = [g if i == diff[0] else ops.zeros_like(y) for i, y in enumerate(outs)]
+        else:
+            dys = list(outs)    # the non-float ones are replaced by zeros below
+            for i in set(range(len(outs))) - set(diff):
+                dys[i] = ops.zeros_like(outs[i])
+        for i, lo, hi, shape, dtype in layout:
+            dys[i] = ops.cast(ops.reshape(g[lo:hi], shape), dtype)
+        return dys
+
+    def gradients(g):
+        """grad_fn's gradients for `inputs` (None: no gradient), checked and converted."""
+        dys = upstream_of(g)
+        if variables:
+            got = grad_fn(*dys, variables=list(variables))  # a copy: grad_fn may change it
+            if not (isinstance(got, (tuple, list)) and len(got) == 2):
+                raise TypeError(f"custom_gradient: {name} reads Variables, so its grad_fn must "
+                                "return a pair (input gradients, variable gradients)")
+            input_grads, variable_grads = flatten(got[0])[0], list(flatten(got[1])[0])
+            if len(variable_grads) != len(variables):
+                raise ValueError(f"custom_gradient: {name}'s grad_fn returned "
+                                 f"{len(variable_grads)} gradients for {len(variables)} "
+                                 "variables")
+        else:
+            input_grads, variable_grads = flatten(grad_fn(*dys))[0], []
+        if len(input_grads) != n_x:
+            raise ValueError(f"custom_gradient: {name}'s grad_fn returned "
+                             f"{len(input_grads)} gradients for {n_x} inputs")
+        grads = []
+        for k, d in enumerate(input_grads + variable_grads):
+            if d is not None:
+                d = _core.convert_to_tensor(d)
+                if d.shape != in_shapes[k]:  # summed over broadcasting, in both modes alike
+                    try:
+                        d = rules.unbroadcast(d, in_shapes[k])
+                    except ValueError:
+                        raise ValueError(f"custom_gradient: {name}'s grad_fn returned a gradient "
+                                         f"of shape {d.shape} for input {k} of shape "
+                                         f"{in_shapes[k]}") from None
+            grads.append(d)
+        return grads
+
+    # (thread, g, its gradients, last input asked), replaced as one tuple: one visit of the
+    # sweep asks for the inputs in increasing order with one g, so grad_fn runs once per
+    # visit; a later visit (another gradient call, perhaps recorded by an outer tape) starts
+    # again at a lower input and runs grad_fn afresh, even with the same g; a sweep of the
+    # same persistent tape on another thread never takes this thread's results
+    last = [(None, None, None, -1)]
+
+    def vjp_rule(k, g, ans, args_, params):
+        if k >= n_in:
+            return None  # an output: its gradient is what grad_fn gives the inputs
+        thread, cached_g, grads, asked = last[0]
+        if thread != threading.get_ident() or cached_g is not g or k <= asked:
+            grads = gradients(g)
+        last[0] = (threading.get_ident(), g, grads, k)
+        return grads[k]
+
+    def jvp_rule(tangents, ans, args_, params):
+        if all(t is None for t in tangents[:n_in]):
+            return None  # only outputs have tangents (from values f closes over): none flows on
+        # grad_fn is linear in its upstream gradient u, so d/du <grad_fn(u), t> is the JVP
+        # whatever u's value; u = 1 makes a result that ignores u (computed in numpy) non-zero,
+        # which tells it apart from a true zero gradient
+        u = ops.ones_like(ans)
+        # only what comes from u gets a slot on this tape (not the Variables grad_fn reads)
+        with _tape.GradientTape(watch_accessed_variables=False) as transposer:
+            transposer.watch(u)
+            grads = gradients(u)
+            total = None
+            for k in range(n_in):
+                t, d = tangents[k], grads[k]
+                if t is None or d is None:
+                    continue
+                if not transposer._has_slot(d):
+                    if np.any(np.asarray(d) != 0):
+                        raise ValueError(
+                            f"custom_gradient: forward mode through {name} transposes its "
+                            f"grad_fn, but the gradient it returns for input {k} does not "
+                            "depend on the upstream gradient; grad_fn must be linear in it and "
+                            "written in dualad ops")
+                    continue  # a constant zero (zeros_like(x), 0.0): contributes nothing
+                term = ops.reduce_sum(d * t)
+                total = term if total is None else total + term
+        if total is None:
+            return None
+        return transposer.gradient(total, u)
+
+    # The outputs are the primitive's last inputs and its value is them (packed): a
+    # dualad.function replay recomputes them from the traced body and passes them through,
+    # instead of replaying the value of the call that was traced
+    n_diff = len(diff)
+    if packed:
+        impl = lambda *raw: np.concatenate([np.ravel(r).astype(common, copy=False)
+                                            for r in raw[-n_diff:]])
+    else:
+        impl = lambda *raw: raw[-1]
+    p = _core.Primitive(f"custom_gradient:{name}", impl)
+    p.variadic_vjp = vjp_rule
+    p.jvp = _one_direction_at_a_time(jvp_rule)
+    y = _core.bind(p, *inputs, *(outs[i] for i in diff))
+    if not packed:
+        outs[diff[0]] = y
+    for i, lo, hi, shape, dtype in layout:
+        outs[i] = ops.cast(ops.reshape(y[lo:hi], shape), dtype)
+    return pack(outs) if isinstance(result, (tuple, list, dict)) else outs[0]

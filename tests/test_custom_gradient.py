@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import dualad as dd
 from dualad import ForwardAccumulator, GradientTape, extend, ops
-from helpers import EXACT, EXACT32, FD, SETTINGS, fd_jacobian, t64
+from helpers import EXACT, EXACT32, FD, SETTINGS, fd_jacobian, fd_jvp, t64
 
 
 
@@ -156,32 +156,187 @@ def test_custom_gradient_grad_fn_must_return_one_gradient_per_input():
         dd.grad(wrong)(t64(2.0), t64(3.0))
 
 
+@dd.custom_gradient
+def sin_with_gradient_seven(x):
+    """sin(x) whose gradient is declared to be 7 (told apart from the body's cos)."""
+    def grad(dy):
+        return dy * 7.0
+
+    return dd.sin(x), grad
+
+
 def forward_uses():
-    x, one = t64([0.5, 1.5]), t64([1.0, 1.0])
+    """Each forward-mode entry point, as (name, function of (f, x, t) giving f's tangent)."""
 
-    def via_jvp():
-        dd.jvp(log1pexp, (x,), (one,))
+    def via_jvp(f, x, t):
+        return dd.jvp(f, (x,), (t,))[1]
 
-    def via_accumulator():
-        with ForwardAccumulator(x, one):
-            log1pexp(x)
+    def via_accumulator(f, x, t):
+        with ForwardAccumulator(x, t) as acc:
+            y = f(x)
+        return acc.jvp(y)
 
-    def via_jacfwd():
-        dd.jacfwd(log1pexp)(x)
+    def via_jacfwd(f, x, t):
+        return ops.reduce_sum(dd.jacfwd(f)(x) * t, axis=-1)
 
-    def via_reverse_over_forward():
+    def via_batched_accumulator(f, x, t):
+        with ForwardAccumulator(x, ops.stack([t, 2.0 * t]), batched=True) as acc:
+            y = f(x)
+        both = acc.jvp(y)
+        np.testing.assert_allclose(np.asarray(both[1]), 2 * np.asarray(both[0]), **EXACT)
+        return both[0]
+
+    def via_reverse_over_forward(f, x, t):
         with GradientTape() as tape:
             tape.watch(x)
-            with ForwardAccumulator(x, one):
-                log1pexp(x)
+            with ForwardAccumulator(x, t) as acc:
+                y = f(x)
+        return acc.jvp(y)
 
-    return [via_jvp, via_accumulator, via_jacfwd, via_reverse_over_forward]
+    return [via_jvp, via_accumulator, via_jacfwd, via_batched_accumulator,
+            via_reverse_over_forward]
 
 
 @pytest.mark.parametrize("use", forward_uses(), ids=lambda f: f.__name__)
-def test_custom_gradient_in_forward_mode_raises_not_implemented(use):
-    with pytest.raises(NotImplementedError, match="log1pexp.*reverse-mode.*extend.primitive"):
-        use()
+def test_forward_mode_through_a_custom_gradient_uses_grad_fn(use):
+    """Forward mode transposes grad_fn: the tangent follows the declared gradient (7), not the
+    body's derivative (cos), and log1pexp's tangent matches finite differences."""
+    x, t = t64([0.5, 1.5, -2.0]), t64([1.0, -0.5, 2.0])
+    np.testing.assert_allclose(np.asarray(use(sin_with_gradient_seven, x, t)), 7.0 * np.asarray(t),
+                               **EXACT)
+    fd = fd_jvp(lambda x: np.log1p(np.exp(x)), [np.asarray(x)], [np.asarray(t)])
+    np.testing.assert_allclose(np.asarray(use(log1pexp, x, t)), fd, **FD)
+
+
+def test_forward_mode_with_several_broadcasting_inputs():
+    a, b = np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([1.0, 10.0])
+    ta, tb = np.array([[0.5, -1.0], [2.0, 0.25]]), np.array([3.0, -2.0])
+    _, tangent = dd.jvp(scaled_product, (t64(a), t64(b)), (t64(ta), t64(tb)))
+    # grad_fn says d/da = 10 b and d/db = 100 a
+    np.testing.assert_allclose(np.asarray(tangent), 10.0 * b * ta + 100.0 * a * tb, **EXACT)
+
+
+@SETTINGS
+@given(x=st.floats(-5.0, 5.0))
+def test_second_derivatives_in_forward_mode_through_grad_fn(x):
+    """forward over forward, forward over reverse (hvp) and reverse over forward all
+    differentiate the transposed grad_fn: log1pexp'' = s (1 - s)."""
+    s = sigmoid(x)
+    xt, one = t64(x), t64(1.0)
+    with ForwardAccumulator(xt, one) as outer:
+        with ForwardAccumulator(xt, one) as inner:
+            y = log1pexp(xt)
+        first = inner.jvp(y)
+    np.testing.assert_allclose(float(first), s, **EXACT)
+    np.testing.assert_allclose(float(outer.jvp(first)), s * (1 - s), **EXACT)
+    np.testing.assert_allclose(float(dd.hvp(log1pexp, xt, one)), s * (1 - s), **EXACT)
+    with GradientTape() as tape:
+        tape.watch(xt)
+        with ForwardAccumulator(xt, one) as acc:
+            y = log1pexp(xt)
+        first = acc.jvp(y)
+    np.testing.assert_allclose(float(tape.gradient(first, xt)), s * (1 - s), **EXACT)
+
+
+def test_forward_mode_hessian_through_grad_fn_matches_finite_differences():
+    x = np.array([-1.0, 0.5, 2.0])
+
+    def f(x):
+        return dd.reduce_sum(log1pexp(x * x[::-1]))
+
+    grad_np = lambda x: np.asarray(dd.grad(f)(t64(x)))
+    np.testing.assert_allclose(np.asarray(dd.hessian(f)(t64(x))), fd_jacobian(grad_np, x), **FD)
+    np.testing.assert_allclose(np.asarray(dd.jacfwd(dd.grad(f))(t64(x))), fd_jacobian(grad_np, x),
+                               **FD)
+    # batched forward over batched forward: both levels transpose grad_fn
+    np.testing.assert_allclose(np.asarray(dd.jacfwd(dd.jacfwd(f))(t64(x))), fd_jacobian(grad_np, x),
+                               **FD)
+
+
+sine_without_jvp = extend.primitive(
+    "test_custom_gradient.sine_without_jvp", np.sin,
+    vjp=[lambda g, ans, args, p: g * ops.cos(args[0])])
+
+
+@dd.custom_gradient
+def sine_by_custom_gradient(x):
+    """Forward mode through a body that has none (a reverse-only primitive): grad_fn gives it."""
+    def grad(dy):
+        return dy * dd.cos(x)
+
+    return sine_without_jvp(x), grad
+
+
+@pytest.mark.parametrize("use", forward_uses(), ids=lambda f: f.__name__)
+def test_forward_mode_needs_no_jvp_rule_in_the_body(use):
+    x, t = t64([0.5, 1.5, -2.0]), t64([1.0, -0.5, 2.0])
+    np.testing.assert_allclose(np.asarray(use(sine_by_custom_gradient, x, t)),
+                               np.cos(np.asarray(x)) * np.asarray(t), **EXACT)
+
+
+def test_nested_forward_mode_still_differentiates_the_body():
+    """Outer accumulators see the body (grad_fn's closures need their tangents), so a body
+    without JVP rules is refused there, and the innermost accumulator works again after."""
+    x, one = t64(0.5), t64(1.0)
+    with ForwardAccumulator(x, one) as outer:
+        with ForwardAccumulator(x, one) as inner:
+            with pytest.raises(NotImplementedError, match="sine_without_jvp.*no JVP rule"):
+                sine_by_custom_gradient(x)
+            y = log1pexp(x)
+        first = inner.jvp(y)
+    np.testing.assert_allclose(float(first), sigmoid(0.5), **EXACT)
+    np.testing.assert_allclose(float(outer.jvp(first)), sigmoid(0.5) * (1 - sigmoid(0.5)), **EXACT)
+    with ForwardAccumulator(x, one) as acc:  # an exception in the body leaves acc recording
+        with pytest.raises(ZeroDivisionError):
+            dd.custom_gradient(lambda x: (1 / 0, None))(x)
+        y = dd.sin(x)
+    np.testing.assert_allclose(float(acc.jvp(y)), np.cos(0.5), **EXACT)
+
+
+def test_forward_mode_takes_a_constant_zero_gradient_as_no_contribution():
+    @dd.custom_gradient
+    def only_first_counts(a, b):
+        def grad(dy):
+            return dy * 3.0, 0.0   # a Python zero (float32) for a float64 input
+
+        return a + b, grad
+
+    a, b = t64(1.0), t64(5.0)
+    _, tangent = dd.jvp(only_first_counts, (a, b), (t64(-1.0), t64(10.0)))
+    assert float(tangent) == -3.0
+
+
+def test_a_gradient_of_the_wrong_shape_is_refused_in_both_modes():
+    @dd.custom_gradient
+    def summed_gradient(x):
+        def grad(dy):
+            return dd.reduce_sum(dy, keepdims=True)   # shape (1,) for an input of shape (3,)
+
+        return x * 2.0, grad
+
+    x = t64([1.0, 2.0, 3.0])
+    message = r"summed_gradient's grad_fn returned a gradient of shape \(1,\) for input 0 of shape \(3,\)"
+    with pytest.raises(ValueError, match=message):
+        dd.grad(lambda x: dd.reduce_sum(summed_gradient(x)))(x)
+    with pytest.raises(ValueError, match=message):
+        dd.jvp(summed_gradient, (x,), (t64([1.0, 1.0, 1.0]),))
+
+
+def test_forward_mode_refuses_a_grad_fn_computed_outside_dualad():
+    """A grad_fn computed in numpy cannot be transposed (its result does not depend on the
+    upstream gradient): a clear error, not a tangent of zero."""
+    @dd.custom_gradient
+    def numpy_gradient(x):
+        def grad(dy):
+            return np.asarray(dy) * np.cos(np.asarray(x))
+
+        return dd.sin(x), grad
+
+    x = t64([0.1, 0.2])
+    np.testing.assert_allclose(np.asarray(dd.grad(lambda x: dd.reduce_sum(numpy_gradient(x)))(x)),
+                               np.cos([0.1, 0.2]), **EXACT)  # reverse mode is fine
+    with pytest.raises(ValueError, match="numpy_gradient.*input 0 does not depend on the upstream"):
+        dd.jvp(numpy_gradient, (x,), (t64([1.0, 1.0]),))
 
 
 def test_custom_gradient_under_an_accumulator_that_does_not_reach_it_is_fine():
