@@ -16,6 +16,7 @@ except ImportError as e:  # pragma: no cover - depends on the build
         ">= 3.3.1.", name=e.name, path=e.path) from None
 
 from ._core import Tensor, Variable, Primitive, DType, as_dtype, convert_to_tensor
+from .shapes import TensorShape
 from . import rules, ops, random, nest
 
 # The one wiring of the core: the declared primitives (rules.py) and the public ops (ops.py)

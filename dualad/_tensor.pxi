@@ -49,13 +49,18 @@ cdef class Tensor:
 
     @property
     def shape(self):
+        """The shape as a TensorShape (a tuple of ints with TensorFlow's methods)."""
         if self._is_scalar:
-            return ()
-        return self._value().shape
+            return _SCALAR_SHAPE
+        return _tensor_shape(self._value().shape)
+
+    def get_shape(self):
+        """The shape (TensorFlow's older name for `.shape`)."""
+        return self.shape
 
     @property
     def ndim(self):
-        return 0 if self._is_scalar else self._arr.ndim
+        return 0 if self._is_scalar else self._value().ndim
 
     @property
     def size(self):
@@ -352,6 +357,58 @@ def _variable_from_pickle(cls, value, trainable, name):
     cdef Variable v = cls.__new__(cls)
     Variable.__init__(v, _tensor_from_pickle(value), trainable=trainable, name=name)
     return v
+
+
+# Tensor.shape: one TensorShape per distinct numpy shape, made once (shapes are read on the
+# derivative rules' paths). TensorShape is plain Python below the core (numpy only).
+from dualad.shapes import TensorShape as _TensorShape
+cdef object _SCALAR_SHAPE = _TensorShape(())
+cdef dict _shape_cache = {}
+cdef Py_ssize_t _SHAPE_CACHE_MAX = 4096     # bounds the memory of programs of many shapes
+
+
+# TensorShape's comparisons and indexing, called on the derivative rules' paths, run in C: its
+# Python methods (the same semantics) would cost a Python call each. The slots of the class are
+# set once, here, to functions that convert a list operand, or wrap a slice, and otherwise are
+# tuple's own.
+cdef extern from "Python.h":
+    ctypedef object (*binaryfunc)(object, object)
+    ctypedef object (*richcmpfunc)(object, object, int)
+    ctypedef struct _MappingSlots "PyMappingMethods":
+        binaryfunc mp_subscript
+    ctypedef struct _TypeSlots "PyTypeObject":
+        richcmpfunc tp_richcompare
+        _MappingSlots* tp_as_mapping
+
+cdef richcmpfunc _tuple_richcompare = (<_TypeSlots*>tuple).tp_richcompare
+cdef binaryfunc _tuple_subscript = (<_TypeSlots*>tuple).tp_as_mapping.mp_subscript
+
+
+cdef object _shape_richcompare(object a, object b, int op):
+    # a is the TensorShape (CPython calls the subclass's slot with it first)
+    if type(b) is list:
+        b = tuple(b)
+    return _tuple_richcompare(a, b, op)
+
+
+cdef object _shape_subscript(object shape, object key):
+    if type(key) is slice:
+        return tuple.__new__(_TensorShape, _tuple_subscript(shape, key))
+    return _tuple_subscript(shape, key)
+
+
+(<_TypeSlots*>_TensorShape).tp_richcompare = _shape_richcompare
+(<_TypeSlots*>_TensorShape).tp_as_mapping.mp_subscript = _shape_subscript
+
+
+cdef object _tensor_shape(tuple dims):
+    cdef object s = _shape_cache.get(dims)
+    if s is None:
+        if len(_shape_cache) >= _SHAPE_CACHE_MAX:
+            _shape_cache.clear()
+        s = tuple.__new__(_TensorShape, dims)    # numpy's dims are checked ints already
+        _shape_cache[dims] = s
+    return s
 
 
 cdef dict _ufunc_table = {}

@@ -104,3 +104,71 @@ def test_print_sep_end_and_output_stream(capsys):
     tf.print("a", tf.constant(1.0), sep="|", end="!", output_stream=stream)
     assert stream.getvalue() == "a|1!"
     assert capsys.readouterr().out == ""
+
+
+# ---- shapes: TensorShape ---------------------------------------------------------------------
+
+def test_shape_is_a_tensorshape_usable_as_a_tuple():
+    x = tf.zeros((2, 3))
+    s = x.shape
+    assert isinstance(s, tf.TensorShape) and isinstance(s, tuple)
+    assert s == (2, 3) and s == [2, 3] and [2, 3] == s and s != [3, 2] and s != (2, 3, 1)
+    assert not (s != [2, 3]) and not (s == [2, 4])
+    assert s.as_list() == [2, 3] and s.rank == 2 and s.ndims == 2 and s.num_elements() == 6
+    assert s.is_fully_defined() and s.dims == [2, 3]
+    assert len(s) == 2 and list(s) == [2, 3] and s[0] == 2 and s[-1] == 3
+    assert np.zeros(s).shape == (2, 3) and np.zeros(s).shape == s
+    assert tf.reshape(x, [-1, s[1:].num_elements()]).shape == (2, 3)
+    assert hash(s) == hash((2, 3)) and {s: 1}[(2, 3)] == 1
+    assert x.get_shape() == s and x.ndim == 2
+    assert str(s) == "(2, 3)" and repr(s) == "TensorShape([2, 3])"
+    assert tf.constant(1.0).shape == () and tf.constant(1.0).shape.rank == 0
+    assert tf.constant(1.0).shape.num_elements() == 1
+
+
+def test_tensorshape_slices_and_concatenations_are_shapes():
+    s = tf.zeros((2, 3, 4)).shape
+    assert type(s[1:]) is tf.TensorShape and s[1:] == [3, 4] and s[::-1] == (4, 3, 2)
+    assert type(s + (5,)) is tf.TensorShape and s + (5,) == (2, 3, 4, 5)
+    assert type((1,) + s) is tf.TensorShape and (1,) + s == (1, 2, 3, 4)
+    assert s.concatenate([7]) == (2, 3, 4, 7)
+
+
+def test_tensorshape_compatibility_with_unknown_dimensions():
+    s = tf.zeros((2, 3)).shape
+    assert s.is_compatible_with([None, 3]) and s.is_compatible_with(tf.TensorShape([2, None]))
+    assert not s.is_compatible_with([2, 4]) and not s.is_compatible_with([2, 3, 1])
+    partial = tf.TensorShape([None, 3])
+    assert not partial.is_fully_defined() and partial.num_elements() is None
+    assert partial.as_list() == [None, 3] and partial.merge_with(s) == (2, 3)
+    with pytest.raises(ValueError, match="incompatible"):
+        partial.assert_is_compatible_with([2, 4])
+    assert s.with_rank(2) is s
+    with pytest.raises(ValueError, match="rank 3"):
+        s.with_rank(3)
+
+
+@pytest.mark.parametrize("dims,error", [
+    (None, ValueError), (3, TypeError), ("ab", TypeError), ([2, -1], ValueError),
+    ([2.5], TypeError), ([True], TypeError),
+])
+def test_tensorshape_rejects_bad_dimensions(dims, error):
+    with pytest.raises(error, match="dimension|unknown rank|TensorShape"):
+        tf.TensorShape(dims)
+
+
+def test_tensorshape_pickles_and_variables_have_shapes():
+    import pickle
+    s = tf.zeros((2, 3)).shape
+    back = pickle.loads(pickle.dumps(s))
+    assert type(back) is tf.TensorShape and back == s
+    v = tf.Variable(np.zeros((4, 1), np.float32))
+    assert v.shape == [4, 1] and v.shape.as_list() == [4, 1] and v.get_shape().rank == 2
+
+
+def test_shape_of_an_uninitialized_tensor_is_an_error_not_a_crash():
+    t = tf.Tensor.__new__(tf.Tensor)
+    with pytest.raises(ValueError, match="uninitialized"):
+        t.ndim
+    with pytest.raises(ValueError, match="uninitialized"):
+        t.shape
