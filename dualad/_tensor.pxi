@@ -52,7 +52,7 @@ cdef class Tensor:
         """The shape as a TensorShape (a tuple of ints with TensorFlow's methods)."""
         if self._is_scalar:
             return _SCALAR_SHAPE
-        return _tensor_shape(self._value().shape)
+        return _tensor_shape(self._value())
 
     def get_shape(self):
         """The shape (TensorFlow's older name for `.shape`)."""
@@ -359,12 +359,10 @@ def _variable_from_pickle(cls, value, trainable, name):
     return v
 
 
-# Tensor.shape: one TensorShape per distinct numpy shape, made once (shapes are read on the
-# derivative rules' paths). TensorShape is plain Python below the core (numpy only).
+# Tensor.shape is a TensorShape (dualad/shapes.py: plain Python over numpy, imported by the core;
+# shapes are read on the derivative rules' paths, so they are cached below).
 from dualad.shapes import TensorShape as _TensorShape
 cdef object _SCALAR_SHAPE = _TensorShape(())
-cdef dict _shape_cache = {}
-cdef Py_ssize_t _SHAPE_CACHE_MAX = 4096     # bounds the memory of programs of many shapes
 
 
 # TensorShape's comparisons and indexing, called on the derivative rules' paths, run in C: its
@@ -401,14 +399,39 @@ cdef object _shape_subscript(object shape, object key):
 (<_TypeSlots*>_TensorShape).tp_as_mapping.mp_subscript = _shape_subscript
 
 
-cdef object _tensor_shape(tuple dims):
-    cdef object s = _shape_cache.get(dims)
-    if s is None:
-        if len(_shape_cache) >= _SHAPE_CACHE_MAX:
-            _shape_cache.clear()
-        s = tuple.__new__(_TensorShape, dims)    # numpy's dims are checked ints already
-        _shape_cache[dims] = s
-    return s
+# The TensorShapes last made, in slots chosen by a hash of the dimensions: reading a shape
+# reads the array's dimensions in C and, when the slot holds the same dimensions, allocates
+# nothing (cheaper than numpy's own .shape, which builds a tuple each time).
+cdef enum:
+    _SHAPE_SLOTS = 256                         # a power of two: slot = hash & (slots - 1)
+cdef list _shape_slots = [None] * _SHAPE_SLOTS  # never resized: every masked index is in range
+
+
+cdef object _tensor_shape(object value):
+    cdef cnp.ndarray arr
+    cdef Py_ssize_t nd, i
+    cdef cnp.npy_intp* dims
+    cdef size_t h
+    cdef object cached
+    if not isinstance(value, _np_ndarray):
+        return tuple.__new__(_TensorShape, value.shape)
+    arr = <cnp.ndarray>value
+    nd = cnp.PyArray_NDIM(arr)
+    dims = cnp.PyArray_DIMS(arr)
+    h = <size_t>nd
+    for i in range(nd):
+        h = (h * 1000003) ^ <size_t>dims[i]
+    h &= _SHAPE_SLOTS - 1
+    cached = _shape_slots[h]
+    if cached is not None and len(<tuple>cached) == nd:
+        for i in range(nd):
+            if <cnp.npy_intp>(<tuple>cached)[i] != dims[i]:
+                break
+        else:
+            return cached
+    cached = tuple.__new__(_TensorShape, value.shape)   # numpy's dims: checked ints already
+    _shape_slots[h] = cached
+    return cached
 
 
 cdef dict _ufunc_table = {}
