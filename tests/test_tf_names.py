@@ -485,3 +485,25 @@ print("ok", losses[0], losses[-1])
 def test_tensorflow_program_runs_unchanged():
     proc = assert_runs_cleanly(TF_PROGRAM)
     assert proc.stdout.startswith("ok")
+
+
+def test_shapes_stay_right_across_cache_collisions_and_threads():
+    import threading
+    shapes = [(a, b) for a in range(1, 40) for b in range(1, 12)]     # more than the cache slots
+    tensors = [tf.zeros(s) for s in shapes]
+    failures = []
+
+    def read(offset):
+        for round_ in range(3):
+            for i in range(len(tensors)):
+                k = (i * 7 + offset) % len(tensors)
+                s = tensors[k].shape
+                if s != shapes[k] or type(s) is not tf.TensorShape:
+                    failures.append((shapes[k], s))
+
+    threads = [threading.Thread(target=read, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures
