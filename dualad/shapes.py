@@ -176,12 +176,12 @@ class TensorShape(tuple):
         return as_shape(other).concatenate(self)
 
     def __eq__(self, other):
-        if isinstance(other, list):     # TensorFlow's shapes equal lists of the same sizes
+        if type(other) is list:         # TensorFlow's shapes equal lists of the same sizes
             other = tuple(other)
         return tuple.__eq__(self, other)
 
     def __ne__(self, other):
-        if isinstance(other, list):
+        if type(other) is list:
             other = tuple(other)
         return tuple.__ne__(self, other)
 
