@@ -26,11 +26,24 @@ def adjoint(matrix, name=None):
     return matrix_transpose(matrix)
 
 
+def matmul(a, b, transpose_a=False, transpose_b=False, adjoint_a=False, adjoint_b=False,
+           a_is_sparse=False, b_is_sparse=False, output_type=None, name=None):
+    """dualad.matmul with TensorFlow's adjoint_a/adjoint_b (the transpose, for real tensors)."""
+    if (transpose_a and adjoint_a) or (transpose_b and adjoint_b):
+        raise ValueError("matmul: give transpose_x or adjoint_x, not both")
+    if output_type is not None:
+        raise ValueError("matmul: output_type is not supported (cast the result)")
+    return ops.matmul(a, b, transpose_a=transpose_a or adjoint_a,
+                      transpose_b=transpose_b or adjoint_b)
+
+
 def matvec(a, b, transpose_a=False, adjoint_a=False, a_is_sparse=False, b_is_sparse=False,
            name=None):
     """The matrix (batch) a times the vector (batch) b: shape a.shape[:-1]."""
     a = _matrix("matvec", a)
     b = _matrix("matvec", b, rank=1)
+    if transpose_a and adjoint_a:
+        raise ValueError("matvec: give transpose_a or adjoint_a, not both")
     product = ops.matmul(a, ops.expand_dims(b, -1), transpose_a=transpose_a or adjoint_a)
     return ops.squeeze(product, axis=-1)
 
@@ -71,7 +84,7 @@ def eye(num_rows, num_columns=None, batch_shape=None, dtype="float32", name=None
 
 # TensorFlow name -> dualad function: the one table of this namespace (a new op, one line)
 _NAMES = {
-    "matmul": ops.matmul,
+    "matmul": matmul,
     "matvec": matvec,
     "norm": ops.norm,
     "transpose": matrix_transpose,

@@ -228,6 +228,11 @@ def test_linalg_works_on_the_last_two_axes():
         tf.linalg.matvec(tf.constant(a), tf.constant(v[:3]), transpose_a=True).numpy(),
         np.swapaxes(a, -1, -2) @ v[:3])
     np.testing.assert_array_equal(tf.linalg.diag(tf.constant(v)).numpy(), np.diag(v))
+    np.testing.assert_allclose(
+        tf.linalg.matmul(tf.constant(a), tf.constant(a), adjoint_b=True).numpy(),
+        a @ np.swapaxes(a, -1, -2))
+    with pytest.raises(ValueError, match="not both"):
+        tf.linalg.matmul(tf.constant(a), tf.constant(a), transpose_b=True, adjoint_b=True)
     assert tf.linalg.eye(2, 3, batch_shape=[4], dtype=tf.float64).shape == (4, 2, 3)
     np.testing.assert_array_equal(tf.eye(3).numpy(), np.eye(3))
 
