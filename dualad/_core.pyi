@@ -4,6 +4,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 import numpy.typing as npt
+from .shapes import TensorShape
 
 DEFAULT_FLOAT: np.dtype[Any]
 DEFAULT_INT: np.dtype[Any]
@@ -30,7 +31,8 @@ class Tensor:
     @property
     def dtype(self) -> DType: ...
     @property
-    def shape(self) -> tuple[int, ...]: ...
+    def shape(self) -> TensorShape: ...
+    def get_shape(self) -> TensorShape: ...
     @property
     def ndim(self) -> int: ...
     @property

@@ -49,13 +49,18 @@ cdef class Tensor:
 
     @property
     def shape(self):
+        """The shape as a TensorShape (a tuple of ints with TensorFlow's methods)."""
         if self._is_scalar:
-            return ()
-        return self._value().shape
+            return _SCALAR_SHAPE
+        return _tensor_shape(self._value())
+
+    def get_shape(self):
+        """The shape (TensorFlow's older name for `.shape`)."""
+        return self.shape
 
     @property
     def ndim(self):
-        return 0 if self._is_scalar else self._arr.ndim
+        return 0 if self._is_scalar else self._value().ndim
 
     @property
     def size(self):
@@ -352,6 +357,81 @@ def _variable_from_pickle(cls, value, trainable, name):
     cdef Variable v = cls.__new__(cls)
     Variable.__init__(v, _tensor_from_pickle(value), trainable=trainable, name=name)
     return v
+
+
+# Tensor.shape is a TensorShape (dualad/shapes.py: plain Python over numpy, imported by the core;
+# shapes are read on the derivative rules' paths, so they are cached below).
+from dualad.shapes import TensorShape as _TensorShape
+cdef object _SCALAR_SHAPE = _TensorShape(())
+
+
+# TensorShape's comparisons and indexing, called on the derivative rules' paths, run in C: its
+# Python methods (the same semantics) would cost a Python call each. The slots of the class are
+# set once, here, to functions that convert a list operand, or wrap a slice, and otherwise are
+# tuple's own.
+cdef extern from "Python.h":
+    ctypedef object (*binaryfunc)(object, object)
+    ctypedef object (*richcmpfunc)(object, object, int)
+    ctypedef struct _MappingSlots "PyMappingMethods":
+        binaryfunc mp_subscript
+    ctypedef struct _TypeSlots "PyTypeObject":
+        richcmpfunc tp_richcompare
+        _MappingSlots* tp_as_mapping
+
+cdef richcmpfunc _tuple_richcompare = (<_TypeSlots*>tuple).tp_richcompare
+cdef binaryfunc _tuple_subscript = (<_TypeSlots*>tuple).tp_as_mapping.mp_subscript
+
+
+cdef object _shape_richcompare(object a, object b, int op):
+    # a is the TensorShape (CPython calls the subclass's slot with it first)
+    if type(b) is list:
+        b = tuple(b)
+    return _tuple_richcompare(a, b, op)
+
+
+cdef object _shape_subscript(object shape, object key):
+    if type(key) is slice:
+        return tuple.__new__(_TensorShape, _tuple_subscript(shape, key))
+    return _tuple_subscript(shape, key)
+
+
+(<_TypeSlots*>_TensorShape).tp_richcompare = _shape_richcompare
+(<_TypeSlots*>_TensorShape).tp_as_mapping.mp_subscript = _shape_subscript
+
+
+# The TensorShapes last made, in slots chosen by a hash of the dimensions: reading a shape
+# reads the array's dimensions in C and, when the slot holds the same dimensions, allocates
+# nothing (cheaper than numpy's own .shape, which builds a tuple each time).
+cdef enum:
+    _SHAPE_SLOTS = 256                         # a power of two: slot = hash & (slots - 1)
+cdef list _shape_slots = [None] * _SHAPE_SLOTS  # never resized: every masked index is in range
+
+
+cdef object _tensor_shape(object value):
+    cdef cnp.ndarray arr
+    cdef Py_ssize_t nd, i
+    cdef cnp.npy_intp* dims
+    cdef size_t h
+    cdef object cached
+    if not isinstance(value, _np_ndarray):
+        return tuple.__new__(_TensorShape, value.shape)
+    arr = <cnp.ndarray>value
+    nd = cnp.PyArray_NDIM(arr)
+    dims = cnp.PyArray_DIMS(arr)
+    h = <size_t>nd
+    for i in range(nd):
+        h = (h * 1000003) ^ <size_t>dims[i]
+    h &= _SHAPE_SLOTS - 1
+    cached = _shape_slots[h]
+    if cached is not None and len(<tuple>cached) == nd:
+        for i in range(nd):
+            if <cnp.npy_intp>(<tuple>cached)[i] != dims[i]:
+                break
+        else:
+            return cached
+    cached = tuple.__new__(_TensorShape, value.shape)   # numpy's dims: checked ints already
+    _shape_slots[h] = cached
+    return cached
 
 
 cdef dict _ufunc_table = {}

@@ -50,3 +50,154 @@ def index_key(key):
     if isinstance(key, np.ndarray):
         return key.copy()
     return key
+
+
+# ---- TensorShape: what Tensor.shape returns ----------------------------------------------------
+
+def _dim(d):
+    """One dimension: a non-negative int, or None for an unknown size (in user-made shapes)."""
+    if d is None:
+        return None
+    if isinstance(d, (bool, np.bool_)):
+        raise TypeError(f"a shape dimension must be an int or None, not {d!r}")
+    try:
+        d = int(d.__index__())
+    except (AttributeError, TypeError):
+        raise TypeError(f"a shape dimension must be an int or None, not "
+                        f"{type(d).__name__} ({d!r:.40})") from None
+    if d < 0:
+        raise ValueError(f"a shape dimension must be >= 0, got {d}")
+    return d
+
+
+class TensorShape(tuple):
+    """The shape of a tensor, as in TensorFlow (`as_list()`, `rank`, `num_elements()`,
+    `is_compatible_with`, ...), and a tuple of ints: it compares equal to tuples and lists of
+    the same sizes and works wherever a tuple does (`np.zeros(t.shape)`, `*t.shape`).
+
+    The shapes of dualad's tensors are always fully known; a shape made by hand may have
+    unknown dimensions (None), which are compatible with any size. An unknown rank
+    (TensorShape(None) in TensorFlow) is not supported."""
+
+    __slots__ = ()
+
+    def __new__(cls, dims=()):
+        if type(dims) is cls:
+            return dims
+        if dims is None:
+            raise ValueError("dualad has no shapes of unknown rank (TensorShape(None)): give "
+                             "the dimensions, None for an unknown size")
+        if isinstance(dims, (str, bytes)) or not hasattr(dims, "__iter__"):
+            raise TypeError(f"TensorShape takes a list or tuple of dimensions, not "
+                            f"{type(dims).__name__} ({dims!r:.40})")
+        return tuple.__new__(cls, [_dim(d) for d in dims])
+
+    # ---- TensorFlow's accessors ----
+
+    @property
+    def rank(self):
+        """The number of dimensions."""
+        return len(self)
+
+    ndims = rank
+
+    @property
+    def dims(self):
+        """The dimensions as a list (ints, None where unknown)."""
+        return list(self)
+
+    def as_list(self):
+        """The dimensions as a list (ints, None where unknown)."""
+        return list(self)
+
+    def num_elements(self):
+        """The number of elements, or None if a dimension is unknown."""
+        if None in self:
+            return None
+        n = 1
+        for d in self:
+            n *= d
+        return n
+
+    def is_fully_defined(self):
+        return None not in self
+
+    def is_compatible_with(self, other):
+        """True if the two shapes have the same rank and each pair of dimensions agrees or
+        one of them is unknown."""
+        other = as_shape(other)
+        return len(self) == len(other) and all(
+            a is None or b is None or a == b for a, b in zip(self, other))
+
+    def assert_is_compatible_with(self, other):
+        if not self.is_compatible_with(other):
+            raise ValueError(f"shapes {self} and {as_shape(other)} are incompatible")
+
+    def merge_with(self, other):
+        """The shape both describe (unknown dimensions filled in from the other)."""
+        other = as_shape(other)
+        self.assert_is_compatible_with(other)
+        return TensorShape([b if a is None else a for a, b in zip(self, other)])
+
+    def concatenate(self, other):
+        return TensorShape(tuple(self) + tuple(as_shape(other)))
+
+    def assert_has_rank(self, rank):
+        if len(self) != rank:
+            raise ValueError(f"shape {self} must have rank {rank}")
+
+    def with_rank(self, rank):
+        self.assert_has_rank(rank)
+        return self
+
+    def with_rank_at_least(self, rank):
+        if len(self) < rank:
+            raise ValueError(f"shape {self} must have rank at least {rank}")
+        return self
+
+    def with_rank_at_most(self, rank):
+        if len(self) > rank:
+            raise ValueError(f"shape {self} must have rank at most {rank}")
+        return self
+
+    # ---- tuple behaviour, TensorFlow style ----
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):          # a slice of a shape is a shape (dims already checked)
+            return tuple.__new__(TensorShape, tuple.__getitem__(self, key))
+        return tuple.__getitem__(self, key)
+
+    def __add__(self, other):
+        if type(other) is TensorShape:      # both checked already: the common case, fast
+            return tuple.__new__(TensorShape, tuple.__add__(self, other))
+        return self.concatenate(other)
+
+    def __radd__(self, other):
+        return as_shape(other).concatenate(self)
+
+    def __eq__(self, other):
+        if type(other) is list:         # TensorFlow's shapes equal lists of the same sizes
+            other = tuple(other)
+        return tuple.__eq__(self, other)
+
+    def __ne__(self, other):
+        if type(other) is list:
+            other = tuple(other)
+        return tuple.__ne__(self, other)
+
+    __hash__ = tuple.__hash__
+
+    def __repr__(self):
+        return f"TensorShape({list(self)})"
+
+    def __str__(self):
+        # as TensorFlow prints shapes: (2, 3), (3,), (), None for unknown sizes
+        return tuple.__repr__(self)
+
+    def __reduce__(self):
+        return (TensorShape, (tuple(self),))
+
+
+def as_shape(shape):
+    """`shape` (a TensorShape, tuple or list of dimensions) as a TensorShape."""
+    return shape if type(shape) is TensorShape else TensorShape(shape)

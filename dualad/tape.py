@@ -1,6 +1,7 @@
 """GradientTape (reverse mode) and ForwardAccumulator (forward mode): the public policy around
 the compiled record and sweep of dualad._core."""
 import contextlib
+import enum
 import warnings
 
 import numpy as np
@@ -18,17 +19,27 @@ class NonFloatWatchWarning(UserWarning):
     """An integer or bool tensor was watched: it cannot have a gradient."""
 
 
-_UNCONNECTED = ("none", "zero")
+class UnconnectedGradients(str, enum.Enum):
+    """What a gradient, Jacobian or jvp gives for a source the target does not depend on:
+    None (NONE) or zeros shaped like the source (ZERO). A member equals its string ('none',
+    'zero'), so either is accepted wherever the other is."""
+    NONE = "none"
+    ZERO = "zero"
+
+    def __str__(self):
+        return self.value
 
 
 def _unconnected_mode(value):
-    if value == "none" or value == "zero":
-        return value
-    mode = getattr(value, "value", value)
-    mode = str(mode).lower()
-    if mode not in _UNCONNECTED:
-        raise ValueError(f"unconnected_gradients must be 'none' or 'zero', got {value!r}")
-    return mode
+    """'none' or 'zero' from the strings, UnconnectedGradients, or an enum of the same values
+    (TensorFlow's own); anything else is an error."""
+    if isinstance(value, str) and (value == "none" or value == "zero"):
+        return "none" if value == "none" else "zero"
+    mode = getattr(value, "value", None)      # another library's enum of the same values
+    if isinstance(mode, str) and (mode == "none" or mode == "zero"):
+        return "none" if mode == "none" else "zero"
+    raise ValueError(f"unconnected_gradients must be 'none' or 'zero' (or "
+                     f"UnconnectedGradients.NONE / .ZERO), got {value!r:.60}")
 
 
 _is_float = _core.is_float

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 import dualad as tf
+from helpers import fd_grad
+from isolated import assert_runs_cleanly, run_isolated
 
 
 NAMES = [
@@ -104,3 +106,409 @@ def test_print_sep_end_and_output_stream(capsys):
     tf.print("a", tf.constant(1.0), sep="|", end="!", output_stream=stream)
     assert stream.getvalue() == "a|1!"
     assert capsys.readouterr().out == ""
+
+
+# ---- shapes: TensorShape ---------------------------------------------------------------------
+
+def test_shape_is_a_tensorshape_usable_as_a_tuple():
+    x = tf.zeros((2, 3))
+    s = x.shape
+    assert isinstance(s, tf.TensorShape) and isinstance(s, tuple)
+    assert s == (2, 3) and s == [2, 3] and [2, 3] == s and s != [3, 2] and s != (2, 3, 1)
+    assert not (s != [2, 3]) and not (s == [2, 4])
+    assert s.as_list() == [2, 3] and s.rank == 2 and s.ndims == 2 and s.num_elements() == 6
+    assert s.is_fully_defined() and s.dims == [2, 3]
+    assert len(s) == 2 and list(s) == [2, 3] and s[0] == 2 and s[-1] == 3
+    assert np.zeros(s).shape == (2, 3) and np.zeros(s).shape == s
+    assert tf.reshape(x, [-1, s[1:].num_elements()]).shape == (2, 3)
+    assert hash(s) == hash((2, 3)) and {s: 1}[(2, 3)] == 1
+    assert x.get_shape() == s and x.ndim == 2
+    assert str(s) == "(2, 3)" and repr(s) == "TensorShape([2, 3])"
+    assert tf.constant(1.0).shape == () and tf.constant(1.0).shape.rank == 0
+    assert tf.constant(1.0).shape.num_elements() == 1
+
+
+def test_tensorshape_slices_and_concatenations_are_shapes():
+    s = tf.zeros((2, 3, 4)).shape
+    assert type(s[1:]) is tf.TensorShape and s[1:] == [3, 4] and s[::-1] == (4, 3, 2)
+    assert type(s + (5,)) is tf.TensorShape and s + (5,) == (2, 3, 4, 5)
+    assert type((1,) + s) is tf.TensorShape and (1,) + s == (1, 2, 3, 4)
+    assert s.concatenate([7]) == (2, 3, 4, 7)
+
+
+def test_tensorshape_compatibility_with_unknown_dimensions():
+    s = tf.zeros((2, 3)).shape
+    assert s.is_compatible_with([None, 3]) and s.is_compatible_with(tf.TensorShape([2, None]))
+    assert not s.is_compatible_with([2, 4]) and not s.is_compatible_with([2, 3, 1])
+    partial = tf.TensorShape([None, 3])
+    assert not partial.is_fully_defined() and partial.num_elements() is None
+    assert partial.as_list() == [None, 3] and partial.merge_with(s) == (2, 3)
+    with pytest.raises(ValueError, match="incompatible"):
+        partial.assert_is_compatible_with([2, 4])
+    assert s.with_rank(2) is s
+    with pytest.raises(ValueError, match="rank 3"):
+        s.with_rank(3)
+
+
+@pytest.mark.parametrize("dims,error", [
+    (None, ValueError), (3, TypeError), ("ab", TypeError), ([2, -1], ValueError),
+    ([2.5], TypeError), ([True], TypeError),
+])
+def test_tensorshape_rejects_bad_dimensions(dims, error):
+    with pytest.raises(error, match="dimension|unknown rank|TensorShape"):
+        tf.TensorShape(dims)
+
+
+def test_tensorshape_pickles_and_variables_have_shapes():
+    import pickle
+    s = tf.zeros((2, 3)).shape
+    back = pickle.loads(pickle.dumps(s))
+    assert type(back) is tf.TensorShape and back == s
+    v = tf.Variable(np.zeros((4, 1), np.float32))
+    assert v.shape == [4, 1] and v.shape.as_list() == [4, 1] and v.get_shape().rank == 2
+
+
+def test_shape_of_an_uninitialized_tensor_is_an_error_not_a_crash():
+    t = tf.Tensor.__new__(tf.Tensor)
+    with pytest.raises(ValueError, match="uninitialized"):
+        t.ndim
+    with pytest.raises(ValueError, match="uninitialized"):
+        t.shape
+
+
+# ---- namespaces: tf.math, tf.linalg, tf.nn, tf.autodiff ----------------------------------------
+
+NAMESPACES = {
+    "math": ["log", "log1p", "exp", "sigmoid", "reduce_sum", "reduce_mean", "reduce_max",
+             "reduce_min", "reduce_logsumexp", "square", "squared_difference", "abs", "sqrt",
+             "pow", "maximum", "minimum", "softplus", "reduce_variance", "reduce_std"],
+    "linalg": ["matmul", "matvec", "norm", "transpose", "trace", "diag_part", "diag", "eye"],
+    "nn": ["relu", "sigmoid", "softmax", "log_softmax", "tanh", "softplus", "elu", "l2_loss",
+           "sigmoid_cross_entropy_with_logits", "softmax_cross_entropy_with_logits",
+           "sparse_softmax_cross_entropy_with_logits"],
+    "autodiff": ["GradientTape", "ForwardAccumulator"],
+}
+
+
+@pytest.mark.parametrize("namespace,name", [(ns, n) for ns, names in NAMESPACES.items()
+                                            for n in names])
+def test_tensorflow_namespace_names_exist(namespace, name):
+    assert callable(getattr(getattr(tf, namespace), name))
+
+
+@pytest.mark.parametrize("namespace", ["math", "linalg", "nn"])
+def test_namespace_table_exports_every_name_and_only_callables(namespace):
+    module = getattr(tf, namespace)
+    assert sorted(module._NAMES) == module.__all__
+    assert all(getattr(module, n) is f and callable(f) for n, f in module._NAMES.items())
+
+
+def test_math_names_are_the_dualad_ops():
+    assert tf.math.log is tf.log and tf.math.reduce_sum is tf.reduce_sum
+    assert tf.autodiff.GradientTape is tf.GradientTape
+    x, y = tf.constant([1.0, 4.0]), tf.constant([3.0, 1.0])
+    np.testing.assert_array_equal(tf.math.squared_difference(x, y).numpy(), [4.0, 9.0])
+    np.testing.assert_allclose(tf.math.rsqrt(y).numpy(), [3 ** -0.5, 1.0], rtol=1e-6)
+    np.testing.assert_allclose(tf.math.reduce_variance(x).numpy(), 2.25)
+    np.testing.assert_allclose(tf.math.reduce_std(x, axis=0).numpy(), 1.5)
+
+
+def test_linalg_works_on_the_last_two_axes():
+    a = np.arange(24, dtype=np.float64).reshape(2, 3, 4)
+    assert tf.linalg.transpose(tf.constant(a)).shape == (2, 4, 3)
+    np.testing.assert_array_equal(tf.linalg.transpose(tf.constant(a)).numpy(),
+                                  np.swapaxes(a, -1, -2))
+    np.testing.assert_array_equal(tf.linalg.diag_part(tf.constant(a)).numpy(),
+                                  np.diagonal(a, axis1=-2, axis2=-1))
+    np.testing.assert_array_equal(tf.linalg.trace(tf.constant(a)).numpy(),
+                                  np.trace(a, axis1=-2, axis2=-1))
+    v = np.array([1.0, -2.0, 0.5, 3.0])
+    np.testing.assert_allclose(tf.linalg.matvec(tf.constant(a), tf.constant(v)).numpy(), a @ v)
+    np.testing.assert_allclose(
+        tf.linalg.matvec(tf.constant(a), tf.constant(v[:3]), transpose_a=True).numpy(),
+        np.swapaxes(a, -1, -2) @ v[:3])
+    np.testing.assert_array_equal(tf.linalg.diag(tf.constant(v)).numpy(), np.diag(v))
+    np.testing.assert_allclose(
+        tf.linalg.matmul(tf.constant(a), tf.constant(a), adjoint_b=True).numpy(),
+        a @ np.swapaxes(a, -1, -2))
+    with pytest.raises(ValueError, match="not both"):
+        tf.linalg.matmul(tf.constant(a), tf.constant(a), transpose_b=True, adjoint_b=True)
+    assert tf.linalg.eye(2, 3, batch_shape=[4], dtype=tf.float64).shape == (4, 2, 3)
+    np.testing.assert_array_equal(tf.eye(3).numpy(), np.eye(3))
+
+
+def test_linalg_diagonals_are_picked_not_masked():
+    # a product with the identity would give inf * 0 = nan off (or on) the diagonal
+    m = tf.constant([[1.0, np.inf], [-np.inf, 2.0]])
+    np.testing.assert_array_equal(tf.linalg.diag_part(m).numpy(), [1.0, 2.0])
+    assert tf.linalg.trace(m).numpy() == 3.0
+    d = tf.linalg.diag(tf.constant([np.inf, 1.0])).numpy()
+    np.testing.assert_array_equal(d, [[np.inf, 0.0], [0.0, 1.0]])
+
+
+def test_linalg_gradients_match_finite_differences():
+    a = np.random.default_rng(0).normal(size=(3, 3))
+    v = np.array([0.5, -1.0, 2.0])
+
+    def f(a_, v_):
+        return (tf.linalg.trace(a_) * tf.reduce_sum(tf.linalg.matvec(a_, v_))
+                + tf.reduce_sum(tf.linalg.diag(v_) * a_))
+    _check_gradients(f, [a, v])
+
+
+# ---- tf.nn activations and losses: values, stability, gradients -------------------------------
+
+def _check_gradients(f, values, rtol=1e-6, atol=1e-8):
+    """dualad's reverse and forward derivatives of the scalar f against finite differences."""
+    xs = [tf.constant(np.asarray(v, dtype=np.float64)) for v in values]
+    with tf.GradientTape() as tape:
+        tape.watch(xs)
+        y = f(*xs)
+    grads = tape.gradient(y, xs)
+    expected = fd_grad(lambda *a: np.asarray(f(*[tf.constant(v) for v in a])), values)
+    for g, e in zip(grads, expected):
+        np.testing.assert_allclose(g.numpy(), e, rtol=rtol, atol=atol)
+    directions = [np.ones_like(np.asarray(v, dtype=np.float64)) for v in values]
+    with tf.autodiff.ForwardAccumulator(xs, [tf.constant(d) for d in directions]) as acc:
+        y = f(*xs)
+    np.testing.assert_allclose(acc.jvp(y).numpy(),
+                               sum(np.sum(g * d) for g, d in zip(expected, directions)),
+                               rtol=rtol, atol=atol)
+
+
+LOGITS = np.array([[2.0, -1.0, 0.3], [-0.7, 0.2, 1.5], [0.0, -3.0, 4.0]])
+PROBS = np.array([[0.7, 0.2, 0.1], [0.0, 0.5, 0.5], [1.0, 0.0, 0.0]])
+CLASSES = np.array([0, 2, 1], dtype=np.int32)
+
+
+def _log_softmax_np(x):
+    shifted = x - x.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def test_nn_losses_match_their_definitions():
+    sig = 1 / (1 + np.exp(-LOGITS))
+    np.testing.assert_allclose(
+        tf.nn.sigmoid_cross_entropy_with_logits(labels=PROBS, logits=LOGITS).numpy(),
+        -PROBS * np.log(sig) - (1 - PROBS) * np.log(1 - sig), rtol=1e-12)
+    np.testing.assert_allclose(
+        tf.nn.softmax_cross_entropy_with_logits(labels=PROBS, logits=LOGITS).numpy(),
+        -(PROBS * _log_softmax_np(LOGITS)).sum(axis=-1), rtol=1e-12)
+    np.testing.assert_allclose(
+        tf.nn.softmax_cross_entropy_with_logits(labels=PROBS.T, logits=LOGITS.T, axis=0).numpy(),
+        -(PROBS * _log_softmax_np(LOGITS)).sum(axis=-1), rtol=1e-12)
+    np.testing.assert_allclose(
+        tf.nn.sparse_softmax_cross_entropy_with_logits(labels=CLASSES, logits=LOGITS).numpy(),
+        -_log_softmax_np(LOGITS)[np.arange(3), CLASSES], rtol=1e-12)
+    x = np.array([-2.0, -0.5, 0.0, 0.5, 2.0])
+    np.testing.assert_allclose(tf.nn.softplus(x).numpy(), np.log1p(np.exp(x)), rtol=1e-12)
+    np.testing.assert_allclose(tf.nn.elu(x).numpy(), np.where(x > 0, x, np.expm1(x)),
+                               rtol=1e-12, atol=1e-16)
+    np.testing.assert_allclose(tf.nn.l2_loss(x).numpy(), np.sum(x ** 2) / 2)
+    np.testing.assert_allclose(tf.math.log_sigmoid(x).numpy(), -np.log1p(np.exp(-x)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("loss", ["sigmoid", "softmax", "sparse"])
+def test_nn_loss_gradients_match_finite_differences(loss):
+    if loss == "sigmoid":
+        f = lambda z, x: tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=z, logits=x))
+    elif loss == "softmax":
+        f = lambda z, x: tf.reduce_sum(
+            tf.nn.softmax_cross_entropy_with_logits(labels=z, logits=x) * [1.0, 2.0, 3.0])
+    else:
+        f = lambda z, x: tf.reduce_sum(
+            tf.nn.sparse_softmax_cross_entropy_with_logits(labels=CLASSES, logits=x) * z[0])
+    _check_gradients(f, [PROBS, LOGITS])
+
+
+@pytest.mark.parametrize("name", ["softplus", "elu", "relu6", "leaky_relu", "silu", "l2_loss"])
+def test_nn_activation_gradients_match_finite_differences(name):
+    fn = getattr(tf.nn, name)
+    x = np.array([-2.3, -0.4, 0.3, 1.7, 7.5])     # away from the kinks
+    _check_gradients(lambda t: tf.reduce_sum(fn(t) * [1.0, -2.0, 0.5, 3.0, 1.5]), [x])
+
+
+def test_losses_stay_finite_and_keep_their_gradient_at_extreme_logits():
+    logits = tf.constant([-1000.0, -50.0, 0.0, 50.0, 1000.0])
+    labels = tf.constant([1.0, 0.0, 0.5, 1.0, 0.0])
+    with tf.GradientTape() as tape:
+        tape.watch(logits)
+        loss = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
+    grad = tape.gradient(loss, logits).numpy()
+    np.testing.assert_allclose(loss.numpy(), [1000.0, 0.0, np.log(2.0), 0.0, 1000.0], atol=1e-6)
+    # d/dx = sigmoid(x) - z; at 0 that is 0.5 - z (a relu/abs formulation would lose the 0.5)
+    np.testing.assert_allclose(grad, [-1.0, 0.0, 0.0, 0.0, 1.0], atol=1e-6)
+    with tf.GradientTape() as tape:
+        x = tf.constant([-1000.0, 0.0, 1000.0])
+        tape.watch(x)
+        y = tf.nn.softplus(x)
+    np.testing.assert_array_equal(y.numpy(), [0.0, np.float32(np.log(2.0)), 1000.0])
+    np.testing.assert_array_equal(tape.gradient(y, x).numpy(), [0.0, 0.5, 1.0])
+    big = tf.constant([[1000.0, -1000.0, 0.0]])
+    with tf.GradientTape() as tape:
+        tape.watch(big)
+        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=[1], logits=big)
+    assert ce.numpy() == [2000.0]
+    np.testing.assert_allclose(tape.gradient(ce, big).numpy(), [[1.0, -1.0, 0.0]], atol=1e-6)
+
+
+@pytest.mark.parametrize("labels,error,match", [
+    ([0, 3], ValueError, r"in \[0, 3\)"),
+    ([-1, 0], ValueError, r"in \[0, 3\)"),
+    ([0.0, 1.0], TypeError, "integer"),
+    ([0, 1, 2], ValueError, "shape"),
+])
+def test_sparse_softmax_cross_entropy_rejects_bad_labels(labels, error, match):
+    # an out-of-range class would select no logit: a loss of 0, silently
+    with pytest.raises(error, match=match):
+        tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=np.zeros((2, 3)))
+
+
+def test_losses_reject_mismatched_shapes_and_missing_arguments():
+    with pytest.raises(ValueError, match="same shape"):
+        tf.nn.sigmoid_cross_entropy_with_logits(labels=[1.0], logits=[1.0, 2.0])
+    with pytest.raises(ValueError, match="same shape"):
+        tf.nn.softmax_cross_entropy_with_logits(labels=[[1.0, 0.0]], logits=[1.0, 2.0])
+    with pytest.raises(ValueError, match="labels= and logits="):
+        tf.nn.softmax_cross_entropy_with_logits(logits=[1.0, 2.0])
+
+
+def test_sparse_loss_in_a_compiled_function_checks_labels_on_every_call():
+    loss = tf.function(lambda labels, logits: tf.reduce_sum(
+        tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)))
+    logits = tf.constant(LOGITS)
+    expected = -_log_softmax_np(LOGITS)[np.arange(3), CLASSES].sum()
+    np.testing.assert_allclose(loss(tf.constant(CLASSES), logits).numpy(), expected)
+    np.testing.assert_allclose(loss(tf.constant(CLASSES), logits).numpy(), expected)
+    with pytest.raises(ValueError, match="labels must be in"):
+        loss(tf.constant(np.array([0, 5, 1], dtype=np.int32)), logits)
+
+
+# ---- UnconnectedGradients ----------------------------------------------------------------------
+
+def test_unconnected_gradients_enum_everywhere_the_strings_are():
+    x, unused = tf.constant([1.0, 2.0]), tf.constant(3.0)
+    zero, none = tf.UnconnectedGradients.ZERO, tf.UnconnectedGradients.NONE
+    assert zero == "zero" and none == "none" and str(zero) == "zero"
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([x, unused])
+        y = x * 2.0
+        s = tf.reduce_sum(y)
+    assert tape.gradient(s, unused, unconnected_gradients=none) is None
+    assert tape.gradient(s, [x, unused], unconnected_gradients=zero)[1].numpy() == 0.0
+    assert tape.jacobian(y, unused, unconnected_gradients=zero).shape == (2,)
+    assert tape.jacobian(y, unused, unconnected_gradients=none) is None
+    assert tape.batch_jacobian(y[:, None], tf.constant([[1.0], [2.0]]),
+                               unconnected_gradients=zero).shape == (2, 1, 1)
+    with tf.autodiff.ForwardAccumulator(x, tf.constant([1.0, 0.0])) as acc:
+        z = unused * 2.0
+    assert acc.jvp(z, unconnected_gradients=none) is None
+    assert acc.jvp(z, unconnected_gradients=zero).numpy() == 0.0
+
+
+class _ForeignEnum:      # another library's enum member (TensorFlow's own), by its value
+    value = "zero"
+
+
+@pytest.mark.parametrize("mode,accepted", [
+    ("zero", True), (tf.UnconnectedGradients.ZERO, True), (_ForeignEnum(), True),
+    (None, False), ("ZERO", False), ("zeros", False), (0, False),
+])
+def test_unconnected_gradients_values(mode, accepted):
+    x, unused = tf.constant(1.0), tf.constant(2.0)
+    with tf.GradientTape() as tape:
+        tape.watch([x, unused])
+        y = x * 3.0
+    if accepted:
+        assert tape.gradient(y, [x, unused], unconnected_gradients=mode)[1].numpy() == 0.0
+    else:
+        # None used to pass as 'none' (its str() lowercased): now a clear error, as in TF
+        with pytest.raises(ValueError, match="unconnected_gradients must be"):
+            tape.gradient(y, [x, unused], unconnected_gradients=mode)
+
+
+# ---- missing TensorFlow names ------------------------------------------------------------------
+
+@pytest.mark.parametrize("name,hint", [
+    ("keras", "dualad.optimizers"), ("Module", "not supported"), ("train", "dualad.optimizers"),
+    ("while_loop", "Python loop"), ("gradients", "GradientTape"),
+])
+def test_missing_tensorflow_names_say_what_to_use(name, hint):
+    with pytest.raises(AttributeError, match=hint):
+        getattr(tf, name)
+    assert not hasattr(tf, name)
+
+
+def test_a_typo_gets_pythons_own_suggestion():
+    proc = run_isolated("import dualad\ndualad.reduce_summ")
+    assert proc.returncode == 1
+    assert "has no attribute 'reduce_summ'. Did you mean: 'reduce_sum'?" in proc.stderr
+
+
+# ---- a TensorFlow program, unchanged ----------------------------------------------------------
+
+TF_PROGRAM = '''
+import numpy as np
+import dualad as tf
+
+rng = np.random.default_rng(0)
+features = tf.constant(rng.normal(size=(32, 4)).astype(np.float32))
+labels = tf.constant(rng.integers(0, 3, size=32).astype(np.int32))
+w = tf.Variable(tf.random.normal([features.shape[-1], 3], seed=1) * 0.1)
+b = tf.Variable(tf.zeros([3]))
+unused = tf.Variable(tf.zeros([2]))
+opt = tf.optimizers.SGD(learning_rate=0.5)   # tf.keras.optimizers.SGD in TensorFlow
+
+assert w.shape.as_list() == [4, 3] and w.shape.rank == 2 and w.get_shape() == [4, 3]
+assert features.shape[1:].num_elements() == 4 and features.shape.is_compatible_with([None, 4])
+losses = []
+for step in range(60):
+    with tf.GradientTape() as tape:
+        logits = tf.nn.bias_add(tf.linalg.matmul(features, w), b)
+        loss = tf.math.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=labels, logits=logits)) + 1e-3 * tf.nn.l2_loss(w)
+    grads = tape.gradient(loss, [w, b, unused],
+                          unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    assert grads[2].shape == unused.shape
+    opt.apply_gradients(zip(grads[:2], [w, b]))
+    losses.append(float(loss))
+predicted = tf.cast(tf.math.argmax(logits, axis=1), tf.int32)
+accuracy = tf.math.reduce_mean(tf.cast(tf.math.equal(predicted, labels), tf.float32))
+assert losses[-1] < losses[0] * 0.9, losses
+assert 0.0 <= float(accuracy) <= 1.0
+y = tf.constant(rng.normal(size=(32, 1)).astype(np.float32))
+binary = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.cast(y > 0, tf.float32),
+                                                 logits=tf.linalg.matvec(features, w[:, 0])[:, None])
+assert binary.shape == (32, 1) and np.all(np.isfinite(binary.numpy()))
+with tf.autodiff.ForwardAccumulator(w, tf.ones_like(w)) as acc:
+    out = tf.math.reduce_sum(tf.math.square(tf.linalg.matmul(features, w)))
+assert acc.jvp(out).shape == ()
+print("ok", losses[0], losses[-1])
+'''
+
+
+def test_tensorflow_program_runs_unchanged():
+    proc = assert_runs_cleanly(TF_PROGRAM)
+    assert proc.stdout.startswith("ok")
+
+
+def test_shapes_stay_right_across_cache_collisions_and_threads():
+    import threading
+    shapes = [(a, b) for a in range(1, 40) for b in range(1, 12)]     # more than the cache slots
+    tensors = [tf.zeros(s) for s in shapes]
+    failures = []
+
+    def read(offset):
+        for round_ in range(3):
+            for i in range(len(tensors)):
+                k = (i * 7 + offset) % len(tensors)
+                s = tensors[k].shape
+                if s != shapes[k] or type(s) is not tf.TensorShape:
+                    failures.append((shapes[k], s))
+
+    threads = [threading.Thread(target=read, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures
