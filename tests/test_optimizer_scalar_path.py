@@ -214,7 +214,9 @@ def test_a_keyboard_interrupt_at_any_line_of_a_scalar_step_leaves_it_all_or_noth
         if state != before:
             optimizer, variables = fresh()
         fire_at += 1
-    assert fire_at > 5  # the interrupt was tried at every line of the step
+    # the interrupt was tried at every line of the step, which are three: the C call, its
+    # result's check and the return (more would be Python work on the hot path)
+    assert fire_at == 4
 
 
 def test_python_code_run_by_a_slot_lookup_cannot_reenter_or_crash_the_step():
