@@ -338,7 +338,7 @@ class Optimizer:
     def _compute_into(self, rule, var, dtype, g, lr, step, slot_vars, names, buffers):
         # (its own frame: the arrays read here are released on return, before the commit
         # counts the references to them)
-        for i in range(len(buffers)):
+        for i in range(len(buffers) if self._uses_work_buffer() else len(buffers) - 1):
             # None: the first step here, or a Variable adopted the buffer; referenced also
             # elsewhere (2: the list's and the argument's): kept by the traceback of an
             # interrupted step. Either way a new one.
@@ -364,6 +364,10 @@ class Optimizer:
     # patch that replaces `_update` gets the general path).
     _update_into = None
     _rule_of_update_into = None
+
+    def _uses_work_buffer(self):
+        """Whether _update_into needs out["work"] (else it is None)."""
+        return True
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -115,6 +115,9 @@ class SGD(Optimizer):
 
     _scalar_rule = _core.OPTIMIZER_RULES["SGD"]
 
+    def _uses_work_buffer(self):
+        return self.momentum != 0 and self.nesterov
+
     def _update_into(self, w, g, lr, slots, step, out):
         value = out["value"]
         if self.momentum == 0:
