@@ -136,6 +136,8 @@ class Optimizer:
         have its variable's shape (ValueError naming the variable). A None gradient skips its
         variable with a warning; a call whose gradients are all None raises ValueError. An empty
         list is a no-op. Everything is checked before any variable changes."""
+        if type(grads_and_vars) is zip:  # (TensorFlow's idiom) as a list, which the C path takes
+            grads_and_vars = list(grads_and_vars)
         # tracked float32/float64 scalars: checked, computed and committed in one C call
         step = self._guard.scalar_step(self, grads_and_vars)
         if step is not None:

@@ -16,8 +16,12 @@ How a step is computed
   ops; inside `dualad.function` the same rule is recorded as dualad ops into the program.
   (The one place these can differ from numpy is Adam's float32 bias correction β**t, a C
   double power rounded to float32 rather than numpy's float32 power: at most one ulp, rarely.)
-  The step writes a new value with `Variable.assign`; arrays a tape may hold are never
-  modified, and nothing is recorded on active tapes or accumulators.
+  Nothing is recorded on active tapes or accumulators. Eagerly, a step on float32/float64
+  array Variables (once their slots exist) computes into buffers the optimizer owns and then
+  writes each new value into the Variable's own array if nothing else holds that array (no
+  Tensor or snapshot read from it, no tape entry, numpy view or memoryview of it, no other
+  Variable sharing it), else gives the Variable a new array: a value read before the step
+  never changes. Slots are updated in place the same way.
 * A gradient of another float dtype than its variable is cast to the variable's dtype (Keras
   does the same). A None gradient skips its variable with a warning naming it; if every
   gradient is None the call raises ValueError.
