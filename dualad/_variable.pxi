@@ -483,24 +483,26 @@ cdef object _opt_step(int rule, list pairs, dict tracked, Variable steps, double
 # optimizer's list, which then makes a new one): copy-on-write.
 
 cdef inline bint _buffer_matches(cnp.ndarray buf, cnp.ndarray arr) noexcept:
-    # the same dtype and shape, both C-contiguous: `buf`'s bytes are a value of `arr`
+    # `buf` holds a value of `arr`'s dtype and shape, as a C-contiguous array (arr's own
+    # layout is _sole_owner's concern)
     cdef int i
     if cnp.PyArray_NDIM(buf) != cnp.PyArray_NDIM(arr):
         return False
     for i in range(cnp.PyArray_NDIM(arr)):
         if cnp.PyArray_DIMS(buf)[i] != cnp.PyArray_DIMS(arr)[i]:
             return False
-    return (<PyObject*>cnp.PyArray_DESCR(buf) == <PyObject*>cnp.PyArray_DESCR(arr)
-            and cnp.PyArray_CHKFLAGS(buf, cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ALIGNED)
-            and cnp.PyArray_CHKFLAGS(arr, cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ALIGNED))
+    return (cnp.PyArray_EquivTypes(<cnp.dtype>cnp.PyArray_DESCR(buf),
+                                   <cnp.dtype>cnp.PyArray_DESCR(arr))
+            and cnp.PyArray_CHKFLAGS(buf, cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ALIGNED))
 
 
 cdef inline bint _sole_owner(Variable v) noexcept:
-    # Whether v's array may be overwritten: referenced by v alone, owning its memory, a plain
-    # ndarray (the shape, dtype and layout are checked by _buffer_of)
+    # Whether v's array may be overwritten with a buffer's bytes: referenced by v alone, owning
+    # its memory, a plain C-contiguous ndarray (dtype and shape: checked by _check_target)
     cdef object arr = v._arr  # (a second reference, besides v's)
     return (Py_REFCNT(arr) == 2 and type(arr) is _np_ndarray
-            and cnp.PyArray_CHKFLAGS(<cnp.ndarray>arr, cnp.NPY_ARRAY_OWNDATA)
+            and cnp.PyArray_CHKFLAGS(<cnp.ndarray>arr, cnp.NPY_ARRAY_OWNDATA
+                                     | cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ALIGNED)
             and cnp.PyArray_BASE(<cnp.ndarray>arr) == NULL)
 
 
@@ -594,6 +596,45 @@ cdef inline int _opt_switch(object optimizer, str name) except -2:
     return 1 if value is True else (0 if value is False else -1)
 
 
+cdef object _optimizer_scalar_step(object optimizer, list pairs):
+    # StepGuard.scalar_step's work, with the guard held
+    cdef double h[_OPT_MAX_SLOTS]
+    cdef double lr
+    cdef int rule, flag = 0
+    rule_code = optimizer._scalar_rule
+    if type(rule_code) is not int:  # None: no C rule for this class
+        return None
+    rule = rule_code
+    if not _opt_hyper(optimizer, "_lr", &lr):
+        return None  # a schedule
+    if rule == _RULE_SGD:
+        if not _opt_hyper(optimizer, "momentum", &h[0]):
+            return None
+        flag = _opt_switch(optimizer, "nesterov")
+    elif rule == _RULE_ADAM:
+        if not (_opt_hyper(optimizer, "beta_1", &h[0]) and _opt_hyper(optimizer, "beta_2", &h[1])
+                and _opt_hyper(optimizer, "epsilon", &h[2])):
+            return None
+        flag = _opt_switch(optimizer, "amsgrad")
+    elif rule == _RULE_RMSPROP:
+        if not (_opt_hyper(optimizer, "rho", &h[0]) and _opt_hyper(optimizer, "momentum", &h[1])
+                and _opt_hyper(optimizer, "epsilon", &h[2])):
+            return None
+        flag = _opt_switch(optimizer, "centered")
+    elif rule == _RULE_ADAGRAD:
+        if not _opt_hyper(optimizer, "epsilon", &h[0]):
+            return None
+    else:
+        return None
+    if flag < 0:
+        return None
+    slots = optimizer._slots
+    steps = optimizer._steps
+    if type(slots) is not dict or type(steps) is not Variable:
+        return None
+    return _opt_step(rule, pairs, <dict>slots, <Variable>steps, lr, h, flag)
+
+
 cdef class StepGuard:
     """An optimizer's exclusion: one step or state change at a time (threads take turns), and
     no step while one of its own is being computed (a callback calling back in). Compiled, so
@@ -616,49 +657,15 @@ cdef class StepGuard:
         `_scalar_rule`, reading its hyperparameters, `_lr`, `_slots` and `_steps`) applied to
         the list `pairs` under this guard, or None when the step needs the general path
         (nothing changed then; the general path also raises the re-entry error)."""
-        cdef double h[_OPT_MAX_SLOTS]
-        cdef double lr
-        cdef int rule, flag = 0
         if type(pairs) is not list or self.busy:
-            return None
-        rule_code = optimizer._scalar_rule
-        if rule_code is None:
-            return None
-        rule = rule_code
-        if not _opt_hyper(optimizer, "_lr", &lr):
-            return None  # a schedule
-        if rule == _RULE_SGD:
-            if not _opt_hyper(optimizer, "momentum", &h[0]):
-                return None
-            flag = _opt_switch(optimizer, "nesterov")
-        elif rule == _RULE_ADAM:
-            if not (_opt_hyper(optimizer, "beta_1", &h[0]) and _opt_hyper(optimizer, "beta_2", &h[1])
-                    and _opt_hyper(optimizer, "epsilon", &h[2])):
-                return None
-            flag = _opt_switch(optimizer, "amsgrad")
-        elif rule == _RULE_RMSPROP:
-            if not (_opt_hyper(optimizer, "rho", &h[0]) and _opt_hyper(optimizer, "momentum", &h[1])
-                    and _opt_hyper(optimizer, "epsilon", &h[2])):
-                return None
-            flag = _opt_switch(optimizer, "centered")
-        elif rule == _RULE_ADAGRAD:
-            if not _opt_hyper(optimizer, "epsilon", &h[0]):
-                return None
-        else:
-            return None
-        if flag < 0:
-            return None
-        slots = optimizer._slots
-        steps = optimizer._steps
-        if type(slots) is not dict or type(steps) is not Variable:
             return None
         self._acquire()  # (interrupted while waiting, it has not taken the lock)
         try:
             if self.busy:  # this thread is inside one of its steps: the general path refuses
                 return None
             self.busy = True
-            try:
-                return _opt_step(rule, <list>pairs, <dict>slots, <Variable>steps, lr, h, flag)
+            try:  # (the state is read under the lock: set_state may replace it)
+                return _optimizer_scalar_step(optimizer, <list>pairs)
             finally:
                 self.busy = False
         finally:

@@ -337,3 +337,21 @@ def test_commit_in_place_refuses_a_buffer_someone_else_holds():
     assert _core.commit_in_place([(v, buffers, 0)], steps) == 1
     np.testing.assert_array_equal(np.asarray(v), 1.0)
     assert float(steps) == 1.0
+
+
+def test_a_variable_holding_a_strided_view_gets_a_new_array():
+    # (the transposed view is its only reference, but not C-contiguous: never overwritten)
+    base = dd.constant(np.arange(6.0).reshape(2, 3))
+    v = dd.Variable(np.zeros((3, 2)))
+    optimizer = Adam(0.1)
+    optimizer.apply_gradients([(np.ones((3, 2)), v)])
+    expected = Adam(0.1)
+    reference = dd.Variable(np.zeros((3, 2)))
+    expected.apply_gradients([(np.ones((3, 2)), reference)])
+    v.assign(dd.transpose(base))
+    reference.assign(np.arange(6.0).reshape(2, 3).T.copy())
+    for _ in range(2):
+        optimizer.apply_gradients([(np.ones((3, 2)), v)])
+        expected.apply_gradients([(np.ones((3, 2)), reference)])
+    np.testing.assert_array_equal(np.asarray(base), np.arange(6.0).reshape(2, 3))
+    np.testing.assert_array_equal(np.asarray(v), np.asarray(reference))
