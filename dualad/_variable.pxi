@@ -190,8 +190,9 @@ from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from cpython.dict cimport PyDict_GetItemWithError
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.tuple cimport PyTuple_CheckExact, PyTuple_GET_ITEM, PyTuple_GET_SIZE
-from cpython.ref cimport Py_XDECREF
+from cpython.ref cimport Py_XDECREF, Py_REFCNT
 from libc.stdlib cimport qsort
+from libc.string cimport memcpy
 
 cdef enum:
     _RULE_SGD = 0
@@ -201,6 +202,11 @@ cdef enum:
     _OPT_MAX_SLOTS = 3          # slots one variable can have (Adam with amsgrad, RMSprop)
     _OPT_REFS = 2 + _OPT_MAX_SLOTS   # per variable: the Variable, its gradient, its slots
     _OPT_STACK_PAIRS = 8        # steps on up to this many variables need no allocation
+
+
+# the rule codes StepGuard.scalar_step takes, as the optimizers' `_scalar_rule`
+OPTIMIZER_RULES = {"SGD": _RULE_SGD, "Adam": _RULE_ADAM, "RMSprop": _RULE_RMSPROP,
+                   "Adagrad": _RULE_ADAGRAD}
 
 
 cdef inline double _opt(int code, double a, double b, bint f32) noexcept nogil:
@@ -475,50 +481,170 @@ cdef object _opt_step(int rule, list pairs, dict tracked, Variable steps, double
             PyMem_Free(values)
 
 
-cdef inline bint _opt_float(object x):
-    return PyFloat_CheckExact(x)
+# --------------------------------------------------------------------------------------------
+# dualad.optimizers: committing a step on array Variables in place
+# --------------------------------------------------------------------------------------------
+# The optimizer computes each new value (of a Variable or of a slot Variable) into a buffer it
+# owns; commit_in_place then writes them all in one C loop that runs no Python code and never
+# releases the GIL, so no other thread sees a half-written array and no exception arrives
+# between two writes. A Variable's array is overwritten only when the Variable is provably its
+# one user: the array's only reference is the Variable's (no snapshot recorded by an op or a
+# tape, no Tensor, numpy view, memoryview or other Variable holds it), it owns its memory (it
+# is no view of another array) and it is a plain C-contiguous ndarray of the buffer's dtype and
+# shape. Otherwise the Variable adopts the buffer (made read-only, and taken from the
+# optimizer's list, which then makes a new one): copy-on-write.
+
+cdef inline bint _buffer_matches(cnp.ndarray buf, cnp.ndarray arr) noexcept:
+    # `buf` holds a value of `arr`'s dtype and shape, as a C-contiguous array (arr's own
+    # layout is _sole_owner's concern)
+    cdef int i
+    if cnp.PyArray_NDIM(buf) != cnp.PyArray_NDIM(arr):
+        return False
+    for i in range(cnp.PyArray_NDIM(arr)):
+        if cnp.PyArray_DIMS(buf)[i] != cnp.PyArray_DIMS(arr)[i]:
+            return False
+    return (cnp.PyArray_EquivTypes(<cnp.dtype>cnp.PyArray_DESCR(buf),
+                                   <cnp.dtype>cnp.PyArray_DESCR(arr))
+            and cnp.PyArray_CHKFLAGS(buf, cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ALIGNED))
 
 
-def sgd_scalar_step(list pairs, dict slots, Variable steps, double learning_rate,
-                    object momentum, bint nesterov):
-    """SGD's step on scalar Variables (dualad.optimizers.SGD), or None for the general path."""
+cdef inline bint _sole_owner(Variable v) noexcept:
+    # Whether v's array may be overwritten with a buffer's bytes: referenced by v alone, owning
+    # its memory, a plain C-contiguous ndarray (dtype and shape: checked by _check_target)
+    cdef object arr = v._arr  # (a second reference, besides v's)
+    return (Py_REFCNT(arr) == 2 and type(arr) is _np_ndarray
+            and cnp.PyArray_CHKFLAGS(<cnp.ndarray>arr, cnp.NPY_ARRAY_OWNDATA
+                                     | cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ALIGNED)
+            and cnp.PyArray_BASE(<cnp.ndarray>arr) == NULL)
+
+
+cdef object _check_target(object target):
+    """The buffer of one commit_in_place target, a (Variable, buffer list, index) tuple,
+    checked, or raise."""
+    if not (PyTuple_CheckExact(target) and PyTuple_GET_SIZE(target) == 3):
+        raise TypeError("commit_in_place: each target is a (Variable, list, index) tuple")
+    var, buffers, index = <tuple>target
+    if type(var) is not Variable or type(buffers) is not list or type(index) is not int:
+        raise TypeError("commit_in_place: each target is a (Variable, list, index) tuple")
+    if not 0 <= index < PyList_GET_SIZE(buffers):
+        raise IndexError(f"commit_in_place: index {index} out of range")
+    cdef str name = (<Variable>var).name
+    if (<Variable>var)._is_scalar:  # its value is the C double, not the array
+        raise TypeError(f"commit_in_place: Variable '{name}' is a scalar")
+    # the list's reference is the only one (besides this check's): the Variable may adopt
+    # the buffer as its immutable value, so nothing else may go on writing it
+    if Py_REFCNT(<object>PyList_GET_ITEM(buffers, index)) != 1:
+        raise ValueError(f"commit_in_place: the buffer for Variable '{name}' is referenced "
+                         "elsewhere")
+    buf = <object>PyList_GET_ITEM(buffers, index)
+    arr = (<Variable>var)._arr
+    if type(buf) is not _np_ndarray or type(arr) is not _np_ndarray or buf is arr:
+        raise TypeError(f"commit_in_place: no buffer for Variable '{name}'")
+    if not (_buffer_matches(<cnp.ndarray>buf, <cnp.ndarray>arr)
+            and cnp.PyArray_CHKFLAGS(<cnp.ndarray>buf, cnp.NPY_ARRAY_OWNDATA
+                                     | cnp.NPY_ARRAY_WRITEABLE)
+            and cnp.PyArray_BASE(<cnp.ndarray>buf) == NULL):
+        raise ValueError(f"commit_in_place: the buffer for Variable '{name}' is not a "
+                         "C-contiguous array of its dtype and shape")
+    return buf
+
+
+def commit_in_place(list targets, Variable steps):
+    """Write each (Variable, buffers, index) target's new value, buffers[index], into the
+    Variable's array if the Variable is that array's sole owner (see above), else make the
+    Variable adopt the buffer (buffers[index] becomes None); then add 1 to `steps`, a float64
+    scalar Variable. Every target is checked before anything is written (TypeError, ValueError
+    or IndexError, nothing changed); the writes run no Python code. Returns how many targets
+    were written in place."""
+    cdef Py_ssize_t i, index, n = PyList_GET_SIZE(targets), in_place = 0
+    cdef Variable var
+    cdef list buffers
+    cdef tuple target
+    cdef cnp.ndarray buf
+    if not (steps._is_scalar and steps._kind == K_F64):
+        raise TypeError("commit_in_place: the step count must be a float64 scalar Variable")
+    cdef set seen = set()
+    for i in range(n):
+        buffer_id = id(_check_target(<object>PyList_GET_ITEM(targets, i)))
+        if buffer_id in seen:  # (adopted by the first, it would be gone for the second)
+            raise ValueError("commit_in_place: two targets name the same buffer")
+        seen.add(buffer_id)
+    # the arrays the Variables drop, released once everything is written (allocated first)
+    cdef list released = [None] * (n + 1)
+    # From here to the return no Python code runs and nothing fails: the checks still hold.
+    for i in range(n):
+        target = <tuple>PyList_GET_ITEM(targets, i)
+        var = <Variable>PyTuple_GET_ITEM(target, 0)
+        buffers = <list>PyTuple_GET_ITEM(target, 1)
+        index = <object>PyTuple_GET_ITEM(target, 2)
+        buf = <cnp.ndarray>PyList_GET_ITEM(buffers, index)
+        if _sole_owner(var):
+            memcpy(cnp.PyArray_DATA(<cnp.ndarray>var._arr), cnp.PyArray_DATA(buf),
+                   cnp.PyArray_NBYTES(buf))
+            in_place += 1
+        else:
+            _freeze(buf)
+            released[i] = var._arr
+            var._arr = buf
+            buffers[index] = None  # (the Variable's reference keeps it)
+    released[n] = steps._arr  # after the variables, as assign_add
+    steps._arr = None
+    steps._d = steps._d + 1.0
+    return in_place
+
+
+cdef inline bint _opt_hyper(object optimizer, str name, double* out) except -1:
+    # a hyperparameter the C step can use: a Python float (anything else: the general path)
+    value = getattr(optimizer, name)
+    if not PyFloat_CheckExact(value):
+        return False
+    out[0] = PyFloat_AS_DOUBLE(value)
+    return True
+
+
+cdef inline int _opt_switch(object optimizer, str name) except -2:
+    # a boolean option as 0/1, or -1 when it is not a bool (its truth test could run Python code)
+    value = getattr(optimizer, name)
+    return 1 if value is True else (0 if value is False else -1)
+
+
+cdef object _optimizer_scalar_step(object optimizer, list pairs):
+    # StepGuard.scalar_step's work, with the guard held
     cdef double h[_OPT_MAX_SLOTS]
-    if not _opt_float(momentum):
+    cdef double lr
+    cdef int rule, flag = 0
+    rule_code = optimizer._scalar_rule
+    if type(rule_code) is not int:  # None: no C rule for this class
         return None
-    h[0] = momentum
-    return _opt_step(_RULE_SGD, pairs, slots, steps, learning_rate, h, nesterov)
-
-
-def adam_scalar_step(list pairs, dict slots, Variable steps, double learning_rate,
-                     object beta_1, object beta_2, object epsilon, bint amsgrad):
-    """Adam's step on scalar Variables (dualad.optimizers.Adam), or None for the general path."""
-    cdef double h[_OPT_MAX_SLOTS]
-    if not (_opt_float(beta_1) and _opt_float(beta_2) and _opt_float(epsilon)):
+    rule = rule_code
+    if not _opt_hyper(optimizer, "_lr", &lr):
+        return None  # a schedule
+    if rule == _RULE_SGD:
+        if not _opt_hyper(optimizer, "momentum", &h[0]):
+            return None
+        flag = _opt_switch(optimizer, "nesterov")
+    elif rule == _RULE_ADAM:
+        if not (_opt_hyper(optimizer, "beta_1", &h[0]) and _opt_hyper(optimizer, "beta_2", &h[1])
+                and _opt_hyper(optimizer, "epsilon", &h[2])):
+            return None
+        flag = _opt_switch(optimizer, "amsgrad")
+    elif rule == _RULE_RMSPROP:
+        if not (_opt_hyper(optimizer, "rho", &h[0]) and _opt_hyper(optimizer, "momentum", &h[1])
+                and _opt_hyper(optimizer, "epsilon", &h[2])):
+            return None
+        flag = _opt_switch(optimizer, "centered")
+    elif rule == _RULE_ADAGRAD:
+        if not _opt_hyper(optimizer, "epsilon", &h[0]):
+            return None
+    else:
         return None
-    h[0], h[1], h[2] = beta_1, beta_2, epsilon
-    return _opt_step(_RULE_ADAM, pairs, slots, steps, learning_rate, h, amsgrad)
-
-
-def rmsprop_scalar_step(list pairs, dict slots, Variable steps, double learning_rate,
-                        object rho, object momentum, object epsilon, bint centered):
-    """RMSprop's step on scalar Variables (dualad.optimizers.RMSprop), or None for the general
-    path."""
-    cdef double h[_OPT_MAX_SLOTS]
-    if not (_opt_float(rho) and _opt_float(momentum) and _opt_float(epsilon)):
+    if flag < 0:
         return None
-    h[0], h[1], h[2] = rho, momentum, epsilon
-    return _opt_step(_RULE_RMSPROP, pairs, slots, steps, learning_rate, h, centered)
-
-
-def adagrad_scalar_step(list pairs, dict slots, Variable steps, double learning_rate,
-                        object epsilon):
-    """Adagrad's step on scalar Variables (dualad.optimizers.Adagrad), or None for the general
-    path."""
-    cdef double h[_OPT_MAX_SLOTS]
-    if not _opt_float(epsilon):
+    slots = optimizer._slots
+    steps = optimizer._steps
+    if type(slots) is not dict or type(steps) is not Variable:
         return None
-    h[0] = epsilon
-    return _opt_step(_RULE_ADAGRAD, pairs, slots, steps, learning_rate, h, False)
+    return _opt_step(rule, pairs, <dict>slots, <Variable>steps, lr, h, flag)
 
 
 cdef class StepGuard:
@@ -528,12 +654,34 @@ cdef class StepGuard:
     and setting the flag, or between clearing the flag and releasing the lock: either would
     leave the optimizer refusing every later step, or its lock held."""
     cdef object _lock
+    cdef object _acquire, _release   # the lock's bound methods (looked up once)
     cdef readonly bint busy          # a step is being computed
     cdef str _reentry_message
 
     def __cinit__(self, str reentry_message):
         self._lock = threading.RLock()
+        self._acquire = self._lock.acquire
+        self._release = self._lock.release
         self._reentry_message = reentry_message
+
+    def scalar_step(self, object optimizer, object pairs):
+        """apply_gradients' C path on scalar Variables: `optimizer`'s rule (its class's
+        `_scalar_rule`, reading its hyperparameters, `_lr`, `_slots` and `_steps`) applied to
+        the list `pairs` under this guard, or None when the step needs the general path
+        (nothing changed then; the general path also raises the re-entry error)."""
+        if type(pairs) is not list or self.busy:
+            return None
+        self._acquire()  # (interrupted while waiting, it has not taken the lock)
+        try:
+            if self.busy:  # this thread is inside one of its steps: the general path refuses
+                return None
+            self.busy = True
+            try:  # (the state is read under the lock: set_state may replace it)
+                return _optimizer_scalar_step(optimizer, <list>pairs)
+            finally:
+                self.busy = False
+        finally:
+            self._release()
 
     def step(self, fn, a, b):
         """fn(a, b) holding the lock, with `busy` set; RuntimeError if `busy` already."""

@@ -5,6 +5,7 @@ semantics are described there."""
 import contextlib
 import inspect
 import numbers
+import sys
 import warnings
 from collections.abc import Mapping
 
@@ -78,6 +79,9 @@ class Optimizer:
         # (identity hash, checked by _check_variable), which keeps it alive, so a dead
         # Variable's id can never be inherited by a new one.
         self._slots = {}
+        # Variable -> the buffers an array Variable's in-place steps compute into: its new value,
+        # each slot's (in get_slot_names() order), a work array (see _array_step)
+        self._buffers = {}
         # one step or state change at a time; a step refuses re-entry from a callback
         self._guard = _core.StepGuard(f"{type(self).__name__}.apply_gradients was called again "
                                       "while one of its steps was being computed")
@@ -132,7 +136,13 @@ class Optimizer:
         have its variable's shape (ValueError naming the variable). A None gradient skips its
         variable with a warning; a call whose gradients are all None raises ValueError. An empty
         list is a no-op. Everything is checked before any variable changes."""
-        return self._apply(grads_and_vars, stacklevel=3)
+        if type(grads_and_vars) is zip:  # (TensorFlow's idiom) as a list, which the C path takes
+            grads_and_vars = list(grads_and_vars)
+        # tracked float32/float64 scalars: checked, computed and committed in one C call
+        step = self._guard.scalar_step(self, grads_and_vars)
+        if step is not None:
+            return step
+        return self._guard.step(self._apply_locked, grads_and_vars, 3)
 
     def minimize(self, loss, var_list, tape=None):
         """Compute the gradients of `loss` with respect to `var_list` and apply them.
@@ -163,16 +173,13 @@ class Optimizer:
         return self._apply(list(zip(grads, var_list)), stacklevel=3)
 
     def _apply(self, grads_and_vars, stacklevel):
+        step = self._guard.scalar_step(self, grads_and_vars)
+        if step is not None:
+            return step
         # (the guard's frame is compiled: _apply_locked's warnings are stacklevel + 1 deep)
         return self._guard.step(self._apply_locked, grads_and_vars, stacklevel + 1)
 
     def _apply_locked(self, grads_and_vars, stacklevel):
-        if (type(grads_and_vars) is list and type(self._lr) is float
-                and self._scalar_step is not None):
-            # tracked float32/float64 scalars: computed and committed in one C call
-            step = self._scalar_step(grads_and_vars)
-            if step is not None:
-                return step
         compiled = _core.tracing()
         pairs, missing, seen = [], [], set()
         for item in grads_and_vars:
@@ -202,6 +209,8 @@ class Optimizer:
         step = None if compiled else self.iterations + 1
         # an optimizer step is not differentiated: hide it from active tapes and accumulators
         with _core.paused() if _core.active_transformations() else _NOTHING:
+            if not compiled and self._array_step(pairs, lr, step):
+                return step
             # Every update is computed before anything is assigned, so an exception (a bad
             # value, a KeyboardInterrupt) while computing leaves variables, slots and the step
             # count as they were; the compiled program orders its reads and writes the same way.
@@ -298,18 +307,74 @@ class Optimizer:
                 slot_vars[name] = _core.state_variable(_frozen(value), name)
         return var, new_value, slot_vars, new_slots, tracked is None
 
+    def _array_step(self, pairs, lr, step):
+        """The step in place (eagerly) when every pair is a tracked float32/float64 array
+        Variable and the class's `_update` is the rule its `_update_into` implements: each new
+        value and slot is computed into this optimizer's buffers (`_buffers`), then
+        _core.commit_in_place writes them into the Variables' own arrays where no one else
+        holds those (else the Variable adopts the buffer) and advances the step count, in one
+        C call that runs no Python code. Returns False, nothing changed, for the general
+        path. An exception while computing leaves every Variable as it was."""
+        rule = type(self)._update_into
+        if rule is None or type(self)._update is not type(self)._rule_of_update_into:
+            return False
+        names = self.get_slot_names()
+        for var, dtype, g in pairs:
+            if var.ndim == 0 or dtype not in _C_SCALARS or not isinstance(g, np.ndarray):
+                return False
+            slot_vars = self._slots.get(var)
+            if slot_vars is None or any(name not in slot_vars for name in names):
+                return False  # its first step makes its slots (with _slot_fill)
+        targets = []
+        for var, dtype, g in pairs:
+            buffers = self._buffers.get(var)
+            if buffers is None or len(buffers) != len(names) + 2:
+                buffers = self._buffers[var] = [None] * (len(names) + 2)
+            slot_vars = self._slots[var]
+            self._compute_into(rule, var, dtype, g, lr, step, slot_vars, names, buffers)
+            targets.append((var, buffers, 0))
+            targets.extend((slot_vars[name], buffers, i + 1) for i, name in enumerate(names))
+        _core.commit_in_place(targets, self._steps)
+        return True
+
+    def _compute_into(self, rule, var, dtype, g, lr, step, slot_vars, names, buffers):
+        # (its own frame: the arrays read here are released on return, before the commit
+        # counts the references to them)
+        for i in range(len(buffers) if self._uses_work_buffer() else len(buffers) - 1):
+            # None: the first step here, or a Variable adopted the buffer; referenced also
+            # elsewhere (2: the list's and the argument's): kept by the traceback of an
+            # interrupted step. Either way a new one.
+            if buffers[i] is None or sys.getrefcount(buffers[i]) != 2:
+                buffers[i] = np.empty(var.shape, dtype)
+        out = {name: buffers[i + 1] for i, name in enumerate(names)}
+        out["value"], out["work"] = buffers[0], buffers[-1]
+        slots = {name: np.asarray(slot_vars[name]) for name in names}
+        with np.errstate(all="ignore"):
+            rule(self, np.asarray(var), g, dtype.type(lr), slots, dtype.type(step), out)
+
     _uses_step = False  # whether _update reads its `step` argument
 
-    # `_scalar_step(pairs)`: the built-in rules' step on scalar Variables in C (the core's
-    # *_scalar_step), which returns None when the step needs the general path; None for a
-    # class without one, and for every subclass that does not define its own (it may change
-    # the rule)
-    _scalar_step = None
+    # `_scalar_rule`: the built-in rule this class's steps on scalar Variables run in C
+    # (_core.OPTIMIZER_RULES, applied by StepGuard.scalar_step); None for a class without
+    # one, and for every subclass that does not define its own (it may change the rule)
+    _scalar_rule = None
+
+    # `_update_into(w, g, lr, slots, step, out)`: `_update` for numpy arrays, writing the new
+    # value into out["value"] and each new slot into out[name], with out["work"] as scratch,
+    # reading w, g and `slots` only; the same operations in the same order, so the same bits.
+    # It is used only while the class's `_update` is `_rule_of_update_into` (a subclass or a
+    # patch that replaces `_update` gets the general path).
+    _update_into = None
+    _rule_of_update_into = None
+
+    def _uses_work_buffer(self):
+        """Whether _update_into needs out["work"] (else it is None)."""
+        return True
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if "_scalar_step" not in cls.__dict__:
-            cls._scalar_step = None
+        if "_scalar_rule" not in cls.__dict__:
+            cls._scalar_rule = None
 
     def _slot_fill(self, name):
         """The initial value of slot `name`."""
@@ -392,6 +457,7 @@ class Optimizer:
             self.learning_rate = lr
             self._steps.assign(np.float64(iterations))
             self._slots = new_slots
+            self._buffers = {}  # (those of dropped variables would keep them alive)
         except BaseException:  # (an asynchronous KeyboardInterrupt)
             for slot_var, value in reversed(undo):
                 _restore(slot_var, value)

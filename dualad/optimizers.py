@@ -16,8 +16,12 @@ How a step is computed
   ops; inside `dualad.function` the same rule is recorded as dualad ops into the program.
   (The one place these can differ from numpy is Adam's float32 bias correction β**t, a C
   double power rounded to float32 rather than numpy's float32 power: at most one ulp, rarely.)
-  The step writes a new value with `Variable.assign`; arrays a tape may hold are never
-  modified, and nothing is recorded on active tapes or accumulators.
+  Nothing is recorded on active tapes or accumulators. Eagerly, a step on float32/float64
+  array Variables (once their slots exist) computes into buffers the optimizer owns and then
+  writes each new value into the Variable's own array if nothing else holds that array (no
+  Tensor or snapshot read from it, no tape entry, numpy view or memoryview of it, no other
+  Variable sharing it), else gives the Variable a new array: a value read before the step
+  never changes. Slots are updated in place the same way.
 * A gradient of another float dtype than its variable is cast to the variable's dtype (Keras
   does the same). A None gradient skips its variable with a warning naming it; if every
   gradient is None the call raises ValueError.
@@ -113,9 +117,26 @@ class SGD(Optimizer):
             return w + (m * mu - g * lr)
         return w + m
 
-    def _scalar_step(self, pairs):
-        return _core.sgd_scalar_step(pairs, self._slots, self._steps, self._lr, self.momentum,
-                                     self.nesterov)
+    _scalar_rule = _core.OPTIMIZER_RULES["SGD"]
+
+    def _uses_work_buffer(self):
+        return self.momentum != 0 and self.nesterov
+
+    def _update_into(self, w, g, lr, slots, step, out):
+        value = out["value"]
+        if self.momentum == 0:
+            np.subtract(w, np.multiply(g, lr, out=value), out=value)
+            return
+        mu = optimizer_base.scalar_type(w)(self.momentum)
+        m = out["momentum"]
+        np.multiply(slots["momentum"], mu, out=m)
+        np.subtract(m, np.multiply(g, lr, out=value), out=m)
+        if self.nesterov:
+            work = np.multiply(g, lr, out=out["work"])
+            np.subtract(np.multiply(m, mu, out=value), work, out=value)
+            np.add(w, value, out=value)
+        else:
+            np.add(w, m, out=value)
 
     def get_slot_names(self):
         return ("momentum",) if self.momentum != 0 else ()
@@ -158,9 +179,24 @@ class Adam(Optimizer):
             slots["velocity_hat"] = v
         return w - (m * alpha) / (np.sqrt(v) + dt(self.epsilon))
 
-    def _scalar_step(self, pairs):
-        return _core.adam_scalar_step(pairs, self._slots, self._steps, self._lr, self.beta_1,
-                                      self.beta_2, self.epsilon, self.amsgrad)
+    _scalar_rule = _core.OPTIMIZER_RULES["Adam"]
+
+    def _update_into(self, w, g, lr, slots, step, out):
+        dt = optimizer_base.scalar_type(w)
+        t = step
+        alpha = lr * np.sqrt(1 - dt(self.beta_2) ** t) / (1 - dt(self.beta_1) ** t)
+        m_old, v_old = slots["momentum"], slots["velocity"]
+        m = np.subtract(g, m_old, out=out["momentum"])
+        np.add(m_old, np.multiply(m, dt(1 - self.beta_1), out=m), out=m)
+        v = np.multiply(g, g, out=out["velocity"])
+        np.subtract(v, v_old, out=v)
+        np.add(v_old, np.multiply(v, dt(1 - self.beta_2), out=v), out=v)
+        if self.amsgrad:
+            v = np.maximum(slots["velocity_hat"], v, out=out["velocity_hat"])
+        value, work = out["value"], out["work"]
+        np.multiply(m, alpha, out=value)
+        np.add(np.sqrt(v, out=work), dt(self.epsilon), out=work)
+        np.subtract(w, np.divide(value, work, out=value), out=value)
 
     def get_slot_names(self):
         return ("momentum", "velocity") + (("velocity_hat",) if self.amsgrad else ())
@@ -205,9 +241,28 @@ class RMSprop(Optimizer):
             return w - mu
         return w - increment
 
-    def _scalar_step(self, pairs):
-        return _core.rmsprop_scalar_step(pairs, self._slots, self._steps, self._lr, self.rho,
-                                         self.momentum, self.epsilon, self.centered)
+    _scalar_rule = _core.OPTIMIZER_RULES["RMSprop"]
+
+    def _update_into(self, w, g, lr, slots, step, out):
+        dt = optimizer_base.scalar_type(w)
+        rho, one_minus_rho = dt(self.rho), dt(1 - self.rho)
+        value, work = out["value"], out["work"]
+        v = np.multiply(rho, slots["velocity"], out=out["velocity"])
+        np.add(v, np.multiply(one_minus_rho, np.multiply(g, g, out=work), out=work), out=v)
+        if self.centered:
+            a = np.multiply(rho, slots["average_gradient"], out=out["average_gradient"])
+            np.add(a, np.multiply(one_minus_rho, g, out=work), out=a)
+            np.subtract(v, np.multiply(a, a, out=work), out=work)
+            np.add(work, dt(self.epsilon), out=work)  # the denominator
+        else:
+            np.add(v, dt(self.epsilon), out=work)
+        increment = np.divide(np.multiply(lr, g, out=value), np.sqrt(work, out=work), out=value)
+        if self.momentum > 0:
+            mu = np.multiply(dt(self.momentum), slots["momentum"], out=out["momentum"])
+            np.add(mu, increment, out=mu)
+            np.subtract(w, mu, out=value)
+        else:
+            np.subtract(w, increment, out=value)
 
     def get_slot_names(self):
         return (("velocity",) + (("momentum",) if self.momentum > 0 else ())
@@ -239,8 +294,14 @@ class Adagrad(Optimizer):
     def _slot_fill(self, name):
         return self.initial_accumulator_value
 
-    def _scalar_step(self, pairs):
-        return _core.adagrad_scalar_step(pairs, self._slots, self._steps, self._lr, self.epsilon)
+    _scalar_rule = _core.OPTIMIZER_RULES["Adagrad"]
+
+    def _update_into(self, w, g, lr, slots, step, out):
+        accumulator = np.multiply(g, g, out=out["accumulator"])
+        np.add(slots["accumulator"], accumulator, out=accumulator)
+        work = np.add(accumulator, optimizer_base.scalar_type(w)(self.epsilon), out=out["work"])
+        value = np.multiply(lr, g, out=out["value"])
+        np.subtract(w, np.divide(value, np.sqrt(work, out=work), out=value), out=value)
 
     def get_slot_names(self):
         return ("accumulator",)
@@ -249,3 +310,9 @@ class Adagrad(Optimizer):
         return {**super().get_config(),
                 "initial_accumulator_value": self.initial_accumulator_value,
                 "epsilon": self.epsilon}
+
+
+# each built-in rule's in-place form, used while the class's _update is the one it implements
+for _cls in (SGD, Adam, RMSprop, Adagrad):
+    _cls._rule_of_update_into = _cls._update
+del _cls
