@@ -235,7 +235,7 @@ def jacobian(f, argnums=0, mode="auto"):
         chosen = mode
         if chosen == "auto":
             tensors = [_core.convert_to_tensor(args[i]) for i in nums]
-            key = tuple((t.shape, t.dtype.name) for t in tensors)
+            key = tuple((t.shape, t.dtype.np) for t in tensors)
             chosen = choices.get(key)
             if chosen is None:
                 with _core.paused():

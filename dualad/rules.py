@@ -630,9 +630,18 @@ def _matmul_impl(a, b):
 
 # Rules call the primitive itself: its operands (and tangents, batched or not) are always of
 # rank >= 2 here, so dualad.matmul's checks and vector cases are not needed.
+def _matmul_vjp_b(g, ans, args, p):
+    a = args[0]
+    if a.ndim == 2 and g.ndim == 3 and ans.shape[-1] == 1 and cotangent_lead(g, ans):
+        # k cotangents of a matrix times a column, (k, m, 1): one (k, m) x (m, p) product
+        # (numpy runs the stacked form as k separate matrix-vector products, ~3x slower)
+        k = g.shape[0]
+        return _reshape(matmul(_reshape(g, (k, g.shape[1])), a), (k, a.shape[1], 1))
+    return matmul(swap_last(a), g)
+
+
 matmul = declare("matmul", _matmul_impl,
-                 vjp=[lambda g, ans, args, p: matmul(g, swap_last(args[1])),
-                      lambda g, ans, args, p: matmul(swap_last(args[0]), g)],
+                 vjp=[lambda g, ans, args, p: matmul(g, swap_last(args[1])), _matmul_vjp_b],
                  jvp=[lambda t, ans, args, p: matmul(t, args[1]),
                       lambda t, ans, args, p: matmul(args[0], t)],
                  export="matmul", ufuncs=[np.matmul])

@@ -236,7 +236,8 @@ class GradientTape(_core.Tape):
             elif g is None:
                 out.append(ops.zeros(target.shape + s.shape, s.dtype))
             else:
-                out.append(ops.reshape(g, target.shape + s.shape))
+                shape = target.shape + s.shape
+                out.append(g if g.shape == shape else ops.reshape(g, shape))
         return pack(out)
 
     # a batched sweep holds about (rows in the batch) x (largest recorded value) elements per
