@@ -147,6 +147,9 @@ def _largest_recorded_size(Tape tape):
 cdef enum:
     HAS_D = 1       # the slot's gradient (or part of it) is in the C double array
     KEEP = 2        # a requested source: its gradient is kept after use
+    OWNED = 4       # the slot's gradient is a sum this sweep made, seen by nothing else (no
+                    # tape or trace saw the add, no rule has been handed it): further
+                    # cotangents may be added into its buffer
 
 
 cdef inline void _acc_d(double* dg, char* fl, Py_ssize_t s, double v, bint f32) noexcept:
@@ -163,9 +166,52 @@ cdef inline Tensor _add(object a, Tensor b):
     return run_op(_P_ADD, (a, b), None)
 
 
+cdef bint _add_in_place(Tensor acc, Tensor ct) except -1:
+    """acc += ct in acc's buffer (acc must be OWNED); False, doing nothing, where a fresh sum
+    is needed: scalars, or shapes or dtypes that differ (numpy's promotion then applies)."""
+    cdef cnp.ndarray arr
+    if acc._is_scalar or ct._is_scalar or acc._arr is None or ct._arr is None:
+        return False
+    if acc._dtype != ct._dtype or acc._arr.shape != ct._arr.shape:
+        return False
+    arr = acc._arr
+    cnp.PyArray_ENABLEFLAGS(arr, cnp.NPY_ARRAY_WRITEABLE)
+    try:
+        _np_add(arr, ct._arr, out=arr)
+    finally:
+        _freeze(arr)
+    global _n_sums_in_place
+    _n_sums_in_place += 1
+    return True
+
+
+cdef object _np_add = np.add
+cdef Py_ssize_t _n_sums_in_place = 0
+
+
+def _sums_in_place():
+    """How many cotangent sums sweeps have made in their own buffers (for tests)."""
+    return _n_sums_in_place
+
+
+cdef inline void _accumulate(list og, char* fl, Py_ssize_t s, Tensor ct, bint in_place) except *:
+    """og[s] += ct: into og[s]'s own buffer when the sweep owns it, else as a fresh sum, which
+    the sweep owns when nothing watches it (`in_place`)."""
+    cdef object cur = og[s]
+    if cur is None:
+        og[s] = ct      # possibly a tensor a rule or the caller holds: never written into
+    elif not ((fl[s] & OWNED) and not _check_numerics and _add_in_place(<Tensor>cur, ct)):
+        # (check_numerics checks each sum run_op makes: then every sum is a fresh one)
+        og[s] = run_op(_P_ADD, (cur, ct), None)
+        if in_place:
+            fl[s] |= OWNED
+
+
 cdef object _take(double* dg, char* fl, list og, Py_ssize_t s, int kind):
-    """The gradient accumulated at slot s, as a Tensor (or None); freed unless kept."""
+    """The gradient accumulated at slot s, as a Tensor (or None); freed unless kept. Once
+    handed out, it is never written into again."""
     cdef object g = og[s]
+    fl[s] &= ~OWNED
     if fl[s] & HAS_D:
         g = _add(g, new_scalar(dg[s], kind))
     if not (fl[s] & KEEP):
@@ -238,6 +284,7 @@ cdef list _sweep(Tape tape, list targets, list seeds, list sources, bint raw, Py
     cdef list entries = tape._entries
     cdef Py_ssize_t n_entries = len(entries)
     cdef list source_slots
+    cdef bint in_place = raw   # nothing records the sweep: the sums it makes are its own
     if batch >= 0:
         if not _all_batchable(entries, n_entries):
             return None
@@ -333,7 +380,7 @@ cdef list _sweep(Tape tape, list targets, list seeds, list sources, bint raw, Py
                 if raw and ct._is_scalar and og[sk] is None:
                     _acc_d(dg, fl, sk, ct._d, ct._kind == K_F32)
                 else:
-                    og[sk] = _add(og[sk], ct)
+                    _accumulate(og, fl, sk, ct, in_place)
         for k in range(len(sources)):
             sk = source_slots[k]
             results.append(None if sk < 0 else _take(dg, fl, og, sk, (<Tensor>sources[k])._kind))

@@ -266,3 +266,63 @@ def test_batch_jacobian_sweeps_once_and_handles_unconnected_sources(monkeypatch)
     assert tape.batch_jacobian(y, other) is None
     zero = tape.batch_jacobian(y, other, unconnected_gradients="zero")
     assert zero.shape == (5, 3, 2) and not np.any(npy(zero))
+
+
+# ---- in-place accumulation of cotangents ------------------------------------------------------
+
+def test_sums_the_sweep_adds_into_leave_every_handed_out_tensor_intact():
+    # z's cotangent is a sum of three (a buffer the sweep owns); once handed to the custom
+    # gradient, which keeps it and returns it to x, it must never be written into, although
+    # x goes on receiving cotangents; nor may the caller's output_gradients be
+    kept = []
+
+    @dd.custom_gradient
+    def keep(x):
+        def grad_fn(g):
+            kept.append(g)
+            return g
+        return dd.identity(x), grad_fn
+
+    x = t64(np.linspace(-1, 1, 6))
+    u = t64(np.linspace(0.5, 3, 6))
+    with dd.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        z = keep(x)
+        y = z + z + z + x * 2.0 + x + dd.identity(x)
+    before = dd._core._sums_in_place()
+    first = tape.gradient(y, x, output_gradients=u)
+    second = tape.gradient(y, x, output_gradients=u)
+    assert dd._core._sums_in_place() > before   # the case this test is about happened
+    np.testing.assert_array_equal(npy(u), np.linspace(0.5, 3, 6))
+    np.testing.assert_array_equal(npy(kept[0]), 3 * npy(u))
+    np.testing.assert_array_equal(npy(kept[1]), 3 * npy(u))
+    np.testing.assert_allclose(npy(first), 7 * npy(u), **EXACT)
+    np.testing.assert_array_equal(npy(first), npy(second))
+    with pytest.raises(ValueError):    # still a read-only buffer
+        np.asarray(first)[0] = 1.0
+
+
+def test_in_place_sums_give_the_bits_of_fresh_sums():
+    # under an outer tape every sum is a fresh recorded op; without one, sums after the first
+    # go into the sweep's own buffer: the same additions in the same order
+    x = t64(np.linspace(-2, 2, 7))
+    w = [t64(np.linspace(0.1, 0.7, 7) * (i + 1)) for i in range(5)]
+
+    def loss(x):
+        return dd.reduce_sum(dd.add_n([dd.sin(x * wi) for wi in w]) + dd.tanh(x) * x)
+
+    with dd.GradientTape() as tape:
+        tape.watch(x)
+        y = loss(x)
+    before = dd._core._sums_in_place()
+    plain = tape.gradient(y, x)
+    assert dd._core._sums_in_place() - before == 5   # x's 7 cotangents: 1 fresh sum, 5 into it
+    with dd.GradientTape() as outer:
+        outer.watch(x)
+        with dd.GradientTape() as tape:
+            tape.watch(x)
+            y = loss(x)
+        before = dd._core._sums_in_place()
+        recorded = tape.gradient(y, x)
+        assert dd._core._sums_in_place() == before   # seen by the outer tape: fresh sums only
+    np.testing.assert_array_equal(npy(plain), npy(recorded))
