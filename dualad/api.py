@@ -209,8 +209,9 @@ def _make_jacobian(f, argnums, how, fname):
 
 
 def jacrev(f, argnums=0):
-    """The Jacobian (shape output.shape + input.shape) by reverse mode: one sweep per output
-    element. Best when outputs are fewer than inputs."""
+    """The Jacobian (shape output.shape + input.shape) by reverse mode: backward sweeps that
+    each carry many output elements' cotangents (GradientTape.jacobian). Best when outputs
+    are fewer than inputs."""
     return _make_jacobian(f, argnums, _jacobian_reverse, "jacrev")
 
 

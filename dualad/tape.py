@@ -221,12 +221,16 @@ class GradientTape(_core.Tape):
             raise TypeError(f"GradientTape.jacobian: the target has dtype {target.dtype.name}; "
                             "only float targets can be differentiated")
         n = target.size
-        eye = np.eye(n, dtype=target.dtype.np)
+
+        def seed_rows(lo, hi):
+            # rows lo..hi-1 of the identity over the target's elements (never all n x n)
+            seed = np.zeros((hi - lo, n), dtype=target.dtype.np)
+            seed[np.arange(hi - lo), np.arange(lo, hi)] = 1
+            return seed.reshape((hi - lo,) + target.shape)
+
         self._begin_use("jacobian")
         try:
-            grads = self._sweep_rows(
-                [target], flat_sources, n,
-                lambda lo, hi: eye[lo:hi].reshape((hi - lo,) + target.shape))
+            grads = self._sweep_rows([target], flat_sources, n, seed_rows)
         finally:
             self._end_use()
         out = []

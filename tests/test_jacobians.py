@@ -126,6 +126,27 @@ def test_rows_are_swept_in_chunks_when_the_batch_would_be_large(monkeypatch):
     np.testing.assert_allclose(npy(jx), np.diag(np.cos(xs) * xs + np.sin(xs)), **EXACT)
 
 
+def test_a_long_target_never_builds_its_whole_identity_seed(monkeypatch):
+    # 4,000 outputs: the identity over them is 128 MB; chunks of 10 rows need ~0.3 MB each
+    import tracemalloc
+    n = 4000
+    monkeypatch.setattr(dd.GradientTape, "_BATCH_ELEMENTS", 10 * n)
+    x = t64([0.5, 2.0])
+    scale = t64(np.linspace(-1, 1, n))
+    with dd.GradientTape() as tape:
+        tape.watch(x)
+        y = scale * x[0] + scale * scale * x[1]
+    tracemalloc.start()
+    try:
+        j = tape.jacobian(y, x)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2 ** 20, f"peak {peak / 2 ** 20:.0f} MB"
+    s = npy(scale)
+    np.testing.assert_array_equal(npy(j), np.stack([s, s * s], axis=1))
+
+
 def test_broadcast_operands_sum_their_batched_cotangents_past_the_batch_axis():
     # x (3,) broadcast against (2, 3); a (2, 3) matrix against a batch of (4, 3, 2) matrices
     x, m = t64([0.3, -0.2, 0.9]), t64(np.linspace(-1, 1, 6).reshape(2, 3))
