@@ -347,3 +347,15 @@ def test_in_place_sums_give_the_bits_of_fresh_sums():
         recorded = tape.gradient(y, x)
         assert dd._core._sums_in_place() == before   # seen by the outer tape: fresh sums only
     np.testing.assert_array_equal(npy(plain), npy(recorded))
+
+
+def test_a_batched_sweep_refuses_seeds_that_do_not_carry_the_batch():
+    x = t64([1.0, 2.0])
+    with dd.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        y = x * x
+    for bad in (t64(np.ones((2,))), t64(np.ones((3, 2))), t64(np.ones((2, 2, 1)))):
+        with pytest.raises(ValueError, match="batch of 2 cotangents"):
+            tape._sweep([y], [bad], [x], 2)
+    np.testing.assert_array_equal(npy(tape._sweep([y], [t64(np.eye(2))], [x], 2)[0]),
+                                  [[2.0, 0.0], [0.0, 4.0]])
