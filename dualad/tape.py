@@ -224,8 +224,8 @@ class GradientTape(_core.Tape):
 
         def seed_rows(lo, hi):
             # rows lo..hi-1 of the identity over the target's elements (never all n x n)
-            seed = np.zeros((hi - lo, n), dtype=target.dtype.np)
-            seed[np.arange(hi - lo), np.arange(lo, hi)] = 1
+            seed = np.zeros((hi - lo) * n, dtype=target.dtype.np)
+            seed[lo::n + 1] = 1     # element (i, lo + i) of the (hi - lo, n) rows, flattened
             return seed.reshape((hi - lo,) + target.shape)
 
         self._begin_use("jacobian")
