@@ -69,9 +69,14 @@ cdef class Tape(Transformation):
         self.released = True
         _live_tapes.discard(self.id)
 
-    def _sweep(self, list targets, list seeds, list sources):
+    def _sweep(self, list targets, list seeds, list sources, Py_ssize_t batch=-1):
         """Backpropagate `seeds` (one per target) through the record and return the gradient
         of each source (None where unconnected).
+
+        With batch = k >= 0, each seed carries k cotangents (shape (k,) + its target's shape)
+        and so does each gradient: one sweep gives k rows of a Jacobian. It returns None,
+        having run nothing, if a recorded primitive's VJP rules cannot take such a batch
+        (see allow_batched_vjps): the caller then sweeps once per row.
 
         The sweep runs at this tape's level: tapes and accumulators nested inside it do not see
         it; outer ones (and this tape, if persistent and recording) do, which is how gradients
@@ -89,6 +94,11 @@ cdef class Tape(Transformation):
                 if not isinstance(t, Tensor):
                     raise TypeError(f"_sweep: every {what} must be a Tensor, got "
                                     f"{type(t).__name__}")
+        if batch >= 0:
+            for t, seed in zip(targets, seeds):
+                if (<Tensor>seed).shape != (batch,) + (<Tensor>t).shape:
+                    raise ValueError(f"_sweep: a seed of shape {seed.shape} for a batch of "
+                                     f"{batch} cotangents of a target of shape {t.shape}")
         for i in range(len(stack)):
             if stack[i] is self:
                 hide = stack[i + 1:] if self.persistent and self.recording else stack[i:]
@@ -101,15 +111,45 @@ cdef class Tape(Transformation):
                 if tr.hidden == 0 and tr.recording:
                     raw = False
                     break
-            return _sweep(self, targets, seeds, sources, raw)
+            return _sweep(self, targets, seeds, sources, raw, batch)
         finally:
             for tr in hide:
                 tr.hidden -= 1
 
 
+# The primitives whose VJP rules accept a batched cotangent (a leading axis of k cotangents)
+# and return one for their input: the built-in ones (dualad.rules), not users' primitives or
+# custom gradients, which the batched sweep leaves to one sweep per row.
+cdef set _batchable_vjps = set()
+
+
+def allow_batched_vjps(primitives):
+    """Declare that these primitives' VJP rules take batched cotangents."""
+    for p in primitives:
+        if not isinstance(p, Primitive):
+            raise TypeError(f"allow_batched_vjps: expected Primitives, got {type(p).__name__}")
+        _batchable_vjps.add(p)
+
+
+def _largest_recorded_size(Tape tape):
+    """The element count of the largest value the tape's record holds (an entry's output or
+    input): what a batched sweep multiplies by its batch size."""
+    cdef Entry e
+    largest = 0
+    for e in tape._entries:
+        largest = max(largest, e.out.size)
+        for a in e.args:
+            if isinstance(a, Tensor):
+                largest = max(largest, a.size)
+    return largest
+
+
 cdef enum:
     HAS_D = 1       # the slot's gradient (or part of it) is in the C double array
     KEEP = 2        # a requested source: its gradient is kept after use
+    OWNED = 4       # the slot's gradient is a sum this sweep made, seen by nothing else (no
+                    # tape or trace saw the add, no rule has been handed it): further
+                    # cotangents may be added into its buffer
 
 
 cdef inline void _acc_d(double* dg, char* fl, Py_ssize_t s, double v, bint f32) noexcept:
@@ -126,9 +166,52 @@ cdef inline Tensor _add(object a, Tensor b):
     return run_op(_P_ADD, (a, b), None)
 
 
+cdef bint _add_in_place(Tensor acc, Tensor ct) except -1:
+    """acc += ct in acc's buffer (acc must be OWNED); False, doing nothing, where a fresh sum
+    is needed: scalars, or shapes or dtypes that differ (numpy's promotion then applies)."""
+    cdef cnp.ndarray arr
+    if acc._is_scalar or ct._is_scalar or acc._arr is None or ct._arr is None:
+        return False
+    if acc._dtype != ct._dtype or acc._arr.shape != ct._arr.shape:
+        return False
+    arr = acc._arr
+    cnp.PyArray_ENABLEFLAGS(arr, cnp.NPY_ARRAY_WRITEABLE)
+    try:
+        _np_add(arr, ct._arr, out=arr)
+    finally:
+        _freeze(arr)
+    global _n_sums_in_place
+    _n_sums_in_place += 1
+    return True
+
+
+cdef object _np_add = np.add
+cdef Py_ssize_t _n_sums_in_place = 0
+
+
+def _sums_in_place():
+    """How many cotangent sums sweeps have made in their own buffers (for tests)."""
+    return _n_sums_in_place
+
+
+cdef inline void _accumulate(list og, char* fl, Py_ssize_t s, Tensor ct, bint in_place) except *:
+    """og[s] += ct: into og[s]'s own buffer when the sweep owns it, else as a fresh sum, which
+    the sweep owns when nothing watches it (`in_place`)."""
+    cdef object cur = og[s]
+    if cur is None:
+        og[s] = ct      # possibly a tensor a rule or the caller holds: never written into
+    elif not ((fl[s] & OWNED) and not _check_numerics and _add_in_place(<Tensor>cur, ct)):
+        # (check_numerics checks each sum run_op makes: then every sum is a fresh one)
+        og[s] = run_op(_P_ADD, (cur, ct), None)
+        if in_place:
+            fl[s] |= OWNED
+
+
 cdef object _take(double* dg, char* fl, list og, Py_ssize_t s, int kind):
-    """The gradient accumulated at slot s, as a Tensor (or None); freed unless kept."""
+    """The gradient accumulated at slot s, as a Tensor (or None); freed unless kept. Once
+    handed out, it is never written into again."""
     cdef object g = og[s]
+    fl[s] &= ~OWNED
     if fl[s] & HAS_D:
         g = _add(g, new_scalar(dg[s], kind))
     if not (fl[s] & KEEP):
@@ -137,16 +220,37 @@ cdef object _take(double* dg, char* fl, list og, Py_ssize_t s, int kind):
     return g
 
 
-cdef Tensor _as_cotangent(object c, Tensor arg, Primitive p, Py_ssize_t k):
+cdef Tensor _as_cotangent(object c, Tensor arg, Primitive p, Py_ssize_t k, Py_ssize_t batch):
     cdef Tensor ct
     if not isinstance(c, Tensor):
         raise TypeError(f"the derivative rule of {p.name} returned {type(c).__name__} for input {k}")
     ct = c
+    if batch >= 0:
+        return _as_batched_cotangent(ct, arg, p, k, batch)
     if ct._is_scalar and arg._is_scalar:
         return ct
     if ct.shape != arg.shape:
         ct = _unbroadcast_fn(ct, arg.shape)
     return ct
+
+
+cdef Tensor _as_batched_cotangent(Tensor ct, Tensor arg, Primitive p, Py_ssize_t k,
+                                  Py_ssize_t batch):
+    cdef tuple expected = (batch,) + arg.shape
+    if ct.shape != expected and ct.ndim > arg.ndim:
+        ct = _unbroadcast_fn(ct, arg.shape, True)
+    if ct.shape != expected:
+        raise ValueError(f"the derivative rule of {p.name} returned a cotangent of shape "
+                         f"{ct.shape} for input {k} of shape {arg.shape} in a batch of {batch}")
+    return ct
+
+
+cdef bint _all_batchable(list entries, Py_ssize_t n_entries):
+    cdef Py_ssize_t i
+    for i in range(n_entries):
+        if (<Entry>entries[i]).prim not in _batchable_vjps:
+            return False
+    return True
 
 
 cdef inline Py_ssize_t _slot_below(Tensor t, long long tape_id, Py_ssize_t n):
@@ -169,7 +273,7 @@ cdef void _bad_record(Tape tape) except *:
                        f"{tape._n_slots} slots (it was changed during the sweep); this is a bug")
 
 
-cdef list _sweep(Tape tape, list targets, list seeds, list sources, bint raw):
+cdef list _sweep(Tape tape, list targets, list seeds, list sources, bint raw, Py_ssize_t batch):
     # Everything indexing the buffers is checked against n, fixed here: derivative rules run
     # Python code (custom gradients, user primitives) that can watch tensors and record new
     # entries while the sweep runs. Entries recorded from now on are past n_entries and never
@@ -180,6 +284,11 @@ cdef list _sweep(Tape tape, list targets, list seeds, list sources, bint raw):
     cdef list entries = tape._entries
     cdef Py_ssize_t n_entries = len(entries)
     cdef list source_slots
+    cdef bint in_place = raw   # nothing records the sweep: the sums it makes are its own
+    if batch >= 0:
+        if not _all_batchable(entries, n_entries):
+            return None
+        raw = False     # batched cotangents are arrays: no C doubles
     sources = list(sources)     # a callback may change the caller's list; indices must not
     source_slots = [_slot_below(<Tensor>t, tape.id, n) for t in sources]
     cdef double* dg = <double*>calloc(n + 1, sizeof(double))
@@ -267,11 +376,11 @@ cdef list _sweep(Tape tape, list targets, list seeds, list sources, bint raw):
                         _rule_of = outer_rule
                 if c is None:
                     continue
-                ct = _as_cotangent(c, <Tensor>e.args[k], p, k)
+                ct = _as_cotangent(c, <Tensor>e.args[k], p, k, batch)
                 if raw and ct._is_scalar and og[sk] is None:
                     _acc_d(dg, fl, sk, ct._d, ct._kind == K_F32)
                 else:
-                    og[sk] = _add(og[sk], ct)
+                    _accumulate(og, fl, sk, ct, in_place)
         for k in range(len(sources)):
             sk = source_slots[k]
             results.append(None if sk < 0 else _take(dg, fl, og, sk, (<Tensor>sources[k])._kind))

@@ -209,8 +209,9 @@ def _make_jacobian(f, argnums, how, fname):
 
 
 def jacrev(f, argnums=0):
-    """The Jacobian (shape output.shape + input.shape) by reverse mode: one sweep per output
-    element. Best when outputs are fewer than inputs."""
+    """The Jacobian (shape output.shape + input.shape) by reverse mode: backward sweeps that
+    each carry many output elements' cotangents (GradientTape.jacobian). Best when outputs
+    are fewer than inputs."""
     return _make_jacobian(f, argnums, _jacobian_reverse, "jacrev")
 
 
@@ -235,7 +236,7 @@ def jacobian(f, argnums=0, mode="auto"):
         chosen = mode
         if chosen == "auto":
             tensors = [_core.convert_to_tensor(args[i]) for i in nums]
-            key = tuple((t.shape, t.dtype.name) for t in tensors)
+            key = tuple((t.shape, t.dtype.np) for t in tensors)
             chosen = choices.get(key)
             if chosen is None:
                 with _core.paused():

@@ -219,7 +219,11 @@ class GradientTape(_core.Tape):
 
     def jacobian(self, target, sources, unconnected_gradients="none",
                  parallel_iterations=None, experimental_use_pfor=True):
-        """d target[i...] / d source[j...], shaped target.shape + source.shape per source."""
+        """d target[i...] / d source[j...], shaped target.shape + source.shape per source.
+
+        The rows come from batched sweeps (one sweep carries many rows' cotangents); a record
+        holding a primitive whose VJP cannot take a batch (a custom gradient, a user's
+        primitive) is swept once per row instead."""
         mode = _unconnected_mode(unconnected_gradients)
         flat_sources, pack = flatten(sources)
         _check_sources(flat_sources, "GradientTape.jacobian")
@@ -227,24 +231,75 @@ class GradientTape(_core.Tape):
         if not _is_float(target):
             raise TypeError(f"GradientTape.jacobian: the target has dtype {target.dtype.name}; "
                             "only float targets can be differentiated")
+        n = target.size
+
+        def seed_rows(lo, hi):
+            # rows lo..hi-1 of the identity over the target's elements (never all n x n)
+            seed = np.zeros((hi - lo) * n, dtype=target.dtype.np)
+            seed[lo::n + 1] = 1     # element (i, lo + i) of the (hi - lo, n) rows, flattened
+            return seed.reshape((hi - lo,) + target.shape)
+
         self._begin_use("jacobian")
         try:
-            rows = [self._sweep([target], [_one_hot(target.shape, i, target.dtype)], flat_sources)
-                    for i in range(target.size)]
+            grads = self._sweep_rows([target], flat_sources, n, seed_rows)
         finally:
             self._end_use()
         out = []
-        for k, s in enumerate(flat_sources):
-            column = [row[k] for row in rows]
-            if not _is_float(s) or (all(g is None for g in column) and mode == "none"):
+        for g, s in zip(grads, flat_sources):
+            if not _is_float(s) or (g is None and mode == "none"):
+                out.append(None)
+            elif g is None:
+                out.append(ops.zeros(target.shape + s.shape, s.dtype))
+            else:
+                shape = target.shape + s.shape
+                out.append(g if g.shape == shape else ops.reshape(g, shape))
+        return pack(out)
+
+    # a batched sweep holds about (rows in the batch) x (largest recorded value) elements per
+    # live cotangent: rows are taken in chunks that keep that near this many elements
+    _BATCH_ELEMENTS = 1 << 22
+
+    def _sweep_rows(self, targets, sources, n_rows, seed_rows):
+        """The gradients of `sources` for rows 0..n_rows-1 of seeds, each shaped (n_rows,) +
+        source.shape (None where unconnected). `seed_rows(lo, hi)` gives the numpy seed of
+        rows lo..hi-1, shaped (hi - lo,) + target.shape."""
+        chunk = max(1, self._BATCH_ELEMENTS // max(1, _core._largest_recorded_size(self)))
+        parts = []      # (rows in the chunk, the chunk's gradients)
+        lo = 0
+        while True:
+            hi = min(n_rows, lo + chunk)
+            grads = self._sweep(targets, [_core.wrap(seed_rows(lo, hi))], sources, hi - lo)
+            if grads is None:   # not batchable: one plain sweep per row
+                return self._sweep_each_row(targets, sources, n_rows, seed_rows)
+            parts.append((hi - lo, grads))
+            lo = hi
+            if lo >= n_rows:
+                break
+        if len(parts) == 1:
+            return parts[0][1]
+        out = []
+        for k, s in enumerate(sources):
+            column = [grads[k] for _, grads in parts]
+            if all(g is None for g in column):
                 out.append(None)
                 continue
-            column = [ops.zeros_like(s) if g is None else g for g in column]
-            if not column:
-                out.append(ops.zeros(target.shape + s.shape, s.dtype))
+            out.append(ops.concat([ops.zeros((rows,) + s.shape, s.dtype) if g is None else g
+                                   for (rows, _), g in zip(parts, column)], axis=0))
+        return out
+
+    def _sweep_each_row(self, targets, sources, n_rows, seed_rows):
+        rows = [self._sweep(targets, [_core.wrap(seed_rows(i, i + 1)[0])], sources)
+                for i in range(n_rows)]
+        out = []
+        for k, s in enumerate(sources):
+            column = [row[k] for row in rows]
+            if n_rows and all(g is None for g in column):
+                out.append(None)
                 continue
-            out.append(ops.reshape(ops.stack(column), target.shape + s.shape))
-        return pack(out)
+            # no rows: no sweep told whether s is connected; an empty Jacobian either way
+            column = [ops.zeros_like(s) if g is None else g for g in column]
+            out.append(ops.stack(column) if column else ops.zeros((0,) + s.shape, s.dtype))
+        return out
 
     def batch_jacobian(self, target, source, unconnected_gradients="none",
                        parallel_iterations=None, experimental_use_pfor=True):
@@ -253,32 +308,40 @@ class GradientTape(_core.Tape):
         mode = _unconnected_mode(unconnected_gradients)
         _check_sources([source], "GradientTape.batch_jacobian")
         target = _core.convert_to_tensor(target)
-        if target.ndim == 0 or source.ndim == 0 or target.shape[0] != source.shape[0]:
-            raise ValueError(f"batch_jacobian: target and source need the same leading (batch) "
-                             f"dimension, got shapes {target.shape} and {source.shape}")
+        if not _is_float(target):
+            raise TypeError(f"GradientTape.batch_jacobian: the target has dtype "
+                            f"{target.dtype.name}; only float targets can be differentiated")
+        for what, t in (("target", target), ("source", source)):
+            if t.ndim < 2:
+                raise ValueError(f"batch_jacobian: the {what} must have rank >= 2 (a batch axis "
+                                 f"and the example's axes), got rank {t.ndim} (shape {t.shape})")
+        if target.shape[0] != source.shape[0]:
+            raise ValueError(f"batch_jacobian: the target and the source need the same batch "
+                             f"(first) dimension, got {target.shape[0]} (target shape "
+                             f"{target.shape}) and {source.shape[0]} (source shape "
+                             f"{source.shape})")
         batch, inner = target.shape[0], target.shape[1:]
-        n_inner = int(np.prod(inner)) if inner else 1
+        n_inner = int(np.prod(inner))
+        out_shape = (batch,) + inner + source.shape[1:]
+
+        def seed_rows(lo, hi):
+            # row j seeds element j of every example: shape (hi - lo, batch, n_inner)
+            seed = np.zeros((hi - lo, batch, n_inner), dtype=target.dtype.np)
+            seed[np.arange(hi - lo), :, np.arange(lo, hi)] = 1
+            return seed.reshape((hi - lo,) + target.shape)
+
         self._begin_use("batch_jacobian")
         try:
-            rows = []
-            for i in range(n_inner):
-                seed = np.zeros((batch, n_inner), dtype=target.dtype.np)
-                seed[:, i] = 1
-                seed = _core.wrap(seed.reshape(target.shape))
-                rows.append(self._sweep([target], [seed], [source])[0])
+            g = self._sweep_rows([target], [source], n_inner, seed_rows)[0]
         finally:
             self._end_use()
-        if all(r is None for r in rows):
-            return None if mode == "none" else ops.zeros(target.shape + source.shape[1:], source.dtype)
-        rows = [ops.zeros_like(source) if r is None else r for r in rows]
-        stacked = ops.stack(rows, axis=1)  # (batch, n_inner, source...)
-        return ops.reshape(stacked, (batch,) + inner + source.shape[1:])
-
-
-def _one_hot(shape, index, dtype):
-    seed = np.zeros(int(np.prod(shape)) if shape else 1, dtype=dtype.np)
-    seed[index] = 1
-    return _core.wrap(seed.reshape(shape))
+        if not _is_float(source) or (g is None and mode == "none"):
+            return None
+        if g is None:
+            return ops.zeros(out_shape, source.dtype)
+        # (n_inner, batch, source inner...) -> (batch, n_inner, source inner...)
+        g = ops.transpose(g, (1, 0) + tuple(range(2, g.ndim)))
+        return ops.reshape(g, out_shape)
 
 
 class ForwardAccumulator(_core.Accumulator):
