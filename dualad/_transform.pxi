@@ -176,20 +176,30 @@ cdef inline object _tangent_key_of(Accumulator acc):
     return _tangent_key
 
 
+cdef object _tangent_obj(Tensor t, Accumulator acc):
+    """t's tangent under `acc` as a Tensor, or None. A tangent kept as a C double is given as
+    a fresh scalar Tensor (bits unchanged: it was rounded to t's kind when computed)."""
+    if t._tan_acc == acc.id:
+        return new_scalar(t._tan_d, t._kind)
+    if t._tangents is None:
+        return None
+    return t._tangents.get(_tangent_key_of(acc))
+
+
 cdef void _push_tangent(Accumulator acc, list stack, Py_ssize_t level, Primitive p, tuple args,
                         dict params, Tensor out) except *:
     cdef Tensor a
     cdef bint any_tangent = False
-    cdef list tangents = []
+    cdef list tangents
     cdef object t
-    cdef object key = _tangent_key_of(acc)
     if p.jvp is None:
         return
-    if p.code != OP_NONE and out._is_scalar and _push_scalar_tangent(key, stack, level, p, args,
+    if p.code != OP_NONE and out._is_scalar and _push_scalar_tangent(acc, stack, level, p, args,
                                                                      out):
         return
+    tangents = []
     for a in args:
-        t = a._tangents.get(key) if a._tangents is not None else None
+        t = _tangent_obj(a, acc)
         if t is not None:
             any_tangent = True
         tangents.append(t)
@@ -210,39 +220,44 @@ cdef void _push_tangent(Accumulator acc, list stack, Py_ssize_t level, Primitive
         return
     if out._tangents is None:
         out._tangents = {}
-    out._tangents[key] = tout
+    out._tangents[_tangent_key_of(acc)] = tout
 
 
-cdef inline object _scalar_tangent_of(Tensor x, object key, int kind):
-    # x's tangent under accumulator `key` (None when it has none), or False when x or its
-    # tangent is not a plain float scalar of the given kind (the rule must run)
+cdef inline int _scalar_tangent_in(Tensor x, Accumulator acc, int kind, double* tangent) except -2:
+    # 1 with *tangent set when x has a tangent under `acc`, 0 when it has none, -1 when x or
+    # its tangent is not a plain float scalar of the given kind (the rule must run)
     cdef object t
     if not x._is_scalar or x._kind != kind:
-        return False
+        return -1
+    if x._tan_acc == acc.id:
+        tangent[0] = x._tan_d
+        return 1
     if x._tangents is None:
-        return None
-    t = x._tangents.get(key)
+        return 0
+    t = x._tangents.get(_tangent_key_of(acc))
     if t is None:
-        return None
+        return 0
     if not isinstance(t, Tensor) or not (<Tensor>t)._is_scalar or (<Tensor>t)._kind != kind \
             or (<Tensor>t)._is_var:
-        return False
-    return t
+        return -1
+    tangent[0] = (<Tensor>t)._d
+    return 1
 
 
-cdef bint _push_scalar_tangent(object key, list stack, Py_ssize_t level, Primitive p,
+cdef bint _push_scalar_tangent(Accumulator acc, list stack, Py_ssize_t level, Primitive p,
                                tuple args, Tensor out) except -1:
     """The C path of _push_tangent: a scalar opcode on float scalars of one kind with scalar
     tangents of that kind, and nothing outside this accumulator's level that would see its JVP
     rule run (a visible, recording outer tape or accumulator records the tangent computation:
     reverse-over-forward, forward-over-forward; a trace being taken replays it;
     check_numerics checks each of its ops). Then the output tangent is computed on C doubles,
-    with the bits of the rule. Returns False, having done nothing, when the rule must run."""
+    with the bits of the rule, and kept as a C double on `out` (a dual number: no tangent
+    Tensor, no dict). Returns False, having done nothing, when the rule must run."""
     cdef Py_ssize_t n = len(args), i
     cdef int kind = out._kind
-    cdef object ta, tb = None
+    cdef int has_a, has_b = 0
     cdef Transformation tr
-    cdef double va, vb
+    cdef double ta = 0.0, tb = 0.0, va, vb
     if n != _scalar_arity(p.code) or _check_numerics:
         return False
     if _n_tracing and _state().tracer is not None:
@@ -253,25 +268,28 @@ cdef bint _push_scalar_tangent(object key, list stack, Py_ssize_t level, Primiti
         tr = stack[i]
         if tr.hidden == 0 and tr.recording:
             return False
-    ta = _scalar_tangent_of(<Tensor>args[0], key, kind)
-    if ta is False:
+    has_a = _scalar_tangent_in(<Tensor>args[0], acc, kind, &ta)
+    if has_a < 0:
         return False
     va = (<Tensor>args[0])._d
     vb = va
     if n == 2:
-        tb = _scalar_tangent_of(<Tensor>args[1], key, kind)
-        if tb is False:
+        has_b = _scalar_tangent_in(<Tensor>args[1], acc, kind, &tb)
+        if has_b < 0:
             return False
         vb = (<Tensor>args[1])._d
-    if ta is None and tb is None:
+    if not has_a and not has_b:
         return True     # no input tangent: no output tangent (as the rule path)
-    cdef double d = _scalar_jvp(p.code, ta is not None,
-                                (<Tensor>ta)._d if ta is not None else 0.0,
-                                tb is not None, (<Tensor>tb)._d if tb is not None else 0.0,
-                                va, vb, out._d, kind == K_F32)
-    if out._tangents is None:
-        out._tangents = {}
-    out._tangents[key] = new_scalar(d, kind)
+    cdef double d = _round(_scalar_jvp(p.code, has_a, ta, has_b, tb, va, vb, out._d,
+                                       kind == K_F32), kind == K_F32)
+    if out._tan_acc == 0:
+        out._tan_acc = acc.id
+        out._tan_d = d
+    else:
+        # out already carries another accumulator's tangent in its C fields
+        if out._tangents is None:
+            out._tangents = {}
+        out._tangents[_tangent_key_of(acc)] = new_scalar(d, kind)
     return True
 
 
@@ -327,22 +345,37 @@ cdef class Accumulator(Transformation):
 
     def _set_tangent(self, Tensor primal, Tensor tangent):
         # Tensors are not followed by the cycle collector: a tangent must never lead back to
-        # its primal, so a caller's tangent is stored as a fresh tensor without tangents.
-        tangent = plain_copy(tangent)
-        if primal._tangents is None:
-            primal._tangents = {}
-        primal._tangents[self.id] = tangent
+        # its primal, so a caller's tangent is stored as a fresh tensor without tangents, or,
+        # for a float scalar that is not a Variable (a Variable's snapshots copy its dict),
+        # as a C double. The newest accumulator takes the C fields: an older one's tangent
+        # there moves to the dict.
+        cdef Tensor moved
+        if primal._is_scalar and not primal._is_var and tangent._is_scalar \
+                and tangent._kind == primal._kind and primal._tan_acc != self.id \
+                and (primal._tangents is None or self.id not in primal._tangents):
+            if primal._tan_acc != 0:
+                moved = new_scalar(primal._tan_d, primal._kind)
+                if primal._tangents is None:
+                    primal._tangents = {}
+                primal._tangents[primal._tan_acc] = moved
+            primal._tan_acc = self.id
+            primal._tan_d = tangent._d
+        else:
+            tangent = plain_copy(tangent)
+            if primal._tangents is None:
+                primal._tangents = {}
+            primal._tangents[self.id] = tangent
         self._primals.append(primal)
 
     def _tangent_of(self, Tensor t):
-        if t._tangents is None:
-            return None
-        return t._tangents.get(self.id)
+        return _tangent_obj(t, self)
 
     def __dealloc__(self):
         # the primals keep no tangent of a dead accumulator
         cdef Tensor t
         if self._primals is not None:
             for t in self._primals:
+                if t._tan_acc == self.id:
+                    t._tan_acc = 0
                 if t._tangents is not None:
                     t._tangents.pop(self.id, None)
