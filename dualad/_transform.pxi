@@ -336,6 +336,18 @@ cdef class Transformation:
         return self in _state().stack
 
 
+cdef bint _plain_pair(Tensor primal, Tensor tangent) except -1:
+    # a float primal and a tangent of its dtype and shape, not batched
+    if primal._is_scalar:
+        return tangent._is_scalar and tangent._kind == primal._kind
+    if tangent._is_scalar or primal._dtype is None or tangent._dtype is None:
+        return False
+    if not is_float(primal) or not (tangent._dtype is primal._dtype
+                                    or tangent._dtype == primal._dtype):
+        return False
+    return tangent._value().shape == primal._value().shape
+
+
 cdef class Accumulator(Transformation):
     """The forward-mode state. ForwardAccumulator (dualad.tape) adds the public API."""
 
@@ -366,6 +378,36 @@ cdef class Accumulator(Transformation):
                 primal._tangents = {}
             primal._tangents[self.id] = tangent
         self._primals.append(primal)
+
+    def _watch_plain(self, primals, tangents):
+        """Watch a Tensor, or a flat list or tuple of Tensors, along Tensor tangents when every
+        primal is a float tensor listed once and its tangent has its dtype and shape (the
+        common case, checked here in C): True. False, having watched nothing, otherwise:
+        ForwardAccumulator's checks then say what is wrong."""
+        cdef Tensor p, t
+        cdef Py_ssize_t i, j, n
+        if isinstance(primals, Tensor):
+            if not isinstance(tangents, Tensor) or not _plain_pair(primals, tangents):
+                return False
+            self._set_tangent(primals, tangents)
+            return True
+        if type(primals) not in (list, tuple) or type(tangents) not in (list, tuple):
+            return False
+        primals = tuple(primals)        # copies: a caller's list cannot change under the loops
+        tangents = tuple(tangents)
+        n = len(primals)
+        if n != len(tangents) or n > 16:
+            return False
+        for i in range(n):
+            if not isinstance(primals[i], Tensor) or not isinstance(tangents[i], Tensor) \
+                    or not _plain_pair(<Tensor>primals[i], <Tensor>tangents[i]):
+                return False
+            for j in range(i):
+                if primals[j] is primals[i]:
+                    return False
+        for i in range(n):
+            self._set_tangent(<Tensor>primals[i], <Tensor>tangents[i])
+        return True
 
     def _tangent_of(self, Tensor t):
         return _tangent_obj(t, self)
