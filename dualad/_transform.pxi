@@ -336,6 +336,38 @@ cdef class Transformation:
         return self in _state().stack
 
 
+cdef dict _tangent_dict(Tensor t):
+    # t's tangent dict, made if it has none; re-checked after the allocation, which can run
+    # other code (a collection's finalizers, another thread) that may have made one meanwhile
+    cdef dict d = t._tangents
+    if d is None:
+        d = {}
+        if t._tangents is None:
+            t._tangents = d
+        else:
+            d = t._tangents
+    return d
+
+
+cdef void _move_c_tangent_to_dict(Tensor t, long long keep_id) except *:
+    # frees t's C tangent fields for a new accumulator: another accumulator's tangent there
+    # moves to the dict. Everything that allocates is done first; the move itself runs no
+    # other code, after checking that the fields did not change meanwhile.
+    cdef long long old
+    cdef dict store
+    while True:
+        old = t._tan_acc
+        if old == 0 or old == keep_id:
+            return
+        moved = new_scalar(t._tan_d, t._kind)
+        key = old
+        store = _tangent_dict(t)
+        if t._tan_acc == old and t._tangents is store:
+            store[key] = moved
+            t._tan_acc = 0
+            return
+
+
 cdef bint _plain_pair(Tensor primal, Tensor tangent) except -1:
     # a float primal and a tangent of its dtype and shape, not batched
     if primal._is_scalar:
@@ -361,22 +393,20 @@ cdef class Accumulator(Transformation):
         # for a float scalar that is not a Variable (a Variable's snapshots copy its dict),
         # as a C double. The newest accumulator takes the C fields: an older one's tangent
         # there moves to the dict.
-        cdef Tensor moved
+        cdef dict store
         if primal._is_scalar and not primal._is_var and tangent._is_scalar \
-                and tangent._kind == primal._kind and primal._tan_acc != self.id \
-                and (primal._tangents is None or self.id not in primal._tangents):
-            if primal._tan_acc != 0:
-                moved = new_scalar(primal._tan_d, primal._kind)
-                if primal._tangents is None:
-                    primal._tangents = {}
-                primal._tangents[primal._tan_acc] = moved
+                and tangent._kind == primal._kind:
+            _move_c_tangent_to_dict(primal, self.id)
+            if primal._tangents is not None:
+                primal._tangents.pop(self.id, None)     # never in both places
             primal._tan_acc = self.id
             primal._tan_d = tangent._d
         else:
             tangent = plain_copy(tangent)
-            if primal._tangents is None:
-                primal._tangents = {}
-            primal._tangents[self.id] = tangent
+            store = _tangent_dict(primal)
+            if primal._tan_acc == self.id:
+                primal._tan_acc = 0
+            store[self.id] = tangent
         self._primals.append(primal)
 
     def _watch_plain(self, primals, tangents):
