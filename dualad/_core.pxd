@@ -12,8 +12,12 @@ cdef class Tensor:
     cdef long long _tape_id
     cdef Py_ssize_t _slot
     cdef dict _more_slots
-    # forward mode: {accumulator id: tangent Tensor}
+    # forward mode: {accumulator id: tangent Tensor}; a float scalar's tangent under one
+    # accumulator may instead be a C double (_tan_d for accumulator _tan_acc, 0: none), never
+    # in both places. Readers go through _tangent_obj (_transform.pxi).
     cdef dict _tangents
+    cdef long long _tan_acc
+    cdef double _tan_d
 
     cdef object _value(self)
 

@@ -176,20 +176,30 @@ cdef inline object _tangent_key_of(Accumulator acc):
     return _tangent_key
 
 
+cdef object _tangent_obj(Tensor t, Accumulator acc):
+    """t's tangent under `acc` as a Tensor, or None. A tangent kept as a C double is given as
+    a fresh scalar Tensor (bits unchanged: it was rounded to t's kind when computed)."""
+    if t._tan_acc == acc.id:
+        return new_scalar(t._tan_d, t._kind)
+    if t._tangents is None:
+        return None
+    return t._tangents.get(_tangent_key_of(acc))
+
+
 cdef void _push_tangent(Accumulator acc, list stack, Py_ssize_t level, Primitive p, tuple args,
                         dict params, Tensor out) except *:
     cdef Tensor a
     cdef bint any_tangent = False
-    cdef list tangents = []
+    cdef list tangents
     cdef object t
-    cdef object key = _tangent_key_of(acc)
     if p.jvp is None:
         return
-    if p.code != OP_NONE and out._is_scalar and _push_scalar_tangent(key, stack, level, p, args,
+    if p.code != OP_NONE and out._is_scalar and _push_scalar_tangent(acc, stack, level, p, args,
                                                                      out):
         return
+    tangents = []
     for a in args:
-        t = a._tangents.get(key) if a._tangents is not None else None
+        t = _tangent_obj(a, acc)
         if t is not None:
             any_tangent = True
         tangents.append(t)
@@ -210,39 +220,44 @@ cdef void _push_tangent(Accumulator acc, list stack, Py_ssize_t level, Primitive
         return
     if out._tangents is None:
         out._tangents = {}
-    out._tangents[key] = tout
+    out._tangents[_tangent_key_of(acc)] = tout
 
 
-cdef inline object _scalar_tangent_of(Tensor x, object key, int kind):
-    # x's tangent under accumulator `key` (None when it has none), or False when x or its
-    # tangent is not a plain float scalar of the given kind (the rule must run)
+cdef inline int _scalar_tangent_in(Tensor x, Accumulator acc, int kind, double* tangent) except -2:
+    # 1 with *tangent set when x has a tangent under `acc`, 0 when it has none, -1 when x or
+    # its tangent is not a plain float scalar of the given kind (the rule must run)
     cdef object t
     if not x._is_scalar or x._kind != kind:
-        return False
+        return -1
+    if x._tan_acc == acc.id:
+        tangent[0] = x._tan_d
+        return 1
     if x._tangents is None:
-        return None
-    t = x._tangents.get(key)
+        return 0
+    t = x._tangents.get(_tangent_key_of(acc))
     if t is None:
-        return None
+        return 0
     if not isinstance(t, Tensor) or not (<Tensor>t)._is_scalar or (<Tensor>t)._kind != kind \
             or (<Tensor>t)._is_var:
-        return False
-    return t
+        return -1
+    tangent[0] = (<Tensor>t)._d
+    return 1
 
 
-cdef bint _push_scalar_tangent(object key, list stack, Py_ssize_t level, Primitive p,
+cdef bint _push_scalar_tangent(Accumulator acc, list stack, Py_ssize_t level, Primitive p,
                                tuple args, Tensor out) except -1:
     """The C path of _push_tangent: a scalar opcode on float scalars of one kind with scalar
     tangents of that kind, and nothing outside this accumulator's level that would see its JVP
     rule run (a visible, recording outer tape or accumulator records the tangent computation:
     reverse-over-forward, forward-over-forward; a trace being taken replays it;
     check_numerics checks each of its ops). Then the output tangent is computed on C doubles,
-    with the bits of the rule. Returns False, having done nothing, when the rule must run."""
+    with the bits of the rule, and kept as a C double on `out` (a dual number: no tangent
+    Tensor, no dict). Returns False, having done nothing, when the rule must run."""
     cdef Py_ssize_t n = len(args), i
     cdef int kind = out._kind
-    cdef object ta, tb = None
+    cdef int has_a, has_b = 0
     cdef Transformation tr
-    cdef double va, vb
+    cdef double ta = 0.0, tb = 0.0, va, vb
     if n != _scalar_arity(p.code) or _check_numerics:
         return False
     if _n_tracing and _state().tracer is not None:
@@ -253,25 +268,28 @@ cdef bint _push_scalar_tangent(object key, list stack, Py_ssize_t level, Primiti
         tr = stack[i]
         if tr.hidden == 0 and tr.recording:
             return False
-    ta = _scalar_tangent_of(<Tensor>args[0], key, kind)
-    if ta is False:
+    has_a = _scalar_tangent_in(<Tensor>args[0], acc, kind, &ta)
+    if has_a < 0:
         return False
     va = (<Tensor>args[0])._d
     vb = va
     if n == 2:
-        tb = _scalar_tangent_of(<Tensor>args[1], key, kind)
-        if tb is False:
+        has_b = _scalar_tangent_in(<Tensor>args[1], acc, kind, &tb)
+        if has_b < 0:
             return False
         vb = (<Tensor>args[1])._d
-    if ta is None and tb is None:
+    if not has_a and not has_b:
         return True     # no input tangent: no output tangent (as the rule path)
-    cdef double d = _scalar_jvp(p.code, ta is not None,
-                                (<Tensor>ta)._d if ta is not None else 0.0,
-                                tb is not None, (<Tensor>tb)._d if tb is not None else 0.0,
-                                va, vb, out._d, kind == K_F32)
-    if out._tangents is None:
-        out._tangents = {}
-    out._tangents[key] = new_scalar(d, kind)
+    cdef double d = _round(_scalar_jvp(p.code, has_a, ta, has_b, tb, va, vb, out._d,
+                                       kind == K_F32), kind == K_F32)
+    if out._tan_acc == 0:
+        out._tan_acc = acc.id
+        out._tan_d = d
+    else:
+        # out already carries another accumulator's tangent in its C fields
+        if out._tangents is None:
+            out._tangents = {}
+        out._tangents[_tangent_key_of(acc)] = new_scalar(d, kind)
     return True
 
 
@@ -318,6 +336,50 @@ cdef class Transformation:
         return self in _state().stack
 
 
+cdef dict _tangent_dict(Tensor t):
+    # t's tangent dict, made if it has none; re-checked after the allocation, which can run
+    # other code (a collection's finalizers, another thread) that may have made one meanwhile
+    cdef dict d = t._tangents
+    if d is None:
+        d = {}
+        if t._tangents is None:
+            t._tangents = d
+        else:
+            d = t._tangents
+    return d
+
+
+cdef void _move_c_tangent_to_dict(Tensor t, long long keep_id) except *:
+    # frees t's C tangent fields for a new accumulator: another accumulator's tangent there
+    # moves to the dict. Everything that allocates is done first; the move itself runs no
+    # other code, after checking that the fields did not change meanwhile.
+    cdef long long old
+    cdef dict store
+    while True:
+        old = t._tan_acc
+        if old == 0 or old == keep_id:
+            return
+        moved = new_scalar(t._tan_d, t._kind)
+        key = old
+        store = _tangent_dict(t)
+        if t._tan_acc == old and t._tangents is store:
+            store[key] = moved
+            t._tan_acc = 0
+            return
+
+
+cdef bint _plain_pair(Tensor primal, Tensor tangent) except -1:
+    # a float primal and a tangent of its dtype and shape, not batched
+    if primal._is_scalar:
+        return tangent._is_scalar and tangent._kind == primal._kind
+    if tangent._is_scalar or primal._dtype is None or tangent._dtype is None:
+        return False
+    if not is_float(primal) or not (tangent._dtype is primal._dtype
+                                    or tangent._dtype == primal._dtype):
+        return False
+    return tangent._value().shape == primal._value().shape
+
+
 cdef class Accumulator(Transformation):
     """The forward-mode state. ForwardAccumulator (dualad.tape) adds the public API."""
 
@@ -327,22 +389,65 @@ cdef class Accumulator(Transformation):
 
     def _set_tangent(self, Tensor primal, Tensor tangent):
         # Tensors are not followed by the cycle collector: a tangent must never lead back to
-        # its primal, so a caller's tangent is stored as a fresh tensor without tangents.
-        tangent = plain_copy(tangent)
-        if primal._tangents is None:
-            primal._tangents = {}
-        primal._tangents[self.id] = tangent
+        # its primal, so a caller's tangent is stored as a fresh tensor without tangents, or,
+        # for a float scalar that is not a Variable (a Variable's snapshots copy its dict),
+        # as a C double. The newest accumulator takes the C fields: an older one's tangent
+        # there moves to the dict.
+        cdef dict store
+        if primal._is_scalar and not primal._is_var and tangent._is_scalar \
+                and tangent._kind == primal._kind:
+            _move_c_tangent_to_dict(primal, self.id)
+            if primal._tangents is not None:
+                primal._tangents.pop(self.id, None)     # never in both places
+            primal._tan_acc = self.id
+            primal._tan_d = tangent._d
+        else:
+            tangent = plain_copy(tangent)
+            store = _tangent_dict(primal)
+            if primal._tan_acc == self.id:
+                primal._tan_acc = 0
+            store[self.id] = tangent
         self._primals.append(primal)
 
+    def _watch_plain(self, primals, tangents):
+        """Watch a Tensor, or a flat list or tuple of Tensors, along Tensor tangents when every
+        primal is a float tensor listed once and its tangent has its dtype and shape (the
+        common case, checked here in C): True. False, having watched nothing, otherwise:
+        ForwardAccumulator's checks then say what is wrong."""
+        cdef Tensor p, t
+        cdef Py_ssize_t i, j, n
+        if isinstance(primals, Tensor):
+            if not isinstance(tangents, Tensor) or not _plain_pair(primals, tangents):
+                return False
+            self._set_tangent(primals, tangents)
+            return True
+        if type(primals) not in (list, tuple) or type(tangents) not in (list, tuple):
+            return False
+        primals = tuple(primals)        # copies: a caller's list cannot change under the loops
+        tangents = tuple(tangents)
+        n = len(primals)
+        if n != len(tangents) or n > 16:
+            return False
+        for i in range(n):
+            if not isinstance(primals[i], Tensor) or not isinstance(tangents[i], Tensor) \
+                    or not _plain_pair(<Tensor>primals[i], <Tensor>tangents[i]):
+                return False
+            for j in range(i):
+                if primals[j] is primals[i]:
+                    return False
+        for i in range(n):
+            self._set_tangent(<Tensor>primals[i], <Tensor>tangents[i])
+        return True
+
     def _tangent_of(self, Tensor t):
-        if t._tangents is None:
-            return None
-        return t._tangents.get(self.id)
+        return _tangent_obj(t, self)
 
     def __dealloc__(self):
         # the primals keep no tangent of a dead accumulator
         cdef Tensor t
         if self._primals is not None:
             for t in self._primals:
+                if t._tan_acc == self.id:
+                    t._tan_acc = 0
                 if t._tangents is not None:
                     t._tangents.pop(self.id, None)

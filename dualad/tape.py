@@ -356,6 +356,8 @@ class ForwardAccumulator(_core.Accumulator):
     (k,) + primal shape): one pass gives k directional derivatives, e.g. a whole Jacobian."""
 
     def __init__(self, primals, tangents, batched=False):
+        if not batched and self._watch_plain(primals, tangents):
+            return      # Tensors with matching tangents, checked in C
         flat_p, _ = flatten(primals)
         flat_t, _ = flatten(tangents)
         if len(flat_p) != len(flat_t):
@@ -390,7 +392,10 @@ class ForwardAccumulator(_core.Accumulator):
             self._set_tangent(p, t)
 
     def __enter__(self):
-        self._push()
+        try:
+            self._push()
+        except RuntimeError as e:   # already active on this thread
+            raise ValueError(str(e)) from None
         return self
 
     def __exit__(self, exc_type, exc, tb):
@@ -399,6 +404,8 @@ class ForwardAccumulator(_core.Accumulator):
 
     def jvp(self, primals, unconnected_gradients="none"):
         """The tangent of each tensor in `primals` (None, or zeros with 'zero', if unconnected)."""
+        if isinstance(primals, Tensor) and unconnected_gradients == "none":
+            return self._tangent_of(primals)
         mode = _unconnected_mode(unconnected_gradients)
         flat, pack = flatten(primals)
         out = []
