@@ -229,17 +229,20 @@ cdef Tensor _as_cotangent(object c, Tensor arg, Primitive p, Py_ssize_t k, Py_ss
         return _as_batched_cotangent(ct, arg, p, k, batch)
     if ct._is_scalar and arg._is_scalar:
         return ct
-    if ct.shape != arg.shape:
-        ct = _unbroadcast_fn(ct, arg.shape)
+    # numpy's shapes (plain tuples): cheaper than the TensorShape of Tensor.shape
+    cdef tuple shape = arg._value().shape
+    if ct._value().shape != shape:
+        ct = _unbroadcast_fn(ct, shape)
     return ct
 
 
 cdef Tensor _as_batched_cotangent(Tensor ct, Tensor arg, Primitive p, Py_ssize_t k,
                                   Py_ssize_t batch):
-    cdef tuple expected = (batch,) + arg.shape
-    if ct.shape != expected and ct.ndim > arg.ndim:
-        ct = _unbroadcast_fn(ct, arg.shape, True)
-    if ct.shape != expected:
+    cdef tuple shape = arg._value().shape
+    cdef tuple expected = (batch,) + shape
+    if ct._value().shape != expected and ct.ndim > arg.ndim:
+        ct = _unbroadcast_fn(ct, shape, True)
+    if ct._value().shape != expected:
         raise ValueError(f"the derivative rule of {p.name} returned a cotangent of shape "
                          f"{ct.shape} for input {k} of shape {arg.shape} in a batch of {batch}")
     return ct

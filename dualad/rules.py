@@ -740,6 +740,10 @@ concat = declare("concat", _concat_impl, linear=lambda p, k: dict(p, axis=p["axi
                  export="concat")
 concat.variadic_vjp = _concat_vjp
 
+# Every built-in VJP rule above takes batched cotangents (see cotangent_lead).
+_core.allow_batched_vjps(p for p in PRIMITIVES.values() if p.vjps or p.variadic_vjp)
+
+
 # ============================================================================================
 # TensorFlow ops: rounding, elementwise math, scans, products, einsum
 # ============================================================================================
@@ -1011,5 +1015,7 @@ einsum = declare("einsum", _einsum_impl, jvp=_einsum_jvp, export="einsum")
 einsum.variadic_vjp = _einsum_vjp
 
 
-# Every built-in VJP rule above takes batched cotangents (see cotangent_lead).
-_core.allow_batched_vjps(p for p in PRIMITIVES.values() if p.vjps or p.variadic_vjp)
+# Of the ops above, the elementwise ones take batched cotangents as they are (their rules
+# broadcast); the scans, products and einsum index axes by position, so a batched sweep over
+# them falls back to one sweep per row.
+_core.allow_batched_vjps([floormod, reciprocal, rsqrt, atan2, erf])
