@@ -39,6 +39,103 @@ cdef class Tape(Transformation):
             self._reopen()
         return self._watch(t)
 
+    # ---- the common path of GradientTape, in C ------------------------------------------------
+    # Each method handles the usual argument shapes here and hands anything else (nests,
+    # output_gradients, unconnected 'zero', warnings, errors) to GradientTape's Python methods
+    # (_watch_general, _gradient_general), which hold the policy.
+
+    def __enter__(self):
+        if self._used:
+            raise RuntimeError("this non-persistent GradientTape has already computed a gradient; "
+                               "create a new tape")
+        _enter_transformation(self)
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        _leave_transformation(self)
+        return False
+
+    def watch(self, tensor):
+        """Watch a tensor, Variable, or nested list/tuple/dict of them."""
+        if isinstance(tensor, Tensor) and is_float(<Tensor>tensor):
+            if self.released:
+                self._reopen()
+            self._watch(<Tensor>tensor)
+            return
+        self._watch_general(tensor)
+
+    def watched_variables(self):
+        """The Variables this tape watches, in the order it began watching them. After a
+        non-persistent tape has computed its gradient, the ones it watched then (as in
+        TensorFlow)."""
+        if self._used:
+            return self._variables_at_release if self._variables_at_release is not None else ()
+        return self._current_variables()
+
+    cdef tuple _current_variables(self):
+        return tuple([t for t in self._watched if isinstance(t, Variable)])
+
+    def _end_use(self):
+        """After a gradient or Jacobian: a non-persistent tape releases its record."""
+        self._finish_use()
+
+    cdef int _finish_use(self) except -1:
+        if not self.persistent:
+            self._variables_at_release = self._current_variables()
+            self._used = True
+            self._release()
+        return 0
+
+    def gradient(self, target, sources, output_gradients=None, unconnected_gradients="none"):
+        """d(sum of targets)/d(sources), shaped like `sources` (a tensor or nested structure).
+
+        A source the targets do not depend on through recorded float operations gets None, or
+        zeros with unconnected_gradients='zero'. `output_gradients` weights each target (the
+        vector of a vector-Jacobian product). A target that is not floating gives no gradient
+        (None for every source) with a NonFloatTargetWarning, as in TensorFlow."""
+        cdef Tensor t
+        cdef list flat, grads
+        cdef Py_ssize_t i
+        cdef bint single = isinstance(sources, Tensor)
+        cdef bint active
+        # the fast path: one float target, a Tensor or a flat list/tuple of Tensors as sources,
+        # default options, and nothing to warn about or refuse
+        if (output_gradients is not None or type(unconnected_gradients) is not str
+                or unconnected_gradients != "none" or not isinstance(target, Tensor)
+                or not is_float(<Tensor>target) or self._used):
+            return self._gradient_general(target, sources, output_gradients,
+                                          unconnected_gradients)
+        if single:
+            flat = [sources]
+        elif type(sources) is list or type(sources) is tuple:
+            flat = list(sources)
+            for i in range(len(flat)):
+                if not isinstance(flat[i], Tensor):
+                    return self._gradient_general(target, sources, output_gradients,
+                                                  unconnected_gradients)
+        else:
+            return self._gradient_general(target, sources, output_gradients,
+                                          unconnected_gradients)
+        active = self in _state().stack
+        if active and self.persistent:
+            # GradientInContextWarning, raised where the caller's line is known
+            return self._gradient_general(target, sources, output_gradients,
+                                          unconnected_gradients)
+        t = <Tensor>target
+        seed = filled_like(t, 1.0, None)
+        if active:
+            self.recording = False  # as in TensorFlow: a non-persistent tape stops recording
+        try:
+            grads = self._sweep_at_level([t], [seed], flat)
+        finally:
+            self._finish_use()
+        for i in range(len(grads)):
+            if grads[i] is not None and not is_float(<Tensor>flat[i]):
+                grads[i] = None
+        if single:
+            return grads[0]
+        return grads if type(sources) is list else tuple(grads)
+
     def _reopen(self):
         # A new identity: tensors recorded before the release still carry slot numbers under
         # the old one, which the reopened record hands out again.
@@ -77,11 +174,6 @@ cdef class Tape(Transformation):
         it; outer ones (and this tape, if persistent and recording) do, which is how gradients
         of gradients work. When nothing sees it, the sweep is raw: scalar entries run on C
         doubles and nothing is recorded."""
-        cdef list stack = _state().stack
-        cdef list hide = []
-        cdef Py_ssize_t i
-        cdef Transformation tr
-        cdef bint raw
         if len(seeds) != len(targets):
             raise ValueError(f"_sweep: {len(seeds)} seeds for {len(targets)} targets")
         for group, what in ((targets, "target"), (seeds, "seed"), (sources, "source")):
@@ -89,6 +181,15 @@ cdef class Tape(Transformation):
                 if not isinstance(t, Tensor):
                     raise TypeError(f"_sweep: every {what} must be a Tensor, got "
                                     f"{type(t).__name__}")
+        return self._sweep_at_level(targets, seeds, sources)
+
+    cdef list _sweep_at_level(self, list targets, list seeds, list sources):
+        # _sweep with its arguments checked (every element a Tensor, one seed per target)
+        cdef list stack = _state().stack
+        cdef list hide = []
+        cdef Py_ssize_t i
+        cdef Transformation tr
+        cdef bint raw
         for i in range(len(stack)):
             if stack[i] is self:
                 hide = stack[i + 1:] if self.persistent and self.recording else stack[i:]

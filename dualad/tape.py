@@ -18,6 +18,20 @@ class NonFloatWatchWarning(UserWarning):
     """An integer or bool tensor was watched: it cannot have a gradient."""
 
 
+class NonFloatTargetWarning(UserWarning):
+    """gradient() was asked to differentiate an integer or bool target: it has no gradient, so
+    every source gets None (as in TensorFlow, which warns and returns None)."""
+
+
+class WatchError(TypeError, ValueError):
+    """tape.watch() was given something that is not a Tensor or Variable: a ValueError as in
+    TensorFlow, and a TypeError as dualad raised before."""
+
+
+# re-entering an active tape: ValueError (TensorFlow) and RuntimeError (dualad before)
+AlreadyActiveError = _core.AlreadyActiveError
+
+
 _UNCONNECTED = ("none", "zero")
 
 
@@ -49,45 +63,28 @@ class GradientTape(_core.Tape):
     `watch_accessed_variables=False`. Tapes nest: a gradient computed inside an outer tape's
     context is recorded by it, which gives higher derivatives. Tapes are per thread."""
 
+    # The common path (with-block entry and exit, watch, watched_variables, gradient of one
+    # target with default options, the release of a non-persistent tape) lives in the compiled
+    # _core.Tape; the methods here are the general cases it hands over.
+
     def __init__(self, persistent=False, watch_accessed_variables=True):
         super().__init__(persistent, watch_accessed_variables)
 
-    # ---- context --------------------------------------------------------------------------
-
-    def __enter__(self):
-        if self._used:
-            raise RuntimeError("this non-persistent GradientTape has already computed a gradient; "
-                               "create a new tape")
-        self._push()
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        self._pop()
-        return False
-
     # ---- watching ---------------------------------------------------------------------------
 
-    def watch(self, tensor):
-        """Watch a tensor, Variable, or nested list/tuple/dict of them."""
+    def _watch_general(self, tensor):
+        # watch() of anything but one float Tensor; stacklevel=2 is watch()'s caller
         leaves, _ = flatten(tensor)
         for t in leaves:
             if not isinstance(t, Tensor):
-                raise TypeError(f"GradientTape.watch: expected Tensors or Variables, got "
-                                f"{type(t).__name__}; convert it with dualad.constant first")
+                raise WatchError(f"GradientTape.watch: expected Tensors or Variables, got "
+                                 f"{type(t).__name__}; convert it with dualad.constant first")
             if not _is_float(t):
                 warnings.warn(f"GradientTape.watch: a {t.dtype.name} tensor cannot have a gradient; "
                               "its gradient will be None (cast it to a float dtype)",
                               NonFloatWatchWarning, stacklevel=2)
                 continue
             self._watch_tensor(t)
-
-    def watched_variables(self):
-        """The Variables this tape watches, in the order it began watching them. After a
-        non-persistent tape has computed its gradient, the ones it watched then (as in
-        TensorFlow)."""
-        if self._used:
-            return getattr(self, "_variables_at_release", ())
-        return tuple(t for t in self._watched_tensors() if isinstance(t, Variable))
 
     @contextlib.contextmanager
     def stop_recording(self):
@@ -110,10 +107,11 @@ class GradientTape(_core.Tape):
     # ---- gradients --------------------------------------------------------------------------
 
     def _begin_use(self, what, stacklevel=3):
-        # stacklevel: the user's call of gradient/jacobian (one more from _gradient_of_one)
+        # stacklevel: the user's call of gradient/jacobian
         if self._used:
-            raise RuntimeError(f"a non-persistent GradientTape can compute only one set of "
-                               f"gradients; GradientTape({what}) was already called. Use "
+            raise RuntimeError(f"a non-persistent GradientTape can only be used to compute one "
+                               f"set of gradients (or Jacobians), and this one already has "
+                               f"(GradientTape.{what} was called a second time). Use "
                                f"GradientTape(persistent=True) to call it several times.")
         if self.active:
             if self.persistent:
@@ -125,21 +123,8 @@ class GradientTape(_core.Tape):
             else:
                 self.recording = False  # as in TensorFlow: the tape stops recording
 
-    def _end_use(self):
-        if not self.persistent:
-            self._variables_at_release = self.watched_variables()
-            self._used = True
-            self._release()
-
-    def gradient(self, target, sources, output_gradients=None, unconnected_gradients="none"):
-        """d(sum of targets)/d(sources), shaped like `sources` (a tensor or nested structure).
-
-        A source the targets do not depend on through recorded float operations gets None, or
-        zeros with unconnected_gradients='zero'. `output_gradients` weights each target (the
-        vector of a vector-Jacobian product)."""
-        if (output_gradients is None and unconnected_gradients == "none"
-                and isinstance(target, Tensor) and isinstance(sources, Tensor)):
-            return self._gradient_of_one(target, sources)
+    def _gradient_general(self, target, sources, output_gradients, unconnected_gradients):
+        # gradient() beyond its compiled fast path; stacklevel=2 is gradient()'s caller
         mode = _unconnected_mode(unconnected_gradients)
         flat_sources, pack = flatten(sources)
         _check_sources(flat_sources, "GradientTape.gradient")
@@ -149,8 +134,12 @@ class GradientTape(_core.Tape):
                 raise TypeError(f"GradientTape.gradient: the target must be a Tensor, got "
                                 f"{type(t).__name__}")
             if not _is_float(t):
-                raise TypeError(f"GradientTape.gradient: the target has dtype {t.dtype.name}; "
-                                "only float targets can be differentiated")
+                # TensorFlow's behaviour: no gradient flows from it (ops with a non-float
+                # output are never recorded, so the sweep finds nothing to follow)
+                warnings.warn(f"GradientTape.gradient: the target has dtype {t.dtype.name}; only "
+                              "float targets can be differentiated, so it contributes no "
+                              "gradient (cast it to a float dtype)", NonFloatTargetWarning,
+                              stacklevel=2)
         seeds = self._seeds(targets, output_gradients)
         self._begin_use("gradient")
         try:
@@ -158,20 +147,6 @@ class GradientTape(_core.Tape):
         finally:
             self._end_use()
         return pack(self._finish(grads, flat_sources, mode))
-
-    def _gradient_of_one(self, target, source):
-        """gradient() of one target with respect to one source: the common case, without the
-        structure handling."""
-        if not _is_float(target):
-            raise TypeError(f"GradientTape.gradient: the target has dtype {target.dtype.name}; "
-                            "only float targets can be differentiated")
-        seed = ops.ones_like(target)
-        self._begin_use("gradient", stacklevel=4)
-        try:
-            grad = self._sweep([target], [seed], [source])[0]
-        finally:
-            self._end_use()
-        return grad if _is_float(source) else None
 
     @staticmethod
     def _seeds(targets, output_gradients):
