@@ -30,6 +30,7 @@ from .ops import (  # the public ops that are not one primitive each
     reduce_mean, shape, size, squeeze, stack, truediv, zeros, zeros_like,
 )
 from .tape import GradientTape, ForwardAccumulator, GradientInContextWarning, NonFloatWatchWarning
+from .tape import NonFloatTargetWarning
 from .printing import print_ as print
 from . import nn, extend
 from .api import (derivative, grad, hessian, hvp, jacfwd, jacobian, jacrev, jvp, value_and_grad,

@@ -133,16 +133,17 @@ class GradientTape(_core.Tape):
             if not isinstance(t, Tensor):
                 raise TypeError(f"GradientTape.gradient: the target must be a Tensor, got "
                                 f"{type(t).__name__}")
-            if not _is_float(t):
-                # TensorFlow's behaviour: no gradient flows from it (ops with a non-float
-                # output are never recorded, so the sweep finds nothing to follow)
-                warnings.warn(f"GradientTape.gradient: the target has dtype {t.dtype.name}; only "
-                              "float targets can be differentiated, so it contributes no "
-                              "gradient (cast it to a float dtype)", NonFloatTargetWarning,
-                              stacklevel=2)
         seeds = self._seeds(targets, output_gradients)
         self._begin_use("gradient")
         try:
+            for t in targets:
+                if not _is_float(t):
+                    # TensorFlow's behaviour: no gradient flows from it (ops with a non-float
+                    # output are never recorded, so the sweep finds nothing to follow)
+                    warnings.warn(f"GradientTape.gradient: the target has dtype {t.dtype.name}; "
+                                  "only float targets can be differentiated, so it contributes "
+                                  "no gradient (cast it to a float dtype)", NonFloatTargetWarning,
+                                  stacklevel=2)
             grads = self._sweep(targets, seeds, flat_sources)
         finally:
             self._end_use()
