@@ -72,6 +72,7 @@ cdef class Tape(Transformation):
     cdef bint _watch(self, Tensor t) except -1
     cdef tuple _current_variables(self)
     cdef int _finish_use(self) except -1
+    cdef int _drop_record(self) except -1
     cdef list _sweep_at_level(self, list targets, list seeds, list sources)
 
 

@@ -5,15 +5,35 @@ cdef class Tape(Transformation):
     """The reverse-mode record. GradientTape (dualad.tape) adds the public API on top."""
 
     def __cinit__(self, *args, **kwargs):
-        # the arguments are parsed by __init__ (GradientTape's, with its signature), so that a
-        # misspelt keyword names the public call
+        # the arguments are parsed by __init__, whose errors name the public class
         self.is_tape = True
         self.watch_accessed_variables = True
         self._entries = []
         self._watched = []
         _live_tapes.add(self.id)
 
-    def __init__(self, persistent=False, watch_accessed_variables=True):
+    def __init__(self, *args, **kwargs):
+        # GradientTape(persistent=False, watch_accessed_variables=True), parsed here so that
+        # constructing a tape runs no Python frame; the errors are Python's for that signature
+        # (GradientTape.__signature__ gives inspect the same)
+        cdef Py_ssize_t n = len(args)
+        persistent = args[0] if n > 0 else False
+        watch_accessed_variables = args[1] if n > 1 else True
+        if n > 2:
+            raise TypeError(f"{type(self).__name__}.__init__() takes from 1 to 3 positional arguments but "
+                            f"{n + 1} were given")
+        if kwargs:
+            for key, value in kwargs.items():
+                if key == "persistent" and n < 1:
+                    persistent = value
+                elif key == "watch_accessed_variables" and n < 2:
+                    watch_accessed_variables = value
+                elif key in ("persistent", "watch_accessed_variables"):
+                    raise TypeError(f"{type(self).__name__}.__init__() got multiple values for argument "
+                                    f"'{key}'")
+                else:
+                    raise TypeError(f"{type(self).__name__}.__init__() got an unexpected keyword argument "
+                                    f"'{key}'")
         self.persistent = bool(persistent)
         self.watch_accessed_variables = bool(watch_accessed_variables)
 
@@ -83,7 +103,7 @@ cdef class Tape(Transformation):
         if not self.persistent:
             self._variables_at_release = self._current_variables()
             self._used = True
-            self._release()
+            self._drop_record()
         return 0
 
     def gradient(self, target, sources, output_gradients=None, unconnected_gradients="none"):
@@ -157,6 +177,9 @@ cdef class Tape(Transformation):
 
     def _release(self):
         """Drop the record; the tape's slots on tensors it watched are cleared."""
+        self._drop_record()
+
+    cdef int _drop_record(self) except -1:
         cdef Tensor t
         for t in self._watched:
             _clear_slot(t, self.id)
@@ -165,6 +188,7 @@ cdef class Tape(Transformation):
         self._n_slots = 0
         self.released = True
         _live_tapes.discard(self.id)
+        return 0
 
     def _sweep(self, list targets, list seeds, list sources):
         """Backpropagate `seeds` (one per target) through the record and return the gradient

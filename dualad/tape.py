@@ -1,6 +1,7 @@
 """GradientTape (reverse mode) and ForwardAccumulator (forward mode): the public policy around
 the compiled record and sweep of dualad._core."""
 import contextlib
+import inspect
 import warnings
 
 import numpy as np
@@ -67,8 +68,11 @@ class GradientTape(_core.Tape):
     # target with default options, the release of a non-persistent tape) lives in the compiled
     # _core.Tape; the methods here are the general cases it hands over.
 
-    def __init__(self, persistent=False, watch_accessed_variables=True):
-        super().__init__(persistent, watch_accessed_variables)
+    # __init__(persistent=False, watch_accessed_variables=True) is _core.Tape's, in C
+    __signature__ = inspect.Signature([
+        inspect.Parameter("persistent", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=False),
+        inspect.Parameter("watch_accessed_variables", inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                          default=True)])
 
     # ---- watching ---------------------------------------------------------------------------
 
