@@ -10,7 +10,6 @@ cdef class Tape(Transformation):
         self.watch_accessed_variables = True
         self._entries = []
         self._watched = []
-        _live_tapes.add(self.id)
 
     def __init__(self, *args, **kwargs):
         # GradientTape(persistent=False, watch_accessed_variables=True), parsed here so that
@@ -40,7 +39,8 @@ cdef class Tape(Transformation):
     def __dealloc__(self):
         cdef Tensor t
         if _live_tapes is not None:  # None only at interpreter shutdown
-            _live_tapes.discard(self.id)
+            if self._listed:
+                _live_tapes.discard(self.id)
             if self._watched is not None:
                 for t in self._watched:
                     _clear_slot(t, self.id)
@@ -48,6 +48,12 @@ cdef class Tape(Transformation):
     cdef bint _watch(self, Tensor t) except -1:
         if _slot_of(t, self.id) >= 0:
             return False
+        if not self._listed:
+            # every slot under this id starts here (a recorded op needs an input with a slot),
+            # so the id joins the live ones only now: a tape that watches nothing costs no set
+            # operations
+            _live_tapes.add(self.id)
+            self._listed = True
         _set_slot(t, self.id, self._n_slots)
         self._n_slots += 1
         self._watched.append(t)
@@ -160,10 +166,12 @@ cdef class Tape(Transformation):
         # A new identity: tensors recorded before the release still carry slot numbers under
         # the old one, which the reopened record hands out again.
         global _next_id
+        if self._listed:
+            _live_tapes.discard(self.id)
+            self._listed = False
         _next_id += 1
         self.id = _next_id
         self.released = False
-        _live_tapes.add(self.id)
 
     def _has_slot(self, Tensor t):
         return _slot_of(t, self.id) >= 0
@@ -187,7 +195,9 @@ cdef class Tape(Transformation):
         self._entries = []
         self._n_slots = 0
         self.released = True
-        _live_tapes.discard(self.id)
+        if self._listed:
+            _live_tapes.discard(self.id)
+            self._listed = False
         return 0
 
     def _sweep(self, list targets, list seeds, list sources):

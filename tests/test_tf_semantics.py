@@ -211,3 +211,27 @@ def test_sources_list_changed_by_a_custom_gradient_during_the_sweep(path):
     weights = None if path == "fast" else dd.ones_like(y)
     gx, gz = tape.gradient(y, sources, output_gradients=weights)
     assert float(gx) == 10.0 and float(gz) == 4.0
+
+
+def test_tapes_that_watch_nothing_and_tapes_reset_keep_slots_apart():
+    """A tape joins the live-tape set only when it hands out its first slot: slots of a tape
+    that was reset, dropped, or never watched must never be taken for a live tape's."""
+    x = dd.Variable(2.0)
+    outer = dd.GradientTape(persistent=True)
+    with outer:
+        with dd.GradientTape(watch_accessed_variables=False):
+            pass                                  # never watches: never listed
+        unused = dd.GradientTape()
+        with unused:
+            y = x * x                             # outer's slots only
+        inner = dd.GradientTape(persistent=True)
+        with inner:
+            z = y * x
+            inner.reset()                         # a new id, unlisted until its next watch
+            inner.watch(y)
+            w = y * 3.0
+        del unused
+    assert float(outer.gradient(z, x)) == 12.0    # d(x**3)/dx at 2
+    assert float(inner.gradient(w, y)) == 3.0
+    assert inner.gradient(w, x) is None
+    assert outer.watched_variables() == (x,)
