@@ -19,8 +19,8 @@ cdef class Tape(Transformation):
         persistent = args[0] if n > 0 else False
         watch_accessed_variables = args[1] if n > 1 else True
         if n > 2:
-            raise TypeError(f"{type(self).__name__}.__init__() takes from 1 to 3 positional arguments but "
-                            f"{n + 1} were given")
+            raise TypeError(f"{type(self).__name__}.__init__() takes from 1 to 3 positional "
+                            f"arguments but {n + 1} were given")
         if kwargs:
             for key, value in kwargs.items():
                 if key == "persistent" and n < 1:
@@ -28,11 +28,11 @@ cdef class Tape(Transformation):
                 elif key == "watch_accessed_variables" and n < 2:
                     watch_accessed_variables = value
                 elif key in ("persistent", "watch_accessed_variables"):
-                    raise TypeError(f"{type(self).__name__}.__init__() got multiple values for argument "
-                                    f"'{key}'")
+                    raise TypeError(f"{type(self).__name__}.__init__() got multiple values "
+                                    f"for argument '{key}'")
                 else:
-                    raise TypeError(f"{type(self).__name__}.__init__() got an unexpected keyword argument "
-                                    f"'{key}'")
+                    raise TypeError(f"{type(self).__name__}.__init__() got an unexpected "
+                                    f"keyword argument '{key}'")
         self.persistent = bool(persistent)
         self.watch_accessed_variables = bool(watch_accessed_variables)
 
@@ -155,6 +155,7 @@ cdef class Tape(Transformation):
             grads = self._sweep_at_level([t], [seed], flat)
         finally:
             self._finish_use()
+        # grads has one entry per element of flat, a list no one else holds
         for i in range(len(grads)):
             if grads[i] is not None and not is_float(<Tensor>flat[i]):
                 grads[i] = None

@@ -31,7 +31,7 @@ cdef PyObject* _cached_state = NULL
 cdef Py_ssize_t _n_live = 0          # transformations on any thread's stack: 0 means no work
 cdef Py_ssize_t _n_tracing = 0       # traces being taken on any thread
 cdef long long _next_id = 0
-cdef set _live_tapes = set()         # ids of unreleased tapes holding slots, to recycle stale slot fields
+cdef set _live_tapes = set()         # ids of tapes holding slots, to recycle stale slot fields
 
 
 cdef inline _ThreadState _state():
