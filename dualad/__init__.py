@@ -35,7 +35,7 @@ from .ops import (  # TensorFlow ops composed of primitives (gathers, slices, pa
     segment_sum, slice_ as slice, split, tile, unsorted_segment_sum, unstack,
 )
 from .tape import (GradientTape, ForwardAccumulator, GradientInContextWarning, NonFloatWatchWarning,
-                   UnconnectedGradients)
+                   NonFloatTargetWarning, UnconnectedGradients)
 from .printing import print_ as print
 from . import nn, extend
 from .api import (derivative, grad, hessian, hvp, jacfwd, jacobian, jacrev, jvp, value_and_grad,

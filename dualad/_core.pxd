@@ -71,8 +71,14 @@ cdef class Tape(Transformation):
     cdef list _watched             # tensors given a slot by watch (explicit or variable access)
     cdef readonly bint released
     cdef public bint _used         # a non-persistent tape that has given its gradient
+    cdef tuple _variables_at_release  # watched_variables() when a non-persistent tape released
+    cdef bint _listed              # its id is in _live_tapes (from its first slot to its release)
 
     cdef bint _watch(self, Tensor t) except -1
+    cdef tuple _current_variables(self)
+    cdef int _finish_use(self) except -1
+    cdef int _drop_record(self) except -1
+    cdef list _sweep_at_level(self, list targets, list seeds, list sources, Py_ssize_t batch=*)
 
 
 cdef class Accumulator(Transformation):

@@ -5,22 +5,42 @@ cdef class Tape(Transformation):
     """The reverse-mode record. GradientTape (dualad.tape) adds the public API on top."""
 
     def __cinit__(self, *args, **kwargs):
-        # the arguments are parsed by __init__ (GradientTape's, with its signature), so that a
-        # misspelt keyword names the public call
+        # the arguments are parsed by __init__, whose errors name the public class
         self.is_tape = True
         self.watch_accessed_variables = True
         self._entries = []
         self._watched = []
-        _live_tapes.add(self.id)
 
-    def __init__(self, persistent=False, watch_accessed_variables=True):
+    def __init__(self, *args, **kwargs):
+        # GradientTape(persistent=False, watch_accessed_variables=True), parsed here so that
+        # constructing a tape runs no Python frame; the errors are Python's for that signature
+        # (GradientTape.__signature__ gives inspect the same)
+        cdef Py_ssize_t n = len(args)
+        persistent = args[0] if n > 0 else False
+        watch_accessed_variables = args[1] if n > 1 else True
+        if n > 2:
+            raise TypeError(f"{type(self).__name__}.__init__() takes from 1 to 3 positional "
+                            f"arguments but {n + 1} were given")
+        if kwargs:
+            for key, value in kwargs.items():
+                if key == "persistent" and n < 1:
+                    persistent = value
+                elif key == "watch_accessed_variables" and n < 2:
+                    watch_accessed_variables = value
+                elif key in ("persistent", "watch_accessed_variables"):
+                    raise TypeError(f"{type(self).__name__}.__init__() got multiple values "
+                                    f"for argument '{key}'")
+                else:
+                    raise TypeError(f"{type(self).__name__}.__init__() got an unexpected "
+                                    f"keyword argument '{key}'")
         self.persistent = bool(persistent)
         self.watch_accessed_variables = bool(watch_accessed_variables)
 
     def __dealloc__(self):
         cdef Tensor t
         if _live_tapes is not None:  # None only at interpreter shutdown
-            _live_tapes.discard(self.id)
+            if self._listed:
+                _live_tapes.discard(self.id)
             if self._watched is not None:
                 for t in self._watched:
                     _clear_slot(t, self.id)
@@ -28,6 +48,12 @@ cdef class Tape(Transformation):
     cdef bint _watch(self, Tensor t) except -1:
         if _slot_of(t, self.id) >= 0:
             return False
+        if not self._listed:
+            # every slot under this id starts here (a recorded op needs an input with a slot),
+            # so the id joins the live ones only now: a tape that watches nothing costs no set
+            # operations
+            _live_tapes.add(self.id)
+            self._listed = True
         _set_slot(t, self.id, self._n_slots)
         self._n_slots += 1
         self._watched.append(t)
@@ -39,14 +65,114 @@ cdef class Tape(Transformation):
             self._reopen()
         return self._watch(t)
 
+    # ---- the common path of GradientTape, in C ------------------------------------------------
+    # Each method handles the usual argument shapes here and hands anything else (nests,
+    # output_gradients, unconnected 'zero', warnings, errors) to GradientTape's Python methods
+    # (_watch_general, _gradient_general), which hold the policy.
+
+    def __enter__(self):
+        if self._used:
+            raise RuntimeError("this non-persistent GradientTape has already computed a gradient; "
+                               "create a new tape")
+        _enter_transformation(self)
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        _leave_transformation(self)
+        return False
+
+    def watch(self, tensor):
+        """Watch a tensor, Variable, or nested list/tuple/dict of them."""
+        if isinstance(tensor, Tensor) and is_float(<Tensor>tensor):
+            if self.released:
+                self._reopen()
+            self._watch(<Tensor>tensor)
+            return
+        self._watch_general(tensor)
+
+    def watched_variables(self):
+        """The Variables this tape watches, in the order it began watching them. After a
+        non-persistent tape has computed its gradient, the ones it watched then (as in
+        TensorFlow)."""
+        if self._used:
+            return self._variables_at_release if self._variables_at_release is not None else ()
+        return self._current_variables()
+
+    cdef tuple _current_variables(self):
+        return tuple([t for t in self._watched if isinstance(t, Variable)])
+
+    def _end_use(self):
+        """After a gradient or Jacobian: a non-persistent tape releases its record."""
+        self._finish_use()
+
+    cdef int _finish_use(self) except -1:
+        if not self.persistent:
+            self._variables_at_release = self._current_variables()
+            self._used = True
+            self._drop_record()
+        return 0
+
+    def gradient(self, target, sources, output_gradients=None, unconnected_gradients="none"):
+        """d(sum of targets)/d(sources), shaped like `sources` (a tensor or nested structure).
+
+        A source the targets do not depend on through recorded float operations gets None, or
+        zeros with unconnected_gradients='zero'. `output_gradients` weights each target (the
+        vector of a vector-Jacobian product). A target that is not floating gives no gradient
+        (None for every source) with a NonFloatTargetWarning, as in TensorFlow."""
+        cdef Tensor t
+        cdef list flat, grads
+        cdef Py_ssize_t i
+        cdef bint single = isinstance(sources, Tensor)
+        cdef bint active
+        # the fast path: one float target, a Tensor or a flat list/tuple of Tensors as sources,
+        # default options, and nothing to warn about or refuse
+        if (output_gradients is not None or type(unconnected_gradients) is not str
+                or unconnected_gradients != "none" or not isinstance(target, Tensor)
+                or not is_float(<Tensor>target) or self._used):
+            return self._gradient_general(target, sources, output_gradients,
+                                          unconnected_gradients)
+        if single:
+            flat = [sources]
+        elif type(sources) is list or type(sources) is tuple:
+            flat = list(sources)
+            for i in range(len(flat)):
+                if not isinstance(flat[i], Tensor):
+                    return self._gradient_general(target, sources, output_gradients,
+                                                  unconnected_gradients)
+        else:
+            return self._gradient_general(target, sources, output_gradients,
+                                          unconnected_gradients)
+        active = self in _state().stack
+        if active and self.persistent:
+            # GradientInContextWarning, raised where the caller's line is known
+            return self._gradient_general(target, sources, output_gradients,
+                                          unconnected_gradients)
+        t = <Tensor>target
+        seed = filled_like(t, 1.0, None)
+        if active:
+            self.recording = False  # as in TensorFlow: a non-persistent tape stops recording
+        try:
+            grads = self._sweep_at_level([t], [seed], flat)
+        finally:
+            self._finish_use()
+        # grads has one entry per element of flat, a list no one else holds
+        for i in range(len(grads)):
+            if grads[i] is not None and not is_float(<Tensor>flat[i]):
+                grads[i] = None
+        if single:
+            return grads[0]
+        return grads if type(sources) is list else tuple(grads)
+
     def _reopen(self):
         # A new identity: tensors recorded before the release still carry slot numbers under
         # the old one, which the reopened record hands out again.
         global _next_id
+        if self._listed:
+            _live_tapes.discard(self.id)
+            self._listed = False
         _next_id += 1
         self.id = _next_id
         self.released = False
-        _live_tapes.add(self.id)
 
     def _has_slot(self, Tensor t):
         return _slot_of(t, self.id) >= 0
@@ -60,6 +186,9 @@ cdef class Tape(Transformation):
 
     def _release(self):
         """Drop the record; the tape's slots on tensors it watched are cleared."""
+        self._drop_record()
+
+    cdef int _drop_record(self) except -1:
         cdef Tensor t
         for t in self._watched:
             _clear_slot(t, self.id)
@@ -67,7 +196,10 @@ cdef class Tape(Transformation):
         self._entries = []
         self._n_slots = 0
         self.released = True
-        _live_tapes.discard(self.id)
+        if self._listed:
+            _live_tapes.discard(self.id)
+            self._listed = False
+        return 0
 
     def _sweep(self, list targets, list seeds, list sources, Py_ssize_t batch=-1):
         """Backpropagate `seeds` (one per target) through the record and return the gradient
@@ -82,11 +214,6 @@ cdef class Tape(Transformation):
         it; outer ones (and this tape, if persistent and recording) do, which is how gradients
         of gradients work. When nothing sees it, the sweep is raw: scalar entries run on C
         doubles and nothing is recorded."""
-        cdef list stack = _state().stack
-        cdef list hide = []
-        cdef Py_ssize_t i
-        cdef Transformation tr
-        cdef bint raw
         if len(seeds) != len(targets):
             raise ValueError(f"_sweep: {len(seeds)} seeds for {len(targets)} targets")
         for group, what in ((targets, "target"), (seeds, "seed"), (sources, "source")):
@@ -99,6 +226,15 @@ cdef class Tape(Transformation):
                 if (<Tensor>seed).shape != (batch,) + (<Tensor>t).shape:
                     raise ValueError(f"_sweep: a seed of shape {seed.shape} for a batch of "
                                      f"{batch} cotangents of a target of shape {t.shape}")
+        return self._sweep_at_level(targets, seeds, sources, batch)
+
+    cdef list _sweep_at_level(self, list targets, list seeds, list sources, Py_ssize_t batch=-1):
+        # _sweep with its arguments checked (every element a Tensor, one seed per target)
+        cdef list stack = _state().stack
+        cdef list hide = []
+        cdef Py_ssize_t i
+        cdef Transformation tr
+        cdef bint raw
         for i in range(len(stack)):
             if stack[i] is self:
                 hide = stack[i + 1:] if self.persistent and self.recording else stack[i:]

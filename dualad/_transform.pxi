@@ -31,7 +31,7 @@ cdef PyObject* _cached_state = NULL
 cdef Py_ssize_t _n_live = 0          # transformations on any thread's stack: 0 means no work
 cdef Py_ssize_t _n_tracing = 0       # traces being taken on any thread
 cdef long long _next_id = 0
-cdef set _live_tapes = set()         # ids of tapes not yet released, to recycle stale slot fields
+cdef set _live_tapes = set()         # ids of tapes holding slots, to recycle stale slot fields
 
 
 cdef inline _ThreadState _state():
@@ -304,6 +304,34 @@ cdef class Entry:
 # Transformations: tapes (reverse mode) and accumulators (forward mode)
 # --------------------------------------------------------------------------------------------
 
+class AlreadyActiveError(RuntimeError, ValueError):
+    """A tape or accumulator was entered while already active: a ValueError as in TensorFlow,
+    and a RuntimeError as dualad raised before."""
+
+
+cdef int _enter_transformation(Transformation tr) except -1:
+    global _n_live
+    cdef list stack = _state().stack
+    if tr in stack:
+        raise AlreadyActiveError(f"this {type(tr).__name__} is already active; "
+                                 "a tape or accumulator cannot be entered twice")
+    stack.append(tr)
+    _n_live += 1
+    return 0
+
+
+cdef bint _leave_transformation(Transformation tr) except -1:
+    global _n_live
+    cdef list stack = _state().stack
+    cdef Py_ssize_t i
+    for i in range(len(stack) - 1, -1, -1):
+        if stack[i] is tr:
+            del stack[i]
+            _n_live -= 1
+            return True
+    return False
+
+
 cdef class Transformation:
 
     def __cinit__(self):
@@ -313,23 +341,10 @@ cdef class Transformation:
         self.recording = True
 
     def _push(self):
-        global _n_live
-        st = _state()
-        if self in st.stack:
-            raise RuntimeError(f"this {type(self).__name__} is already active; "
-                               "a tape or accumulator cannot be entered twice")
-        st.stack.append(self)
-        _n_live += 1
+        _enter_transformation(self)
 
     def _pop(self):
-        global _n_live
-        st = _state()
-        for i in range(len(st.stack) - 1, -1, -1):
-            if st.stack[i] is self:
-                del st.stack[i]
-                _n_live -= 1
-                return True
-        return False
+        return _leave_transformation(self)
 
     @property
     def active(self):

@@ -9,7 +9,8 @@ def flatten(structure):
     if type(structure) in (list, tuple) and not any(
             isinstance(v, (list, tuple, dict)) for v in structure):
         kind = type(structure)
-        return list(structure), lambda new: kind(_checked_leaves(new, len(structure)))
+        n = len(structure)  # now: the caller's list may change before pack is called
+        return list(structure), lambda new: kind(_checked_leaves(new, n))
     leaves = []
 
     def walk(s):

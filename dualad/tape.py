@@ -2,12 +2,13 @@
 the compiled record and sweep of dualad._core."""
 import contextlib
 import enum
+import inspect
 import warnings
 
 import numpy as np
 
 from . import _core, ops
-from ._core import Tensor, Variable
+from ._core import Tensor
 from .nest import flatten
 
 
@@ -28,6 +29,20 @@ class UnconnectedGradients(str, enum.Enum):
 
     def __str__(self):
         return self.value
+
+
+class NonFloatTargetWarning(UserWarning):
+    """gradient() was asked to differentiate an integer or bool target: it has no gradient, so
+    every source gets None (as in TensorFlow, which warns and returns None)."""
+
+
+class WatchError(TypeError, ValueError):
+    """tape.watch() was given something that is not a Tensor or Variable: a ValueError as in
+    TensorFlow, and a TypeError as dualad raised before."""
+
+
+# re-entering an active tape: ValueError (TensorFlow) and RuntimeError (dualad before)
+AlreadyActiveError = _core.AlreadyActiveError
 
 
 def _unconnected_mode(value):
@@ -60,45 +75,31 @@ class GradientTape(_core.Tape):
     `watch_accessed_variables=False`. Tapes nest: a gradient computed inside an outer tape's
     context is recorded by it, which gives higher derivatives. Tapes are per thread."""
 
-    def __init__(self, persistent=False, watch_accessed_variables=True):
-        super().__init__(persistent, watch_accessed_variables)
+    # The common path (with-block entry and exit, watch, watched_variables, gradient of one
+    # target with default options, the release of a non-persistent tape) lives in the compiled
+    # _core.Tape; the methods here are the general cases it hands over.
 
-    # ---- context --------------------------------------------------------------------------
-
-    def __enter__(self):
-        if self._used:
-            raise RuntimeError("this non-persistent GradientTape has already computed a gradient; "
-                               "create a new tape")
-        self._push()
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        self._pop()
-        return False
+    # __init__(persistent=False, watch_accessed_variables=True) is _core.Tape's, in C
+    __signature__ = inspect.Signature([
+        inspect.Parameter("persistent", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=False),
+        inspect.Parameter("watch_accessed_variables", inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                          default=True)])
 
     # ---- watching ---------------------------------------------------------------------------
 
-    def watch(self, tensor):
-        """Watch a tensor, Variable, or nested list/tuple/dict of them."""
+    def _watch_general(self, tensor):
+        # watch() of anything but one float Tensor; stacklevel=2 is watch()'s caller
         leaves, _ = flatten(tensor)
         for t in leaves:
             if not isinstance(t, Tensor):
-                raise TypeError(f"GradientTape.watch: expected Tensors or Variables, got "
-                                f"{type(t).__name__}; convert it with dualad.constant first")
+                raise WatchError(f"GradientTape.watch: expected Tensors or Variables, got "
+                                 f"{type(t).__name__}; convert it with dualad.constant first")
             if not _is_float(t):
                 warnings.warn(f"GradientTape.watch: a {t.dtype.name} tensor cannot have a gradient; "
                               "its gradient will be None (cast it to a float dtype)",
                               NonFloatWatchWarning, stacklevel=2)
                 continue
             self._watch_tensor(t)
-
-    def watched_variables(self):
-        """The Variables this tape watches, in the order it began watching them. After a
-        non-persistent tape has computed its gradient, the ones it watched then (as in
-        TensorFlow)."""
-        if self._used:
-            return getattr(self, "_variables_at_release", ())
-        return tuple(t for t in self._watched_tensors() if isinstance(t, Variable))
 
     @contextlib.contextmanager
     def stop_recording(self):
@@ -121,10 +122,11 @@ class GradientTape(_core.Tape):
     # ---- gradients --------------------------------------------------------------------------
 
     def _begin_use(self, what, stacklevel=3):
-        # stacklevel: the user's call of gradient/jacobian (one more from _gradient_of_one)
+        # stacklevel: the user's call of gradient/jacobian
         if self._used:
-            raise RuntimeError(f"a non-persistent GradientTape can compute only one set of "
-                               f"gradients; GradientTape({what}) was already called. Use "
+            raise RuntimeError(f"a non-persistent GradientTape can only be used to compute one "
+                               f"set of gradients (or Jacobians), and this one already has "
+                               f"(GradientTape.{what} was called a second time). Use "
                                f"GradientTape(persistent=True) to call it several times.")
         if self.active:
             if self.persistent:
@@ -136,21 +138,8 @@ class GradientTape(_core.Tape):
             else:
                 self.recording = False  # as in TensorFlow: the tape stops recording
 
-    def _end_use(self):
-        if not self.persistent:
-            self._variables_at_release = self.watched_variables()
-            self._used = True
-            self._release()
-
-    def gradient(self, target, sources, output_gradients=None, unconnected_gradients="none"):
-        """d(sum of targets)/d(sources), shaped like `sources` (a tensor or nested structure).
-
-        A source the targets do not depend on through recorded float operations gets None, or
-        zeros with unconnected_gradients='zero'. `output_gradients` weights each target (the
-        vector of a vector-Jacobian product)."""
-        if (output_gradients is None and unconnected_gradients == "none"
-                and isinstance(target, Tensor) and isinstance(sources, Tensor)):
-            return self._gradient_of_one(target, sources)
+    def _gradient_general(self, target, sources, output_gradients, unconnected_gradients):
+        # gradient() beyond its compiled fast path; stacklevel=2 is gradient()'s caller
         mode = _unconnected_mode(unconnected_gradients)
         flat_sources, pack = flatten(sources)
         _check_sources(flat_sources, "GradientTape.gradient")
@@ -159,30 +148,21 @@ class GradientTape(_core.Tape):
             if not isinstance(t, Tensor):
                 raise TypeError(f"GradientTape.gradient: the target must be a Tensor, got "
                                 f"{type(t).__name__}")
-            if not _is_float(t):
-                raise TypeError(f"GradientTape.gradient: the target has dtype {t.dtype.name}; "
-                                "only float targets can be differentiated")
         seeds = self._seeds(targets, output_gradients)
         self._begin_use("gradient")
         try:
+            for t in targets:
+                if not _is_float(t):
+                    # TensorFlow's behaviour: no gradient flows from it (ops with a non-float
+                    # output are never recorded, so the sweep finds nothing to follow)
+                    warnings.warn(f"GradientTape.gradient: the target has dtype {t.dtype.name}; "
+                                  "only float targets can be differentiated, so it contributes "
+                                  "no gradient (cast it to a float dtype)", NonFloatTargetWarning,
+                                  stacklevel=2)
             grads = self._sweep(targets, seeds, flat_sources)
         finally:
             self._end_use()
         return pack(self._finish(grads, flat_sources, mode))
-
-    def _gradient_of_one(self, target, source):
-        """gradient() of one target with respect to one source: the common case, without the
-        structure handling."""
-        if not _is_float(target):
-            raise TypeError(f"GradientTape.gradient: the target has dtype {target.dtype.name}; "
-                            "only float targets can be differentiated")
-        seed = ops.ones_like(target)
-        self._begin_use("gradient", stacklevel=4)
-        try:
-            grad = self._sweep([target], [seed], [source])[0]
-        finally:
-            self._end_use()
-        return grad if _is_float(source) else None
 
     @staticmethod
     def _seeds(targets, output_gradients):
@@ -392,10 +372,7 @@ class ForwardAccumulator(_core.Accumulator):
             self._set_tangent(p, t)
 
     def __enter__(self):
-        try:
-            self._push()
-        except RuntimeError as e:   # already active on this thread
-            raise ValueError(str(e)) from None
+        self._push()        # AlreadyActiveError (a ValueError, as in TensorFlow) if active
         return self
 
     def __exit__(self, exc_type, exc, tb):
