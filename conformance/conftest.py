@@ -176,13 +176,33 @@ def _check_capabilities(request):
     adapter = request.getfixturevalue("impl")
     for capability in needed:
         if not adapter.supports(capability):
-            pytest.skip(f"{adapter.name} lacks {capability}: {adapter.unsupported[capability]}")
+            reason = adapter.unsupported.get(capability, "not among the capabilities the adapter claims")
+            pytest.skip(f"{adapter.name} lacks {capability}: {reason}")
+
+
+def _skips_fail() -> bool:
+    """Whether the implementation under test must not skip anything (dualad: it claims every
+    capability, so a skip there is a capability lost or a library that failed to import)."""
+    if adapters.resolve(adapters.selected_spec()) == adapters.resolve(adapters.DEFAULT_IMPL):
+        return True
+    try:
+        return bool(getattr(adapters.selected(), "skips_fail", False))
+    except adapters.AdapterUnavailable:
+        return False
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
+    if report.skipped and not hasattr(report, "wasxfail") and not _in_meta(item.path) and _skips_fail():
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        report.outcome = "failed"
+        report.longrepr = (
+            f"AssertionError: skipped on {adapters.selected_spec()}, which must run every conformance test "
+            f"(a skip is not a pass): {reason}"
+        )
     if report.failed and call.when == "call":
         command = (
             f"{adapters.ENV_VAR}={shlex.quote(adapters.selected_spec())} "

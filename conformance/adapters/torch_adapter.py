@@ -41,12 +41,16 @@ class Tape:
         self._grad_mode.__exit__(*exc_info)
         return False
 
+    def stop_recording(self):
+        # torch records on every tensor with requires_grad; no_grad is its way to pause that
+        return torch.no_grad()
+
     def watch(self, tensors):
         for tensor in _as_list(tensors):
             if not tensor.requires_grad:
                 tensor.requires_grad_(True)
 
-    def gradient(self, target, sources):
+    def gradient(self, target, sources, unconnected_gradients="none"):
         wanted = _as_list(sources)
         connected = [s for s in wanted if s.requires_grad] if target.requires_grad else []
         grads = {}
@@ -62,19 +66,24 @@ class Tape:
             )
             grads = {id(s): g for s, g in zip(connected, values)}
         result = [grads.get(id(s)) for s in wanted]
+        if unconnected_gradients == "zero":
+            # what autograd.grad's materialize_grads does for unused inputs
+            result = [torch.zeros_like(s) if g is None else g for s, g in zip(wanted, result)]
         return result if isinstance(sources, (list, tuple)) else result[0]
 
 
 class SGD:
     """Keras-style SGD over torch.optim.SGD, which wants its parameters up front."""
 
-    def __init__(self, learning_rate):
+    def __init__(self, learning_rate, momentum=0.0):
         self.learning_rate = learning_rate
+        self.momentum = momentum
         self.native = None
 
     def _native_for(self, variables):
         if self.native is None:
-            self.native = torch.optim.SGD(list(variables), lr=self.learning_rate)
+            # torch's buffer b ← m·b + g, x ← x − lr·b is Keras' v = −lr·b for a fixed rate
+            self.native = torch.optim.SGD(list(variables), lr=self.learning_rate, momentum=self.momentum)
         known = {id(p) for group in self.native.param_groups for p in group["params"]}
         new = [v for v in variables if id(v) not in known]
         if new:
@@ -106,6 +115,10 @@ class Adapter(BaseAdapter):
     name = "torch"
     versions = {"torch": torch.__version__}
     unsupported = {
+        "tape_jacobian": (
+            "torch has no tape to ask for a Jacobian: torch.autograd.functional.jacobian takes a "
+            "function, not a recorded target"
+        ),
         "watch_accessed_variables": (
             "torch records every op on a tensor with requires_grad; there is no per-recording opt-out"
         ),
@@ -181,5 +194,15 @@ class Adapter(BaseAdapter):
         # skips Inductor's C++ code generation, ~15 s per graph on this machine.
         return torch.compile(f, backend="aot_eager")
 
-    def sgd(self, learning_rate):
-        return SGD(learning_rate)
+    def sgd(self, learning_rate, momentum=0.0):
+        return SGD(learning_rate, momentum)
+
+    @staticmethod
+    def assign_add(variable, value):
+        with torch.no_grad():
+            variable.add_(value)
+
+    @staticmethod
+    def assign_sub(variable, value):
+        with torch.no_grad():
+            variable.sub_(value)

@@ -44,6 +44,12 @@ BREAKS = {
     "jvp_wrong_sign": ["FWD-JVP-01"],
     "vjp_transposed": ["FWD-VJP-01"],
     "hessian_asymmetric": ["FWD-HESS-01"],
+    "stops_leak": ["GT-STOP-01", "GT-UNCONN-01"],
+    "unconnected_flag_inverted": ["GT-UNCONN-01"],
+    "gradients_reversed": ["GT-STRUCT-01", "GT-UNCONN-01"],
+    "jacobian_source_axes_first": ["GT-JAC-01", "FWD-HESS-02"],
+    "reflected_subtract_sign": ["GT-OPER-01"],
+    "float32_derivatives_upcast": ["GT-DTYPE-01", "GT-OPER-01"],
 }
 
 
