@@ -128,6 +128,7 @@ CAPABILITIES = {
     "nested_tapes": "a gradient computed inside an open tape context is recorded, hence differentiable",
     "function": "a traced/compiled function that contains a tape",
     "function_with_state": "a traced/compiled function that updates Variables through an optimizer",
+    "function_control_flow": "a traced/compiled function whose Python if/while depend on tensor values",
     "sgd": "SGD optimizer with apply_gradients",
     "sgd_minimize": "SGD optimizer with minimize(loss_fn, var_list)",
     "learning_rate_change": "changing an optimizer's learning rate between steps",

@@ -27,7 +27,7 @@ class Adapter(GradientTapeAdapter):
     # adapters.CAPABILITIES); and a skipped test fails a run on dualad.
     capabilities = frozenset({
         "float64", "variables", "watch_accessed_variables", "persistent_tape_error", "nested_tapes",
-        "function", "function_with_state", "sgd", "sgd_minimize", "learning_rate_change",
+        "function", "function_with_state", "function_control_flow", "sgd", "sgd_minimize", "learning_rate_change",
         "jvp", "vjp", "hvp", "hessian", "stop_recording", "unconnected_zero", "tape_jacobian",
         "operators", "variable_assign", "reverse_over_forward", "momentum",
     })

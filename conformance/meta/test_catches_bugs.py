@@ -38,7 +38,7 @@ BREAKS = {
     "matmul_ignores_left_operand": ["GT-MATVEC-01"],
     "variables_not_watched": ["GT-VAR-01"],
     "everything_watched": ["GT-VAR-02", "GT-VAR-03"],
-    "stale_function": ["GT-FUNC-01", "GT-FUNC-02"],
+    "stale_function": ["GT-FUNC-01", "GT-FUNC-02", "GT-FUNC-03"],
     "sgd_weight_decay": ["GT-SGD-01", "GT-SGD-02", "GT-SGD-03"],
     "sgd_ignores_learning_rate_change": ["GT-SGD-04"],
     "jvp_wrong_sign": ["FWD-JVP-01"],
@@ -50,6 +50,14 @@ BREAKS = {
     "jacobian_source_axes_first": ["GT-JAC-01", "FWD-HESS-02"],
     "reflected_subtract_sign": ["GT-OPER-01"],
     "float32_derivatives_upcast": ["GT-DTYPE-01", "GT-OPER-01"],
+    "assign_sub_adds": ["GT-VAR-04"],
+    "persistent_tapes_watch_everything": ["GT-VAR-02"],
+    "sgd_first_pair_only": ["GT-OPT-01"],
+    "momentum_ignored": ["GT-OPT-02"],
+    "jvp_drops_later_tangents": ["FWD-JVP-02"],
+    "perturbation_confusion": ["FWD-NEST-01"],
+    "jvp_tangent_not_differentiable": ["FWD-SECOND-01", "FWD-NEST-01"],
+    "frozen_arguments": ["GT-FUNC-03", "GT-FUNC-01"],
 }
 
 
