@@ -17,36 +17,38 @@ POINTS = Domain(-3.0, 3.0)
 
 
 def layer(ops, x, w1, w2):
-    """R^(n×1) → R^(p×1): w2 · tanh(sin(w1 · x))."""
+    """R^(n×k) → R^(p×k): w2 · tanh(sin(w1 · x)) (k = 1: a column vector)."""
     return ops.matmul(w2, ops.tanh(ops.sin(ops.matmul(w1, x))))
 
 
 def energy(ops, x, w1):
-    """R^(n×1) → R: sum(h·h) + sum(exp(x/2)), h = sin(w1 · x)."""
+    """R^(n×k) → R: sum(h·h) + sum(exp(x/2)), h = sin(w1 · x)."""
     h = ops.sin(ops.matmul(w1, x))
     return ops.add(ops.reduce_sum(ops.multiply(h, h)), ops.reduce_sum(ops.exp(ops.multiply(0.5, x))))
 
 
 @st.composite
 def problems(draw):
-    """A point x (n×1), weights w1 (m×n), w2 (p×m), a tangent v like x and a cotangent u like layer(x)."""
+    """A point x (n×k: a column or a matrix), weights w1 (m×n), w2 (p×m), a tangent v like x and
+    a cotangent u like layer(x)."""
     n, m, p = (draw(st.integers(1, 4), label=label) for label in "nmp")
+    k = draw(st.sampled_from([1, 2]), label="columns of x")
     return {
-        "x": draw(arrays((n, 1), POINTS), label="x"),
+        "x": draw(arrays((n, k), POINTS), label="x"),
         "w1": draw(arrays((m, n), WEIGHTS), label="w1"),
         "w2": draw(arrays((p, m), WEIGHTS), label="w2"),
-        "v": draw(arrays((n, 1), WEIGHTS), label="v"),
-        "u": draw(arrays((p, 1), WEIGHTS), label="u"),
+        "v": draw(arrays((n, k), WEIGHTS), label="v"),
+        "u": draw(arrays((p, k), WEIGHTS), label="u"),
     }
 
 
 def reference_layer_jacobian(problem):
-    """∂layer/∂x with shape (p, 1, n, 1)."""
+    """∂layer/∂x with shape (p, k, n, k)."""
     return numdiff.jacobian(lambda x: layer(REFERENCE, x, problem["w1"], problem["w2"]), problem["x"])
 
 
 def reference_energy_hessian(problem):
-    """∇² energy with shape (n, 1, n, 1)."""
+    """∇² energy with shape (n, k, n, k)."""
     return numdiff.hessian(lambda x: energy(REFERENCE, x, problem["w1"]), problem["x"])
 
 
@@ -89,7 +91,7 @@ def test_hessian_is_symmetric_and_matches_finite_differences(impl, dtype, proble
     w1 = make(impl, problem["w1"], dtype)
     hessian = to_numpy(impl, impl.hessian(lambda x: energy(impl, x, w1), make(impl, problem["x"], dtype)))
     n = problem["x"].size
-    assert hessian is not None and hessian.size == n * n, f"Hessian of shape {np.shape(hessian)}, expected (n,1,n,1)"
+    assert hessian is not None and hessian.size == n * n, f"Hessian of shape {np.shape(hessian)}, expected (n,k,n,k)"
     square = hessian.reshape(n, n)
     assert_close(square, square.T, dtype, "H vs Hᵀ")
     assert_close(hessian, reference_energy_hessian(problem), dtype, "H vs finite differences")

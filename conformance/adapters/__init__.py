@@ -56,8 +56,9 @@ a tensor is, and take the other operand's dtype)
     Capability ``operators``: the tensors also support ``+ - * / **`` and unary
     ``-``, reflected (``2.0 - x``) and with Python numbers, as the library's own
     arithmetic (the tests of operators use them; no other test does).
-    ``reduce_sum(x)``, ``reduce_mean(x)`` and ``norm(x)`` (Euclidean) reduce
-    over all elements to a scalar; ``stop_gradient(x)`` returns x's value
+    ``reduce_sum(x, axis=None)``, ``reduce_mean(x, axis=None)`` reduce over
+    ``axis`` (an int; None: all elements, to a scalar) and ``norm(x)``
+    (Euclidean) over all elements; ``stop_gradient(x)`` returns x's value
     with no gradient (used by ``conformance/meta/planted`` to build wrong
     implementations on top of a right one).
 
