@@ -63,7 +63,20 @@ def pytest_addoption(parser):
     )
 
 
+#: Warnings that peers' own internals raise (the project's pytest settings make warnings errors):
+#: torch 2.13 deprecates torch.jit.script, which torch.func uses itself, and torch.compile
+#: (Dynamo) trips over warnings of the code it traces. Not about the tested behaviour.
+PEER_INTERNAL_WARNINGS = [
+    "ignore:`torch.jit.script` is deprecated:DeprecationWarning",
+    "ignore:`torch.jit.script_method` is deprecated:DeprecationWarning",
+    "ignore:The .grad attribute of a Tensor that is not a leaf Tensor is being accessed:UserWarning",
+    "ignore:To copy construct from a tensor:UserWarning",
+]
+
+
 def pytest_configure(config):
+    for line in PEER_INTERNAL_WARNINGS:
+        config.addinivalue_line("filterwarnings", line)
     config.addinivalue_line("markers", "identity(*ids): the catalogue identities (identities.md) this test checks")
     config.addinivalue_line("markers", "requires(*capabilities): adapter capabilities this test needs")
     try:

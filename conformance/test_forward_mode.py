@@ -126,11 +126,6 @@ def test_jvp_of_several_primals_sums_each_tangent_contribution(impl, dtype, data
 # FWD-NEST-01 ------------------------------------------------------------------
 
 
-def derivative(impl, f, at, ones):
-    """df/dt at ``at`` (a tensor), by the adapter's jvp with the tangent ``ones``."""
-    return impl.jvp(f, [at], [ones])[1]
-
-
 @pytest.mark.identity("FWD-NEST-01")
 @pytest.mark.requires("jvp")
 @given(dtype=float_dtypes(), xy=shapes().flatmap(lambda s: st.tuples(arrays(s, POINTS), arrays(s, POINTS))))
@@ -139,7 +134,8 @@ def test_nested_jvps_do_not_confuse_their_perturbations(impl, dtype, xy):
     xt, yt, ones = make(impl, x, dtype), make(impl, y, dtype), make(impl, np.ones_like(x), dtype)
 
     def derivative_of(f, at):
-        return derivative(impl, f, at, ones)
+        """df/dt at ``at``, elementwise: the adapter's jvp with tangent 1."""
+        return impl.jvp(f, [at], [ones])[1]
 
     # d/dx [x · d/dy (x + y)] = d/dx [x · 1] = 1: an inner jvp that also sees the outer
     # perturbation of x gets d/dy (x + y) = 2 and the answer 2.

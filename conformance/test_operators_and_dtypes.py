@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from conformance import numdiff
@@ -81,6 +81,7 @@ def dtype_of(impl, tensor):
 
 @pytest.mark.identity("GT-DTYPE-01")
 @given(dtype=float_dtypes(), xv=shapes().flatmap(lambda s: st.tuples(arrays(s, POSITIVE), arrays(s))))
+@example(dtype="float32", xv=(np.array(1.5), np.array(0.5)))  # a 0-d float32 point, always
 def test_derivatives_keep_the_dtype_of_the_computation(impl, dtype, xv):
     x, v = xv
     want = np.dtype(dtype)

@@ -70,6 +70,9 @@ class FunctionalAdapter(BaseAdapter):
         }
         for name, function in ops.items():
             setattr(self, name, op(function))
+        # A stopped value is a new leaf, connected to no tape: TensorFlow's None for a source
+        # reached only through stop_gradient (recorded as an op, it would get zeros).
+        self.stop_gradient = lambda x: Recorded(self._stop_gradient(unwrap(x)))
 
     def _stop_gradient(self, x):
         raise NotImplementedError
