@@ -63,7 +63,20 @@ def pytest_addoption(parser):
     )
 
 
+#: Warnings that peers' own internals raise (the project's pytest settings make warnings errors):
+#: torch 2.13 deprecates torch.jit.script, which torch.func uses itself, and torch.compile
+#: (Dynamo) trips over warnings of the code it traces. Not about the tested behaviour.
+PEER_INTERNAL_WARNINGS = [
+    "ignore:`torch.jit.script` is deprecated:DeprecationWarning",
+    "ignore:`torch.jit.script_method` is deprecated:DeprecationWarning",
+    "ignore:The .grad attribute of a Tensor that is not a leaf Tensor is being accessed:UserWarning",
+    "ignore:To copy construct from a tensor:UserWarning",
+]
+
+
 def pytest_configure(config):
+    for line in PEER_INTERNAL_WARNINGS:
+        config.addinivalue_line("filterwarnings", line)
     config.addinivalue_line("markers", "identity(*ids): the catalogue identities (identities.md) this test checks")
     config.addinivalue_line("markers", "requires(*capabilities): adapter capabilities this test needs")
     try:
@@ -176,13 +189,33 @@ def _check_capabilities(request):
     adapter = request.getfixturevalue("impl")
     for capability in needed:
         if not adapter.supports(capability):
-            pytest.skip(f"{adapter.name} lacks {capability}: {adapter.unsupported[capability]}")
+            reason = adapter.unsupported.get(capability, "not among the capabilities the adapter claims")
+            pytest.skip(f"{adapter.name} lacks {capability}: {reason}")
+
+
+def _skips_fail() -> bool:
+    """Whether the implementation under test must not skip anything (dualad: it claims every
+    capability, so a skip there is a capability lost or a library that failed to import)."""
+    if adapters.resolve(adapters.selected_spec()) == adapters.resolve(adapters.DEFAULT_IMPL):
+        return True
+    try:
+        return bool(getattr(adapters.selected(), "skips_fail", False))
+    except adapters.AdapterUnavailable:
+        return False
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
+    if report.skipped and not hasattr(report, "wasxfail") and not _in_meta(item.path) and _skips_fail():
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        report.outcome = "failed"
+        report.longrepr = (
+            f"AssertionError: skipped on {adapters.selected_spec()}, which must run every conformance test "
+            f"(a skip is not a pass): {reason}"
+        )
     if report.failed and call.when == "call":
         command = (
             f"{adapters.ENV_VAR}={shlex.quote(adapters.selected_spec())} "

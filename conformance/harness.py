@@ -57,4 +57,5 @@ def reference_second_gradient(f: Callable, x) -> np.ndarray:
     """
     x = np.asarray(x, np.float64)
     hessian = numdiff.hessian(lambda v: np.sum(f(REFERENCE, v)), x)
-    return hessian.reshape(x.size, x.size).sum(axis=0).reshape(x.shape)
+    rows = np.asarray(hessian).reshape(x.size, x.size).sum(axis=0).reshape(x.shape)
+    return numdiff.Estimate(rows, hessian.error.reshape(x.size, x.size).sum(axis=0).reshape(x.shape))

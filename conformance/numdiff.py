@@ -54,14 +54,41 @@ def unit(shape, index) -> np.ndarray:
     return e
 
 
-def _richardson(central: Callable[[float], np.ndarray], h0: float) -> np.ndarray:
-    """Extrapolate central differences at h0, h0/2, ... to step zero."""
+class Estimate(np.ndarray):
+    """A finite-difference result that carries ``error``: per entry, an estimate of its own error
+    (the change made by the last extrapolation level, which bounds truncation and rounding
+    noise alike). Arrays derived from it by NumPy operations are plain arrays (error None)."""
+
+    def __new__(cls, values, error):
+        estimate = np.asarray(values, dtype=np.float64).view(cls)
+        estimate.error = np.broadcast_to(np.abs(np.asarray(error, dtype=np.float64)), estimate.shape).copy()
+        return estimate
+
+    def __array_finalize__(self, obj):
+        self.error = None
+
+    def __array_wrap__(self, array, context=None, return_scalar=False):
+        # results of ufuncs and reductions are plain arrays: their error is not known
+        plain = np.asarray(array).view(np.ndarray)
+        return plain[()] if return_scalar else plain
+
+
+def error_of(values):
+    """The per-entry error estimate of a finite-difference result, or None."""
+    return getattr(values, "error", None)
+
+
+def _richardson(central: Callable[[float], np.ndarray], h0: float, with_error: bool = False):
+    """Extrapolate central differences at h0, h0/2, ... to step zero (and estimate the error)."""
     previous = [central(h0)]
     for level in range(1, LEVELS):
         row = [central(h0 / 2**level)]
         for j in range(1, level + 1):
             row.append(row[j - 1] + (row[j - 1] - previous[j - 1]) / (4**j - 1))
         previous = row
+    if with_error:
+        # the last extrapolation's correction: what the finest row changed by cancelling one more term
+        return previous[-1], np.abs(previous[-1] - previous[-2])
     return previous[-1]
 
 
@@ -69,8 +96,8 @@ def directional_derivative(f: Callable[..., np.ndarray], args, directions,
                            h0: float = BASE_STEP) -> np.ndarray:
     """The derivative of f along ``directions`` (as central_difference), Richardson-extrapolated
     from steps h0, h0/2, ...: accurate where one central difference loses digits to a large
-    gradient or curvature elsewhere in the output."""
-    return _richardson(lambda h: central_difference(f, args, directions, h), h0)
+    gradient or curvature elsewhere in the output. An :class:`Estimate`."""
+    return Estimate(*_richardson(lambda h: central_difference(f, args, directions, h), h0, with_error=True))
 
 
 def jacobian(f: Callable[[np.ndarray], np.ndarray], x) -> np.ndarray:
@@ -81,15 +108,30 @@ def jacobian(f: Callable[[np.ndarray], np.ndarray], x) -> np.ndarray:
     columns = []
     for index in np.ndindex(x.shape):
         e = unit(x.shape, index)
+        noise = [0.0]  # the largest rounding error of one evaluation of f at this coordinate's points
+
+        def evaluate(point):
+            value = f(point)
+            inner = error_of(value)  # f itself a finite difference (Hessians): its own error
+            magnitude = np.finfo(np.float64).eps * float(np.max(np.abs(value), initial=0.0))
+            noise[0] = max(noise[0], magnitude + (float(np.max(inner, initial=0.0)) if inner is not None else 0.0))
+            return np.asarray(value)
 
         def central(h, e=e):
-            return central_difference(f, [x], [e], h)
+            return central_difference(evaluate, [x], [e], h)
 
-        columns.append(_richardson(central, float(radius[index])))
+        h0 = float(radius[index])
+        value, truncation = _richardson(central, h0, with_error=True)
+        # rounding noise of f divided by the finest step, times the extrapolation's gain (< 2)
+        rounding = 2 * noise[0] / (h0 / 2 ** (LEVELS - 1))
+        columns.append((value, truncation + rounding))
     if not columns:  # x has no elements
-        return np.zeros(out_shape + x.shape)
-    stacked = np.stack([np.broadcast_to(c, out_shape) for c in columns], axis=-1)
-    return stacked.reshape(out_shape + x.shape)
+        return Estimate(np.zeros(out_shape + x.shape), 0.0)
+
+    def stacked(part):
+        return np.stack([np.broadcast_to(np.asarray(c[part]), out_shape) for c in columns], axis=-1).reshape(out_shape + x.shape)
+
+    return Estimate(stacked(0), stacked(1))
 
 
 def gradient(f: Callable[[np.ndarray], float], x) -> np.ndarray:
@@ -111,5 +153,6 @@ def partial_gradients(f: Callable[..., float], *args) -> list[np.ndarray]:
 
 
 def hessian(f: Callable[[np.ndarray], float], x) -> np.ndarray:
-    """∇²f(x) with shape ``x.shape + x.shape``: differences of differences."""
+    """∇²f(x) with shape ``x.shape + x.shape``: differences of differences (the outer
+    extrapolation's error estimate sees the inner gradients' noise as it varies with the point)."""
     return jacobian(lambda y: gradient(f, y), x)

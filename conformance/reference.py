@@ -35,12 +35,12 @@ class NumpyReference:
     transpose = staticmethod(np.transpose)
 
     @staticmethod
-    def reduce_sum(x):
-        return np.sum(x)
+    def reduce_sum(x, axis=None):
+        return np.sum(x, axis=axis)
 
     @staticmethod
-    def reduce_mean(x):
-        return np.mean(x)
+    def reduce_mean(x, axis=None):
+        return np.mean(x, axis=axis)
 
     @staticmethod
     def norm(x):

@@ -91,7 +91,19 @@ BINARY = {
     "divide": ("default", "divisor"),
     "pow": ("pow_base", "pow_exponent"),
 }
+#: Reductions along one axis (the reference honours ``axis`` as NumPy does).
+AXIS_REDUCTIONS = {
+    "reduce_sum(axis=0)": lambda ops, x: ops.reduce_sum(x, axis=0),
+    "reduce_mean(axis=-1)": lambda ops, x: ops.reduce_mean(x, axis=-1),
+}
 WEIGHTS = Domain(-2.0, 2.0)
+
+
+def apply(ops, op, *args):
+    """``op`` of the vocabulary (or an axis reduction) applied on ``ops``."""
+    if op in AXIS_REDUCTIONS:
+        return AXIS_REDUCTIONS[op](ops, *args)
+    return getattr(ops, op)(*args)
 
 
 @st.composite
@@ -104,18 +116,20 @@ def op_arguments(draw, op):
         shape_a, shape_b = draw(broadcastable_shapes(2))
         domain_a, domain_b = BINARY[op]
         return [draw(arrays(shape_a, domain_a)), draw(arrays(shape_b, domain_b))]
+    if op in AXIS_REDUCTIONS:
+        return [draw(arrays(shapes(min_dims=1)))]
     return [draw(arrays(shapes(), UNARY[op]))]
 
 
 def weighted(op):
     def f(ops, w, *args):
-        return ops.reduce_sum(ops.multiply(w, getattr(ops, op)(*args)))
+        return ops.reduce_sum(ops.multiply(w, apply(ops, op, *args)))
 
     return f
 
 
 @pytest.mark.identity("GT-OPS-01")
-@pytest.mark.parametrize("op", [*UNARY, *BINARY, "matmul"])
+@pytest.mark.parametrize("op", [*UNARY, *AXIS_REDUCTIONS, *BINARY, "matmul"])
 @given(data=st.data(), dtype=float_dtypes())
 def test_op_gradient_matches_finite_differences(impl, op, data, dtype):
     args = data.draw(op_arguments(op), label="args")
@@ -124,7 +138,7 @@ def test_op_gradient_matches_finite_differences(impl, op, data, dtype):
         assume(np.all(np.abs(args[0]) > radius))
     if op == "norm":  # kink at the origin
         assume(np.linalg.norm(args[0]) > 4 * radius)
-    out_shape = np.shape(getattr(REFERENCE, op)(*args))
+    out_shape = np.shape(apply(REFERENCE, op, *args))
     w = data.draw(arrays(out_shape, WEIGHTS), label="cotangent w")
 
     f = weighted(op)
@@ -144,12 +158,17 @@ def test_op_gradient_matches_finite_differences(impl, op, data, dtype):
 
 
 @pytest.mark.identity("GT-MATVEC-01")
-@given(dtype=float_dtypes(), x=st.integers(1, 6).flatmap(lambda n: arrays((n, 1))))
+@given(
+    dtype=float_dtypes(),
+    x=st.tuples(st.integers(1, 6), st.sampled_from([1, 1, 2, 3])).flatmap(arrays),  # columns, and matrices
+)
 def test_gradient_of_twice_gram_is_four_x(impl, dtype, x):
     value, (grad,) = tape_gradients(impl, twice_gram, [x], dtype)
     assert_close(value, reference_value(twice_gram, x), dtype, "y = 2·xᵀx")
     assert_close(grad, reference_gradients(twice_gram, [x])[0], dtype, "dy/dx vs finite differences")
-    assert_close(grad, 4 * x, dtype, "dy/dx vs 4x")
+    # Σ over the entries of 2xᵀx: 4·x·1 (ones k×k), i.e. 4x for a column
+    row_sums = np.broadcast_to(x.sum(axis=1, keepdims=True), x.shape)
+    assert_close(grad, 4 * row_sums, dtype, "dy/dx vs 4·x·1", scale=4 * np.abs(x).sum(axis=1, keepdims=True))
 
 
 @pytest.mark.identity("GT-MATVEC-01")

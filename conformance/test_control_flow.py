@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import assume, given
+from hypothesis import given
 from hypothesis import strategies as st
 
 from conformance import numdiff
@@ -63,17 +63,20 @@ NONZERO = Domain(0.5, 10.0, symmetric=True)  # the identity divides by a
 @pytest.mark.identity("GT-FLOW-02")
 @given(dtype=float_dtypes(), a=arrays(shapes(), NONZERO))
 def test_gradient_through_while_and_if_equals_c_over_a(impl, dtype, a):
-    radius = float(numdiff.stencil_radius(a).max())  # how far finite differences move a coordinate
-    norm = float(np.linalg.norm(a))
-    assume(all(abs(norm - edge) > radius + ROUNDING_MARGIN * norm for edge in NORM_BOUNDARIES))
-    assume(abs(a.sum()) > radius + ROUNDING_MARGIN * np.abs(a).sum())
-
     at = make(impl, a, dtype)
     with impl.tape() as tape:
         tape.watch(at)
         c = double_until_large(impl, at)
     grad = to_numpy(impl, tape.gradient(c, at))
     c_value = to_numpy(impl, c)
-    assert_close(c_value, reference_value(double_until_large, a), dtype, "c = f(a)")
-    assert_close(grad, reference_gradients(double_until_large, [a])[0], dtype, "dc/da vs finite differences")
+    # The closed form holds on either side of a boundary: checked for every example.
     assert_close(grad, c_value / a, dtype, "dc/da vs c/a")
+    # The float64 reference may take the other side of a boundary than the computation in
+    # dtype, and finite differences must not straddle one: those checks only away from them.
+    radius = float(numdiff.stencil_radius(a).max())  # how far finite differences move a coordinate
+    norm = float(np.linalg.norm(a))
+    clear_of_the_loop = all(abs(norm - edge) > radius + ROUNDING_MARGIN * norm for edge in NORM_BOUNDARIES)
+    clear_of_the_branch = abs(a.sum()) > radius + ROUNDING_MARGIN * np.abs(a).sum()
+    if clear_of_the_loop and clear_of_the_branch:
+        assert_close(c_value, reference_value(double_until_large, a), dtype, "c = f(a)")
+        assert_close(grad, reference_gradients(double_until_large, [a])[0], dtype, "dc/da vs finite differences")

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from conformance.harness import make, to_numpy
 from conformance.strategies import Domain, arrays, as_dtype, float_dtypes, floats, learning_rates, shapes
 from conformance.tolerances import assert_close
-from conformance.tutorial_functions import quadratic
+from conformance.tutorial_functions import double_until_large, quadratic
 
 
 def slope_and_value(impl):
@@ -104,3 +104,48 @@ def test_traced_training_step_follows_the_eager_trajectory(impl, dtype, x0, a, b
 def test_traced_training_tutorial_example(impl):
     x = sgd_run(impl, 0.0, np.array([1.0, -2.0, 1.0]), 0.01, 1000, "float32", traced=True)
     assert_close(x, 0.999998569, "float32", "x after 1000 traced steps")
+
+
+# GT-FUNC-03 -------------------------------------------------------------------
+
+
+def doubled_value_and_gradient(impl):
+    """a ↦ (Σc, ∂Σc/∂a) for the D2L while/if function c = double_until_large(a), from a tape inside."""
+
+    def f(a):
+        with impl.tape() as tape:
+            tape.watch(a)
+            total = impl.reduce_sum(double_until_large(impl, a))
+        return total, tape.gradient(total, a)
+
+    return f
+
+
+@st.composite
+def inputs_across_branches(draw):
+    """3–5 arrays of one shape, scaled by 2^k so that the doubling loop runs a different number of
+    times, with either sign of the sum (the two branches)."""
+    shape = draw(shapes(), label="shape")
+    calls = []
+    for i in range(draw(st.integers(3, 5), label="calls")):
+        a = draw(arrays(shape, Domain(0.25, 10.0, symmetric=True)), label=f"a{i}")
+        calls.append(a * 2.0 ** draw(st.integers(-6, 6), label=f"scale{i}"))
+    return calls
+
+
+@pytest.mark.identity("GT-FUNC-03")
+@pytest.mark.requires("function", "function_control_flow")
+@given(dtype=float_dtypes(), calls=inputs_across_branches())
+def test_traced_function_follows_branches_and_loop_counts_of_each_call(impl, dtype, calls):
+    eager = doubled_value_and_gradient(impl)
+    traced = impl.function(doubled_value_and_gradient(impl))
+    for i, a in enumerate(calls):
+        tensor = make(impl, a, dtype)
+        eager_total, eager_grad = (to_numpy(impl, t) for t in eager(tensor))
+        traced_total, traced_grad = (to_numpy(impl, t) for t in traced(make(impl, a, dtype)))
+        # c = s·a, so ∂Σc/∂a = s in every element, with s = Σc/Σa (closed form, no differences)
+        scale = eager_grad.flat[0]
+        assert_close(eager_grad, np.full(a.shape, scale), dtype, f"call {i}: eager ∂Σc/∂a is one scale")
+        assert_close(eager_total, scale * as_dtype(a, dtype).astype(np.float64).sum(), dtype, f"call {i}: eager Σc = s·Σa")
+        assert_close(traced_total, eager_total, dtype, f"call {i}: traced Σc vs eager")
+        assert_close(traced_grad, eager_grad, dtype, f"call {i}: traced ∂Σc/∂a vs eager")

@@ -1,6 +1,7 @@
 """SGD minimising a·x² + b·x + c (GT-SGD-01 .. GT-SGD-04)."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -127,7 +128,7 @@ def test_sgd_minimize_tutorial_example(impl):
     dtype=float_dtypes(),
     x0=floats(),
     abc=arrays((3,)),
-    rates=st.tuples(learning_rates(), learning_rates()).filter(lambda r: r[0] != r[1]),
+    rates=st.tuples(learning_rates(), learning_rates()).filter(lambda r: max(r) >= 2 * min(r)),  # clearly different
     steps_before=st.integers(0, 3),
 )
 def test_changed_learning_rate_is_used_by_the_next_step(impl, dtype, x0, abc, rates, steps_before):
@@ -154,3 +155,107 @@ def test_learning_rate_change_tutorial_example(impl):
         before, g = apply_gradient_step(problem, optimizer)
         assert_sgd_step(problem.value(), before, 0.1, g, "float32", f"x after step {step} at lr 0.1")
     assert abs(problem.value() - 1.0) < abs(stalled - 1.0), "the larger rate should move x past the float32 stall"
+
+
+# GT-OPT-01 ----------------------------------------------------------------------
+
+
+@st.composite
+def several_variables(draw):
+    """2–4 variables of any shapes (equal ones included), each with its own target and curvature."""
+    n = draw(st.integers(2, 4), label="number of variables")
+    shape_list = draw(st.lists(shapes(), min_size=n, max_size=n), label="shapes")
+    if draw(st.booleans(), label="all the same shape"):
+        shape_list = [shape_list[0]] * n
+    starts = [draw(arrays(s), label=f"x{j}") for j, s in enumerate(shape_list)]
+    targets = [draw(arrays(s), label=f"t{j}") for j, s in enumerate(shape_list)]
+    curvatures = [draw(floats(CURVATURE), label=f"c{j}") for j in range(n)]
+    return starts, targets, curvatures
+
+
+class SeveralQuadratics:
+    """Variables x_j and the loss Σ_j c_j Σ (x_j − t_j)²: each x_j contracts to t_j by 1 − 2c_j·lr per step."""
+
+    def __init__(self, impl, problem, dtype):
+        starts, targets, self.curvatures = problem
+        self.impl, self.dtype = impl, dtype
+        self.variables = [impl.variable(as_dtype(s, dtype), dtype) for s in starts]
+        self.targets = [make(impl, t, dtype) for t in targets]
+
+    def loss(self):
+        impl, total = self.impl, None
+        for c, x, t in zip(self.curvatures, self.variables, self.targets):
+            term = impl.multiply(c, impl.reduce_sum(impl.square(impl.subtract(x, t))))
+            total = term if total is None else impl.add(total, term)
+        return total
+
+    def expected(self, problem, learning_rate, steps):
+        starts, targets, _ = problem
+        rate = float(np.dtype(self.dtype).type(learning_rate))
+        return [t + (1 - 2 * c * rate) ** steps * (s - t) for s, t, c in zip(starts, targets, self.curvatures)]
+
+
+@pytest.mark.identity("GT-OPT-01")
+@pytest.mark.requires("variables", "sgd")
+@given(
+    dtype=float_dtypes(),
+    problem=several_variables(),
+    learning_rate=floats(Domain(2.0**-6, 0.25)),
+    steps=st.integers(1, 5),
+    data=st.data(),
+)
+def test_apply_gradients_updates_every_pair_at_every_step(impl, dtype, problem, learning_rate, steps, data):
+    quadratics = SeveralQuadratics(impl, problem, dtype)
+    optimizer = impl.sgd(learning_rate)
+    order = data.draw(st.permutations(range(len(quadratics.variables))), label="order of the pairs")
+    for _ in range(steps):
+        with impl.tape() as tape:
+            y = quadratics.loss()
+        grads = tape.gradient(y, quadratics.variables)
+        optimizer.apply_gradients([(grads[j], quadratics.variables[j]) for j in order])
+    for j, (variable, want) in enumerate(zip(quadratics.variables, quadratics.expected(problem, learning_rate, steps))):
+        assert_close(to_numpy(impl, variable), want, dtype, f"x{j} after {steps} steps")
+
+
+@pytest.mark.identity("GT-OPT-01")
+@pytest.mark.requires("variables", "sgd_minimize")
+@given(
+    dtype=float_dtypes(),
+    problem=several_variables(),
+    learning_rate=floats(Domain(2.0**-6, 0.25)),
+    steps=st.integers(1, 5),
+)
+def test_minimize_updates_every_variable_of_the_var_list(impl, dtype, problem, learning_rate, steps):
+    quadratics = SeveralQuadratics(impl, problem, dtype)
+    optimizer = impl.sgd(learning_rate)
+    for _ in range(steps):
+        optimizer.minimize(quadratics.loss, quadratics.variables)
+    for j, (variable, want) in enumerate(zip(quadratics.variables, quadratics.expected(problem, learning_rate, steps))):
+        assert_close(to_numpy(impl, variable), want, dtype, f"x{j} after {steps} minimize steps")
+
+
+# GT-OPT-02 ----------------------------------------------------------------------
+
+
+@pytest.mark.identity("GT-OPT-02")
+@pytest.mark.requires("variables", "sgd", "momentum")
+@given(
+    dtype=float_dtypes(),
+    x0=arrays(shapes()),
+    abc=arrays((3,)),
+    a=floats(CURVATURE),
+    learning_rate=floats(Domain(2.0**-6, 0.25)),
+    momentum=floats(Domain(0.25, 0.875)),
+    steps=st.integers(2, 8),
+)
+def test_sgd_with_momentum_follows_the_velocity_rule(impl, dtype, x0, abc, a, learning_rate, momentum, steps):
+    _, b, c = abc
+    problem = Quadratic(impl, x0, [a, b, c], dtype)
+    optimizer = impl.sgd(learning_rate, momentum=momentum)
+    x, velocity = np.array(x0, np.float64), np.zeros_like(x0)
+    rate, m = (float(np.dtype(dtype).type(v)) for v in (learning_rate, momentum))
+    for _ in range(steps):
+        apply_gradient_step(problem, optimizer)
+        velocity = m * velocity - rate * (2 * a * x + b)  # v ← m·v − lr·g, x ← x + v
+        x = x + velocity
+    assert_close(problem.value(), x, dtype, f"x after {steps} momentum steps")

@@ -1,6 +1,7 @@
 """Which sources a tape watches (GT-VAR-01, GT-VAR-02, GT-VAR-03)."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -47,16 +48,41 @@ def test_trainable_variable_tutorial_example(impl):
 
 @pytest.mark.identity("GT-VAR-02")
 @pytest.mark.requires("variables", "watch_accessed_variables")
-@given(dtype=float_dtypes(), uv=same_shape_pair())
-def test_watch_accessed_variables_false_records_only_watched_sources(impl, dtype, uv):
+@given(dtype=float_dtypes(), uv=same_shape_pair(), persistent=st.booleans())
+def test_watch_accessed_variables_false_records_only_watched_sources(impl, dtype, uv, persistent):
     u, v = uv
     uv_vars = [impl.variable(as_dtype(w, dtype), dtype) for w in (u, v)]
-    with impl.tape(watch_accessed_variables=False) as tape:
+    with impl.tape(persistent=persistent, watch_accessed_variables=False) as tape:
         tape.watch(uv_vars[0])
         y = product_sum(impl, *uv_vars)
     du, dv = tape.gradient(y, uv_vars)
-    assert dv is None, f"unwatched variable got gradient {to_numpy(impl, dv)!r}, expected None"
+    assert dv is None, f"unwatched variable got gradient {to_numpy(impl, dv)!r}, expected None (persistent={persistent})"
     assert_close(to_numpy(impl, du), reference_gradients(product_sum, [u, v])[0], dtype, "dy/du (watched)")
+    if persistent:  # a second call sees the same recording
+        du, dv = tape.gradient(y, uv_vars)
+        assert dv is None, f"second call: unwatched variable got {to_numpy(impl, dv)!r}, expected None"
+        assert_close(to_numpy(impl, du), reference_gradients(product_sum, [u, v])[0], dtype, "dy/du, second call")
+
+
+@pytest.mark.identity("GT-VAR-02")
+@pytest.mark.requires("variables", "watch_accessed_variables", "nested_tapes")
+@given(dtype=float_dtypes(), uv=same_shape_pair(), outer_is_selective=st.booleans())
+def test_watch_accessed_variables_false_in_nested_tapes(impl, dtype, uv, outer_is_selective):
+    # One tape of the pair watches only u explicitly; the other watches every Variable it reads.
+    # Each tape's setting governs that tape alone.
+    u, v = uv
+    uv_vars = [impl.variable(as_dtype(w, dtype), dtype) for w in (u, v)]
+    with impl.tape(watch_accessed_variables=not outer_is_selective) as outer:
+        with impl.tape(watch_accessed_variables=outer_is_selective) as inner:
+            (outer if outer_is_selective else inner).watch(uv_vars[0])
+            y = product_sum(impl, *uv_vars)
+    selective, watching_all = (outer, inner) if outer_is_selective else (inner, outer)
+    expected = reference_gradients(product_sum, [u, v])
+    for name, grad, want in zip("uv", watching_all.gradient(y, uv_vars), expected):
+        assert_close(to_numpy(impl, grad), want, dtype, f"dy/d{name} from the tape watching every Variable")
+    du, dv = selective.gradient(y, uv_vars)
+    assert dv is None, f"tape with watch_accessed_variables=False gave v the gradient {to_numpy(impl, dv)!r}"
+    assert_close(to_numpy(impl, du), expected[0], dtype, "dy/du from the selective tape")
 
 
 @pytest.mark.identity("GT-VAR-03")
@@ -78,3 +104,25 @@ def test_constants_and_non_trainable_variables_need_watch(impl, dtype, uv, watch
         assert grads[0] is None and grads[1] is None, (
             f"unwatched sources got gradients {[to_numpy(impl, g) for g in grads]!r}, expected [None, None]"
         )
+
+
+# GT-VAR-04 ----------------------------------------------------------------------
+
+
+@pytest.mark.identity("GT-VAR-04")
+@pytest.mark.requires("variables", "variable_assign")
+@given(dtype=float_dtypes(), values=shapes().flatmap(lambda s: st.tuples(arrays(s), arrays(s), arrays(s))))
+def test_assign_add_and_assign_sub_update_in_place(impl, dtype, values):
+    x0, d1, d2 = (as_dtype(w, dtype) for w in values)
+    variable = impl.variable(x0, dtype)
+    impl.assign_add(variable, make(impl, d1, dtype))
+    after_add = to_numpy(impl, variable)
+    impl.assign_sub(variable, make(impl, d2, dtype))
+    after_sub = to_numpy(impl, variable)
+    # one rounding each, in the variable's dtype: NumPy's own x + d and x - d are exact references
+    np.testing.assert_array_equal(after_add, x0 + d1, err_msg="after assign_add")
+    np.testing.assert_array_equal(after_sub, (x0 + d1) - d2, err_msg="after assign_sub")
+    assert after_sub.dtype == np.dtype(dtype), f"{dtype} Variable became {after_sub.dtype}"
+    with impl.tape() as tape:  # the tape reads the updated value
+        y = impl.reduce_sum(impl.multiply(variable, variable))
+    assert_close(to_numpy(impl, tape.gradient(y, variable)), 2 * after_sub.astype(np.float64), dtype, "d Σx²/dx after the updates")

@@ -38,7 +38,10 @@ Tensors
     number; ``dtype`` is ``"float32"`` or ``"float64"``.
     ``variable(value, dtype, trainable=True)`` makes a mutable variable that
     tapes watch automatically when ``trainable`` (capability ``variables``).
-    ``to_numpy(tensor_or_variable)`` returns a ``numpy.ndarray``.
+    ``to_numpy(tensor_or_variable)`` returns a ``numpy.ndarray`` of the tensor's
+    own dtype (the suite checks that float32 stays float32).
+    ``assign_add(variable, value)`` and ``assign_sub(variable, value)`` update a
+    variable in place with a same-shaped value (capability ``variable_assign``).
     Tensors must support the comparisons ``<`` and ``>`` against Python
     numbers, with a result usable in ``if`` and ``while`` (the tutorials'
     data-dependent control flow). Arithmetic in the suite goes through the
@@ -50,15 +53,19 @@ a tensor is, and take the other operand's dtype)
     Binary, NumPy broadcasting: ``add subtract multiply divide pow``.
     Unary, elementwise: ``negative square sqrt exp log sin cos tanh abs``.
     ``matmul(a, b)`` on rank-2 tensors; ``transpose(x)`` reverses the axes;
-    ``reduce_sum(x)``, ``reduce_mean(x)`` and ``norm(x)`` (Euclidean) reduce
-    over all elements to a scalar; ``stop_gradient(x)`` returns x's value
+    Capability ``operators``: the tensors also support ``+ - * / **`` and unary
+    ``-``, reflected (``2.0 - x``) and with Python numbers, as the library's own
+    arithmetic (the tests of operators use them; no other test does).
+    ``reduce_sum(x, axis=None)``, ``reduce_mean(x, axis=None)`` reduce over
+    ``axis`` (an int; None: all elements, to a scalar) and ``norm(x)``
+    (Euclidean) over all elements; ``stop_gradient(x)`` returns x's value
     with no gradient (used by ``conformance/meta/planted`` to build wrong
     implementations on top of a right one).
 
 Tapes
     ``tape(persistent=False, watch_accessed_variables=True)`` returns a
     context manager whose ``__enter__`` returns an object with:
-    ``watch(tensor_or_list)``; ``gradient(target, sources)`` where
+    ``watch(tensor_or_list)``; ``gradient(target, sources, unconnected_gradients="none")`` where
     ``sources`` is one tensor/variable or a list of them, returning the same
     structure, with ``None`` for a source that the target does not depend on
     through recorded ops. A non-scalar target is differentiated as
@@ -66,7 +73,13 @@ Tapes
     open (this tape if persistent, or an enclosing tape) is itself recorded,
     so it can be differentiated again. A second ``gradient`` call on a
     non-persistent tape raises ``RuntimeError`` (capability
-    ``persistent_tape_error``). Functional libraries may emulate tapes by
+    ``persistent_tape_error``). ``unconnected_gradients="zero"`` gives zeros shaped like
+    the source instead of ``None`` (capability ``unconnected_zero``).
+    ``stop_recording()`` is a context manager in which the tape records nothing
+    (capability ``stop_recording``). ``jacobian(target, source)`` has shape
+    ``target.shape + source.shape``; ``batch_jacobian(target, source)``, for
+    target (b, m) and source (b, n) whose rows are independent, has shape (b, m, n)
+    (capability ``tape_jacobian``). Functional libraries may emulate tapes by
     recording the ops and replaying them as a closure for their ``grad``
     (see ``_recording.py``) and declare the tape-only behaviours unsupported.
 
@@ -84,11 +97,18 @@ Traced functions
     optimizers inside it is ``function_with_state``).
 
 Optimizers
-    ``sgd(learning_rate)`` returns an object with
+    ``sgd(learning_rate, momentum=0.0)`` returns an object with
     ``apply_gradients([(gradient, variable), ...])`` (capability ``sgd``),
     ``minimize(loss_fn, var_list)`` where ``loss_fn()`` takes no argument
     (capability ``sgd_minimize``) and ``set_learning_rate(lr)`` taking effect
-    at the next step (capability ``learning_rate_change``).
+    at the next step (capability ``learning_rate_change``). A nonzero momentum m is
+    Keras' rule v ← m·v − lr·g, x ← x + v (capability ``momentum``).
+
+Strictness
+    ``skips_fail``: True for an implementation that must support every
+    capability (dualad): any test skipped on it fails the run instead.
+    ``capabilities``: if not None, the capabilities the adapter claims, listed
+    explicitly; ``supports`` then also requires membership.
 
 A library that cannot be imported makes its adapter module raise
 :class:`AdapterUnavailable` at import; every test is then skipped with that
@@ -109,6 +129,7 @@ CAPABILITIES = {
     "nested_tapes": "a gradient computed inside an open tape context is recorded, hence differentiable",
     "function": "a traced/compiled function that contains a tape",
     "function_with_state": "a traced/compiled function that updates Variables through an optimizer",
+    "function_control_flow": "a traced/compiled function whose Python if/while depend on tensor values",
     "sgd": "SGD optimizer with apply_gradients",
     "sgd_minimize": "SGD optimizer with minimize(loss_fn, var_list)",
     "learning_rate_change": "changing an optimizer's learning rate between steps",
@@ -116,6 +137,13 @@ CAPABILITIES = {
     "vjp": "reverse-mode vector-Jacobian products",
     "hvp": "forward-over-reverse Hessian-vector products",
     "hessian": "full Hessians",
+    "stop_recording": "tape.stop_recording() suspends recording on that tape inside its block",
+    "unconnected_zero": "gradient(..., unconnected_gradients='zero') gives zeros instead of None",
+    "tape_jacobian": "tape.jacobian(target, source) and tape.batch_jacobian(target, source)",
+    "operators": "Python arithmetic operators on tensors, reflected ones and Python-number operands included",
+    "variable_assign": "assign_add(variable, value) and assign_sub(variable, value)",
+    "reverse_over_forward": "a tape records a jvp's computation, so a tangent can be differentiated in reverse",
+    "momentum": "SGD with momentum (sgd(learning_rate, momentum=m))",
 }
 
 #: The op vocabulary every adapter provides (see "Ops" above).
@@ -148,6 +176,8 @@ class BaseAdapter:
     versions: dict[str, str] = {}
     unsupported: dict[str, str] = {}
     known_deviations: dict[str, str] = {}
+    skips_fail = False
+    capabilities: frozenset[str] | None = None
 
     @property
     def float_dtypes(self) -> tuple[str, ...]:
@@ -156,6 +186,8 @@ class BaseAdapter:
     def supports(self, capability: str) -> bool:
         if capability not in CAPABILITIES:
             raise KeyError(f"unknown capability {capability!r}")
+        if self.capabilities is not None and capability not in self.capabilities:
+            return False
         return capability not in self.unsupported
 
 

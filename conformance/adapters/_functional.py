@@ -24,6 +24,18 @@ STATELESS_REASONS = {
     "sgd": "{lib} has no Variables for an optimizer to update",
     "sgd_minimize": "{lib} has no Variables for an optimizer to update",
     "learning_rate_change": "{lib} has no Variables for an optimizer to update",
+    "momentum": "{lib} has no Variables for an optimizer to update",
+    "variable_assign": NO_VARIABLES,
+    "stop_recording": "{lib} differentiates functions; the suite's tape over {lib} is an emulation",
+    "unconnected_zero": "{lib} differentiates functions; the suite's tape over {lib} is an emulation",
+    "tape_jacobian": "{lib} differentiates functions; the suite's tape over {lib} is an emulation",
+    "reverse_over_forward": (
+        "{lib}'s jvp is a function transform: the suite's emulated tape cannot record inside it"
+    ),
+    "operators": (
+        "the tensors are the suite's Recorded wrappers around {lib} arrays, which have no "
+        "arithmetic operators (the library's own operators are not what they would test)"
+    ),
 }
 
 
@@ -58,6 +70,9 @@ class FunctionalAdapter(BaseAdapter):
         }
         for name, function in ops.items():
             setattr(self, name, op(function))
+        # A stopped value is a new leaf, connected to no tape: TensorFlow's None for a source
+        # reached only through stop_gradient (recorded as an op, it would get zeros).
+        self.stop_gradient = lambda x: Recorded(self._stop_gradient(unwrap(x)))
 
     def _stop_gradient(self, x):
         raise NotImplementedError

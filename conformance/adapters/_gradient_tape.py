@@ -31,6 +31,12 @@ class GradientTapeAdapter(BaseAdapter):
     def to_numpy(self, tensor):
         return np.asarray(tensor.numpy())
 
+    def assign_add(self, variable, value):
+        variable.assign_add(value)
+
+    def assign_sub(self, variable, value):
+        variable.assign_sub(value)
+
     # tapes -----------------------------------------------------------------
     def tape(self, persistent=False, watch_accessed_variables=True):
         # The library's tape already is the protocol's tape.
@@ -70,8 +76,8 @@ class GradientTapeAdapter(BaseAdapter):
     def function(self, f):
         return self._trace(f)
 
-    def sgd(self, learning_rate):
-        return KerasStyleSGD(self._sgd_class(learning_rate=learning_rate))
+    def sgd(self, learning_rate, momentum=0.0):
+        return KerasStyleSGD(self._sgd_class(learning_rate=learning_rate, momentum=momentum))
 
 
 class KerasStyleSGD:

@@ -23,6 +23,7 @@ with them.
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 _open_tapes: list["Tape"] = []
@@ -80,10 +81,10 @@ def record(fn: Callable, *args) -> Recorded:
 
 
 def op(fn: Callable) -> Callable:
-    """An adapter op that records ``fn``."""
+    """An adapter op that records ``fn`` (keyword arguments, such as ``axis``, are constants)."""
 
-    def recorded_op(*args):
-        return record(fn, *args)
+    def recorded_op(*args, **options):
+        return record(functools.partial(fn, **options) if options else fn, *args)
 
     recorded_op.__name__ = getattr(fn, "__name__", "op")
     return recorded_op

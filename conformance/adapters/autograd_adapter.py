@@ -25,6 +25,7 @@ class Adapter(FunctionalAdapter):
             autograd.grad,
             extra_unsupported={
                 "function": "autograd has no tracing compiler (no counterpart of tf.function or jax.jit)",
+                "function_control_flow": "autograd has no tracing compiler (no counterpart of tf.function or jax.jit)",
             },
         )
         self.versions = {"autograd": version("autograd")}

@@ -24,7 +24,17 @@ class Adapter(FunctionalAdapter):
     name = "jax"
 
     def __init__(self):
-        super().__init__("jax", jnp, compiled_grad)
+        super().__init__(
+            "jax",
+            jnp,
+            compiled_grad,
+            extra_unsupported={
+                "function_control_flow": (
+                    "jax.jit traces with abstract values: a Python if/while on one raises "
+                    "ConcretizationTypeError (data-dependent control flow needs lax.cond/while_loop)"
+                ),
+            },
+        )
         import jaxlib
 
         self.versions = {"jax": jax.__version__, "jaxlib": jaxlib.__version__}

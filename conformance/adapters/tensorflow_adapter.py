@@ -1,6 +1,7 @@
 """TensorFlow: the tutorials' own system. Everything maps natively."""
 from __future__ import annotations
 
+import numbers
 import os
 
 from conformance.adapters import AdapterUnavailable
@@ -13,6 +14,21 @@ except ImportError as exc:
     raise AdapterUnavailable("tensorflow is not installed") from exc
 
 
+def _numbers_take_the_tensors_dtype(op):
+    """The protocol's rule for a Python number operand. TensorFlow's named binary ops (unlike its
+    operators) convert a leading Python number on its own: tf.math.add(0.5, float64 tensor)
+    fails, and so does tf.math.multiply(100, x) in a tf.function, where the 100 becomes int32."""
+
+    def binary(a, b):
+        if isinstance(a, numbers.Number) and not isinstance(b, numbers.Number):
+            a = tf.constant(a, dtype=b.dtype)
+        elif isinstance(b, numbers.Number) and not isinstance(a, numbers.Number):
+            b = tf.constant(b, dtype=a.dtype)
+        return op(a, b)
+
+    return binary
+
+
 class Adapter(GradientTapeAdapter):
     name = "tensorflow"
 
@@ -22,11 +38,11 @@ class Adapter(GradientTapeAdapter):
         super().__init__(
             tf,
             ops={
-                "add": tf.math.add,
-                "subtract": tf.math.subtract,
-                "multiply": tf.math.multiply,
-                "divide": tf.math.divide,
-                "pow": tf.math.pow,
+                "add": _numbers_take_the_tensors_dtype(tf.math.add),
+                "subtract": _numbers_take_the_tensors_dtype(tf.math.subtract),
+                "multiply": _numbers_take_the_tensors_dtype(tf.math.multiply),
+                "divide": _numbers_take_the_tensors_dtype(tf.math.divide),
+                "pow": _numbers_take_the_tensors_dtype(tf.math.pow),
                 "negative": tf.math.negative,
                 "square": tf.math.square,
                 "sqrt": tf.math.sqrt,

@@ -95,3 +95,23 @@ def test_central_difference_of_a_quadratic_along_a_direction(data, shape):
     derivative = numdiff.central_difference(lambda a: np.sum(a * a), [x], [v], 1e-3)
     assert_accurate(derivative, 2 * np.sum(x * v))
     assert numdiff.unit((2, 3), (1, 2)).tolist() == [[0.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
+
+
+@given(x=arrays(shapes(min_dims=1), Domain(-10.0, 10.0)))
+def test_error_estimates_cover_the_actual_error_of_each_entry(x):
+    # what assert_close adds per entry: FD_SAFETY times the estimate, on top of the float64 floor
+    from conformance.tolerances import FD_SAFETY
+
+    floor = TOLERANCES["float64"].floor
+    for f, exact in [
+        (lambda v: np.sum(np.sin(v) ** 3), 3 * np.sin(x) ** 2 * np.cos(x)),
+        (lambda v: np.sum(v**4), 4 * x**3),
+        (lambda v: np.sum(np.exp(v / 4) * v), np.exp(x / 4) * (1 + x / 4)),
+    ]:
+        estimate = numdiff.gradient(f, x)
+        assert estimate.error is not None and estimate.error.shape == x.shape
+        assert np.all(np.abs(estimate - exact) <= FD_SAFETY * estimate.error + floor)
+    hessian = numdiff.hessian(lambda v: np.sum(np.sin(v) ** 3), x)
+    s, c = np.sin(x).ravel(), np.cos(x).ravel()
+    exact = np.diag(6 * s * c * c - 3 * s**3).reshape(x.shape + x.shape)
+    assert np.all(np.abs(hessian - exact) <= FD_SAFETY * hessian.error + floor)

@@ -57,3 +57,58 @@ def test_a_misspelt_implementation_is_a_one_line_usage_error():
     (line,) = [ln for ln in output.splitlines() if "unknown implementation" in ln]
     for name in ("dualad", "tensorflow", "torch", "jax", "autograd"):
         assert name in line
+
+
+class DualadWithoutMomentum:
+    """dualad's adapter with one capability declared missing: a run on it must fail, not skip."""
+
+    def __new__(cls):
+        from conformance.adapters.dualad_adapter import Adapter
+
+        adapter = Adapter()
+        adapter.unsupported = {"momentum": "declared missing by conformance/meta/test_selection.py"}
+        return adapter
+
+
+def test_dualad_claims_every_capability_explicitly():
+    from conformance import adapters
+    from conformance.adapters.dualad_adapter import Adapter
+
+    assert Adapter.capabilities == frozenset(adapters.CAPABILITIES), (
+        "dualad's adapter must list each capability of the protocol it has (or the gap is a bug to report): "
+        f"{sorted(frozenset(adapters.CAPABILITIES) ^ Adapter.capabilities)}"
+    )
+    adapter = Adapter()
+    assert adapter.skips_fail and not adapter.unsupported
+    assert all(adapter.supports(c) for c in adapters.CAPABILITIES)
+
+
+def test_a_skip_on_dualad_fails_the_run():
+    completed = pytest_in_subprocess(
+        "conformance/test_optimizers.py", "-q", "-k", "momentum", "--hypothesis-profile=ci",
+        "--impl=conformance.meta.test_selection:DualadWithoutMomentum",
+    )
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == pytest.ExitCode.TESTS_FAILED, output
+    summary = output.strip().splitlines()[-1]
+    assert "skipped" not in summary and ("1 failed" in summary or "1 error" in summary), output  # error: in setup
+    assert "a skip is not a pass" in output and "lacks momentum" in output, output
+
+
+class PeerWithoutMomentum(DualadWithoutMomentum):
+    """The same adapter posing as a peer, which may lack capabilities."""
+
+    def __new__(cls):
+        adapter = DualadWithoutMomentum.__new__(cls)
+        adapter.skips_fail = False
+        return adapter
+
+
+def test_a_skip_on_a_peer_stays_a_skip():
+    completed = pytest_in_subprocess(
+        "conformance/test_optimizers.py", "-q", "-rs", "-k", "momentum", "--hypothesis-profile=ci",
+        "--impl=conformance.meta.test_selection:PeerWithoutMomentum",
+    )
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == pytest.ExitCode.OK, output
+    assert "1 skipped" in output and "lacks momentum" in output, output

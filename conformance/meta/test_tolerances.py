@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conformance.strategies import Domain, arrays, floats, learning_rates, shapes
-from conformance.tolerances import assert_sgd_step, exact_sgd_step
+from conformance import numdiff
+from conformance.tolerances import assert_close, assert_sgd_step, exact_sgd_step
 
 DTYPES = st.sampled_from(["float32", "float64"])
 
@@ -80,3 +81,65 @@ def test_nan_is_rejected():
 def test_exact_value_is_rational():
     (value,) = exact_sgd_step([1.0], 0.1, [3.0], "float32").flat
     assert value == Fraction(1) - Fraction(float(np.float32(0.1))) * 3
+
+
+# assert_close: per-entry tolerances ------------------------------------------------
+
+
+def largest_entry_rule(actual, expected, dtype):
+    """The rule assert_close had before: the absolute term scaled by the LARGEST expected entry."""
+    rtol = atol = {"float32": 1e-4, "float64": 1e-7}[dtype]
+    expected = np.asarray(expected, np.float64)
+    scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
+    error = np.abs(np.asarray(actual, np.float64) - expected)
+    return bool(np.all(error <= atol * scale + rtol * np.abs(expected)))
+
+
+def float32_gradient_of_x_to_the_fourth(x):
+    """4x³ evaluated in float32: what a correct float32 implementation returns."""
+    x = np.asarray(x, np.float32)
+    return (np.float32(4) * x * x * x).astype(np.float64)
+
+
+SMALL_ENTRY_BUGS = {
+    # x = [0.3, 10]: 4x³ = [0.108, 4000]; each bug touches only the small entry
+    "small entry zeroed": ([0.3, 10.0], lambda g: np.array([0.0, g[1]])),
+    "small entry doubled": ([0.3, 10.0], lambda g: np.array([2 * g[0], g[1]])),
+    "small entry 1% off": ([0.3, 10.0], lambda g: np.array([1.01 * g[0], g[1]])),
+    # 4x³ = [2e-5, 2e5]: the small entry's sign flipped
+    "tiny entry's sign flipped": ([float(np.cbrt(5e-6)), float(np.cbrt(5e4))], lambda g: np.array([-g[0], g[1]])),
+}
+
+
+@pytest.mark.parametrize("bug", list(SMALL_ENTRY_BUGS))
+def test_a_wrong_small_entry_next_to_a_large_one_is_rejected(bug):
+    x, corrupt = SMALL_ENTRY_BUGS[bug]
+    x = np.asarray(x, np.float32).astype(np.float64)
+    exact = 4 * x**3
+    right = float32_gradient_of_x_to_the_fourth(x)
+    wrong = corrupt(right)
+    assert largest_entry_rule(wrong, exact, "float32"), "the old rule should let this through (else this shows nothing)"
+    assert_close(right, exact, "float32", "correct float32 4x³")
+    with pytest.raises(AssertionError):
+        assert_close(wrong, exact, "float32", bug)
+
+
+@pytest.mark.parametrize("bug", list(SMALL_ENTRY_BUGS))
+def test_the_same_bugs_against_a_finite_difference_reference(bug):
+    x, corrupt = SMALL_ENTRY_BUGS[bug]
+    x = np.asarray(x, np.float32).astype(np.float64)
+    reference = numdiff.gradient(lambda v: np.sum(v**4), x)  # carries its error estimate
+    assert_close(float32_gradient_of_x_to_the_fourth(x), reference, "float32", "correct float32 4x³ vs FD")
+    with pytest.raises(AssertionError):
+        assert_close(corrupt(float32_gradient_of_x_to_the_fourth(x)), reference, "float32", bug)
+
+
+def test_scale_admits_the_rounding_of_cancelled_terms_only_where_given():
+    # a·x + b with a·x ≈ −b ≈ 2000: float32 rounding leaves 5e-5 on an exact value of 2e-4
+    a, x, b = np.float32(200.0), np.float32(9.999999), np.float32(-2000.0)
+    computed = float(a * x + b)
+    exact = float(a) * float(x) + float(b)
+    assert abs(computed - exact) > 1e-5, "the example must round visibly"
+    with pytest.raises(AssertionError):
+        assert_close(computed, exact, "float32", "cancelled entry without scale")
+    assert_close(computed, exact, "float32", "cancelled entry", scale=abs(float(a) * float(x)) + abs(float(b)))
