@@ -1,7 +1,9 @@
 """W6: the full Jacobian of tanh(W·x), W of shape (m, n), for (n inputs, m outputs) = (10, 1000)
 and (1000, 10) (float64), by dualad.jacobian(mode='forward' | 'reverse' | 'auto').
 
-Forward mode costs one pass carrying n tangent directions, reverse mode one sweep per output:
+Forward mode costs one pass carrying n tangent directions, reverse mode one batched backward
+sweep carrying the m outputs' cotangents (rows taken in chunks of about 4M elements per live
+cotangent, so a few sweeps for m = 1000, one for m = 10), no longer one sweep per output:
 forward should win for (10, 1000), reverse for (1000, 10), and 'auto' (which adds one plain
 evaluation to count the outputs) should track the better of the two.
 Floor: the hand-written numpy Jacobian (1 - tanh(Wx)²)[:, None] * W. Targets: TARGETS below.

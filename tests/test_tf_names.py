@@ -18,6 +18,11 @@ NAMES = [
     "transpose", "reshape", "expand_dims", "squeeze", "concat", "stack", "norm", "where",
     "maximum", "minimum", "clip_by_value", "stop_gradient", "ones", "zeros", "ones_like",
     "zeros_like", "print", "float32", "float64", "int32", "int64", "bool", "random",
+    "einsum", "gather", "gather_nd", "one_hot", "tile", "reduce_prod", "cumsum", "cumprod", "eye",
+    "linspace", "fill", "floordiv", "floormod", "sign", "floor", "ceil", "round", "reciprocal",
+    "rsqrt", "atan2", "erf", "segment_sum", "unsorted_segment_sum", "boolean_mask", "pad",
+    "slice", "split", "unstack", "broadcast_to", "is_tensor", "newaxis", "TensorShape",
+    "UnconnectedGradients", "custom_gradient", "math", "linalg", "nn", "autodiff",
 ]
 
 
@@ -181,8 +186,12 @@ def test_shape_of_an_uninitialized_tensor_is_an_error_not_a_crash():
 NAMESPACES = {
     "math": ["log", "log1p", "exp", "sigmoid", "reduce_sum", "reduce_mean", "reduce_max",
              "reduce_min", "reduce_logsumexp", "square", "squared_difference", "abs", "sqrt",
-             "pow", "maximum", "minimum", "softplus", "reduce_variance", "reduce_std"],
-    "linalg": ["matmul", "matvec", "norm", "transpose", "trace", "diag_part", "diag", "eye"],
+             "pow", "maximum", "minimum", "softplus", "reduce_variance", "reduce_std",
+             "reduce_prod", "cumsum", "cumprod", "atan2", "erf", "floor", "ceil", "round",
+             "floordiv", "floormod", "mod", "sign", "reciprocal", "rsqrt", "segment_sum",
+             "unsorted_segment_sum", "reduce_euclidean_norm", "log_sigmoid"],
+    "linalg": ["matmul", "matvec", "norm", "transpose", "trace", "diag_part", "diag", "eye",
+               "einsum", "adjoint", "matrix_transpose"],
     "nn": ["relu", "sigmoid", "softmax", "log_softmax", "tanh", "softplus", "elu", "l2_loss",
            "sigmoid_cross_entropy_with_logits", "softmax_cross_entropy_with_logits",
            "sparse_softmax_cross_entropy_with_logits"],
@@ -212,6 +221,70 @@ def test_math_names_are_the_dualad_ops():
     np.testing.assert_allclose(tf.math.reduce_variance(x).numpy(), 2.25)
     np.testing.assert_allclose(tf.math.reduce_std(x, axis=0).numpy(), 1.5)
 
+
+
+_A = np.array([[1.5, -2.5, 0.5], [-0.5, 2.0, 3.0]])
+_B = np.array([[0.5, 1.0], [-1.0, 2.0], [1.5, -0.5]])
+_SEGMENTS = np.array([0, 0, 1], dtype=np.int32)
+
+# TensorFlow call (its names and keyword arguments, through the namespace TF has it in) ->
+# the same result computed with numpy
+NEW_OP_CALLS = {
+    "einsum": (lambda: tf.einsum("ij,jk->ik", _A, _B), lambda: _A @ _B),
+    "linalg.einsum": (lambda: tf.linalg.einsum("ij->j", _A), lambda: _A.sum(axis=0)),
+    "gather": (lambda: tf.gather(params=_A, indices=[2, 0, 2], axis=1), lambda: _A[:, [2, 0, 2]]),
+    "gather_nd": (lambda: tf.gather_nd(params=_A, indices=[[1, 2], [0, 0]]),
+                  lambda: _A[[1, 0], [2, 0]]),
+    "one_hot": (lambda: tf.one_hot(indices=[2, 0], depth=3, on_value=5.0, off_value=-1.0),
+                lambda: np.where(np.eye(3)[[2, 0]] == 1, 5.0, -1.0)),
+    "tile": (lambda: tf.tile(input=_A, multiples=[2, 1]), lambda: np.tile(_A, (2, 1))),
+    "math.reduce_prod": (lambda: tf.math.reduce_prod(input_tensor=_A, axis=1, keepdims=True),
+                         lambda: np.prod(_A, axis=1, keepdims=True)),
+    "math.cumsum": (lambda: tf.math.cumsum(x=_A, axis=1, exclusive=True),
+                    lambda: np.cumsum(_A, axis=1) - _A),
+    "math.cumprod": (lambda: tf.math.cumprod(x=_A, axis=0, reverse=True),
+                     lambda: np.cumprod(_A[::-1], axis=0)[::-1]),
+    "linalg.eye": (lambda: tf.linalg.eye(num_rows=2, num_columns=3), lambda: np.eye(2, 3)),
+    "linspace": (lambda: tf.linspace(start=0.0, stop=1.0, num=5), lambda: np.linspace(0, 1, 5)),
+    "fill": (lambda: tf.fill(dims=[2, 3], value=7.0), lambda: np.full((2, 3), 7.0)),
+    "math.floordiv": (lambda: tf.math.floordiv(x=_A, y=-0.75), lambda: np.floor_divide(_A, -0.75)),
+    "math.floormod": (lambda: tf.math.floormod(x=_A, y=-0.75), lambda: np.mod(_A, -0.75)),
+    "math.mod": (lambda: tf.math.mod(_A, 0.75), lambda: np.mod(_A, 0.75)),
+    "math.sign": (lambda: tf.math.sign(x=_A - 0.5), lambda: np.sign(_A - 0.5)),
+    "math.floor": (lambda: tf.math.floor(x=_A), lambda: np.floor(_A)),
+    "math.ceil": (lambda: tf.math.ceil(x=_A), lambda: np.ceil(_A)),
+    "math.round": (lambda: tf.math.round(x=_A), lambda: np.round(_A)),   # half to even, both
+    "math.reciprocal": (lambda: tf.math.reciprocal(x=_A), lambda: 1 / _A),
+    "math.rsqrt": (lambda: tf.math.rsqrt(x=np.abs(_A)), lambda: np.abs(_A) ** -0.5),
+    "math.atan2": (lambda: tf.math.atan2(y=_A, x=_A[::-1]), lambda: np.arctan2(_A, _A[::-1])),
+    "math.erf": (lambda: tf.math.erf(x=np.array([-1.0, 0.0, 0.5])),
+                 lambda: np.array([-0.8427007929497149, 0.0, 0.5204998778130465])),
+    "math.segment_sum": (lambda: tf.math.segment_sum(data=_B, segment_ids=_SEGMENTS),
+                         lambda: np.stack([_B[0] + _B[1], _B[2]])),
+    "math.unsorted_segment_sum": (
+        lambda: tf.math.unsorted_segment_sum(data=_B, segment_ids=[2, 0, 2], num_segments=4),
+        lambda: np.stack([_B[1], np.zeros(2), _B[0] + _B[2], np.zeros(2)])),
+    "boolean_mask": (lambda: tf.boolean_mask(tensor=_A, mask=[True, False, True], axis=1),
+                     lambda: _A[:, [0, 2]]),
+    "pad": (lambda: tf.pad(tensor=_A, paddings=[[1, 0], [0, 2]], constant_values=9.0),
+            lambda: np.pad(_A, [(1, 0), (0, 2)], constant_values=9.0)),
+    "slice": (lambda: tf.slice(_A, begin=[0, 1], size=[2, -1]), lambda: _A[0:2, 1:]),
+    "split": (lambda: tf.stack(tf.split(value=_A, num_or_size_splits=[1, 2], axis=1)[1:]),
+              lambda: _A[None, :, 1:]),
+    "unstack": (lambda: tf.unstack(value=_A, axis=1)[2], lambda: _A[:, 2]),
+    "broadcast_to": (lambda: tf.broadcast_to(input=_A[0], shape=[4, 3]),
+                     lambda: np.broadcast_to(_A[0], (4, 3))),
+    "newaxis": (lambda: tf.constant(_A)[:, tf.newaxis], lambda: _A[:, np.newaxis]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NEW_OP_CALLS))
+def test_new_ops_under_tensorflow_names_match_numpy(name):
+    call, expected = NEW_OP_CALLS[name]
+    result = call()
+    assert tf.is_tensor(result) and not tf.is_tensor(expected())
+    np.testing.assert_allclose(result.numpy(), expected(), rtol=1e-12, atol=1e-15)
+    assert result.shape == np.shape(expected())
 
 def test_linalg_works_on_the_last_two_axes():
     a = np.arange(24, dtype=np.float64).reshape(2, 3, 4)
