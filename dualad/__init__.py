@@ -43,7 +43,7 @@ from .api import (derivative, grad, hessian, hvp, jacfwd, jacobian, jacrev, jvp,
 from .extend import custom_gradient
 from .function import (function, run_functions_eagerly, FunctionFallbackWarning,
                        FunctionRetracingWarning, FunctionStructureWarning)
-from .function import range  # noqa: A004 - TensorFlow's name for loops in compiled functions
+from .function import range  # noqa: A004 - the loop helper of dualad.function (not tf.range: ops.range_)
 from . import optimizers, debugging
 from . import autodiff, linalg, math  # TensorFlow's namespaces (and nn, above)
 
