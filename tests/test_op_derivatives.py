@@ -22,7 +22,7 @@ from hypothesis.extra import numpy as hnp
 
 import dualad as dd
 from helpers import (EXACT, EXACT32, FD, SETTINGS, arrays, fd_grad, first_order_weighted,
-                     floats, forward_jvp, jacobian_times, npy, reverse_grads,
+                     floats, fd_jvp, forward_jvp, jacobian_times, npy, reverse_grads,
                      reverse_jacobians, second_order, t32, t64, value, weighted)
 
 ANY = floats(-2, 2)
@@ -606,6 +606,9 @@ def test_jvp_equals_reverse_mode_jacobian_times_tangent(name, data):
     tangent = forward_jvp(fn, xs, vs)
     assert tangent.shape == y.shape and tangent.dtype == dd.float64
     np.testing.assert_allclose(npy(tangent), jacobian_times(jacobians, vs), **EXACT)
+    # and against a reference that is not dualad's: differences of fn's values along vs
+    expected = fd_jvp(lambda *a: npy(value(fn, a)), xs, vs)
+    np.testing.assert_allclose(npy(tangent), expected, **FD)
 
 
 @pytest.mark.parametrize("name", NAMES)
