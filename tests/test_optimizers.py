@@ -370,14 +370,14 @@ def test_learning_rates_may_be_0_d_tensors_and_arrays():
     optimizer.learning_rate = lambda step: dd.constant(0.125, dtype=dd.float64)
     optimizer.apply_gradients([(np.ones(2), x)])
     np.testing.assert_array_equal(x.numpy(), [-0.875, -0.875])
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="learning_rate must be a real number, got Tensor"):
         optimizer.learning_rate = dd.constant([0.1, 0.2])
 
 
 def test_learning_rate_type_errors():
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="learning_rate must be a real number, got str"):
         SGD(learning_rate="0.1")
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="learning_rate must be a number, got True"):
         Adam(learning_rate=True)
 
 
