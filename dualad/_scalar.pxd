@@ -35,7 +35,9 @@ cdef enum:
 
 
 cdef inline double _round(double v, bint f32) noexcept nogil:
-    # float32 values are kept as the nearest float32, so scalar and array paths agree
+    # float32 values are kept as the nearest float32, as an array op would round them; the
+    # transcendental kernels still differ from numpy's float32 loops by 1-3 ulp (README.md,
+    # tests/test_float32_scalar_contract.py)
     return <double>(<float>v) if f32 else v
 
 

@@ -285,7 +285,7 @@ def test_no_run_without_results_is_a_clear_error(tmp_path):
     done = run_cli(tmp_path)
     assert done.returncode == 2
     assert "no benchmark results at" in done.stderr and "Traceback" not in done.stderr
-    with pytest.raises(measurement.NoResults):
+    with pytest.raises(measurement.NoResults, match="no benchmark results"):
         measurement.load(str(tmp_path))
 
 

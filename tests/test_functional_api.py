@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dualad as dd
+from conformance import numdiff
 from helpers import EXACT, FD, SETTINGS, fd_jacobian, t64
 
 SEEDS = st.integers(0, 2**32 - 1)
@@ -116,6 +117,15 @@ def test_second_order_jacobians_agree_in_all_four_orders(name):
     rng = np.random.default_rng(3)
     x = t64(rng.uniform(-1, 1, shape))
     reference = np.asarray(dd.jacrev(dd.jacrev(f))(x))
+    # the reference itself against nested finite differences of f's values along random
+    # direction pairs (u, v): Σ J2[..., i, j] u_i v_j = d/ds d/dt f(x + s·u + t·v)
+    f_np, n_in = numpy_fn(f), len(shape)
+    for _ in range(2):
+        u, v = rng.normal(size=shape), rng.normal(size=shape)
+        ad = np.tensordot(np.tensordot(reference, v, axes=n_in), u, axes=n_in)
+        fd = numdiff.directional_derivative(
+            lambda y: numdiff.directional_derivative(f_np, [y], [v]), [np.asarray(x)], [u])
+        np.testing.assert_allclose(ad, fd, rtol=1e-6, atol=1e-6 * (1 + np.abs(fd).max()))
     for outer in (dd.jacfwd, dd.jacrev):
         for inner in (dd.jacfwd, dd.jacrev):
             np.testing.assert_allclose(np.asarray(outer(inner(f))(x)), reference, **EXACT,

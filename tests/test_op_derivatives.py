@@ -21,8 +21,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import dualad as dd
+from test_float32_scalar_contract import FLOAT32_ULP_BOUND, ulp_distance
 from helpers import (EXACT, EXACT32, FD, SETTINGS, arrays, fd_grad, first_order_weighted,
-                     floats, forward_jvp, jacobian_times, npy, reverse_grads,
+                     floats, fd_jvp, forward_jvp, jacobian_times, npy, reverse_grads,
                      reverse_jacobians, second_order, t32, t64, value, weighted)
 
 ANY = floats(-2, 2)
@@ -606,6 +607,9 @@ def test_jvp_equals_reverse_mode_jacobian_times_tangent(name, data):
     tangent = forward_jvp(fn, xs, vs)
     assert tangent.shape == y.shape and tangent.dtype == dd.float64
     np.testing.assert_allclose(npy(tangent), jacobian_times(jacobians, vs), **EXACT)
+    # and against a reference that is not dualad's: differences of fn's values along vs
+    expected = fd_jvp(lambda *a: npy(value(fn, a)), xs, vs)
+    np.testing.assert_allclose(npy(tangent), expected, **FD)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -833,6 +837,10 @@ def test_scalar_fast_path_agrees_with_numpy_path(name, dtype, data):
         assume(abs(values[0] - values[1]) > GAP)
     scalar = _path_results(fn, values, (), dtype)
     array = _path_results(fn, values, (1,), dtype)
+    if dtype == "float32":
+        # the value: within the stated float32 contract (README), not just a tolerance
+        assert ulp_distance(scalar[0], array[0]) <= FLOAT32_ULP_BOUND.get(name, 0), \
+            (name, values, scalar[0], array[0])
     tol = EXACT if dtype == "float64" else EXACT32
     for s, a in zip(scalar, array):
         np.testing.assert_allclose(s, a, **tol)

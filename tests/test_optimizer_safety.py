@@ -81,14 +81,14 @@ def test_slots_belong_to_the_variable_object_not_an_equal_value_or_a_reused_id()
     optimizer = SGD(0.1, momentum=0.9)
     optimizer.apply_gradients([(np.ones(2), x)])
     twin = dd.Variable(np.asarray(x), name="x")  # same name, value, shape and dtype
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError, match="no slot 'momentum'"):
         optimizer.get_slot(twin, "momentum")
     # new Variables created after a tracked one is dropped by the caller start fresh
     del x
     for _ in range(200):
         fresh = dd.Variable(np.ones(2))
         assert all(v is not fresh for v in optimizer.tracked_variables)
-        with pytest.raises(KeyError):
+        with pytest.raises(KeyError, match="no slot 'momentum'"):
             optimizer.get_slot(fresh, "momentum")
 
 

@@ -159,7 +159,7 @@ def test_check_numerics_still_stops_a_step_producing_nan():
     optimizer.apply_gradients([(1.0, x)])
     dd.debugging.enable_check_numerics()
     try:
-        with pytest.raises(FloatingPointError):
+        with pytest.raises(FloatingPointError, match="op 'cast' produced NaN"):
             optimizer.apply_gradients([(float("nan"), x)])
     finally:
         dd.debugging.disable_check_numerics()

@@ -1,15 +1,19 @@
 """dualad.optimizers: each optimizer against its update rule written out in numpy (random
 shapes, dtypes, hyperparameters, gradient sequences and learning-rate changes), Keras' defaults,
-apply_gradients / minimize behaviour and errors, schedules, save and restore, and, when
-TensorFlow is installed, the real Keras 3 optimizers.
+apply_gradients / minimize behaviour and errors, schedules, save and restore, the real Keras 3
+optimizers' trajectories recorded in tests/fixtures/keras_optimizers.json (by
+tests/fixtures/make_keras_fixtures.py; these run everywhere) and, when TensorFlow is
+installed, the live Keras optimizers.
 
 The numpy rules below follow the Keras documentation and source: every constant is cast to the
 variable's dtype and every operation rounds to it, in Keras' order of operations. dualad does
 the same, so the comparisons are exact (bit for bit), not within a tolerance.
 """
 import inspect
+import json
 import math
 import os
+import pathlib
 import pickle
 import warnings
 
@@ -366,14 +370,14 @@ def test_learning_rates_may_be_0_d_tensors_and_arrays():
     optimizer.learning_rate = lambda step: dd.constant(0.125, dtype=dd.float64)
     optimizer.apply_gradients([(np.ones(2), x)])
     np.testing.assert_array_equal(x.numpy(), [-0.875, -0.875])
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="learning_rate must be a real number, got Tensor"):
         optimizer.learning_rate = dd.constant([0.1, 0.2])
 
 
 def test_learning_rate_type_errors():
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="learning_rate must be a real number, got str"):
         SGD(learning_rate="0.1")
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="learning_rate must be a number, got True"):
         Adam(learning_rate=True)
 
 
@@ -654,6 +658,55 @@ def test_defaults_and_schedules_match_keras(tf):
         assert math.isclose(float(k_exp(step)), d_exp(step), rel_tol=3e-7)
         assert math.isclose(float(k_stairs(step)), d_stairs(step), rel_tol=3e-7)
         assert np.float32(k_piece(step)) == np.float32(d_piece(step))
+
+
+# ---- against Keras trajectories recorded in tests/fixtures (runs without TensorFlow) ---------
+
+KERAS_FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "keras_optimizers.json"
+
+
+@pytest.fixture(scope="module")
+def keras_recorded():
+    return json.loads(KERAS_FIXTURES.read_text())
+
+
+def test_recorded_keras_cases_are_the_live_ones(keras_recorded):
+    # the fixture script keeps its own copy of the cases: they must not drift apart
+    assert [(n, h) for n, h in keras_recorded["cases"]] == KERAS_CASES
+
+
+@pytest.mark.parametrize("run_index", range(40))
+def test_matches_recorded_keras_bit_for_bit(keras_recorded, run_index):
+    run = keras_recorded["runs"][run_index]
+    dtype = np.dtype(run["dtype"])
+    w = dd.Variable(np.asarray(run["w0"], dtype))
+    optimizer = getattr(dd.optimizers, run["optimizer"])(learning_rate=run["rates"][0],
+                                                         **run["hyper"])
+    for step, (rate, g, expected) in enumerate(zip(run["rates"], run["grads"], run["after"])):
+        optimizer.learning_rate = rate
+        optimizer.apply_gradients([(dd.constant(np.asarray(g, dtype)), w)])
+        assert same_bits(w.numpy(), np.asarray(expected, dtype)), \
+            f"{run['optimizer']}{run['hyper']} {dtype.name} {run['shape']} step {step}"
+
+
+def test_recorded_runs_cover_every_case_dtype_and_shape(keras_recorded):
+    seen = {(r["optimizer"], json.dumps(r["hyper"], sort_keys=True), r["dtype"], len(r["shape"]))
+            for r in keras_recorded["runs"]}
+    assert len(seen) == len(keras_recorded["runs"]) == 40
+
+
+def test_defaults_and_schedules_match_recorded_keras(keras_recorded):
+    for cls, defaults in KERAS_DEFAULTS.items():
+        assert keras_recorded["defaults"][cls.__name__] == defaults
+    recorded = keras_recorded["schedules"]
+    ours = {"exponential": schedules.ExponentialDecay(0.1, 7, 0.8),
+            "exponential_staircase": schedules.ExponentialDecay(0.1, 7, 0.8, staircase=True),
+            "piecewise": schedules.PiecewiseConstantDecay([3, 8], [0.3, 0.2, 0.1])}
+    for key, schedule in ours.items():
+        assert len(recorded[key]) == 20
+        for step, theirs in enumerate(recorded[key]):
+            # Keras computes schedules in float32; ours are Python floats
+            assert math.isclose(theirs, schedule(step), rel_tol=3e-7), (key, step)
 
 
 # ---- steps inside dualad.function ------------------------------------------------------------

@@ -49,7 +49,7 @@ def test_constant_with_dtype_and_shape():
     t = dd.constant([1, 2, 3, 4], dtype=dd.float64, shape=(2, 2))
     assert t.dtype == dd.float64
     np.testing.assert_array_equal(np.asarray(t), [[1.0, 2.0], [3.0, 4.0]])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="cannot make a tensor of shape"):
         dd.constant([1, 2, 3], shape=(2, 2))
 
 
@@ -59,16 +59,16 @@ def test_tensors_are_immutable():
     source[0] = 99.0  # the constant copied its input
     assert float(t[0]) == 1.0
     view = np.asarray(t)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="read-only"):
         view[0] = 5.0
     copy = t.numpy()
     copy[0] = 7.0  # numpy() is a fresh array
     assert float(t[0]) == 1.0
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="does not support item assignment"):
         t[0] = 5.0
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="dualad.constant"):
         dd.Tensor([1.0])
-    with pytest.raises(AttributeError):
+    with pytest.raises(AttributeError, match="not writable"):
         t.shape = (1, 2)
 
 
@@ -125,9 +125,9 @@ def test_integer_arithmetic_works_and_stays_integer():
     i = dd.constant([1, 2, 3])
     assert (i * 2 + 1).dtype == dd.int32
     np.testing.assert_array_equal(np.asarray(i * 2 + 1), [3, 5, 7])
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="cannot combine a int32 tensor with the float"):
         i * 1.5  # no silent int -> float promotion
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="expected a float tensor"):
         dd.sin(i)
 
 
@@ -203,7 +203,7 @@ def test_convert_to_tensor():
     assert dd.convert_to_tensor([1, 2], dtype=dd.float64).dtype == dd.float64
     with pytest.raises(TypeError, match="float64"):
         dd.convert_to_tensor(t, dtype=dd.float64)
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="cannot convert str"):
         dd.convert_to_tensor("text")
 
 
@@ -262,9 +262,9 @@ def test_random_distributions_and_ranges():
     u = np.asarray(dd.random.uniform((n,), minval=-1.0, maxval=3.0, seed=1))
     assert u.dtype == np.float32 and u.min() >= -1.0 and u.max() < 3.0
     assert abs(u.mean() - 1.0) < 5 * 4 / np.sqrt(12 * n)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="must exceed minval"):
         dd.random.uniform((2,), minval=1.0, maxval=1.0)
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="need a float dtype"):
         dd.random.normal((2,), dtype=dd.int32)
 
 
@@ -311,7 +311,7 @@ def test_comparisons_return_bool_tensors():
     assert (dd.constant(1.0) == None) is False  # noqa: E711
     assert bool(dd.constant(2.0) > 1.0) and not bool(dd.constant(0.5) > 1.0)
     assert bool(dd.constant([2.0]) > 1.0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="ambiguous"):
         bool(a > 0.0)
 
 
@@ -358,7 +358,7 @@ def test_unsupported_numpy_function_on_a_watched_tensor_raises(call):
 def test_unsupported_numpy_function_on_a_tensor_with_a_tangent_raises():
     x = dd.constant([3.0, 1.0])
     with dd.ForwardAccumulator(x, dd.ones_like(x)):
-        with pytest.raises(TypeError):
+        with pytest.raises(TypeError, match="not differentiable by dualad"):
             np.cumsum(x)
 
 
@@ -371,7 +371,7 @@ def test_shape_dtype_ndim_size_len_iter():
     assert [s.shape for s in t] == [(3, 4), (3, 4)]
     s = dd.constant(1.0)
     assert s.shape == () and s.ndim == 0 and s.size == 1
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match=r"len\(\) of a scalar"):
         len(s)
     np.testing.assert_array_equal(np.asarray(dd.shape(t)), [2, 3, 4])
     assert int(dd.size(t)) == 24 and int(dd.rank(t)) == 3
