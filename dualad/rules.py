@@ -656,11 +656,21 @@ reshape = declare("reshape", lambda x, shape: np.reshape(x, shape),
                   vjp=[lambda g, ans, args, p: _reshape(g, cotangent_lead(g, ans) + args[0].shape)],
                   linear=lambda p, k: dict(p, shape=(k,) + tuple(p["shape"])), export="reshape")
 
+def _broadcast_to_jvp(tangents, ans, args, p):
+    t, x = tangents[0], args[0]
+    if t is None:
+        return None
+    if not is_batched(t, x):
+        return broadcast_to(t, shape=p["shape"])
+    # unit axes after the batch axis first: numpy aligns shapes from the right, so a batched
+    # (k,) + x.shape would otherwise meet the target's own axes
+    return broadcast_to(_align(t, x, ans), shape=(t.shape[0],) + tuple(p["shape"]))
+
+
 broadcast_to = declare("broadcast_to", lambda x, shape: np.broadcast_to(x, shape),
                        # the core sums the cotangent back to the input's shape
                        vjp=[lambda g, ans, args, p: g],
-                       linear=lambda p, k: dict(p, shape=(k,) + tuple(p["shape"])),
-                       export="broadcast_to")
+                       jvp=_broadcast_to_jvp, export="broadcast_to")
 
 transpose = declare("transpose", lambda x, perm: x.transpose(perm),
                     vjp=[lambda g, ans, args, p: transpose(g, perm=_batched_perm(
@@ -684,6 +694,47 @@ def _key_keeps_batch_axis(key):
            for i in advanced):
         return True
     return advanced == list(range(advanced[0], advanced[-1] + 1))
+
+
+def _batch_axis_after_indexing(key):
+    """Where the leading batch axis lands when `batched_key(key)` indexes a batched value:
+    0, or (when numpy moves the advanced indices' axes first) after those axes, whose count is
+    the rank the advanced indices broadcast to (a boolean mask counts as one axis)."""
+    if _key_keeps_batch_axis(key):
+        return 0
+    parts = key if isinstance(key, tuple) else (key,)
+    basic = (slice, type(None), type(Ellipsis))
+    rank = 0
+    for k in parts:
+        if not isinstance(k, basic):
+            k = np.asarray(k)
+            rank = max(rank, 1 if k.dtype == np.bool_ else k.ndim)
+    return rank
+
+
+def _getitem_jvp(tangents, ans, args, p):
+    t, x = tangents[0], args[0]
+    if t is None:
+        return None
+    if not is_batched(t, x):
+        return getitem(t, key=p["key"])
+    out = getitem(t, key=batched_key(p["key"]))
+    at = _batch_axis_after_indexing(p["key"])
+    if at:  # bring the batch axis numpy moved back to the front
+        out = transpose(out, perm=(at,) + tuple(range(at)) + tuple(range(at + 1, out.ndim)))
+    return out
+
+
+def _scatter_add_jvp(tangents, ans, args, p):
+    t, g = tangents[0], args[0]
+    if t is None:
+        return None
+    if not is_batched(t, g):
+        return scatter_add(t, shape=p["shape"], key=p["key"])
+    at = _batch_axis_after_indexing(p["key"])
+    if at:  # lay the batch axis where indexing the batched output with batched_key puts it
+        t = transpose(t, perm=tuple(range(1, at + 1)) + (0,) + tuple(range(at + 1, t.ndim)))
+    return scatter_add(t, shape=(t.shape[at],) + tuple(p["shape"]), key=batched_key(p["key"]))
 
 
 def _index_vjp(op, shape_of):
@@ -716,11 +767,10 @@ def _scatter_impl(g, shape, key):
 
 getitem = declare("getitem", lambda x, key: np.asarray(x[key]),
                   vjp=[_index_vjp(lambda g, **kw: scatter_add(g, **kw), lambda args: args[0].shape)],
-                  linear=lambda p, k: dict(p, key=batched_key(p["key"])), export="getitem")
+                  jvp=_getitem_jvp, export="getitem")
 scatter_add = declare("scatter_add", _scatter_impl,  # the transpose of getitem
                       vjp=[_index_vjp(lambda g, **kw: getitem(g, **kw), None)],
-                      linear=lambda p, k: dict(p, shape=(k,) + tuple(p["shape"]),
-                                               key=batched_key(p["key"])))
+                      jvp=_scatter_add_jvp)
 
 
 def _concat_impl(*xs, axis=0):
