@@ -712,51 +712,47 @@ def _batch_axis_after_indexing(key):
     return rank
 
 
-def _getitem_jvp(tangents, ans, args, p):
-    t, x = tangents[0], args[0]
-    if t is None:
-        return None
-    if not is_batched(t, x):
-        return getitem(t, key=p["key"])
-    out = getitem(t, key=batched_key(p["key"]))
-    at = _batch_axis_after_indexing(p["key"])
+def _batched_getitem(v, key):
+    """v[key] for each row of v's leading batch axis, the batch axis first."""
+    out = getitem(v, key=batched_key(key))
+    at = _batch_axis_after_indexing(key)
     if at:  # bring the batch axis numpy moved back to the front
         out = transpose(out, perm=(at,) + tuple(range(at)) + tuple(range(at + 1, out.ndim)))
     return out
 
 
-def _scatter_add_jvp(tangents, ans, args, p):
-    t, g = tangents[0], args[0]
+def _batched_scatter_add(v, shape, key):
+    """scatter_add of each row of v's leading batch axis into `shape`, the batch axis first."""
+    at = _batch_axis_after_indexing(key)
+    if at:  # lay the batch axis where indexing the batched output with batched_key puts it
+        v = transpose(v, perm=tuple(range(1, at + 1)) + (0,) + tuple(range(at + 1, v.ndim)))
+    return scatter_add(v, shape=(v.shape[at],) + tuple(shape), key=batched_key(key))
+
+
+def _getitem_jvp(tangents, ans, args, p):
+    t = tangents[0]
     if t is None:
         return None
-    if not is_batched(t, g):
-        return scatter_add(t, shape=p["shape"], key=p["key"])
-    at = _batch_axis_after_indexing(p["key"])
-    if at:  # lay the batch axis where indexing the batched output with batched_key puts it
-        t = transpose(t, perm=tuple(range(1, at + 1)) + (0,) + tuple(range(at + 1, t.ndim)))
-    return scatter_add(t, shape=(t.shape[at],) + tuple(p["shape"]), key=batched_key(p["key"]))
+    return _batched_getitem(t, p["key"]) if is_batched(t, args[0]) else getitem(t, key=p["key"])
 
 
-def _index_vjp(op, shape_of):
-    """The VJP of getitem or scatter_add: `op` applied to g with the key (and the output
-    shape `shape_of(args)`); a batched g is indexed past its batch axis, or row by row where
-    the key cannot keep that axis first."""
+def _scatter_add_jvp(tangents, ans, args, p):
+    t = tangents[0]
+    if t is None:
+        return None
+    if is_batched(t, args[0]):
+        return _batched_scatter_add(t, p["shape"], p["key"])
+    return scatter_add(t, shape=p["shape"], key=p["key"])
 
-    def vjp(g, ans, args, p):
-        extra = {} if shape_of is None else {"shape": shape_of(args)}
-        lead = cotangent_lead(g, ans)
-        if not lead:
-            return op(g, key=p["key"], **extra)
-        if _key_keeps_batch_axis(p["key"]):
-            if extra:
-                extra["shape"] = lead + extra["shape"]
-            return op(g, key=batched_key(p["key"]), **extra)
-        rows = [op(getitem(g, key=i), key=p["key"], **extra) for i in range(lead[0])]
-        if not rows:
-            return _zeros(lead + args[0].shape, g.dtype)
-        return concat(*[_reshape(r, (1,) + r.shape) for r in rows], axis=0)
 
-    return vjp
+def _getitem_vjp(g, ans, args, p):
+    if cotangent_lead(g, ans):
+        return _batched_scatter_add(g, args[0].shape, p["key"])
+    return scatter_add(g, shape=args[0].shape, key=p["key"])
+
+
+def _scatter_add_vjp(g, ans, args, p):
+    return _batched_getitem(g, p["key"]) if cotangent_lead(g, ans) else getitem(g, key=p["key"])
 
 
 def _scatter_impl(g, shape, key):
@@ -765,12 +761,10 @@ def _scatter_impl(g, shape, key):
     return out
 
 
-getitem = declare("getitem", lambda x, key: np.asarray(x[key]),
-                  vjp=[_index_vjp(lambda g, **kw: scatter_add(g, **kw), lambda args: args[0].shape)],
+getitem = declare("getitem", lambda x, key: np.asarray(x[key]), vjp=[_getitem_vjp],
                   jvp=_getitem_jvp, export="getitem")
 scatter_add = declare("scatter_add", _scatter_impl,  # the transpose of getitem
-                      vjp=[_index_vjp(lambda g, **kw: getitem(g, **kw), None)],
-                      jvp=_scatter_add_jvp)
+                      vjp=[_scatter_add_vjp], jvp=_scatter_add_jvp)
 
 
 def _concat_impl(*xs, axis=0):

@@ -99,3 +99,21 @@ def test_zero_d_tensor_indexed_by_ellipsis_and_newaxis():
     x = t64(1.5)
     np.testing.assert_array_equal(npy(dd.jacfwd(f)(x)), [2.0])
     np.testing.assert_array_equal(npy(dd.jacrev(f)(x)), [2.0])
+
+
+def test_empty_separated_indices_give_empty_jacobians():
+    empty = np.zeros((0,), dtype=np.intp)
+    f = lambda x: x[empty, :, empty]
+    for jac in (dd.jacfwd, dd.jacrev):
+        assert npy(jac(f)(t64(X))).shape == (0, 4) + SHAPE
+
+
+def test_traced_function_with_a_separated_key_in_both_modes():
+    key = KEYS["array_separated_by_slice"]
+    f = lambda x: dd.sin(x[key]) * 2.0
+    traced = dd.function(f)
+    selection = expected_jacobian(key)
+    expected = selection * (2.0 * np.cos(X[key]))[(...,) + (None,) * X.ndim]
+    for _ in range(2):  # the trace, then its replay
+        np.testing.assert_allclose(npy(dd.jacfwd(traced)(t64(X))), expected, **EXACT)
+        np.testing.assert_allclose(npy(dd.jacrev(traced)(t64(X))), expected, **EXACT)
