@@ -110,3 +110,15 @@ def test_operators_inside_a_traced_function():
     a = np.array([9, -5, 13])
     for _ in range(2):  # trace, then replay
         np.testing.assert_array_equal(np.asarray(f(t)), (a // 4) * 10 + a % 4 + a // 3 - 7 % a)
+
+
+def test_variables_and_numpy_left_operands():
+    v = dd.Variable([5.0, -3.0])
+    with dd.GradientTape() as tape:
+        total = dd.reduce_sum(v % 2.0 + v // 2.0)
+    np.testing.assert_array_equal(np.asarray(tape.gradient(total, v)), [1.0, 1.0])
+    t = dd.constant(np.array([2, -3], dtype=np.int32))
+    a = np.array([7, 8], dtype=np.int32)
+    for got, expected in ((a // t, a // np.array([2, -3])), (a % t, a % np.array([2, -3]))):
+        assert isinstance(got, dd.Tensor) and got.dtype == dd.int32
+        np.testing.assert_array_equal(np.asarray(got), expected)
