@@ -219,6 +219,7 @@ NO_GRADIENT = _NoGradient()
 
 
 cdef Primitive _P_ADD, _P_SUB, _P_MUL, _P_DIV, _P_POW, _P_NEG, _P_ABS
+cdef Primitive _P_FLOORDIV, _P_FLOORMOD  # the // and % operators
 cdef dict _P_CMP = {}
 cdef object _unbroadcast_fn = None
 cdef object _stack_fn = None
@@ -259,6 +260,9 @@ def install(dict primitives, dict ops, dict ufuncs, dict array_functions, unbroa
     _P_POW = primitives["pow"]
     _P_NEG = primitives["negative"]
     _P_ABS = primitives["abs"]
+    global _P_FLOORDIV, _P_FLOORMOD
+    _P_FLOORDIV = primitives["floordiv"]
+    _P_FLOORMOD = primitives["floormod"]
     for name in ("less", "less_equal", "greater", "greater_equal", "equal", "not_equal"):
         _P_CMP[name] = primitives[name]
     _ops_fn.update(ops)

@@ -191,6 +191,24 @@ cdef class Tensor:
             return NotImplemented
         return binary(_P_POW, other, self)
 
+    def __floordiv__(self, other):
+        return binary(_P_FLOORDIV, self, other)
+
+    def __rfloordiv__(self, other):
+        return binary(_P_FLOORDIV, other, self)
+
+    def __mod__(self, other):
+        return binary(_P_FLOORMOD, self, other)
+
+    def __rmod__(self, other):
+        return binary(_P_FLOORMOD, other, self)
+
+    def __divmod__(self, other):
+        return binary(_P_FLOORDIV, self, other), binary(_P_FLOORMOD, self, other)
+
+    def __rdivmod__(self, other):
+        return binary(_P_FLOORDIV, other, self), binary(_P_FLOORMOD, other, self)
+
     def __matmul__(self, other):
         return _ops_fn["matmul"](self, other)
 

@@ -656,11 +656,21 @@ reshape = declare("reshape", lambda x, shape: np.reshape(x, shape),
                   vjp=[lambda g, ans, args, p: _reshape(g, cotangent_lead(g, ans) + args[0].shape)],
                   linear=lambda p, k: dict(p, shape=(k,) + tuple(p["shape"])), export="reshape")
 
+def _broadcast_to_jvp(tangents, ans, args, p):
+    t, x = tangents[0], args[0]
+    if t is None:
+        return None
+    if not is_batched(t, x):
+        return broadcast_to(t, shape=p["shape"])
+    # unit axes after the batch axis first: numpy aligns shapes from the right, so a batched
+    # (k,) + x.shape would otherwise meet the target's own axes
+    return broadcast_to(_align(t, x, ans), shape=(t.shape[0],) + tuple(p["shape"]))
+
+
 broadcast_to = declare("broadcast_to", lambda x, shape: np.broadcast_to(x, shape),
                        # the core sums the cotangent back to the input's shape
                        vjp=[lambda g, ans, args, p: g],
-                       linear=lambda p, k: dict(p, shape=(k,) + tuple(p["shape"])),
-                       export="broadcast_to")
+                       jvp=_broadcast_to_jvp, export="broadcast_to")
 
 transpose = declare("transpose", lambda x, perm: x.transpose(perm),
                     vjp=[lambda g, ans, args, p: transpose(g, perm=_batched_perm(
@@ -686,26 +696,63 @@ def _key_keeps_batch_axis(key):
     return advanced == list(range(advanced[0], advanced[-1] + 1))
 
 
-def _index_vjp(op, shape_of):
-    """The VJP of getitem or scatter_add: `op` applied to g with the key (and the output
-    shape `shape_of(args)`); a batched g is indexed past its batch axis, or row by row where
-    the key cannot keep that axis first."""
+def _batch_axis_after_indexing(key):
+    """Where the leading batch axis lands when `batched_key(key)` indexes a batched value:
+    0, or (when numpy moves the advanced indices' axes first) after those axes, whose count is
+    the rank the advanced indices broadcast to (a boolean mask counts as one axis)."""
+    if _key_keeps_batch_axis(key):
+        return 0
+    parts = key if isinstance(key, tuple) else (key,)
+    basic = (slice, type(None), type(Ellipsis))
+    rank = 0
+    for k in parts:
+        if not isinstance(k, basic):
+            k = np.asarray(k)
+            rank = max(rank, 1 if k.dtype == np.bool_ else k.ndim)
+    return rank
 
-    def vjp(g, ans, args, p):
-        extra = {} if shape_of is None else {"shape": shape_of(args)}
-        lead = cotangent_lead(g, ans)
-        if not lead:
-            return op(g, key=p["key"], **extra)
-        if _key_keeps_batch_axis(p["key"]):
-            if extra:
-                extra["shape"] = lead + extra["shape"]
-            return op(g, key=batched_key(p["key"]), **extra)
-        rows = [op(getitem(g, key=i), key=p["key"], **extra) for i in range(lead[0])]
-        if not rows:
-            return _zeros(lead + args[0].shape, g.dtype)
-        return concat(*[_reshape(r, (1,) + r.shape) for r in rows], axis=0)
 
-    return vjp
+def _batched_getitem(v, key):
+    """v[key] for each row of v's leading batch axis, the batch axis first."""
+    out = getitem(v, key=batched_key(key))
+    at = _batch_axis_after_indexing(key)
+    if at:  # bring the batch axis numpy moved back to the front
+        out = transpose(out, perm=(at,) + tuple(range(at)) + tuple(range(at + 1, out.ndim)))
+    return out
+
+
+def _batched_scatter_add(v, shape, key):
+    """scatter_add of each row of v's leading batch axis into `shape`, the batch axis first."""
+    at = _batch_axis_after_indexing(key)
+    if at:  # lay the batch axis where indexing the batched output with batched_key puts it
+        v = transpose(v, perm=tuple(range(1, at + 1)) + (0,) + tuple(range(at + 1, v.ndim)))
+    return scatter_add(v, shape=(v.shape[at],) + tuple(shape), key=batched_key(key))
+
+
+def _getitem_jvp(tangents, ans, args, p):
+    t = tangents[0]
+    if t is None:
+        return None
+    return _batched_getitem(t, p["key"]) if is_batched(t, args[0]) else getitem(t, key=p["key"])
+
+
+def _scatter_add_jvp(tangents, ans, args, p):
+    t = tangents[0]
+    if t is None:
+        return None
+    if is_batched(t, args[0]):
+        return _batched_scatter_add(t, p["shape"], p["key"])
+    return scatter_add(t, shape=p["shape"], key=p["key"])
+
+
+def _getitem_vjp(g, ans, args, p):
+    if cotangent_lead(g, ans):
+        return _batched_scatter_add(g, args[0].shape, p["key"])
+    return scatter_add(g, shape=args[0].shape, key=p["key"])
+
+
+def _scatter_add_vjp(g, ans, args, p):
+    return _batched_getitem(g, p["key"]) if cotangent_lead(g, ans) else getitem(g, key=p["key"])
 
 
 def _scatter_impl(g, shape, key):
@@ -714,13 +761,10 @@ def _scatter_impl(g, shape, key):
     return out
 
 
-getitem = declare("getitem", lambda x, key: np.asarray(x[key]),
-                  vjp=[_index_vjp(lambda g, **kw: scatter_add(g, **kw), lambda args: args[0].shape)],
-                  linear=lambda p, k: dict(p, key=batched_key(p["key"])), export="getitem")
+getitem = declare("getitem", lambda x, key: np.asarray(x[key]), vjp=[_getitem_vjp],
+                  jvp=_getitem_jvp, export="getitem")
 scatter_add = declare("scatter_add", _scatter_impl,  # the transpose of getitem
-                      vjp=[_index_vjp(lambda g, **kw: getitem(g, **kw), None)],
-                      linear=lambda p, k: dict(p, shape=(k,) + tuple(p["shape"]),
-                                               key=batched_key(p["key"])))
+                      vjp=[_scatter_add_vjp], jvp=_scatter_add_jvp)
 
 
 def _concat_impl(*xs, axis=0):

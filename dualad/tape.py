@@ -67,6 +67,13 @@ def _check_sources(sources, what):
                             f"{type(s).__name__} ({s!r:.60})")
 
 
+def _warn_non_float_target(what, target):
+    # as gradient() does (TensorFlow's behaviour); stacklevel 3 is the caller of jacobian()
+    warnings.warn(f"GradientTape.{what}: the target has dtype {target.dtype.name}; only float "
+                  "targets can be differentiated, so it gives no Jacobian (cast it to a float "
+                  "dtype)", NonFloatTargetWarning, stacklevel=3)
+
+
 class GradientTape(_core.Tape):
     """Records operations on watched tensors for reverse-mode differentiation.
 
@@ -208,9 +215,9 @@ class GradientTape(_core.Tape):
         flat_sources, pack = flatten(sources)
         _check_sources(flat_sources, "GradientTape.jacobian")
         target = _core.convert_to_tensor(target)
-        if not _is_float(target):
-            raise TypeError(f"GradientTape.jacobian: the target has dtype {target.dtype.name}; "
-                            "only float targets can be differentiated")
+        float_target = _is_float(target)
+        if not float_target:
+            _warn_non_float_target("jacobian", target)
         n = target.size
 
         def seed_rows(lo, hi):
@@ -221,7 +228,9 @@ class GradientTape(_core.Tape):
 
         self._begin_use("jacobian")
         try:
-            grads = self._sweep_rows([target], flat_sources, n, seed_rows)
+            # an int/bool target has no recorded float path to follow: nothing to sweep
+            grads = (self._sweep_rows([target], flat_sources, n, seed_rows) if float_target
+                     else [None] * len(flat_sources))
         finally:
             self._end_use()
         out = []
@@ -288,9 +297,6 @@ class GradientTape(_core.Tape):
         mode = _unconnected_mode(unconnected_gradients)
         _check_sources([source], "GradientTape.batch_jacobian")
         target = _core.convert_to_tensor(target)
-        if not _is_float(target):
-            raise TypeError(f"GradientTape.batch_jacobian: the target has dtype "
-                            f"{target.dtype.name}; only float targets can be differentiated")
         for what, t in (("target", target), ("source", source)):
             if t.ndim < 2:
                 raise ValueError(f"batch_jacobian: the {what} must have rank >= 2 (a batch axis "
@@ -310,9 +316,13 @@ class GradientTape(_core.Tape):
             seed[np.arange(hi - lo), :, np.arange(lo, hi)] = 1
             return seed.reshape((hi - lo,) + target.shape)
 
+        float_target = _is_float(target)
+        if not float_target:
+            _warn_non_float_target("batch_jacobian", target)
         self._begin_use("batch_jacobian")
         try:
-            g = self._sweep_rows([target], [source], n_inner, seed_rows)[0]
+            g = (self._sweep_rows([target], [source], n_inner, seed_rows)[0] if float_target
+                 else None)
         finally:
             self._end_use()
         if not _is_float(source) or (g is None and mode == "none"):
