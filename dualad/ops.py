@@ -5,13 +5,29 @@ operand. Two Tensors of different dtypes are an error: dualad never promotes flo
 silently (as TensorFlow). Float-only ops (sin, exp, ...) refuse integer tensors.
 """
 import builtins
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import _core
-from ._core import Tensor, Variable, binary, convert_to_tensor
+from ._core import DType, Tensor, Variable, binary, convert_to_tensor
 from .rules import DECLARATIONS, PRIMITIVES as _P, swap_last
-from .shapes import index_key, normalize_axes
+from .shapes import TensorShape, index_key, normalize_axes
+
+if TYPE_CHECKING:  # the ops generated below, as type checkers see them (tools/generate_op_stub.py)
+    from ._generated_ops import *  # noqa: F401,F403
+
+# What the ops accept as a tensor: they convert numbers, numpy arrays and scalars, and (nested)
+# lists and tuples of them.
+TensorLike = (Tensor | float | int | builtins.bool | np.ndarray | np.generic | list[Any]
+              | tuple[Any, ...])
+# A dtype argument: a DType, a numpy dtype or type, or a name ("float32").
+DTypeLike = DType | np.dtype | type | str | None
+# An axis argument of the reductions: one axis, several, or all (None).
+Axis = int | Sequence[int] | None
+# A shape argument: a TensorShape, a sequence of ints (or int tensors), or a 1-D int tensor.
+ShapeLike = TensorShape | Sequence[Any] | Tensor | np.ndarray
 
 _float_tensor = _core.float_tensor
 
