@@ -139,7 +139,7 @@ def test_every_public_name_set_at_import_is_visible_to_mypy(tmp_path):
     assert status == 0, report
 
 
-def test_mypy_reports_a_misuse_of_a_generated_op(tmp_path):
+def test_mypy_reports_a_misuse_of_an_op(tmp_path):
     status, report = _mypy(tmp_path, """\
         import dualad
         x = dualad.constant(1.0)
@@ -147,6 +147,8 @@ def test_mypy_reports_a_misuse_of_a_generated_op(tmp_path):
         bad_operand = dualad.exp("one")
         missing_operand = dualad.maximum(x)
         not_an_int: int = dualad.sigmoid(x)
+        no_b = dualad.matmul(x)                    # a hand-written op (annotated in ops.py)
+        not_a_bool = dualad.reduce_sum(x, keepdims="yes")
     """)
     assert status == 1, report
     lines = report.splitlines()
@@ -156,6 +158,10 @@ def test_mypy_reports_a_misuse_of_a_generated_op(tmp_path):
                for line in lines), report
     assert any(':6: error: Incompatible types in assignment (expression has type "Tensor", '
                'variable has type "int")' in line for line in lines), report
+    assert any(':7: error: Missing positional argument "b" in call to "matmul"' in line
+               for line in lines), report
+    assert any(':8: error: Argument "keepdims" to "__call__" of "_Reduction" has incompatible '
+               'type "str"; expected "bool"' in line for line in lines), report
     assert not any(":3:" in line for line in lines), report
 
 
