@@ -45,7 +45,8 @@ def test_the_sdist_manifest_carries_the_cython_sources_not_generated_c():
 def test_the_package_is_typed():
     package = ROOT / "dualad"
     assert (package / "py.typed").exists()
-    for stub in ("_core.pyi", "_trace.pyi"):
+    for stub in ("_core.pyi", "_trace.pyi", "_generated_ops.pyi", "nn.pyi", "math.pyi",
+                 "linalg.pyi"):
         assert (package / stub).exists(), stub
     manifest = (ROOT / "MANIFEST.in").read_text()
     assert "*.pyi py.typed" in manifest
