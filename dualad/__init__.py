@@ -5,6 +5,8 @@ dtype. Mixing float32 and float64 tensors raises TypeError (cast explicitly).
 """
 __version__ = "0.1.0"   # the one place of the version (pyproject.toml reads it)
 
+from typing import TYPE_CHECKING
+
 try:
     from . import _core, _trace
 except ImportError as e:  # pragma: no cover - depends on the build
@@ -26,6 +28,13 @@ _core.install(rules.PRIMITIVES, ops.CORE_FUNCTIONS, ops.UFUNCS, ops.ARRAY_FUNCTI
 # every declared primitive's public op, under its declared name
 globals().update({d.export: getattr(ops, d.export)
                   for d in rules.DECLARATIONS.values() if d.export is not None})
+if TYPE_CHECKING:  # the same names for type checkers (tests/test_packaging.py keeps them equal)
+    from ._generated_ops import *  # noqa: F401,F403 - the generated ones (a stub)
+    from .ops import (  # the hand-written ones
+        argmax, argmin, atan2, broadcast_to, cast, concat, cumprod, cumsum, einsum, getitem,
+        log_softmax, logical_not, matmul, norm, reduce_all, reduce_any, reduce_logsumexp,
+        reduce_max, reduce_min, reduce_prod, reduce_sum, reshape, softmax, transpose, where,
+    )
 from .ops import (  # the public ops that are not one primitive each
     add_n, clip, clip_by_value, constant, expand_dims, fill, logsumexp, ones, ones_like, rank,
     reduce_mean, shape, size, squeeze, stack, truediv, zeros, zeros_like,

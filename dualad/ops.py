@@ -4,14 +4,46 @@ Operands that are not Tensors (Python numbers, numpy arrays, lists) take the dty
 operand. Two Tensors of different dtypes are an error: dualad never promotes float32 to float64
 silently (as TensorFlow). Float-only ops (sin, exp, ...) refuse integer tensors.
 """
+from __future__ import annotations  # the signatures show the aliases (TensorLike, ...) by name
+
 import builtins
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from . import _core
-from ._core import Tensor, Variable, binary, convert_to_tensor
+from ._core import DType, Tensor, Variable, binary, convert_to_tensor
 from .rules import DECLARATIONS, PRIMITIVES as _P, swap_last
-from .shapes import index_key, normalize_axes
+from .shapes import TensorShape, index_key, normalize_axes
+
+if TYPE_CHECKING:  # the ops generated below, as type checkers see them (tools/generate_op_stub.py)
+    from ._generated_ops import *  # noqa: F401,F403
+
+# What the ops accept as a tensor: they convert numbers, numpy arrays and scalars, and (nested)
+# lists and tuples of them.
+TensorLike = (Tensor | float | int | builtins.bool | np.ndarray | np.generic | list[Any]
+              | tuple[Any, ...])
+# A dtype argument: a DType, a numpy dtype or type, or a name ("float32").
+DTypeLike = DType | np.dtype | type | str | None
+# An axis argument of the reductions: one axis, several, or all (None).
+Axis = int | Sequence[int] | None
+# A shape argument: a TensorShape, a sequence of ints (or int tensors), or a 1-D int tensor.
+ShapeLike = TensorShape | Sequence[Any] | Tensor | np.ndarray
+
+
+
+class _Reduction(Protocol):
+    """The signature of reduce_sum, reduce_max, ... (made by _reduce)."""
+    def __call__(self, input_tensor: TensorLike, axis: Axis = None, keepdims: bool = False,
+                 name: str | None = None) -> Tensor: ...
+
+
+class _Scan(Protocol):
+    """The signature of cumsum and cumprod (made by _scan)."""
+    def __call__(self, x: TensorLike, axis: int = 0, exclusive: bool = False,
+                 reverse: bool = False, name: str | None = None) -> Tensor: ...
+
 
 _float_tensor = _core.float_tensor
 
@@ -48,7 +80,7 @@ globals().update(GENERATED)
 truediv = divide  # noqa: F821 - generated above
 
 
-def logical_not(x, name=None):
+def logical_not(x: TensorLike, name: str | None = None) -> Tensor:
     """Elementwise not of a bool tensor (other values are converted to bool); not
     differentiable.
 
@@ -57,7 +89,7 @@ def logical_not(x, name=None):
     return _P["logical_not"](convert_to_tensor(x, _core.as_dtype("bool")))
 
 
-def cast(x, dtype, name=None):
+def cast(x: TensorLike, dtype: DTypeLike, name: str | None = None) -> Tensor:
     """x converted to `dtype`. Gradients flow between float dtypes only."""
     x = convert_to_tensor(x)
     dtype = _core.as_dtype(dtype).np
@@ -66,7 +98,8 @@ def cast(x, dtype, name=None):
     return _P["cast"](x, dtype=dtype)
 
 
-def where(condition, x=None, y=None, name=None):
+def where(condition: TensorLike, x: TensorLike | None = None, y: TensorLike | None = None,
+          name: str | None = None) -> Tensor:
     """Elements of x where condition holds, of y elsewhere (broadcasting).
 
     Gradients of the branch not taken are zero, but a NaN or infinite derivative inside that
@@ -86,7 +119,8 @@ def where(condition, x=None, y=None, name=None):
     return _P["where"](condition, x, y)
 
 
-def clip_by_value(t, clip_value_min, clip_value_max, name=None):
+def clip_by_value(t: TensorLike, clip_value_min: TensorLike, clip_value_max: TensorLike,
+                  name: str | None = None) -> Tensor:
     """t limited to [min, max]; the gradient passes where min <= t <= max."""
     return minimum(maximum(t, clip_value_min), clip_value_max)
 
@@ -94,7 +128,7 @@ def clip_by_value(t, clip_value_min, clip_value_max, name=None):
 clip = clip_by_value
 
 
-def add_n(inputs, name=None):
+def add_n(inputs: Sequence[TensorLike], name: str | None = None) -> Tensor:
     """The sum of a list of tensors of one shape and dtype."""
     inputs = list(inputs)
     if not inputs:
@@ -113,10 +147,11 @@ def _axis_param(x, axis):
     return normalize_axes(axis, x.ndim)
 
 
-def _reduce(name):
+def _reduce(name: str) -> _Reduction:
     prim = _P[name]
 
-    def op(input_tensor, axis=None, keepdims=False, name=None):
+    def op(input_tensor: TensorLike, axis: Axis = None, keepdims: bool = False,
+           name: str | None = None) -> Tensor:
         x = convert_to_tensor(input_tensor)
         return prim(x, axis=_axis_param(x, axis), keepdims=bool(keepdims))
 
@@ -142,7 +177,8 @@ reduce_any.__doc__ = """Logical or over `axis` (all axes when None) of a bool te
     """
 
 
-def reduce_logsumexp(input_tensor, axis=None, keepdims=False, name=None):
+def reduce_logsumexp(input_tensor: TensorLike, axis: Axis = None, keepdims: bool = False,
+                     name: str | None = None) -> Tensor:
     """log(sum(exp(x))) over `axis`, computed stably."""
     x = _float_tensor(input_tensor, "reduce_logsumexp")
     return _P["reduce_logsumexp"](x, axis=_axis_param(x, axis), keepdims=bool(keepdims))
@@ -151,7 +187,8 @@ def reduce_logsumexp(input_tensor, axis=None, keepdims=False, name=None):
 logsumexp = reduce_logsumexp
 
 
-def reduce_mean(input_tensor, axis=None, keepdims=False, name=None):
+def reduce_mean(input_tensor: TensorLike, axis: Axis = None, keepdims: bool = False,
+                name: str | None = None) -> Tensor:
     """Mean over `axis` (all axes when None)."""
     x = convert_to_tensor(input_tensor)
     axes = normalize_axes(axis, x.ndim)
@@ -159,12 +196,14 @@ def reduce_mean(input_tensor, axis=None, keepdims=False, name=None):
     return divide(reduce_sum(x, axis=axis, keepdims=keepdims), count)
 
 
-def norm(tensor, ord="euclidean", axis=None, keepdims=False, name=None):
+def norm(tensor: TensorLike, ord: str | float = "euclidean", axis: Axis = None,
+         keepdims: bool = False, name: str | None = None) -> Tensor:
     """Vector norm over `axis` (all elements when None): 'euclidean' (= 'fro' = 2), 1 or inf.
     The gradient of the euclidean norm at 0 is 0."""
     x = _float_tensor(tensor, "norm")
     if ord in ("euclidean", "fro", 2, 2.0):
-        if ord == 2 and axis is not None and np.ndim(axis) == 1 and len(axis) == 2:
+        if (ord == 2 and axis is not None and np.ndim(axis) == 1
+                and len(axis) == 2):  # type: ignore[arg-type]  # a sequence: its ndim is 1
             raise ValueError("norm: the spectral (ord=2) matrix norm is not supported")
         return _P["norm"](x, axis=_axis_param(x, axis), keepdims=bool(keepdims))
     if ord == 1:
@@ -174,19 +213,19 @@ def norm(tensor, ord="euclidean", axis=None, keepdims=False, name=None):
     raise ValueError(f"norm: ord must be 'euclidean', 'fro', 1, 2 or inf, got {ord!r}")
 
 
-def softmax(logits, axis=-1, name=None):
+def softmax(logits: TensorLike, axis: int = -1, name: str | None = None) -> Tensor:
     """exp(x) / sum(exp(x)) along `axis`, computed stably."""
     x = _float_tensor(logits, "softmax")
     return _P["softmax"](x, axis=normalize_axes(axis, x.ndim)[0])
 
 
-def log_softmax(logits, axis=-1, name=None):
+def log_softmax(logits: TensorLike, axis: int = -1, name: str | None = None) -> Tensor:
     """x - logsumexp(x) along `axis`."""
     x = _float_tensor(logits, "log_softmax")
     return _P["log_softmax"](x, axis=normalize_axes(axis, x.ndim)[0])
 
 
-def argmax(input, axis=0, name=None):
+def argmax(input: TensorLike, axis: int | None = 0, name: str | None = None) -> Tensor:
     """The index of the largest value along `axis` (int64, that axis removed); not
     differentiable. Ties give the first index.
 
@@ -196,7 +235,7 @@ def argmax(input, axis=0, name=None):
     return _P["argmax"](x, axis=normalize_axes(axis, x.ndim)[0])
 
 
-def argmin(input, axis=0, name=None):
+def argmin(input: TensorLike, axis: int | None = 0, name: str | None = None) -> Tensor:
     """The index of the smallest value along `axis` (int64, that axis removed); not
     differentiable. Ties give the first index.
 
@@ -209,7 +248,8 @@ def argmin(input, axis=0, name=None):
 # ---- linear algebra ---------------------------------------------------------------------------
 
 
-def matmul(a, b, transpose_a=False, transpose_b=False, name=None):
+def matmul(a: TensorLike, b: TensorLike, transpose_a: bool = False, transpose_b: bool = False,
+           name: str | None = None) -> Tensor:
     """Matrix product with numpy's rules: batch axes broadcast, 1-D operands are vectors."""
     a = convert_to_tensor(a)
     b = b if isinstance(b, Tensor) else _core.like(b, a)
@@ -255,7 +295,7 @@ def _matmul_shapes(given, transpose_a, transpose_b):
 # ---- shapes -----------------------------------------------------------------------------------
 
 
-def reshape(tensor, shape, name=None):
+def reshape(tensor: TensorLike, shape: ShapeLike, name: str | None = None) -> Tensor:
     """`tensor` with the same values in `shape` (one entry may be -1: inferred). Same
     dtype; the gradient is reshaped back.
 
@@ -268,7 +308,7 @@ def reshape(tensor, shape, name=None):
     return _P["reshape"](x, shape=shape)
 
 
-def broadcast_to(input, shape, name=None):
+def broadcast_to(input: TensorLike, shape: ShapeLike, name: str | None = None) -> Tensor:
     """`input` broadcast to `shape` (numpy's rules); the gradient sums back over the
     broadcast axes. Same dtype.
 
@@ -281,7 +321,7 @@ def broadcast_to(input, shape, name=None):
     return _P["broadcast_to"](x, shape=shape)
 
 
-def transpose(a, perm=None, name=None):
+def transpose(a: TensorLike, perm: Sequence[int] | None = None, name: str | None = None) -> Tensor:
     """Permute axes (reverse them when perm is None)."""
     x = convert_to_tensor(a)
     if perm is None:
@@ -293,7 +333,7 @@ def transpose(a, perm=None, name=None):
     return _P["transpose"](x, perm=perm)
 
 
-def expand_dims(input, axis, name=None):
+def expand_dims(input: TensorLike, axis: int, name: str | None = None) -> Tensor:
     """`input` with a new axis of length 1 inserted at `axis` (negative counts from the
     end of the result). Same values and dtype.
 
@@ -307,7 +347,7 @@ def expand_dims(input, axis, name=None):
     return reshape(x, x.shape[:axis] + (1,) + x.shape[axis:])
 
 
-def squeeze(input, axis=None, name=None):
+def squeeze(input: TensorLike, axis: Axis = None, name: str | None = None) -> Tensor:
     """`input` without the axes of length 1 listed in `axis` (all of them when None);
     ValueError if a listed axis is not of length 1. Same values and dtype.
 
@@ -322,31 +362,31 @@ def squeeze(input, axis=None, name=None):
     return reshape(x, tuple(d for i, d in enumerate(x.shape) if i not in axes))
 
 
-def concat(values, axis, name=None):
+def concat(values: Sequence[TensorLike], axis: int, name: str | None = None) -> Tensor:
     """Join tensors of one rank and dtype along an existing axis."""
-    values = [convert_to_tensor(v) for v in values]
-    if not values:
+    tensors = [convert_to_tensor(v) for v in values]
+    if not tensors:
         raise ValueError("concat: needs at least one tensor")
-    _same_dtype("concat", *values)
-    ranks = {v.ndim for v in values}
+    _same_dtype("concat", *tensors)
+    ranks = {v.ndim for v in tensors}
     if len(ranks) != 1 or 0 in ranks:
         raise ValueError(f"concat: tensors must share a rank >= 1, got shapes "
-                         f"{[v.shape for v in values]}")
-    axis = normalize_axes(axis, values[0].ndim)[0]
-    if len(values) == 1:
-        return values[0]
-    return _P["concat"](*values, axis=axis)
+                         f"{[v.shape for v in tensors]}")
+    axis = normalize_axes(axis, tensors[0].ndim)[0]
+    if len(tensors) == 1:
+        return tensors[0]
+    return _P["concat"](*tensors, axis=axis)
 
 
-def stack(values, axis=0, name=None):
+def stack(values: Sequence[TensorLike], axis: int = 0, name: str | None = None) -> Tensor:
     """Join tensors of one shape and dtype along a new axis."""
-    values = [convert_to_tensor(v) for v in values]
-    if not values:
+    tensors = [convert_to_tensor(v) for v in values]
+    if not tensors:
         raise ValueError("stack: needs at least one tensor")
-    shapes = {v.shape for v in values}
+    shapes = {v.shape for v in tensors}
     if len(shapes) != 1:
-        raise ValueError(f"stack: tensors must share a shape, got {[v.shape for v in values]}")
-    return concat([expand_dims(v, axis) for v in values], axis)
+        raise ValueError(f"stack: tensors must share a shape, got {[v.shape for v in tensors]}")
+    return concat([expand_dims(v, axis) for v in tensors], axis)
 
 
 def _stack_converted(values, dtype=None):
@@ -377,7 +417,7 @@ def _index_value(key):
     return index_key(key)
 
 
-def getitem(x, key):
+def getitem(x: TensorLike, key: Any) -> Tensor:
     """x[key] with numpy's basic and advanced indexing; the gradient scatters back."""
     x = convert_to_tensor(x)
     key = _index_value(key)
@@ -391,7 +431,8 @@ def getitem(x, key):
 # ---- creation ---------------------------------------------------------------------------------
 
 
-def constant(value, dtype=None, shape=None, name=None):
+def constant(value: TensorLike, dtype: DTypeLike = None, shape: ShapeLike | None = None,
+             name: str | None = None) -> Tensor:
     """A Tensor holding `value` (copied). Python floats become float32, ints int32."""
     t = convert_to_tensor(value.numpy() if isinstance(value, Tensor) else value, dtype)
     if shape is not None:
@@ -420,7 +461,7 @@ def _filled(shape, dtype, value):
     return _core.wrap(np.full(shape, value, dtype=dtype))
 
 
-def zeros(shape, dtype=None, name=None):
+def zeros(shape: ShapeLike | int, dtype: DTypeLike = None, name: str | None = None) -> Tensor:
     """A tensor of zeros of `shape` and `dtype` (default float32). Not recorded by tapes.
 
     >>> dualad.zeros((2, 2), dualad.int32)
@@ -428,7 +469,7 @@ def zeros(shape, dtype=None, name=None):
     return _filled(shape, dtype, 0)
 
 
-def ones(shape, dtype=None, name=None):
+def ones(shape: ShapeLike | int, dtype: DTypeLike = None, name: str | None = None) -> Tensor:
     """A tensor of ones of `shape` and `dtype` (default float32). Not recorded by tapes.
 
     >>> dualad.ones((2, 2), dualad.float64)
@@ -436,7 +477,7 @@ def ones(shape, dtype=None, name=None):
     return _filled(shape, dtype, 1)
 
 
-def fill(dims, value, name=None):
+def fill(dims: ShapeLike, value: TensorLike, name: str | None = None) -> Tensor:
     """A tensor of shape `dims` filled with the scalar `value`, in value's dtype (a Python
     float gives float32). A Tensor value is recorded: its gradient is the sum of the result's
     (as in TensorFlow).
@@ -451,7 +492,7 @@ def fill(dims, value, name=None):
     return _filled(dims, v.dtype, np.asarray(v))
 
 
-def zeros_like(input, dtype=None, name=None):
+def zeros_like(input: TensorLike, dtype: DTypeLike = None, name: str | None = None) -> Tensor:
     """Zeros with the shape of `input` and its dtype (or `dtype`). Not recorded by tapes.
 
     >>> dualad.zeros_like(dualad.constant([1.0, 2.0]))  # [0., 0.]
@@ -459,7 +500,7 @@ def zeros_like(input, dtype=None, name=None):
     return _core.filled_like(convert_to_tensor(input), 0.0, dtype)
 
 
-def ones_like(input, dtype=None, name=None):
+def ones_like(input: TensorLike, dtype: DTypeLike = None, name: str | None = None) -> Tensor:
     """Ones with the shape of `input` and its dtype (or `dtype`). Not recorded by tapes.
 
     >>> dualad.ones_like(dualad.constant([1.0, 2.0]))  # [1., 1.]
@@ -467,7 +508,7 @@ def ones_like(input, dtype=None, name=None):
     return _core.filled_like(convert_to_tensor(input), 1.0, dtype)
 
 
-def shape(input, name=None):
+def shape(input: TensorLike, name: str | None = None) -> Tensor:
     """The shape of `input` as a 1-d int32 tensor (`input.shape` gives a tuple).
 
     >>> dualad.shape(dualad.zeros((2, 3)))  # [2, 3]
@@ -475,7 +516,7 @@ def shape(input, name=None):
     return convert_to_tensor(np.asarray(convert_to_tensor(input).shape, dtype=np.int32))
 
 
-def size(input, name=None):
+def size(input: TensorLike, name: str | None = None) -> Tensor:
     """The number of elements of `input` as a 0-d int32 tensor.
 
     >>> dualad.size(dualad.zeros((2, 3)))  # 6
@@ -483,7 +524,7 @@ def size(input, name=None):
     return convert_to_tensor(np.int32(convert_to_tensor(input).size))
 
 
-def rank(input, name=None):
+def rank(input: TensorLike, name: str | None = None) -> Tensor:
     """The number of dimensions of `input` as a 0-d int32 tensor.
 
     >>> dualad.rank(dualad.zeros((2, 3)))  # 2
@@ -494,7 +535,7 @@ def rank(input, name=None):
 # ---- TensorFlow ops: elementwise, scans, products, einsum ----------------------------------
 
 
-def atan2(y, x, name=None):
+def atan2(y: TensorLike, x: TensorLike, name: str | None = None) -> Tensor:
     """The angle of the point (x, y) from the positive x axis, in [-pi, pi] (note the order of
     the arguments: y first). Float tensors of one dtype, broadcasting.
 
@@ -510,10 +551,11 @@ def atan2(y, x, name=None):
     return _P["atan2"](y, x)
 
 
-def _scan(name):
+def _scan(name: str) -> _Scan:
     prim = _P[name]
 
-    def op(x, axis=0, exclusive=False, reverse=False, name=None):
+    def op(x: TensorLike, axis: int = 0, exclusive: bool = False, reverse: bool = False,
+           name: str | None = None) -> Tensor:
         x = convert_to_tensor(x)
         if x.dtype.np.kind not in "iuf":
             raise TypeError(f"{prim.name}: needs a numeric tensor, got {x.dtype.name}")
@@ -552,7 +594,8 @@ cumprod.__doc__ = """Running products along `axis`; `exclusive` leaves out the e
     """
 
 
-def reduce_prod(input_tensor, axis=None, keepdims=False, name=None):
+def reduce_prod(input_tensor: TensorLike, axis: Axis = None, keepdims: bool = False,
+                name: str | None = None) -> Tensor:
     """Product over `axis` (all axes when None). Derivatives of every order are exact where
     elements are 0 (they multiply the other elements, they do not divide)."""
     x = convert_to_tensor(input_tensor)
@@ -564,7 +607,7 @@ def reduce_prod(input_tensor, axis=None, keepdims=False, name=None):
 _SUBSCRIPT_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
-def einsum(equation, *inputs, name=None, **kwargs):
+def einsum(equation: str, *inputs: TensorLike, name: str | None = None, **kwargs: Any) -> Tensor:
     """Einstein summation: `equation` names each operand's axes by letters ("ij,jk->ik");
     letters absent from the output are summed over. "..." stands for broadcast axes, and
     without "->" the output is the letters that appear once, in alphabetical order.
@@ -657,7 +700,7 @@ _slice = builtins.slice
 newaxis = None
 
 
-def is_tensor(x):
+def is_tensor(x: object) -> bool:
     """True for a dualad Tensor (Variables included)."""
     return isinstance(x, Tensor)
 
@@ -692,7 +735,8 @@ def _batch_aranges(shape, ndim):
                  for i, d in enumerate(shape))
 
 
-def gather(params, indices, validate_indices=None, axis=None, batch_dims=0, name=None):
+def gather(params: TensorLike, indices: TensorLike, validate_indices: None = None,
+           axis: int | None = None, batch_dims: int = 0, name: str | None = None) -> Tensor:
     """Slices of `params` along `axis` at integer `indices`: the result has shape
     params.shape[:axis] + indices.shape[batch_dims:] + params.shape[axis + 1:]. The first
     `batch_dims` axes of params and indices are batch axes, matched one to one. An index
@@ -735,7 +779,8 @@ def gather(params, indices, validate_indices=None, axis=None, batch_dims=0, name
     return transpose(out, order)
 
 
-def gather_nd(params, indices, batch_dims=0, name=None):
+def gather_nd(params: TensorLike, indices: TensorLike, batch_dims: int = 0,
+              name: str | None = None) -> Tensor:
     """Slices of `params` at the index tuples in the last axis of `indices`: the result has
     shape indices.shape[:-1] + params.shape[batch_dims + indices.shape[-1]:]. An index out of
     range raises IndexError.
@@ -765,7 +810,8 @@ def gather_nd(params, indices, batch_dims=0, name=None):
     return _P["getitem"](x, key=key)
 
 
-def boolean_mask(tensor, mask, axis=None, name=None):
+def boolean_mask(tensor: TensorLike, mask: TensorLike, axis: int | None = None,
+                 name: str | None = None) -> Tensor:
     """The entries of `tensor` where the bool `mask` holds: mask's k axes match the axes of
     tensor from `axis` (default 0) on and become one axis of the selected entries.
 
@@ -786,7 +832,8 @@ def boolean_mask(tensor, mask, axis=None, name=None):
     return _P["getitem"](x, key=(_slice(None),) * axis + (m,))
 
 
-def slice_(input_, begin, size, name=None):
+def slice_(input_: TensorLike, begin: ShapeLike, size: ShapeLike,
+           name: str | None = None) -> Tensor:
     """The block of `input_` starting at `begin` with lengths `size` (-1: to the end).
     A block reaching outside the tensor raises ValueError. (dualad.slice)
 
@@ -818,7 +865,8 @@ def _int_list(opname, values):
     return [int(v) for v in arr.reshape(-1)]
 
 
-def split(value, num_or_size_splits, axis=0, num=None, name=None):
+def split(value: TensorLike, num_or_size_splits: int | Sequence[int] | Tensor, axis: int = 0,
+          num: int | None = None, name: str | None = None) -> list[Tensor]:
     """`value` cut along `axis` into a list of tensors: `num_or_size_splits` equal parts (an
     int that divides the axis) or parts of the given sizes (one may be -1: the rest).
 
@@ -831,7 +879,7 @@ def split(value, num_or_size_splits, axis=0, num=None, name=None):
     length = x.shape[axis]
     if np.ndim(num_or_size_splits) == 0 and not isinstance(num_or_size_splits, Tensor) or \
             isinstance(num_or_size_splits, Tensor) and num_or_size_splits.ndim == 0:
-        parts = int(num_or_size_splits)
+        parts = int(num_or_size_splits)  # type: ignore[arg-type]  # 0-d here (checked above)
         if parts <= 0 or length % parts:
             raise ValueError(f"split: {parts} equal parts do not divide axis {axis} of length "
                              f"{length}")
@@ -857,7 +905,8 @@ def split(value, num_or_size_splits, axis=0, num=None, name=None):
     return out
 
 
-def unstack(value, num=None, axis=0, name=None):
+def unstack(value: TensorLike, num: int | None = None, axis: int = 0,
+            name: str | None = None) -> list[Tensor]:
     """The tensors of rank r - 1 along `axis` of `value`, as a list.
 
     >>> [float(t) for t in dualad.unstack(dualad.constant([1.0, 2.0]))]  # [1.0, 2.0]
@@ -871,7 +920,7 @@ def unstack(value, num=None, axis=0, name=None):
     return [_P["getitem"](x, key=(_slice(None),) * axis + (i,)) for i in range(x.shape[axis])]
 
 
-def tile(input, multiples, name=None):
+def tile(input: TensorLike, multiples: ShapeLike, name: str | None = None) -> Tensor:
     """`input` repeated multiples[i] times along each axis i.
 
     >>> dualad.tile(dualad.constant([1.0, 2.0]), [2])  # [1, 2, 1, 2]
@@ -889,7 +938,8 @@ def tile(input, multiples, name=None):
                    tuple(m * d for m, d in zip(reps, x.shape)))
 
 
-def pad(tensor, paddings, mode="CONSTANT", constant_values=0, name=None):
+def pad(tensor: TensorLike, paddings: TensorLike, mode: str = "CONSTANT",
+        constant_values: TensorLike = 0, name: str | None = None) -> Tensor:
     """`tensor` with paddings[i] = [before, after] entries added on each side of axis i:
     `constant_values` (mode CONSTANT), a mirror image without the edge (REFLECT: at most
     length - 1 entries) or with it (SYMMETRIC: at most length).
@@ -930,12 +980,14 @@ def pad(tensor, paddings, mode="CONSTANT", constant_values=0, name=None):
         if b > limit or a > limit:
             raise ValueError(f"pad: {mode} padding of ({b}, {a}) on axis {axis} of length {d} "
                              f"exceeds {limit}")
-        idx = np.pad(np.arange(d, dtype=np.intp), (b, a), mode=mode.lower())
+        idx = np.pad(np.arange(d, dtype=np.intp), (b, a),  # type: ignore[call-overload]
+                     mode=mode.lower())   # "reflect" or "symmetric" (checked above)
         out = _P["getitem"](out, key=(_slice(None),) * axis + (idx,))
     return out
 
 
-def unsorted_segment_sum(data, segment_ids, num_segments, name=None):
+def unsorted_segment_sum(data: TensorLike, segment_ids: TensorLike, num_segments: int | Tensor,
+                         name: str | None = None) -> Tensor:
     """Sums of the slices of `data` by segment: out[i] = sum of data[j...] where
     segment_ids[j...] == i, for i in [0, num_segments). segment_ids' shape is a prefix of
     data's; a negative id drops its slice, an id >= num_segments raises IndexError.
@@ -959,7 +1011,7 @@ def unsorted_segment_sum(data, segment_ids, num_segments, name=None):
     return _P["scatter_add"](x, shape=(n,) + x.shape[ids.ndim:], key=ids)
 
 
-def segment_sum(data, segment_ids, name=None):
+def segment_sum(data: TensorLike, segment_ids: TensorLike, name: str | None = None) -> Tensor:
     """unsorted_segment_sum for sorted, non-negative 1-D segment_ids (one per row of data);
     the number of segments is the largest id + 1.
 
@@ -975,7 +1027,9 @@ def segment_sum(data, segment_ids, name=None):
     return unsorted_segment_sum(x, ids, int(ids[-1]) + 1 if ids.size else 0)
 
 
-def one_hot(indices, depth, on_value=None, off_value=None, axis=None, dtype=None, name=None):
+def one_hot(indices: TensorLike, depth: int | Tensor, on_value: TensorLike | None = None,
+            off_value: TensorLike | None = None, axis: int | None = None, dtype: DTypeLike = None,
+            name: str | None = None) -> Tensor:
     """`on_value` at each index and `off_value` elsewhere along a new axis of length `depth`
     (last by default); indices outside [0, depth) give a row of off_value. Float32 unless
     `dtype` or the values say otherwise. Not differentiable (a constant).
@@ -1003,7 +1057,9 @@ def one_hot(indices, depth, on_value=None, off_value=None, axis=None, dtype=None
     return _core.wrap(np.ascontiguousarray(out))
 
 
-def eye(num_rows, num_columns=None, batch_shape=None, dtype=None, name=None):
+def eye(num_rows: int | Tensor, num_columns: int | Tensor | None = None,
+        batch_shape: ShapeLike | None = None, dtype: DTypeLike = None,
+        name: str | None = None) -> Tensor:
     """The identity matrix (ones on the diagonal) of num_rows x num_columns, repeated over
     `batch_shape`; float32 by default. Not recorded by tapes.
 
@@ -1019,7 +1075,8 @@ def eye(num_rows, num_columns=None, batch_shape=None, dtype=None, name=None):
     return _core.wrap(np.array(out))
 
 
-def linspace(start, stop, num, name=None, axis=0):
+def linspace(start: TensorLike, stop: TensorLike, num: int | Tensor, name: str | None = None,
+             axis: int = 0) -> Tensor:
     """`num` evenly spaced values from `start` to `stop`, both included, along a new `axis`
     (start and stop may be tensors of broadcastable shapes). Differentiable in start and stop.
 
@@ -1047,7 +1104,8 @@ def linspace(start, stop, num, name=None, axis=0):
     return add(multiply(s, _core.wrap(np.asarray(1 - frac.numpy()))), multiply(e, frac))
 
 
-def range_(start, limit=None, delta=1, dtype=None, name="range"):
+def range_(start: TensorLike, limit: TensorLike | None = None, delta: TensorLike = 1,
+           dtype: DTypeLike = None, name: str | None = "range") -> Tensor:
     """TensorFlow's tf.range: the 1-D tensor start, start + delta, ... up to `limit`
     (excluded); with one argument, 0 to `start`. int32 for integer arguments, float32 when
     one is a float (or `dtype`). Not differentiable. (Kept apart from dualad.range, the loop

@@ -16,7 +16,7 @@ import numpy as np
 
 import dualad as tf  # the chapter's code runs with this one change
 
-failures = []
+failures: list[str] = []
 
 
 def fmt(value):

@@ -21,7 +21,7 @@ import numpy as np
 
 import dualad as tf  # the chapter's code runs with this one change
 
-failures = []
+failures: list[str] = []
 
 
 def fmt(*values):
@@ -137,7 +137,7 @@ section("3. minimum of f with SGD(learning_rate=0.01).minimize(f, [x]), 1000 ste
 x = tf.Variable(0.0, name="x", dtype=tf.float32)
 
 
-def f():  # no argument: minimize calls it under its own tape
+def f():  # type: ignore[no-redef]  # no argument: minimize calls it under its own tape
     a = tf.constant(1.0)
     b = tf.constant(-2.0)
     c = tf.constant(1.0)
