@@ -171,6 +171,19 @@ cdef object _call_impl(Primitive p, tuple args, dict params):
         PyContextVar_Reset(_np_errstate_var, token)
 
 
+cdef object _add_into_quietly(object arr, object other):
+    # arr += other (the sweep's in-place sums) under the same error state as the ops: an
+    # overflow gives inf silently, as the fresh sum it replaces would
+    if _np_errstate_var is None:
+        with np.errstate(all="ignore"):
+            return np.add(arr, other, out=arr)
+    token = PyContextVar_Set(_np_errstate_var, _IGNORE_FP_ERRORS)
+    try:
+        return np.add(arr, other, out=arr)
+    finally:
+        PyContextVar_Reset(_np_errstate_var, token)
+
+
 cdef object _call_impl_raw(Primitive p, tuple args, dict params):
     # one and two inputs without parameters (elementwise ops) call the impl with no argument
     # list built; `args` is a tuple, so its length cannot change under the indexing below

@@ -313,7 +313,7 @@ cdef bint _add_in_place(Tensor acc, Tensor ct) except -1:
     arr = acc._arr
     cnp.PyArray_ENABLEFLAGS(arr, cnp.NPY_ARRAY_WRITEABLE)
     try:
-        _np_add(arr, ct._arr, out=arr)
+        _add_into_quietly(arr, ct._arr)
     finally:
         _freeze(arr)
     global _n_sums_in_place
@@ -321,7 +321,6 @@ cdef bint _add_in_place(Tensor acc, Tensor ct) except -1:
     return True
 
 
-cdef object _np_add = np.add
 cdef Py_ssize_t _n_sums_in_place = 0
 
 
