@@ -40,6 +40,18 @@ ctypedef struct _Step:
     signed char ck          # S_CONST: 1 float32 scalar, 2 float64 scalar, 0 any other value
     int vindex              # S_READ/S_ASSIGN with var NULL: the replay's vindex-th Variable argument
     PyObject* var           # S_READ/S_ASSIGN: the Variable (owned by the Instr), or NULL
+    unsigned char* dead     # S_LOOP: per body step, 1 if no slot it writes is ever read (owned;
+                            # NULL: all live)
+
+
+cdef void _free_steps(_Step* steps, Py_ssize_t n) noexcept:
+    cdef Py_ssize_t i
+    if steps == NULL:
+        return
+    for i in range(n):
+        if steps[i].kind == S_LOOP:
+            free(steps[i].dead)
+    free(steps)
 
 
 cdef inline int _binary_step_kind(int code) noexcept:
@@ -55,6 +67,81 @@ cdef inline int _binary_step_kind(int code) noexcept:
     if code == OP_POW:
         return S_POW
     return S_OP
+
+
+cdef int _add_refs(Instr ins, list refs, bint in_body, Py_ssize_t owner) except -1:
+    """Append (slot, advances, owner) for every slot instruction `ins` reads."""
+    cdef Py_ssize_t j
+    if ins.kind == I_OP:
+        for j in range(len(ins.ins)):
+            refs.append((<Py_ssize_t>ins.ins[j],
+                         in_body and ins.ins_shift is not None and bool(ins.ins_shift[j]),
+                         owner))
+    elif ins.kind == I_ASSIGN:
+        refs.append((ins.a0, in_body and bool(ins.sh & SH_A0), owner))
+    return 0
+
+
+cdef int _mark_dead_loop_steps(tuple code, _Step* steps, Py_ssize_t n, tuple outs) except -1:
+    """Dead code in the one loop of a leaf: the body's float ops whose results no instruction
+    of the leaf, no later iteration and no output reads (the loss a training step computes
+    but only differentiates). A leaf is final (no guard, so no later branch reads its slots).
+    The replay skips such a step only when it would run on C doubles (no side effect); any
+    other operands run it as usual. Leaves with more loops are left alone."""
+    cdef Py_ssize_t i, k, loop_at = -1, count, stride, out, r, d
+    cdef Instr ins, loop = None
+    cdef Node body
+    cdef list refs = []
+    cdef bint changed, live
+    cdef unsigned char* dead
+    for i in range(n):
+        ins = <Instr>code[i]
+        if ins.kind == I_LOOP:
+            if loop is not None:
+                return 0
+            loop = ins
+            loop_at = i
+        else:
+            _add_refs(ins, refs, False, -1)
+    if loop is None or loop.count < 1 or loop.stride < 1:
+        return 0
+    for r in outs:
+        refs.append((r, False, -1))
+    body = <Node>loop.body
+    count = loop.count
+    stride = loop.stride
+    for k in range(len(body._code)):
+        _add_refs(<Instr>body._code[k], refs, True, k)
+    if len(refs) * body.n_steps > 1000000:    # bound the packing time of huge programs
+        return 0
+    dead = <unsigned char*>calloc(body.n_steps + 1, 1)
+    if dead == NULL:
+        raise MemoryError("not enough memory to pack the program")
+    steps[loop_at].dead = dead
+    changed = True
+    while changed:      # a step read only by dead steps is dead too
+        changed = False
+        for k in range(body.n_steps):
+            if dead[k] or body.steps[k].kind > S_POW or not (body.steps[k].sh & SH_OUT):
+                continue
+            out = body.steps[k].out
+            live = False
+            for ref in refs:
+                r, advances, owner = ref
+                if owner >= 0 and dead[owner]:
+                    continue
+                d = r - out
+                if advances:
+                    # iteration j reads r + j*stride: some iteration's output when stride | d
+                    live = d % stride == 0
+                else:
+                    live = d >= 0 and d % stride == 0 and d // stride < count
+                if live:
+                    break
+            if not live:
+                dead[k] = 1
+                changed = True
+    return 0
 
 
 cdef int _need_of(Py_ssize_t s, Py_ssize_t* need) except -1:
@@ -97,7 +184,7 @@ cdef class Node:
         self.n_steps = -1
 
     def __dealloc__(self):
-        free(self.steps)
+        _free_steps(self.steps, self.n_steps)
 
     @property
     def guard(self):
@@ -241,11 +328,13 @@ cdef class Node:
             for s in outs:
                 if s != -1:
                     _need_of(s, &need)
+            if not body and guard is None:
+                _mark_dead_loop_steps(code, steps, n, outs)
         except BaseException:
-            free(steps)
+            _free_steps(steps, n)
             raise
         if self.n_steps >= 0:   # packed by another thread meanwhile: theirs stands
-            free(steps)
+            _free_steps(steps, n)
             return 0
         self._code = code
         self._guard = guard
@@ -328,7 +417,7 @@ cdef inline Tensor _slot_get(_Slots v, Py_ssize_t s):
     return <Tensor>v.ov[s]
 
 
-cdef inline void _slot_put(_Slots v, Py_ssize_t s, Tensor t):
+cdef inline void _slot_put(_Slots v, Py_ssize_t s, Tensor t) noexcept:
     if v.dk[s] == 0:
         Py_DECREF(<object>v.ov[s])
     if t._is_scalar:
@@ -341,7 +430,7 @@ cdef inline void _slot_put(_Slots v, Py_ssize_t s, Tensor t):
         v.has_obj = True
 
 
-cdef inline void _slot_copy(_Slots v, Py_ssize_t dst, Py_ssize_t src):
+cdef inline void _slot_copy(_Slots v, Py_ssize_t dst, Py_ssize_t src) noexcept:
     if v.dk[src] == 0:
         _slot_put(v, dst, <Tensor>v.ov[src])
     else:
@@ -408,7 +497,8 @@ cdef inline double _pow_value(double x, double y, signed char k) noexcept nogil:
     return pow(x, y)
 
 
-cdef int _exec(Node node, _Slots v, Py_ssize_t off, _Staging stg) except -1:
+cdef int _exec(Node node, _Slots v, Py_ssize_t off, _Staging stg,
+               const unsigned char* dead) except -1:
     """Run a packed node's straight-line instructions (the caller has made v hold node.need
     slots, a loop's `need` covering its body's last iteration). In a loop body, slot references
     flagged as advancing are offset by `off` (iteration × stride); elsewhere off is 0.
@@ -438,6 +528,9 @@ cdef int _exec(Node node, _Slots v, Py_ssize_t off, _Staging stg) except -1:
             # two float scalars of one kind: the op on C doubles, rounded like the eager op
             k0 = dk[a0]
             if k0 > 0 and dk[a1] == k0:
+                if dead != NULL and dead[i]:
+                    dk[out] = k0    # the kind only: the dead steps reading it skip too
+                    continue
                 x = dv[a0]
                 y = dv[a1]
                 if kind == S_ADD:
@@ -511,7 +604,7 @@ cdef int _exec(Node node, _Slots v, Py_ssize_t off, _Staging stg) except -1:
         else:  # S_LOOP
             ins = <Instr>node._code[st.index]
             for j in range(ins.count):
-                _exec(<Node>ins.body, v, j * ins.stride, stg)
+                _exec(<Node>ins.body, v, j * ins.stride, stg, st.dead)
     return 0
 
 
@@ -580,7 +673,7 @@ def replay(Node root not None, inputs, Py_ssize_t n_slots=0, variables=()):
             if node.need_vars > len(var_args):
                 raise ValueError(f"replay: the program needs {node.need_vars} Variable "
                                  f"arguments, got {len(var_args)}")
-            _exec(node, v, 0, stg)
+            _exec(node, v, 0, stg, NULL)
             guard = node._guard
             if guard is None:
                 break
