@@ -518,8 +518,9 @@ cdef int _exec(Node node, _Slots v, Py_ssize_t off, _Staging stg,
     # runs: a nested replay in an op takes a buffer of its own
     cdef double* dv = v.dv
     cdef signed char* dk = v.dk
+    cdef _Step* steps = node.steps     # frozen once packed: a local the stores cannot alias
     for i in range(node.n_steps):
-        st = &node.steps[i]
+        st = &steps[i]
         a0 = st.a0 + (off & st.m0)
         a1 = st.a1 + (off & st.m1)
         out = st.out + (off & st.mo)
