@@ -2,11 +2,28 @@
 # (included by _trace.pyx)
 
 cdef enum:
-    S_OP = 0
-    S_CONST = 1
-    S_READ = 2
-    S_ASSIGN = 3
-    S_LOOP = 4
+    # the binary float ops first: the replay loop tests them with one comparison
+    S_ADD = 0
+    S_SUB = 1
+    S_MUL = 2
+    S_DIV = 3
+    S_POW = 4
+    S_OP = 5
+    S_CONST = 6
+    S_READ = 7
+    S_ASSIGN = 8
+    S_LOOP = 9
+
+# The replay rounds every op on its own, like eager ops: no fused multiply-add contraction of
+# the separate operations (GCC contracts across statements by default where FMA exists).
+cdef extern from *:
+    """
+    #if defined(__clang__)
+    #pragma clang fp contract(off)
+    #elif defined(__GNUC__)
+    #pragma GCC optimize ("fp-contract=off")
+    #endif
+    """
 
 ctypedef struct _Step:
     # An instruction packed for the replay loop: contiguous, so long programs stream through
@@ -16,11 +33,115 @@ ctypedef struct _Step:
     int nargs
     int sh                  # SH_* bits (loop bodies)
     Py_ssize_t a0, a1, out
+    Py_ssize_t m0, m1, mo   # -1 where a0, a1, out advance with the iteration, else 0: the
+                            # replay adds (off & mask), no branch
     Py_ssize_t index        # the Instr in Node.instrs, for everything the C path cannot do
     double c                # S_CONST: a float scalar's value
     signed char ck          # S_CONST: 1 float32 scalar, 2 float64 scalar, 0 any other value
     int vindex              # S_READ/S_ASSIGN with var NULL: the replay's vindex-th Variable argument
     PyObject* var           # S_READ/S_ASSIGN: the Variable (owned by the Instr), or NULL
+    unsigned char* dead     # S_LOOP: per body step, 1 if no slot it writes is ever read (owned;
+                            # NULL: all live)
+
+
+cdef void _free_steps(_Step* steps, Py_ssize_t n) noexcept:
+    cdef Py_ssize_t i
+    if steps == NULL:
+        return
+    for i in range(n):
+        if steps[i].kind == S_LOOP:
+            free(steps[i].dead)
+    free(steps)
+
+
+cdef inline int _binary_step_kind(int code) noexcept:
+    """The step kind of a two-argument op with a scalar opcode (S_OP: the generic kernel)."""
+    if code == OP_ADD:
+        return S_ADD
+    if code == OP_SUB:
+        return S_SUB
+    if code == OP_MUL:
+        return S_MUL
+    if code == OP_DIV:
+        return S_DIV
+    if code == OP_POW:
+        return S_POW
+    return S_OP
+
+
+cdef int _add_refs(Instr ins, list refs, bint in_body, Py_ssize_t owner) except -1:
+    """Append (slot, advances, owner) for every slot instruction `ins` reads."""
+    cdef Py_ssize_t j
+    if ins.kind == I_OP:
+        for j in range(len(ins.ins)):
+            refs.append((<Py_ssize_t>ins.ins[j],
+                         in_body and ins.ins_shift is not None and bool(ins.ins_shift[j]),
+                         owner))
+    elif ins.kind == I_ASSIGN:
+        refs.append((ins.a0, in_body and bool(ins.sh & SH_A0), owner))
+    return 0
+
+
+cdef int _mark_dead_loop_steps(tuple code, _Step* steps, Py_ssize_t n, tuple outs) except -1:
+    """Dead code in the one loop of a leaf: the body's float ops whose results no instruction
+    of the leaf, no later iteration and no output reads (the loss a training step computes
+    but only differentiates). A leaf is final (no guard, so no later branch reads its slots).
+    The replay skips such a step only when it would run on C doubles (no side effect); any
+    other operands run it as usual. Leaves with more loops are left alone."""
+    cdef Py_ssize_t i, k, loop_at = -1, count, stride, out, r, d
+    cdef Instr ins, loop = None
+    cdef Node body
+    cdef list refs = []
+    cdef bint changed, live
+    cdef unsigned char* dead
+    for i in range(n):
+        ins = <Instr>code[i]
+        if ins.kind == I_LOOP:
+            if loop is not None:
+                return 0
+            loop = ins
+            loop_at = i
+        else:
+            _add_refs(ins, refs, False, -1)
+    if loop is None or loop.count < 1 or loop.stride < 1:
+        return 0
+    for r in outs:
+        refs.append((r, False, -1))
+    body = <Node>loop.body
+    count = loop.count
+    stride = loop.stride
+    for k in range(len(body._code)):
+        _add_refs(<Instr>body._code[k], refs, True, k)
+    if len(refs) * body.n_steps > 1000000:    # bound the packing time of huge programs
+        return 0
+    dead = <unsigned char*>calloc(body.n_steps + 1, 1)
+    if dead == NULL:
+        raise MemoryError("not enough memory to pack the program")
+    steps[loop_at].dead = dead
+    changed = True
+    while changed:      # a step read only by dead steps is dead too
+        changed = False
+        for k in range(body.n_steps):
+            if dead[k] or body.steps[k].kind > S_POW or not (body.steps[k].sh & SH_OUT):
+                continue
+            out = body.steps[k].out
+            live = False
+            for ref in refs:
+                r, advances, owner = ref
+                if owner >= 0 and dead[owner]:
+                    continue
+                d = r - out
+                if advances:
+                    # iteration j reads r + j*stride: some iteration's output when stride | d
+                    live = d % stride == 0
+                else:
+                    live = d >= 0 and d % stride == 0 and d // stride < count
+                if live:
+                    break
+            if not live:
+                dead[k] = 1
+                changed = True
+    return 0
 
 
 cdef int _need_of(Py_ssize_t s, Py_ssize_t* need) except -1:
@@ -63,7 +184,7 @@ cdef class Node:
         self.n_steps = -1
 
     def __dealloc__(self):
-        free(self.steps)
+        _free_steps(self.steps, self.n_steps)
 
     @property
     def guard(self):
@@ -150,6 +271,8 @@ cdef class Node:
                     if ins.prim.code != OP_NONE and 1 <= nargs <= 2:
                         st.code = ins.prim.code
                         st.nargs = nargs
+                        if nargs == 2:
+                            st.kind = _binary_step_kind(st.code)
                 elif ins.kind == I_CONST:
                     if ins.value is None:
                         raise ValueError(f"dualad.function: malformed instruction {ins!r}")
@@ -194,6 +317,9 @@ cdef class Node:
                         need = max(need, reach)
                 if st.kind != S_LOOP and ins.sh & SH_OUT:
                     st.sh |= SH_OUT
+                st.m0 = -1 if st.sh & SH_A0 else 0
+                st.m1 = -1 if st.sh & SH_A1 else 0
+                st.mo = -1 if st.sh & SH_OUT else 0
             if guard is not None:
                 if body or guard.kind != I_GUARD or not isinstance(guard.expected, (bool, int)):
                     raise ValueError(f"dualad.function: malformed guard {guard!r}")
@@ -202,11 +328,13 @@ cdef class Node:
             for s in outs:
                 if s != -1:
                     _need_of(s, &need)
+            if not body and guard is None:
+                _mark_dead_loop_steps(code, steps, n, outs)
         except BaseException:
-            free(steps)
+            _free_steps(steps, n)
             raise
         if self.n_steps >= 0:   # packed by another thread meanwhile: theirs stands
-            free(steps)
+            _free_steps(steps, n)
             return 0
         self._code = code
         self._guard = guard
@@ -226,6 +354,7 @@ cdef class _Slots:
     cdef signed char* dk        # -1 unset, 0 Tensor in ov, 1 float32 double, 2 float64 double
     cdef PyObject** ov          # owned references where dk == 0
     cdef Py_ssize_t n
+    cdef bint has_obj           # some slot was given a Tensor since the last clear()
 
     def __cinit__(self, Py_ssize_t n):
         if n < 0 or n > PY_SSIZE_T_MAX // 16:
@@ -263,9 +392,11 @@ cdef class _Slots:
 
     cdef void clear(self):
         cdef Py_ssize_t i
-        for i in range(self.n + 1):
-            if self.dk[i] == 0:
-                Py_DECREF(<object>self.ov[i])
+        if self.has_obj:    # a replay of float scalars only has no references to drop
+            for i in range(self.n + 1):
+                if self.dk[i] == 0:
+                    Py_DECREF(<object>self.ov[i])
+            self.has_obj = False
         memset(self.dk, -1, (self.n + 1) * sizeof(signed char))
 
     def __dealloc__(self):
@@ -286,7 +417,7 @@ cdef inline Tensor _slot_get(_Slots v, Py_ssize_t s):
     return <Tensor>v.ov[s]
 
 
-cdef inline void _slot_put(_Slots v, Py_ssize_t s, Tensor t):
+cdef inline void _slot_put(_Slots v, Py_ssize_t s, Tensor t) noexcept:
     if v.dk[s] == 0:
         Py_DECREF(<object>v.ov[s])
     if t._is_scalar:
@@ -296,9 +427,10 @@ cdef inline void _slot_put(_Slots v, Py_ssize_t s, Tensor t):
         Py_INCREF(t)
         v.ov[s] = <PyObject*>t
         v.dk[s] = 0
+        v.has_obj = True
 
 
-cdef inline void _slot_copy(_Slots v, Py_ssize_t dst, Py_ssize_t src):
+cdef inline void _slot_copy(_Slots v, Py_ssize_t dst, Py_ssize_t src) noexcept:
     if v.dk[src] == 0:
         _slot_put(v, dst, <Tensor>v.ov[src])
     else:
@@ -354,7 +486,19 @@ cdef int _stage(_Staging stg, Variable var, Py_ssize_t slot) except -1:
     return 0
 
 
-cdef int _exec(Node node, _Slots v, Py_ssize_t off, _Staging stg) except -1:
+cdef inline double _pow_value(double x, double y, signed char k) noexcept nogil:
+    """pow(x, y) as the scalar kernel gives it, without the libm call for the exponents of
+    polynomials: pow(x, 1) is x, and a float32 x squares exactly in a double (48 significant
+    bits), so x * x is the value pow returns for it (its error is under one ulp)."""
+    if y == 2.0 and k == 1:
+        return x * x
+    if y == 1.0 and x == x:
+        return x
+    return pow(x, y)
+
+
+cdef int _exec(Node node, _Slots v, Py_ssize_t off, _Staging stg,
+               const unsigned char* dead) except -1:
     """Run a packed node's straight-line instructions (the caller has made v hold node.need
     slots, a loop's `need` covering its body's last iteration). In a loop body, slot references
     flagged as advancing are offset by `off` (iteration × stride); elsewhere off is 0.
@@ -364,38 +508,62 @@ cdef int _exec(Node node, _Slots v, Py_ssize_t off, _Staging stg) except -1:
     cdef Py_ssize_t i, j, a0, a1, out, cur
     cdef _Step* st
     cdef signed char k0
+    cdef int kind
     cdef Instr ins
     cdef Variable var
     cdef Tensor t
-    cdef double cd
+    cdef double cd, x, y
     cdef signed char ck
+    # the buffers are only reallocated by replay() between nodes (v.grow), never while a node
+    # runs: a nested replay in an op takes a buffer of its own
+    cdef double* dv = v.dv
+    cdef signed char* dk = v.dk
+    cdef _Step* steps = node.steps     # frozen once packed: a local the stores cannot alias
     for i in range(node.n_steps):
-        st = &node.steps[i]
-        a0 = st.a0 + off if st.sh & SH_A0 else st.a0
-        a1 = st.a1 + off if st.sh & SH_A1 else st.a1
-        out = st.out + off if st.sh & SH_OUT else st.out
-        if st.kind == S_OP:
-            if st.code != OP_NONE:
-                k0 = v.dk[a0]
-                if k0 > 0 and (st.nargs == 1 or v.dk[a1] == k0):
-                    v.dv[out] = _round(_scalar_value(st.code, v.dv[a0],
-                                                     v.dv[a1] if st.nargs == 2 else 0.0), k0 == 1)
-                    v.dk[out] = k0
+        st = &steps[i]
+        a0 = st.a0 + (off & st.m0)
+        a1 = st.a1 + (off & st.m1)
+        out = st.out + (off & st.mo)
+        kind = st.kind
+        if kind <= S_POW:
+            # two float scalars of one kind: the op on C doubles, rounded like the eager op
+            k0 = dk[a0]
+            if k0 > 0 and dk[a1] == k0:
+                if dead != NULL and dead[i]:
+                    dk[out] = k0    # the kind only: the dead steps reading it skip too
                     continue
-            ins = <Instr>node._code[st.index]
-            if ins.ins_shift is None:
-                args = tuple([_slot_get(v, s) for s in ins.ins])
-            else:
-                args = tuple([_slot_get(v, s + off if f else s)
-                              for s, f in zip(ins.ins, ins.ins_shift)])
-            _slot_put(v, out, run_op(ins.prim, args, ins.params))
-        elif st.kind == S_CONST:
+                x = dv[a0]
+                y = dv[a1]
+                if kind == S_ADD:
+                    x = x + y
+                elif kind == S_SUB:
+                    x = x - y
+                elif kind == S_MUL:
+                    x = x * y
+                elif kind == S_DIV:
+                    x = x / y
+                else:
+                    x = _pow_value(x, y, k0)
+                dv[out] = <double>(<float>x) if k0 == 1 else x
+                dk[out] = k0
+                continue
+            _run_step(node, st, v, off, out)
+        elif kind == S_OP:
+            if st.code != OP_NONE:
+                k0 = dk[a0]
+                if k0 > 0 and (st.nargs == 1 or dk[a1] == k0):
+                    dv[out] = _round(_scalar_value(st.code, dv[a0],
+                                                   dv[a1] if st.nargs == 2 else 0.0), k0 == 1)
+                    dk[out] = k0
+                    continue
+            _run_step(node, st, v, off, out)
+        elif kind == S_CONST:
             if st.ck > 0:
-                v.dv[out] = st.c
-                v.dk[out] = st.ck
+                dv[out] = st.c
+                dk[out] = st.ck
             else:
                 _slot_put(v, out, (<Instr>node._code[st.index]).value)
-        elif st.kind == S_READ:
+        elif kind == S_READ:
             if st.var != NULL:
                 var = <Variable>st.var
             else:
@@ -404,11 +572,11 @@ cdef int _exec(Node node, _Slots v, Py_ssize_t off, _Staging stg) except -1:
             if cur >= 0:
                 _slot_copy(v, out, cur)
             elif var._is_scalar:
-                v.dv[out] = var._d
-                v.dk[out] = 1 if var._kind == K_F32 else 2
+                dv[out] = var._d
+                dk[out] = 1 if var._kind == K_F32 else 2
             else:
                 _slot_put(v, out, plain_copy(var))
-        elif st.kind == S_ASSIGN:
+        elif kind == S_ASSIGN:
             if st.var != NULL:
                 var = <Variable>st.var
             else:
@@ -417,17 +585,17 @@ cdef int _exec(Node node, _Slots v, Py_ssize_t off, _Staging stg) except -1:
             if st.code != ASSIGN_SET:
                 # the current value: staged earlier in this replay, or the Variable's own
                 if cur >= 0:
-                    ck = v.dk[cur]
-                    cd = v.dv[cur]
+                    ck = dk[cur]
+                    cd = dv[cur]
                 elif var._is_scalar:
                     ck = 1 if var._kind == K_F32 else 2
                     cd = var._d
                 else:
                     ck = 0
-                if ck > 0 and v.dk[a0] == ck:
-                    v.dv[out] = _round(cd + v.dv[a0] if st.code == ASSIGN_ADD else cd - v.dv[a0],
-                                       ck == 1)
-                    v.dk[out] = ck
+                if ck > 0 and dk[a0] == ck:
+                    dv[out] = _round(cd + dv[a0] if st.code == ASSIGN_ADD else cd - dv[a0],
+                                     ck == 1)
+                    dk[out] = ck
                 else:
                     t = raw_arith(_slot_get(v, cur) if cur >= 0 else var, _slot_get(v, a0),
                                    1 if st.code == ASSIGN_ADD else -1)
@@ -437,7 +605,19 @@ cdef int _exec(Node node, _Slots v, Py_ssize_t off, _Staging stg) except -1:
         else:  # S_LOOP
             ins = <Instr>node._code[st.index]
             for j in range(ins.count):
-                _exec(<Node>ins.body, v, j * ins.stride, stg)
+                _exec(<Node>ins.body, v, j * ins.stride, stg, st.dead)
+    return 0
+
+
+cdef int _run_step(Node node, _Step* st, _Slots v, Py_ssize_t off, Py_ssize_t out) except -1:
+    """An op step through run_op (tensors, mixed kinds, ops without a scalar kernel)."""
+    cdef Instr ins = <Instr>node._code[st.index]
+    if ins.ins_shift is None:
+        args = tuple([_slot_get(v, s) for s in ins.ins])
+    else:
+        args = tuple([_slot_get(v, s + off if f else s)
+                      for s, f in zip(ins.ins, ins.ins_shift)])
+    _slot_put(v, out, run_op(ins.prim, args, ins.params))
     return 0
 
 
@@ -494,7 +674,7 @@ def replay(Node root not None, inputs, Py_ssize_t n_slots=0, variables=()):
             if node.need_vars > len(var_args):
                 raise ValueError(f"replay: the program needs {node.need_vars} Variable "
                                  f"arguments, got {len(var_args)}")
-            _exec(node, v, 0, stg)
+            _exec(node, v, 0, stg, NULL)
             guard = node._guard
             if guard is None:
                 break
