@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from . import _core
-from ._core import DType, Tensor, Variable, binary, convert_to_tensor
+from ._core import DType, Tensor, convert_to_tensor
 from .rules import DECLARATIONS, PRIMITIVES as _P, swap_last
 from .shapes import TensorShape, index_key, normalize_axes
 
@@ -535,19 +535,25 @@ def rank(input: TensorLike, name: str | None = None) -> Tensor:
 # ---- TensorFlow ops: elementwise, scans, products, einsum ----------------------------------
 
 
+def _two_floats(name: str, a: Any, b: Any) -> tuple[Tensor, Tensor]:
+    """Two float tensors of one dtype; a Python or numpy operand takes the other's dtype."""
+    if isinstance(a, Tensor) or not isinstance(b, Tensor):
+        a = _float_tensor(a, name)
+        b = b if isinstance(b, Tensor) else _core.like(b, a)
+    else:
+        a = _core.like(a, b)
+    a, b = _float_tensor(a, name), _float_tensor(b, name)
+    _same_dtype(name, a, b)
+    return a, b
+
+
 def atan2(y: TensorLike, x: TensorLike, name: str | None = None) -> Tensor:
     """The angle of the point (x, y) from the positive x axis, in [-pi, pi] (note the order of
     the arguments: y first). Float tensors of one dtype, broadcasting.
 
     >>> dualad.atan2(dualad.constant(1.0), dualad.constant(-1.0))  # 3*pi/4
     """
-    if isinstance(y, Tensor) or not isinstance(x, Tensor):
-        y = _float_tensor(y, "atan2")
-        x = x if isinstance(x, Tensor) else _core.like(x, y)
-    else:
-        y = _core.like(y, x)
-    y, x = _float_tensor(y, "atan2"), _float_tensor(x, "atan2")
-    _same_dtype("atan2", y, x)
+    y, x = _two_floats("atan2", y, x)
     return _P["atan2"](y, x)
 
 
@@ -1082,13 +1088,7 @@ def linspace(start: TensorLike, stop: TensorLike, num: int | Tensor, name: str |
 
     >>> dualad.linspace(0.0, 1.0, 3)  # [0, 0.5, 1]
     """
-    if isinstance(start, Tensor) or not isinstance(stop, Tensor):
-        start = _float_tensor(start, "linspace")
-        stop = stop if isinstance(stop, Tensor) else _core.like(stop, start)
-    else:
-        start = _core.like(start, stop)
-    start, stop = _float_tensor(start, "linspace"), _float_tensor(stop, "linspace")
-    _same_dtype("linspace", start, stop)
+    start, stop = _two_floats("linspace", start, stop)
     num = int(num.numpy() if isinstance(num, Tensor) else num)
     if num < 1:
         raise ValueError(f"linspace: num must be >= 1, got {num}")
