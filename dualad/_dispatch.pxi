@@ -132,16 +132,23 @@ cdef tuple _read_variables(tuple args, TraceSink tracer):
                 for a in args:
                     if a._is_var and (<Variable>a).trainable:
                         (<Tape>tr)._watch(a)
-    cdef list out = []
+    # the new tuple built directly for one or two inputs (no list in between)
+    cdef Py_ssize_t n = len(args)
+    if n == 1:
+        return (_read_one(<Tensor>args[0], tracer),)
+    if n == 2:
+        return (_read_one(<Tensor>args[0], tracer), _read_one(<Tensor>args[1], tracer))
+    return tuple([_read_one(a, tracer) for a in args])
+
+
+cdef inline Tensor _read_one(Tensor a, TraceSink tracer):
     cdef Tensor snap
-    for a in args:
-        if a._is_var:
-            snap = (<Variable>a)._snapshot()
-            if tracer is not None:
-                tracer.record_read(<Variable>a, snap)
-            a = snap
-        out.append(a)
-    return tuple(out)
+    if not a._is_var:
+        return a
+    snap = (<Variable>a)._snapshot()
+    if tracer is not None:
+        tracer.record_read(<Variable>a, snap)
+    return snap
 
 
 # numpy's floating-point error state while an op runs: NaN and inf propagate silently, as in

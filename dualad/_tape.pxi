@@ -1,6 +1,8 @@
 # Tape: the reverse-mode record and its backward sweep.
 # (included by _core.pyx: one extension module, assembled from these files)
 
+from libc.stdlib cimport realloc
+
 cdef class Tape(Transformation):
     """The reverse-mode record. GradientTape (dualad.tape) adds the public API on top."""
 
@@ -99,7 +101,18 @@ cdef class Tape(Transformation):
         return self._current_variables()
 
     cdef tuple _current_variables(self):
-        return tuple([t for t in self._watched if isinstance(t, Variable)])
+        # run at every non-persistent release: the common cases (no Variable, or only
+        # Variables) without a Python-level filter
+        cdef Tensor t
+        cdef Py_ssize_t n_vars = 0
+        for t in self._watched:
+            if t._is_var:
+                n_vars += 1
+        if n_vars == 0:
+            return ()
+        if n_vars == len(self._watched):
+            return tuple(self._watched)
+        return tuple([t for t in self._watched if (<Tensor>t)._is_var])
 
     def _end_use(self):
         """After a gradient or Jacobian: a non-persistent tape releases its record."""
@@ -230,8 +243,9 @@ cdef class Tape(Transformation):
 
     cdef list _sweep_at_level(self, list targets, list seeds, list sources, Py_ssize_t batch=-1):
         # _sweep with its arguments checked (every element a Tensor, one seed per target)
-        cdef list stack = _state().stack
-        cdef list hide = []
+        cdef _ThreadState st = _state()
+        cdef list stack = st.stack
+        cdef list hide = None     # the levels hidden (a copy: rules may change the stack)
         cdef Py_ssize_t i
         cdef Transformation tr
         cdef bint raw
@@ -239,18 +253,20 @@ cdef class Tape(Transformation):
             if stack[i] is self:
                 hide = stack[i + 1:] if self.persistent and self.recording else stack[i:]
                 break
-        for tr in hide:
-            tr.hidden += 1
+        if hide is not None:
+            for tr in hide:
+                tr.hidden += 1
         try:
-            raw = not (_n_tracing and _state().tracer is not None)
+            raw = not (_n_tracing and st.tracer is not None)
             for tr in stack:
                 if tr.hidden == 0 and tr.recording:
                     raw = False
                     break
             return _sweep(self, targets, seeds, sources, raw, batch)
         finally:
-            for tr in hide:
-                tr.hidden -= 1
+            if hide is not None:
+                for tr in hide:
+                    tr.hidden -= 1
 
 
 # The primitives whose VJP rules accept a batched cotangent (a leading axis of k cotangents)
@@ -411,26 +427,73 @@ cdef void _bad_record(Tape tape) except *:
                        f"{tape._n_slots} slots (it was changed during the sweep); this is a bug")
 
 
+# One scratch buffer for the sweep's C arrays, reused from sweep to sweep (a step of eager
+# training sweeps a small tape every iteration: no allocation then). A sweep that starts while
+# it is lent out (a custom gradient running a tape inside the sweep, another thread while the
+# first runs Python) gets its own. The check and the lending run under the GIL with no Python
+# code between them. Buffers above _SCRATCH_KEPT bytes are not kept.
+cdef void* _sweep_scratch = NULL
+cdef size_t _sweep_scratch_size = 0
+cdef bint _sweep_scratch_lent = False
+cdef size_t _SCRATCH_KEPT = 1 << 20
+
+
+cdef void* _scratch_take(size_t need, bint* lent) except NULL:
+    """`need` zeroed bytes: the shared scratch buffer (*lent set) or a fresh allocation."""
+    global _sweep_scratch, _sweep_scratch_size, _sweep_scratch_lent
+    cdef void* buf
+    if not _sweep_scratch_lent and need <= _SCRATCH_KEPT:
+        if need > _sweep_scratch_size:
+            buf = realloc(_sweep_scratch, need)
+            if buf == NULL:
+                raise MemoryError("not enough memory for the gradient sweep")
+            _sweep_scratch = buf
+            _sweep_scratch_size = need
+        memset(_sweep_scratch, 0, need)
+        _sweep_scratch_lent = True
+        lent[0] = True
+        return _sweep_scratch
+    buf = calloc(need, 1)
+    if buf == NULL:
+        raise MemoryError("not enough memory for the gradient sweep")
+    lent[0] = False
+    return buf
+
+
+cdef inline void _scratch_give_back(void* buf, bint lent) noexcept:
+    global _sweep_scratch_lent
+    if lent:
+        _sweep_scratch_lent = False
+    else:
+        free(buf)
+
+
 cdef list _sweep(Tape tape, list targets, list seeds, list sources, bint raw, Py_ssize_t batch):
     # Everything indexing the buffers is checked against n, fixed here: derivative rules run
     # Python code (custom gradients, user primitives) that can watch tensors and record new
     # entries while the sweep runs. Entries recorded from now on are past n_entries and never
-    # visited; the ones visited were recorded before, with slots below n.
+    # visited; the ones visited were recorded before, with slots below n. The sources' slots
+    # and kinds are read once, here, into C arrays: a callback may change the caller's list.
     global _rule_of
     cdef Primitive outer_rule = None
     cdef Py_ssize_t n = tape._n_slots, i, k, so, sk, nargs
     cdef list entries = tape._entries
     cdef Py_ssize_t n_entries = len(entries)
-    cdef list source_slots
+    cdef Py_ssize_t n_sources = len(sources)
     cdef bint in_place = raw   # nothing records the sweep: the sums it makes are its own
     if batch >= 0:
         if not _all_batchable(entries, n_entries):
             return None
         raw = False     # batched cotangents are arrays: no C doubles
-    sources = list(sources)     # a callback may change the caller's list; indices must not
-    source_slots = [_slot_below(<Tensor>t, tape.id, n) for t in sources]
-    cdef double* dg = <double*>calloc(n + 1, sizeof(double))
-    cdef char* fl = <char*>calloc(n + 1, sizeof(char))
+    # one block: gradients as doubles (n + 1), source slots and kinds (n_sources each), flags
+    cdef bint lent = False
+    cdef void* scratch = _scratch_take(
+        (n + 1) * sizeof(double) + n_sources * (sizeof(Py_ssize_t) + sizeof(int))
+        + (n + 1) * sizeof(char), &lent)
+    cdef double* dg = <double*>scratch
+    cdef Py_ssize_t* source_slots = <Py_ssize_t*>(dg + n + 1)
+    cdef int* source_kinds = <int*>(source_slots + n_sources)
+    cdef char* fl = <char*>(source_kinds + n_sources)
     cdef list og
     cdef Entry e
     cdef Primitive p
@@ -438,16 +501,16 @@ cdef list _sweep(Tape tape, list targets, list seeds, list sources, bint raw, Py
     cdef double g, da, db
     cdef bint f32
     cdef object gobj, rule, c
-    cdef list results = []
-    if dg == NULL or fl == NULL:
-        free(dg)
-        free(fl)
-        raise MemoryError("not enough memory for the gradient sweep")
-    og = [None] * n
+    cdef list results
     try:
-        for sk in source_slots:
+        for k in range(n_sources):
+            t = <Tensor>sources[k]
+            sk = _slot_below(t, tape.id, n)
+            source_slots[k] = sk
+            source_kinds[k] = t._kind
             if sk >= 0:
                 fl[sk] |= KEEP
+        og = [None] * n
         for k in range(len(targets)):
             t = targets[k]
             so = _slot_below(t, tape.id, n)
@@ -519,10 +582,11 @@ cdef list _sweep(Tape tape, list targets, list seeds, list sources, bint raw, Py
                     _acc_d(dg, fl, sk, ct._d, ct._kind == K_F32)
                 else:
                     _accumulate(og, fl, sk, ct, in_place)
-        for k in range(len(sources)):
+        results = [None] * n_sources
+        for k in range(n_sources):
             sk = source_slots[k]
-            results.append(None if sk < 0 else _take(dg, fl, og, sk, (<Tensor>sources[k])._kind))
+            if sk >= 0:
+                results[k] = _take(dg, fl, og, sk, source_kinds[k])
         return results
     finally:
-        free(dg)
-        free(fl)
+        _scratch_give_back(scratch, lent)
