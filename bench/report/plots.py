@@ -96,7 +96,8 @@ def ratio_to_floor(plt, tables, summary):
     ax.invert_yaxis()
     ax.set_xscale("log")
     # ratios read as "3×", not "3 × 10⁰"; minor ticks unlabelled so that they never collide
-    ax.xaxis.set_major_locator(plt.LogLocator(base=10, subs=(1, 2, 5)))
+    lo, hi = ax.get_xlim()    # 1-2-5 labels over a few decades; decades only when wide
+    ax.xaxis.set_major_locator(plt.LogLocator(base=10, subs=(1, 2, 5) if hi / lo < 1e3 else (1,)))
     ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}×"))
     ax.xaxis.set_minor_formatter(plt.NullFormatter())
     ax.axvline(1, color="#888888", lw=0.8)
