@@ -199,3 +199,28 @@ def interrupted_at_line(action, sources, line):
     finally:
         sys.settrace(None)
     return False
+
+
+def interrupt_at_every_line(fresh, step, state_of, sources, after_interrupt=None):
+    """Interrupt step(*made), made = fresh(), at its 1st, 2nd, ... executed line in `sources`
+    until it completes: after each interrupt the state (state_of(*made)) is the one before
+    the step or the one after an uninterrupted step, and `after_interrupt(*made)` may check
+    more. A step that completed before the interrupt starts again from fresh(). Returns the
+    line number at which the step first ran to the end (the number of lines tried + 1)."""
+    made, reference = fresh(), fresh()
+    before = state_of(*made)
+    step(*reference)
+    after = state_of(*reference)
+    fire_at = 1
+    while True:
+        interrupted = interrupted_at_line(lambda: step(*made), sources, fire_at)
+        state = state_of(*made)
+        if not interrupted:
+            assert state == after
+            return fire_at
+        assert state in (before, after), f"split by an interrupt at line {fire_at}"
+        if after_interrupt is not None:
+            after_interrupt(*made)
+        if state != before:
+            made = fresh()
+        fire_at += 1

@@ -3,7 +3,6 @@ _core.commit_in_place): a step overwrites a Variable's array only when the Varia
 array's sole owner, else the Variable gets a new array (copy-on-write); the optimizer's own
 slots are updated in place; the bits are those of the general path; steps stay atomic; threads
 never see a half-written array."""
-import sys
 import threading
 
 import numpy as np
@@ -14,7 +13,7 @@ import dualad.optimizer_base as optimizer_base
 import dualad.optimizers as optimizers
 from dualad import _core
 from dualad.optimizers import SGD, Adagrad, Adam, RMSprop
-from helpers import interrupted_at_line
+from helpers import interrupt_at_every_line
 
 CONFIGS = [
     (SGD, {}), (SGD, {"momentum": 0.9}), (SGD, {"momentum": 0.37, "nesterov": True}),
@@ -222,23 +221,8 @@ def test_a_keyboard_interrupt_at_any_line_of_an_in_place_step_leaves_it_all_or_n
     def step(optimizer, variables):
         optimizer.apply_gradients([(np.full(v.shape, 2.0, np.float32), v) for v in variables])
 
-    optimizer, variables = started(cls, hyper)
-    reference, reference_vars = started(cls, hyper)
-    before = state_of(optimizer, variables)
-    step(reference, reference_vars)
-    after = state_of(reference, reference_vars)
-    sources = (optimizers.__file__, optimizer_base.__file__)
-    fire_at = 1
-    while True:
-        interrupted = interrupted_at_line(lambda: step(optimizer, variables), sources, fire_at)
-        state = state_of(optimizer, variables)
-        if not interrupted:
-            assert state == after
-            break
-        assert state in (before, after), f"split by an interrupt at line {fire_at}"
-        if state != before:
-            optimizer, variables = started(cls, hyper)
-        fire_at += 1
+    fire_at = interrupt_at_every_line(lambda: started(cls, hyper), step, state_of,
+                                      (optimizers.__file__, optimizer_base.__file__))
     assert fire_at > 20  # the interrupt was tried at every line of the step
 
 

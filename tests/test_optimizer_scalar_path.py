@@ -15,7 +15,7 @@ import dualad as dd
 import dualad.optimizer_base as optimizer_base
 import dualad.optimizers as optimizers
 from dualad.optimizers import SGD, Adagrad, Adam, RMSprop
-from helpers import interrupted_at_line
+from helpers import interrupt_at_every_line, interrupted_at_line
 from isolated import assert_runs_cleanly
 
 CONFIGS = [
@@ -196,24 +196,11 @@ def test_a_keyboard_interrupt_at_any_line_of_a_scalar_step_leaves_it_all_or_noth
     def step(optimizer, variables):
         return optimizer.apply_gradients([(2.0, variables[0]), (dd.constant(3.0), variables[1])])
 
-    optimizer, variables = fresh()
-    reference, reference_vars = fresh()
-    before = state_of(optimizer, variables)
-    step(reference, reference_vars)
-    after = state_of(reference, reference_vars)
-    sources = (optimizers.__file__, optimizer_base.__file__)
-    fire_at = 1
-    while True:
-        interrupted = interrupted_at_line(lambda: step(optimizer, variables), sources, fire_at)
-        state = state_of(optimizer, variables)
-        if not interrupted:
-            assert state == after
-            break
-        assert state in (before, after), f"split by an interrupt at line {fire_at}"
+    def not_busy(optimizer, variables):
         assert not optimizer._guard.busy  # and the optimizer takes further steps
-        if state != before:
-            optimizer, variables = fresh()
-        fire_at += 1
+
+    fire_at = interrupt_at_every_line(fresh, step, state_of,
+                                      (optimizers.__file__, optimizer_base.__file__), not_busy)
     # the interrupt was tried at every line of the step, which are four: a zip's check, the
     # C call, its result's check and the return (more would be Python work on the hot path)
     assert fire_at == 5
