@@ -181,5 +181,6 @@ def test_a_wrong_value_would_be_caught(name):
     """The parser finds the results: a check against a deliberately wrong value fails."""
     results, _ = run_script(name)
     label = next(iter(results))
-    with pytest.raises(AssertionError):
+    # the failure names the script, the label and the wrong value wanted
+    with pytest.raises(AssertionError, match=re.escape(f"{name}: {label}: printed") + ".*12345"):
         check(results, {label: [12345.0] * len(numbers(results[label]))}, name)

@@ -239,10 +239,10 @@ def test_a_step_interrupted_after_computing_leaves_nothing_changed_and_the_next_
         real_rule(self, *args)
         calls.append(1)
         if len(calls) == 2:  # the second variable's update is computed, nothing committed
-            raise KeyboardInterrupt
+            raise KeyboardInterrupt("interrupted after the second update")
 
     monkeypatch.setattr(Adam, "_update_into", interrupted)
-    with pytest.raises(KeyboardInterrupt) as kept:  # its traceback holds the buffers
+    with pytest.raises(KeyboardInterrupt, match="after the second update") as kept:  # its traceback holds the buffers
         optimizer.apply_gradients(grads)
     assert state_of(optimizer, variables) == before
     monkeypatch.undo()
@@ -291,21 +291,24 @@ def _target_variable():
     return v, [np.ones(3)]
 
 
-@pytest.mark.parametrize("make, error", [
-    (lambda v, bufs: [(v, bufs)], TypeError),
-    (lambda v, bufs: [(v, tuple(bufs), 0)], TypeError),
-    (lambda v, bufs: [(v, bufs, 1)], IndexError),
-    (lambda v, bufs: [(v, bufs, -1)], IndexError),
-    (lambda v, bufs: [(v, [np.ones(4)], 0)], ValueError),
-    (lambda v, bufs: [(v, [np.ones(3, np.float32)], 0)], ValueError),
-    (lambda v, bufs: [(v, [np.ones(6)[::2]], 0)], ValueError),
-    (lambda v, bufs: [(v, bufs, 0), (v, bufs, 0)], ValueError),
-    (lambda v, bufs: [(dd.Variable(1.0), [np.ones(())], 0)], TypeError),
+NOT_ITS_BUFFER = "is not a C-contiguous array of its dtype and shape"
+
+
+@pytest.mark.parametrize("make, error, match", [
+    (lambda v, bufs: [(v, bufs)], TypeError, r"a \(Variable, list, index\) tuple"),
+    (lambda v, bufs: [(v, tuple(bufs), 0)], TypeError, r"a \(Variable, list, index\) tuple"),
+    (lambda v, bufs: [(v, bufs, 1)], IndexError, "index 1 out of range"),
+    (lambda v, bufs: [(v, bufs, -1)], IndexError, "index -1 out of range"),
+    (lambda v, bufs: [(v, [np.ones(4)], 0)], ValueError, NOT_ITS_BUFFER),
+    (lambda v, bufs: [(v, [np.ones(3, np.float32)], 0)], ValueError, NOT_ITS_BUFFER),
+    (lambda v, bufs: [(v, [np.ones(6)[::2]], 0)], ValueError, NOT_ITS_BUFFER),
+    (lambda v, bufs: [(v, bufs, 0), (v, bufs, 0)], ValueError, "two targets name the same buffer"),
+    (lambda v, bufs: [(dd.Variable(1.0), [np.ones(())], 0)], TypeError, "is a scalar"),
 ])
-def test_commit_in_place_checks_every_target_before_writing(make, error):
+def test_commit_in_place_checks_every_target_before_writing(make, error, match):
     v, buffers = _target_variable()
     steps = _core.state_variable(np.float64(0), "iterations")
-    with pytest.raises(error):
+    with pytest.raises(error, match=match):
         _core.commit_in_place([(v, [np.full(3, 5.0)], 0)] + make(v, buffers), steps)
     np.testing.assert_array_equal(np.asarray(v), 0.0)
     assert float(steps) == 0.0

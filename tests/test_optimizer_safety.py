@@ -118,11 +118,11 @@ def test_an_update_raising_halfway_changes_nothing(cls, hyper, fail_at, monkeypa
     def interrupted(self, *args):
         calls.append(1)
         if len(calls) == fail_at:
-            raise KeyboardInterrupt
+            raise KeyboardInterrupt("interrupted update")
         return real_update(self, *args)
 
     monkeypatch.setattr(type(optimizer), "_update", interrupted)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match="interrupted update"):
         optimizer.apply_gradients(zip(gradients_for(variables, 2.0), variables))
     assert snapshot(optimizer, variables) == before
     monkeypatch.undo()
@@ -142,12 +142,12 @@ def test_a_first_step_raising_halfway_tracks_no_variable(monkeypatch):
     def interrupted(self, *args):
         calls.append(1)
         if len(calls) == 4:
-            raise KeyboardInterrupt
+            raise KeyboardInterrupt("interrupted update")
         return real_update(self, *args)
 
     monkeypatch.setattr(Adam, "_update", interrupted)
     before = snapshot(optimizer, variables)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match="interrupted update"):
         optimizer.apply_gradients(zip(gradients_for(variables), variables))
     assert snapshot(optimizer, variables) == before
     assert optimizer.tracked_variables == ()
@@ -168,7 +168,7 @@ class InterruptingGradient:
     """A gradient-like object whose conversion to an array is interrupted."""
 
     def __array__(self, dtype=None, copy=None):
-        raise KeyboardInterrupt
+        raise KeyboardInterrupt("interrupted gradient conversion")
 
 
 @pytest.mark.parametrize("cls, hyper", CONFIGS, ids=CONFIG_IDS)
@@ -177,15 +177,15 @@ def test_an_interrupted_gradient_or_schedule_changes_nothing(cls, hyper):
     before = snapshot(optimizer, variables)
     grads = gradients_for(variables)
     grads[2] = InterruptingGradient()
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match="interrupted gradient conversion"):
         optimizer.apply_gradients(zip(grads, variables))
     assert snapshot(optimizer, variables) == before
 
     def interrupted_schedule(step):
-        raise KeyboardInterrupt
+        raise KeyboardInterrupt("interrupted schedule")
 
     optimizer.learning_rate = interrupted_schedule
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match="interrupted schedule"):
         optimizer.apply_gradients(zip(gradients_for(variables), variables))
     assert snapshot(optimizer, variables) == before
 
