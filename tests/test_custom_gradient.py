@@ -415,6 +415,10 @@ def test_primitive_jacfwd_equals_jacrev(name, f, shape):
     fwd, rev = dd.jacfwd(f)(x), dd.jacrev(f)(x)
     assert fwd.shape == rev.shape
     np.testing.assert_allclose(np.asarray(fwd), np.asarray(rev), **EXACT, err_msg=name)
+    # and against differences of f's values, a reference that is not dualad's derivatives
+    value_np = lambda x: np.asarray(f(t64(x)))
+    np.testing.assert_allclose(np.asarray(rev), fd_jacobian(value_np, np.asarray(x)), **FD,
+                               err_msg=name)
     h = dd.hessian(lambda x: dd.reduce_sum(f(x)))(x)  # batched forward over reverse
     grad_np = lambda x: np.asarray(dd.grad(lambda x: dd.reduce_sum(f(x)))(t64(x)))
     fd = fd_jacobian(grad_np, np.asarray(x))
