@@ -170,6 +170,38 @@ def test_clip_by_value_at_its_bounds_passes_the_gradient_to_t(bound, shape, dtyp
             np.testing.assert_array_equal(mode[0], np.zeros(shape))
 
 
+SQUARE_AT_A_TIE = {  # x² against 2.25 at x = 1.5: a tie (or a bound) with a curved argument
+    "maximum(x², c)": (lambda x, c: dd.maximum(x * x, c), 2.0),   # first argument: (x²)'' = 2
+    "minimum(x², c)": (lambda x, c: dd.minimum(x * x, c), 2.0),
+    "maximum(c, x²)": (lambda x, c: dd.maximum(c, x * x), 0.0),   # first argument: c'' = 0
+    "clip(x², 0, c)": (lambda x, c: dd.clip_by_value(x * x, 0.0, c), 2.0),   # t at its bound
+    "clip(x², c, 9)": (lambda x, c: dd.clip_by_value(x * x, c, 9.0), 2.0),
+    "reduce_max(x², c)": (lambda x, c: dd.reduce_max(dd.stack([x * x, c]), axis=0), 1.0),  # shared
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("name", sorted(SQUARE_AT_A_TIE))
+def test_second_derivative_at_a_tie_is_that_of_the_branch_the_gradient_took(name, shape, dtype):
+    """The defined value, not just a finite one: the second derivative at a tie or a bound is
+    the derivative of the first derivative's choice (reverse-over-reverse and
+    forward-over-reverse agree)."""
+    fn, expected = SQUARE_AT_A_TIE[name]
+    x, c = const(1.5, shape, dtype), const(2.25, shape, dtype)
+    first = lambda x: dd.grad(lambda x: dd.reduce_sum(fn(x, c)))(x)  # noqa: E731
+    with dd.GradientTape() as outer:
+        outer.watch(x)
+        g = first(x)
+    reverse = outer.gradient(g, x, unconnected_gradients="zero")
+    with dd.ForwardAccumulator(x, dd.ones_like(x)) as acc:
+        g = first(x)
+    forward = acc.jvp(g, unconnected_gradients="zero")
+    for h in (reverse, forward):
+        assert h.dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(npy(h), np.full(shape, expected), err_msg=name)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reduce,pick", [(dd.reduce_max, np.max), (dd.reduce_min, np.min)])
 def test_reduce_max_min_ties_share_equally(reduce, pick, dtype):
