@@ -333,7 +333,7 @@ def test_jvp_integer_primal_warns_and_has_no_tangent(tangent):
 
 
 def test_jvp_only_integer_primal_gives_no_tangent_for_integer_output():
-    with pytest.warns(NonFloatWatchWarning):
+    with pytest.warns(NonFloatWatchWarning, match="int64 primal cannot carry a tangent"):
         out, tangent = dd.jvp(lambda i: i * 2, (np.arange(3),), (np.ones(3, np.int64),))
     assert tangent is None
     np.testing.assert_array_equal(np.asarray(out), [0, 2, 4])

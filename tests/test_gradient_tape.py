@@ -107,7 +107,7 @@ def test_watch_rejects_non_tensors(bad):
 def test_watching_an_integer_or_bool_tensor_warns_and_gives_none(make):
     i = make()
     with dd.GradientTape() as tape:
-        with pytest.warns(NonFloatWatchWarning):
+        with pytest.warns(NonFloatWatchWarning, match="tensor cannot have a gradient"):
             tape.watch(i)
         y = dd.reduce_sum(dd.cast(i, dd.float32) * 2.0)
     assert tape.gradient(y, i) is None
@@ -452,9 +452,9 @@ def test_gradient_inside_persistent_context_warns_and_is_recorded():
     with dd.GradientTape(persistent=True) as tape:
         tape.watch(x)
         y = x * x * x
-        with pytest.warns(GradientInContextWarning):
+        with pytest.warns(GradientInContextWarning, match="inside the context of its own persistent tape"):
             dy = tape.gradient(y, x)
-        with pytest.warns(GradientInContextWarning):
+        with pytest.warns(GradientInContextWarning, match="inside the context of its own persistent tape"):
             d2y = tape.gradient(dy, x)
     assert float(dy) == 27.0 and float(d2y) == 18.0
     assert float(tape.gradient(d2y, x)) == 6.0
@@ -746,7 +746,7 @@ def test_gradient_in_context_warning_points_at_the_callers_line():
         with dd.GradientTape(persistent=True) as tape:
             tape.watch(x)
             y = x * x
-            with pytest.warns(dd.GradientInContextWarning) as record:
+            with pytest.warns(dd.GradientInContextWarning, match="inside the context of its own persistent tape") as record:
                 tape.gradient(y, sources)
         assert record[0].filename == __file__
 

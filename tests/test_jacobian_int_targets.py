@@ -31,9 +31,9 @@ def test_jacobian_warns_and_gives_none_or_zeros(kind):
         assert tape.gradient(target, x) is None   # the behaviour jacobian now follows
     with pytest.warns(NonFloatTargetWarning, match="jacobian"):
         assert tape.jacobian(target, x) is None
-    with pytest.warns(NonFloatTargetWarning):
+    with pytest.warns(NonFloatTargetWarning, match="jacobian: the target has dtype"):
         assert tape.jacobian(target, [x, x]) == [None, None]
-    with pytest.warns(NonFloatTargetWarning):
+    with pytest.warns(NonFloatTargetWarning, match="jacobian: the target has dtype"):
         zeros = tape.jacobian(target, x, unconnected_gradients="zero")
     assert zeros.shape == target.shape + x.shape and zeros.dtype == x.dtype
     np.testing.assert_array_equal(np.asarray(zeros), 0.0)
@@ -44,7 +44,7 @@ def test_batch_jacobian_warns_and_gives_none_or_zeros(kind):
     tape, x, target = _record(NON_FLOAT_TARGETS[kind])
     with pytest.warns(NonFloatTargetWarning, match="batch_jacobian"):
         assert tape.batch_jacobian(target, x) is None
-    with pytest.warns(NonFloatTargetWarning):
+    with pytest.warns(NonFloatTargetWarning, match="batch_jacobian: the target has dtype"):
         zeros = tape.batch_jacobian(target, x, unconnected_gradients=dd.UnconnectedGradients.ZERO)
     assert zeros.shape == (2, 3, 3) and zeros.dtype == x.dtype
     np.testing.assert_array_equal(np.asarray(zeros), 0.0)
@@ -65,7 +65,7 @@ def test_non_persistent_tape_is_used_up_by_an_int_jacobian():
         tape.watch(x)
         target = dd.cast(x, dd.int32)
         y = x * 2.0
-    with pytest.warns(NonFloatTargetWarning):
+    with pytest.warns(NonFloatTargetWarning, match="jacobian: the target has dtype"):
         assert tape.jacobian(target, x) is None
     with pytest.raises(RuntimeError, match="second time"):
         tape.jacobian(y, x)
@@ -73,7 +73,7 @@ def test_non_persistent_tape_is_used_up_by_an_int_jacobian():
 
 def test_jacrev_of_an_int_valued_function_gives_zeros():
     f = lambda x: dd.cast(x, dd.int32)
-    with pytest.warns(NonFloatTargetWarning):
+    with pytest.warns(NonFloatTargetWarning, match="jacobian: the target has dtype"):
         jac = dd.jacrev(f)(dd.constant(X))
     assert jac.shape == X.shape + X.shape
     np.testing.assert_array_equal(np.asarray(jac), 0)
@@ -81,7 +81,7 @@ def test_jacrev_of_an_int_valued_function_gives_zeros():
 
 def test_float_target_jacobian_is_unchanged_next_to_an_int_one():
     tape, x, target = _record(lambda x: x * x)
-    with pytest.warns(NonFloatTargetWarning):
+    with pytest.warns(NonFloatTargetWarning, match="jacobian: the target has dtype"):
         tape.jacobian(dd.cast(target, dd.int32), x)
     jac = np.asarray(tape.jacobian(target, x)).reshape(X.size, X.size)
     np.testing.assert_allclose(jac, np.diag(2 * X.ravel()))

@@ -196,7 +196,7 @@ def test_no_gradient_marker_skips_the_input():
     # where's condition takes no gradient by design, even when it is watched
     cond = dd.constant(np.array([True, False]))
     x, y = dd.constant(np.array([1.0, 2.0])), dd.constant(np.array([3.0, 4.0]))
-    with pytest.warns(dd.NonFloatWatchWarning):
+    with pytest.warns(dd.NonFloatWatchWarning, match="a bool tensor cannot have a gradient"):
         with dd.GradientTape() as tape:
             tape.watch([cond, x, y])
             out = dd.where(cond, x, y)

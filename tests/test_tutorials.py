@@ -118,9 +118,9 @@ def test_persistent_gradients_inside_the_context_warn_and_give_4x3_and_2x():
         g.watch(x)
         y = x * x
         z = y * y
-        with pytest.warns(GradientInContextWarning):
+        with pytest.warns(GradientInContextWarning, match="inside the context of its own persistent tape"):
             dz_dx = g.gradient(z, x)
-        with pytest.warns(GradientInContextWarning):
+        with pytest.warns(GradientInContextWarning, match="inside the context of its own persistent tape"):
             dy_dx = g.gradient(y, x)
     np.testing.assert_array_equal(dz_dx.numpy(), [[0.0], [4.0], [32.0], [108.0]])
     np.testing.assert_array_equal(dy_dx.numpy(), [[0.0], [2.0], [4.0], [6.0]])
