@@ -123,6 +123,17 @@ def test_small_integer_arithmetic_keeps_the_dtype_and_wraps_as_numpy(dtype):
     assert (ta + tb).dtype == np.dtype(dtype)
 
 
+@pytest.mark.parametrize("name", ["int8", "int16", "uint8"])
+def test_small_integer_dtype_constants_make_and_cast_to_that_dtype(name):
+    dtype = getattr(dd, name)
+    assert dtype == np.dtype(name) and dtype.name == name and dtype.is_integer
+    same(dd.constant([1, 2, 100], dtype=dtype), np.array([1, 2, 100], name))
+    # in-range float values truncate toward zero, as numpy's astype
+    floats = np.array([1.7, 0.2, 99.9, 7.0])
+    same(dd.cast(dd.constant(floats), dtype), floats.astype(name))
+    same(dd.zeros([2], dtype=dtype), np.zeros(2, name))
+
+
 def test_small_integer_and_float_do_not_mix_silently():
     with pytest.raises(TypeError, match="different dtypes"):
         dd.constant(np.array([1], np.int8)) + dd.constant(np.array([1.0]))
