@@ -86,7 +86,7 @@ def logical_not(x: TensorLike, name: str | None = None) -> Tensor:
 
     >>> dualad.logical_not(dualad.constant([True, False]))  # [False, True]
     """
-    return _P["logical_not"](convert_to_tensor(x, _core.as_dtype("bool")))
+    return _P["logical_not"](convert_to_tensor(x))  # non-bool: numpy's truth value, as logical_and
 
 
 def cast(x: TensorLike, dtype: DTypeLike, name: str | None = None) -> Tensor:

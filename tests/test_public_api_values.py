@@ -65,6 +65,18 @@ def test_logical_ops_against_numpy_with_broadcasting():
     same(dd.logical_not(dd.constant(a)), np.logical_not(a))
 
 
+@pytest.mark.parametrize("values", [np.array([0.5, 0.0, -0.0, np.nan]), np.array([2, 0, -1], np.int32),
+                                    np.array([0, 7], np.uint8)], ids=["float", "int32", "uint8"])
+def test_logical_ops_take_non_bool_tensors_by_truth_value_as_numpy(values):
+    # logical_and/or always did; logical_not refused a non-bool Tensor (a TypeError from its
+    # conversion) though its docstring says other values are converted, and a list of ints was
+    t = dd.constant(values)
+    same(dd.logical_not(t), np.logical_not(values))
+    same(dd.logical_not(values.tolist()), np.logical_not(values))
+    same(dd.logical_and(t, t), np.logical_and(values, values))
+    same(dd.logical_or(t, dd.zeros_like(t)), np.logical_or(values, 0))
+
+
 COMPARISONS = {"equal": np.equal, "not_equal": np.not_equal, "less": np.less,
                "less_equal": np.less_equal, "greater": np.greater,
                "greater_equal": np.greater_equal}
