@@ -356,7 +356,8 @@ def test_accumulator_rejects_non_tensor_primals():
 def test_well_formed_jvp_does_not_warn():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        dd.jvp(dd.sin, (t64([1.0]),), ([1.0],))
+        out, tangent = dd.jvp(dd.sin, (t64([1.0]),), ([1.0],))
+    np.testing.assert_allclose(np.asarray(tangent), np.cos([1.0]), **EXACT)
 
 
 def test_accumulator_refuses_one_primal_listed_twice():
