@@ -15,7 +15,7 @@ import numpy as np
 from . import _core
 from ._core import DType, Tensor, convert_to_tensor
 from .rules import DECLARATIONS, PRIMITIVES as _P, swap_last
-from .shapes import TensorShape, index_key, normalize_axes
+from .shapes import TensorShape, axis_index, index_key, normalize_axes
 
 if TYPE_CHECKING:  # the ops generated below, as type checkers see them (tools/generate_op_stub.py)
     from ._generated_ops import *  # noqa: F401,F403
@@ -341,9 +341,10 @@ def expand_dims(input: TensorLike, axis: int, name: str | None = None) -> Tensor
     """
     x = convert_to_tensor(input)
     ndim = x.ndim + 1
-    if not -ndim <= int(axis) < ndim:
+    axis = axis_index(axis)
+    if not -ndim <= axis < ndim:
         raise ValueError(f"expand_dims: axis {axis} is out of range for a result of rank {ndim}")
-    axis = int(axis) % ndim
+    axis = axis % ndim
     return reshape(x, x.shape[:axis] + (1,) + x.shape[axis:])
 
 
@@ -759,7 +760,7 @@ def gather(params: TensorLike, indices: TensorLike, validate_indices: None = Non
     if not 0 <= batch_dims <= idx.ndim or batch_dims >= builtins.max(x.ndim, 1):
         raise ValueError(f"gather: batch_dims {batch_dims} must be in [0, {idx.ndim}] (the rank "
                          f"of the indices) and below the rank {x.ndim} of params")
-    axis = batch_dims if axis is None else int(axis)
+    axis = batch_dims if axis is None else axis_index(axis)
     if not -x.ndim <= axis < x.ndim:
         raise ValueError(f"gather: axis {axis} is out of range for params of shape {x.shape}")
     axis %= x.ndim
@@ -829,7 +830,7 @@ def boolean_mask(tensor: TensorLike, mask: TensorLike, axis: int | None = None,
         raise TypeError(f"boolean_mask: the mask must be bool, got {m.dtype.name}")
     if m.ndim == 0:
         raise ValueError("boolean_mask: the mask must have rank >= 1")
-    axis = 0 if axis is None else int(axis)
+    axis = 0 if axis is None else axis_index(axis)
     if axis < 0:
         axis += x.ndim
     if not 0 <= axis or axis + m.ndim > x.ndim or x.shape[axis:axis + m.ndim] != m.shape:
@@ -1054,7 +1055,7 @@ def one_hot(indices: TensorLike, depth: int | Tensor, on_value: TensorLike | Non
     off = np.asarray(0 if off_value is None else np.asarray(off_value)).astype(dtype)
     if on.ndim or off.ndim:
         raise ValueError("one_hot: on_value and off_value must be scalars")
-    axis = -1 if axis is None else int(axis)
+    axis = -1 if axis is None else axis_index(axis)
     if not -1 <= axis <= idx.ndim:
         raise ValueError(f"one_hot: axis {axis} is out of range for indices of rank {idx.ndim}")
     out = np.where(idx[..., None] == np.arange(depth), on, off).astype(dtype)
@@ -1093,9 +1094,10 @@ def linspace(start: TensorLike, stop: TensorLike, num: int | Tensor, name: str |
     if num < 1:
         raise ValueError(f"linspace: num must be >= 1, got {num}")
     ndim = len(np.broadcast_shapes(start.shape, stop.shape)) + 1
-    if not -ndim <= int(axis) < ndim:
+    axis = axis_index(axis)
+    if not -ndim <= axis < ndim:
         raise ValueError(f"linspace: axis {axis} is out of range for a result of rank {ndim}")
-    axis = int(axis) % ndim
+    axis = axis % ndim
     s, e = expand_dims(start, axis - ndim), expand_dims(stop, axis - ndim)
     frac_shape = (num,) + (1,) * (ndim - 1 - axis)
     frac = np.arange(num, dtype=np.float64) / builtins.max(num - 1, 1)

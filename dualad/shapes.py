@@ -1,6 +1,16 @@
 """Shape and axis helpers shared by the derivative rules and the public ops (plain Python and
 numpy: no tensors here)."""
+import operator
+
 import numpy as np
+
+
+def axis_index(axis):
+    """One axis as a Python int. Not int(): int(0.9) == 0 would pick an axis silently."""
+    try:
+        return operator.index(axis)
+    except TypeError:
+        raise TypeError(f"axis must be an integer, got {axis!r}") from None
 
 
 def normalize_axes(axis, ndim):
@@ -10,7 +20,7 @@ def normalize_axes(axis, ndim):
     axes = (axis,) if np.ndim(axis) == 0 else tuple(axis)
     out = []
     for a in axes:
-        a = int(a)
+        a = axis_index(a)
         if not -ndim <= a < max(ndim, 1):
             raise ValueError(f"axis {a} is out of range for a tensor of rank {ndim}")
         out.append(a % max(ndim, 1))

@@ -48,6 +48,41 @@ def test_argmin_default_axis_is_zero_and_ties_take_the_first():
     same(dd.argmin(dd.constant(np.array([2.0, 1.0, 1.0, 5.0]))), np.int64(1))
 
 
+AXIS_TAKERS = {
+    "argmin": lambda t, axis: dd.argmin(t, axis=axis),
+    "argmax": lambda t, axis: dd.argmax(t, axis=axis),
+    "reduce_sum": lambda t, axis: dd.reduce_sum(t, axis=axis),
+    "reduce_max": lambda t, axis: dd.reduce_max(t, axis=axis),
+    "reduce_mean": lambda t, axis: dd.reduce_mean(t, axis=axis),
+    "reduce_all": lambda t, axis: dd.reduce_all(t > 0.0, axis=axis),
+    "reduce_logsumexp": lambda t, axis: dd.reduce_logsumexp(t, axis=axis),
+    "norm": lambda t, axis: dd.norm(t, axis=axis),
+    "concat": lambda t, axis: dd.concat([t, t], axis=axis),
+    "expand_dims": lambda t, axis: dd.expand_dims(t, axis),
+    "gather": lambda t, axis: dd.gather(t, [1, 0], axis=axis),
+    "boolean_mask": lambda t, axis: dd.boolean_mask(t, [True, False, True, True], axis=axis),
+    "one_hot": lambda t, axis: dd.one_hot([[1, 0]], 3, axis=axis),
+    "linspace": lambda t, axis: dd.linspace(t[0, :2], t[1, :2], 3, axis=axis),
+}
+
+
+@pytest.mark.parametrize("bad_axis", [0.9, 1.5, "1", np.float64(1.0), (0, 1.0)],
+                         ids=["0.9", "1.5", "str", "np.float64", "tuple with a float"])
+@pytest.mark.parametrize("name", sorted(AXIS_TAKERS))
+def test_a_non_integer_axis_is_a_type_error_not_truncated(name, bad_axis):
+    # axis=0.9 was silently axis 0 (int() truncates), "1" axis 1; numpy refuses both
+    with pytest.raises(TypeError, match="axis must be an integer"):
+        AXIS_TAKERS[name](dd.constant(X), bad_axis)
+
+
+@pytest.mark.parametrize("name", sorted(AXIS_TAKERS))
+def test_integer_axes_of_every_integer_kind_still_work(name):
+    t = dd.constant(X)
+    expected = np.asarray(AXIS_TAKERS[name](t, 1))
+    for axis in (np.int64(1), np.int8(1), np.uint8(1), np.array(1), dd.constant(1)):
+        np.testing.assert_array_equal(np.asarray(AXIS_TAKERS[name](t, axis)), expected)
+
+
 @pytest.mark.parametrize("axis", [None, 0, 1, (0, 1)])
 @pytest.mark.parametrize("keepdims", [False, True])
 def test_reduce_all_and_reduce_any_against_numpy(axis, keepdims):
