@@ -244,6 +244,10 @@ cdef dict _P_CMP = {}
 cdef object _unbroadcast_fn = None
 cdef object _stack_fn = None
 cdef bint _installed = False
+# The VJP rules each scalar opcode's primitive was declared with, by opcode: while a
+# primitive's vjps are still these, the sweep may run the ops they run without calling them
+# (_scalar_vjp_as_ops); a primitive whose rules were replaced gets its rules called.
+cdef list _declared_vjps = [None] * 64
 
 
 def install(dict primitives, dict ops, dict ufuncs, dict array_functions, unbroadcast):
@@ -273,6 +277,9 @@ def install(dict primitives, dict ops, dict ufuncs, dict array_functions, unbroa
                        "stack_converted"} - ops.keys())
     if missing:
         raise ValueError(f"install: the core needs {missing}")
+    for p in primitives.values():
+        if p.code != OP_NONE and p.code < len(_declared_vjps):
+            _declared_vjps[p.code] = p.vjps
     _P_ADD = primitives["add"]
     _P_SUB = primitives["subtract"]
     _P_MUL = primitives["multiply"]

@@ -94,8 +94,9 @@ cdef inline double _scalar_value(int code, double a, double b) noexcept nogil:
 
 
 cdef inline void _scalar_vjp(int code, double g, double a, double b, double y, bint f32,
-                      double* ga, double* gb) noexcept nogil:
-    # The cotangents g·∂y/∂a and g·∂y/∂b, computed with exactly the operations, order and
+                      double* ga, double* gb, bint need_b=True) noexcept nogil:
+    # The cotangents g·∂y/∂a and g·∂y/∂b (*gb left 0 when not need_b: pow's exponent without
+    # a slot, whose log would be wasted work), computed with exactly the operations, order and
     # rounding of the VJP rules in rules.py (each step rounded to the dtype as an op would be),
     # so that the C path gives the same bits as the rules run as ops (what a traced function
     # replays, and what a tape recording the gradient computes). Kinks as in rules.py.
@@ -116,7 +117,9 @@ cdef inline void _scalar_vjp(int code, double g, double a, double b, double y, b
         ga[0] = -g
     elif code == OP_POW:
         ga[0] = _round(g * _round(b * _round(pow(a, _round(b - 1.0, f32)), f32), f32), f32)
-        if a > 0:
+        if not need_b:
+            pass
+        elif a > 0:
             gb[0] = _round(g * _round(_round(log(a), f32) * y, f32), f32)
         else:
             gb[0] = _round(g * 0.0, f32)
@@ -179,7 +182,7 @@ cdef inline double _scalar_jvp(int code, bint has_ta, double ta, bint has_tb, do
             return ta if has_ta else 0.0
         return tb if has_tb else 0.0
     if has_ta:
-        _scalar_vjp(code, ta, a, b, y, f32, &da, &unused)
+        _scalar_vjp(code, ta, a, b, y, f32, &da, &unused, False)
         if not has_tb:
             return da
     _scalar_vjp(code, tb, a, b, y, f32, &unused, &db)

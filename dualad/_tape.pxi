@@ -415,6 +415,55 @@ cdef inline Py_ssize_t _slot_below(Tensor t, long long tape_id, Py_ssize_t n):
     return s if s < n else -1
 
 
+cdef object _scalar_vjp_as_ops(int code, Py_ssize_t k, Tensor g, tuple args, Tensor ans):
+    """The cotangent of input k of a scalar opcode's primitive, by the very ops its declared
+    VJP rule in rules.py runs (same primitives, order and constants: outer tapes record the
+    same entries and the bits are the rule's) but without the Python calls of the rule; None
+    where the rule must run (a rule not mirrored here). The caller has checked that g, ans and
+    every input are float scalars of one kind and that the primitive's rules are the declared
+    ones."""
+    cdef Tensor a = <Tensor>args[0]
+    cdef Tensor b
+    if code == OP_ADD:
+        return g
+    if code == OP_NEG:
+        return run_op(_P_NEG, (g,), None)
+    if code == OP_SQUARE:   # g * (x * 2)
+        return run_op(_P_MUL, (g, run_op(_P_MUL, (a, new_scalar(2.0, a._kind)), None)), None)
+    if len(args) != 2:
+        return None
+    b = <Tensor>args[1]
+    if code == OP_SUB:
+        return g if k == 0 else run_op(_P_NEG, (g,), None)
+    if code == OP_MUL:
+        return run_op(_P_MUL, (g, b if k == 0 else a), None)
+    if code == OP_DIV:      # g / y; -((g * ans) / y)
+        if k == 0:
+            return run_op(_P_DIV, (g, b), None)
+        return run_op(_P_NEG, (run_op(_P_DIV, (run_op(_P_MUL, (g, ans), None), b), None),), None)
+    if code == OP_POW and k == 0:   # g * (y * x ** (y - 1))
+        return run_op(_P_MUL, (g, run_op(_P_MUL, (b, run_op(_P_POW, (a, run_op(
+            _P_SUB, (b, new_scalar(1.0, b._kind)), None)), None)), None)), None)
+    return None
+
+
+cdef bint _scalar_entry_of_kind(Entry e, object g) except -1:
+    # g, the entry's output and inputs: float scalars (not Variables) of one kind, at most two
+    # inputs: what _scalar_vjp_as_ops takes
+    cdef Tensor t
+    if not isinstance(g, Tensor):
+        return False
+    t = <Tensor>g
+    cdef int kind = e.out._kind
+    if (kind == K_OTHER or not e.out._is_scalar or not t._is_scalar or t._kind != kind
+            or t._is_var or len(e.args) > 2):
+        return False
+    for t in e.args:
+        if not t._is_scalar or t._kind != kind or t._is_var:
+            return False
+    return True
+
+
 cdef void _no_vjp_rule(Primitive p, Py_ssize_t k) except *:
     raise NotImplementedError(
         f"primitive {p.name!r} has no VJP rule for its input {k}, which needs a gradient, so "
@@ -499,7 +548,7 @@ cdef list _sweep(Tape tape, list targets, list seeds, list sources, bint raw, Py
     cdef Primitive p
     cdef Tensor a, b, t, seed, ct
     cdef double g, da, db
-    cdef bint f32
+    cdef bint f32, as_ops
     cdef object gobj, rule, c
     cdef list results
     try:
@@ -539,7 +588,8 @@ cdef list _sweep(Tape tape, list targets, list seeds, list sources, bint raw, Py
                     g = dg[so]
                     if not (fl[so] & KEEP):
                         fl[so] &= ~HAS_D
-                    _scalar_vjp(p.code, g, a._d, b._d, e.out._d, f32, &da, &db)
+                    _scalar_vjp(p.code, g, a._d, b._d, e.out._d, f32, &da, &db,
+                                nargs == 2 and e.s1 >= 0)
                     if _check_numerics and not (isfinite(da) and isfinite(db)):
                         # the kernel computed p's whole VJP: name p, not one of its steps
                         _numerics_failed(None, da if not isfinite(da) else db, e.args, p)
@@ -549,6 +599,9 @@ cdef list _sweep(Tape tape, list targets, list seeds, list sources, bint raw, Py
                         _acc_d(dg, fl, e.s1, db, f32)
                     continue
             gobj = _take(dg, fl, og, so, e.out._kind)
+            # a built-in scalar opcode whose rules are the declared ones: their ops run here
+            as_ops = (p.code != OP_NONE and batch < 0 and p.code < len(_declared_vjps)
+                      and p.vjps is _declared_vjps[p.code] and _scalar_entry_of_kind(e, gobj))
             for k in range(nargs):
                 if k == 0:
                     sk = e.s0
@@ -571,7 +624,11 @@ cdef list _sweep(Tape tape, list targets, list seeds, list sources, bint raw, Py
                             continue
                         if rule is None:
                             _no_vjp_rule(p, k)
-                        c = rule(gobj, e.out, e.args, e.params)
+                        c = None
+                        if as_ops:
+                            c = _scalar_vjp_as_ops(p.code, k, <Tensor>gobj, e.args, e.out)
+                        if c is None:
+                            c = rule(gobj, e.out, e.args, e.params)
                 finally:
                     if _check_numerics:
                         _rule_of = outer_rule

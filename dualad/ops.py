@@ -201,6 +201,9 @@ def norm(tensor: TensorLike, ord: str | float = "euclidean", axis: Axis = None,
     """Vector norm over `axis` (all elements when None): 'euclidean' (= 'fro' = 2), 1 or inf.
     The gradient of the euclidean norm at 0 is 0."""
     x = _float_tensor(tensor, "norm")
+    if axis is None and type(ord) is str and ord == "euclidean" and keepdims is False:
+        # the common call, norm(x): every axis, nothing to check (the same primitive call)
+        return _P["norm"](x, axis=tuple(range(x.ndim)), keepdims=False)
     if ord in ("euclidean", "fro", 2, 2.0):
         if (ord == 2 and axis is not None and np.ndim(axis) == 1
                 and len(axis) == 2):  # type: ignore[arg-type]  # a sequence: its ndim is 1
