@@ -237,3 +237,25 @@ def test_python_threads_take_large_gradients_at_once(threads):
     for w in workers:
         w.join()
     assert failures == []
+
+
+def test_hvp_runs_as_many_matrix_products_as_the_hand_written_one(monkeypatch):
+    # H·v of sum(tanh(A·x)) by hand: A·x, A·v, Aᵀ·(...): three passes over A. Forward over
+    # reverse also computed the gradient Aᵀ·(1 - t²), which H·v does not need (a fourth).
+    rng = np.random.default_rng(5)
+    a, x, v = (dd.constant(t) for t in (rng.normal(size=(30, 30)), rng.normal(size=30),
+                                        rng.normal(size=30)))
+    products = []
+    matmul = np.matmul
+
+    def counted(*args, **kwargs):
+        products.append(args[0].shape)
+        return matmul(*args, **kwargs)
+
+    monkeypatch.setattr(np, "matmul", counted)
+    hv = dd.hvp(lambda x: dd.reduce_sum(dd.tanh(dd.matmul(a, x))), x, v)
+    monkeypatch.undo()
+    assert len(products) == 3
+    an, xn, vn = a.numpy(), x.numpy(), v.numpy()
+    t = np.tanh(an @ xn)
+    np.testing.assert_allclose(hv.numpy(), an.T @ (-2 * t * (1 - t * t) * (an @ vn)), rtol=1e-12)
