@@ -59,6 +59,28 @@ def _(x):
     return run
 
 
+def with_threads(count, run):
+    """run with dualad's kernels on `count` threads (the thread-scaling rows at n=1e6)."""
+    def timed():
+        previous = dd.set_num_threads(count)
+        try:
+            return run()
+        finally:
+            dd.set_num_threads(previous)
+    return timed
+
+
+# 2 threads against 1 on the same gradient: how the parallel kernels scale (a row each, no
+# target: on a shared 2-core machine the second core is often busy)
+for _threads in (1, 2):
+    @SUITES[1_000_000].add(f"dualad-gradient-{_threads}-thread{'s' if _threads > 1 else ''}",
+                           "dualad", note=f"dualad's elementwise kernels on {_threads} thread(s)")
+    def _(x, _threads=_threads):
+        if _threads > 1 and not dd._core.has_openmp():
+            pytest.skip("this build of dualad has no OpenMP")
+        return with_threads(_threads, SUITES[1_000_000].impls["dualad-gradient"].build(x))
+
+
 @add("tensorflow", "peer")
 def _(x):
     tf = need_tf()
@@ -113,8 +135,7 @@ for _suite in SUITES.values():
     _suite.skip("micrograd", "peer", "micrograd has scalar Values only, no arrays or matmul")
 
 
-@pytest.mark.parametrize("impl", SUITES[4].names())
-@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("n,impl", [(n, impl) for n in SIZES for impl in SUITES[n].names()])
 def test_w2(benchmark, n, impl):
     x = SUITES[n].problem()
     if impl == "floor-numpy-forward":

@@ -18,6 +18,7 @@ except ImportError as e:  # pragma: no cover - depends on the build
         ">= 3.3.1.", name=e.name, path=e.path) from None
 
 from ._core import Tensor, Variable, Primitive, DType, as_dtype, convert_to_tensor
+from ._core import get_num_threads, set_num_threads
 from .shapes import TensorShape
 from . import rules, ops, random, nest
 

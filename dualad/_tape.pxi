@@ -2,6 +2,17 @@
 # (included by _core.pyx: one extension module, assembled from these files)
 
 from libc.stdlib cimport realloc
+from cpython.ref cimport Py_REFCNT
+
+cdef extern from *:
+    """
+    /* whether o is the referent of a live weak reference (its type's weak list is non-empty) */
+    static inline int dualad_has_weakrefs(PyObject* o) {
+        Py_ssize_t offset = Py_TYPE(o)->tp_weaklistoffset;
+        return offset > 0 && *(PyObject**)((char*)o + offset) != NULL;
+    }
+    """
+    bint dualad_has_weakrefs(object o)
 
 cdef class Tape(Transformation):
     """The reverse-mode record. GradientTape (dualad.tape) adds the public API on top."""
@@ -329,7 +340,8 @@ cdef bint _add_in_place(Tensor acc, Tensor ct) except -1:
     arr = acc._arr
     cnp.PyArray_ENABLEFLAGS(arr, cnp.NPY_ARRAY_WRITEABLE)
     try:
-        _add_into_quietly(arr, ct._arr)
+        if not _kernel_add_into(arr, ct._arr):
+            _add_into_quietly(arr, ct._arr)
     finally:
         _freeze(arr)
     global _n_sums_in_place
@@ -345,13 +357,40 @@ def _sums_in_place():
     return _n_sums_in_place
 
 
+cdef inline bint _held_by_sweep_alone(object cur):
+    """Whether cur, read from the sweep's list into one local, is a Tensor nothing else can
+    reach: the list and the local are its only references (no rule, record, caller or weak
+    reference holds it), and it is the only holder of its array, which owns its memory (no
+    view, no other Tensor, no buffer export). Its buffer may then be written into: the first
+    cotangent of a slot, fresh from a rule, becomes the sweep's own sum."""
+    cdef Tensor t
+    cdef cnp.ndarray arr
+    # read before any local takes a reference: the caller's list slot and local (cur is
+    # borrowed here)
+    if Py_REFCNT(cur) != 2:
+        return False
+    t = <Tensor>cur
+    if t._is_var or t._is_scalar or t._arr is None:
+        return False
+    if dualad_has_weakrefs(t):
+        return False
+    arr = t._arr
+    # two references: the Tensor's field and the local arr
+    return (Py_REFCNT(arr) == 2 and cnp.PyArray_BASE(arr) == NULL
+            and cnp.PyArray_CHKFLAGS(arr, cnp.NPY_ARRAY_OWNDATA))
+
+
 cdef inline void _accumulate(list og, char* fl, Py_ssize_t s, Tensor ct, bint in_place) except *:
     """og[s] += ct: into og[s]'s own buffer when the sweep owns it, else as a fresh sum, which
     the sweep owns when nothing watches it (`in_place`)."""
     cdef object cur = og[s]
     if cur is None:
-        og[s] = ct      # possibly a tensor a rule or the caller holds: never written into
-    elif not ((fl[s] & OWNED) and not _check_numerics and _add_in_place(<Tensor>cur, ct)):
+        og[s] = ct      # possibly a tensor a rule or the caller holds: written into only if
+                        # a later cotangent finds it held by the sweep alone
+        return
+    if in_place and not (fl[s] & OWNED) and _held_by_sweep_alone(cur):
+        fl[s] |= OWNED
+    if not ((fl[s] & OWNED) and not _check_numerics and _add_in_place(<Tensor>cur, ct)):
         # (check_numerics checks each sum run_op makes: then every sum is a fresh one)
         og[s] = run_op(_P_ADD, (cur, ct), None)
         if in_place:

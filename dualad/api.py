@@ -258,7 +258,8 @@ def hessian(f, argnums=0):
 
 
 def hvp(f, x, v):
-    """The Hessian-vector product H(x)·v of scalar-valued f(x), forward-over-reverse: one
-    forward pass over one gradient computation, never forming H."""
-    _, hv = jvp(grad(f), (x,), (v,))
-    return hv
+    """The Hessian-vector product H(x)·v of scalar-valued f(x), reverse-over-forward: the
+    gradient of the directional derivative ∇f(x)·v, one tape over one forward pass carrying the
+    tangent v, never forming H. (Forward-over-reverse would also compute the gradient ∇f(x)
+    itself, which H·v does not need: one more pass over f's matrices.)"""
+    return grad(lambda y: jvp(f, (y,), (v,))[1])(x)

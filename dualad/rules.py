@@ -297,7 +297,8 @@ subtract = declare("subtract", np.subtract,
                    linear_map=(lambda v, ans, args, p: v, lambda v, ans, args, p: _neg(v)),
                    export="subtract", wrapper="binary", ufuncs=[np.subtract], opcode="OP_SUB",
                    doc="x - y, broadcasting.")
-multiply = declare("multiply", np.multiply,
+# _multiply_impl: np.multiply, on several threads for large float arrays (the same bits)
+multiply = declare("multiply", _core._multiply_impl,
                    linear_map=(lambda v, ans, args, p: _mul(v, args[1]),
                                lambda v, ans, args, p: _mul(v, args[0])),
                    export="multiply", wrapper="binary", ufuncs=[np.multiply], opcode="OP_MUL",
@@ -626,7 +627,7 @@ def _matmul_impl(a, b):
     if a.shape[-1] == 1 and a.ndim >= 2 and b.ndim >= 2:
         # an outer product (the VJP of a vector dot product makes these): numpy's matmul
         # takes ~10x longer than the broadcast product, which gives the same bits
-        return np.multiply(a, b)
+        return _core._multiply_impl(a, b)
     return np.matmul(a, b)
 
 

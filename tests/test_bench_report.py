@@ -15,6 +15,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.report import measurement, plots, render, summary, targets  # noqa: E402
 from bench.report.units import fmt_ratio, fmt_time  # noqa: E402
+import dualad  # noqa: E402
 
 SUITES = targets.load_workloads()
 TARGETS = targets.collect()
@@ -347,3 +348,17 @@ def test_the_report_and_its_guide_speak_of_workloads_not_issue_numbers():
     texts.append((REPO / "bench" / "README.md").read_text())
     for text in texts:
         assert not re.search(r"\bissue \d", text, re.IGNORECASE), text[:200]
+
+
+def test_the_report_states_dualads_kernel_thread_count():
+    results, extra = w3_run(2.0)
+    data = summarise(results, extra)
+    env = dict(measurement.environment("abc1234"), date="today", loadavg=[0.0, 0.0, 0.0])
+    assert env["kernel_threads"] == dict(threads=dualad.get_num_threads(),
+                                         openmp=dualad._core.has_openmp())
+    env["kernel_threads"] = dict(threads=7, openmp=True)
+    text = render.render(data, env, ([], "no plots in this test"), profiles=None)
+    assert "- dualad's elementwise kernels on large float arrays: 7 thread(s) (OpenMP;" in text
+    # results saved before the count was recorded say so
+    text = render.render(data, ENV, ([], "no plots in this test"), profiles=None)
+    assert "- dualad's kernel threads: not recorded with these results" in text

@@ -166,7 +166,14 @@ def environment(commit=None):
                 date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                 commit=commit or git_commit(), loadavg=list(os.getloadavg()),
                 tools=[(name, version(d)) for name, d in TOOLS],
-                peers=[(name, version(d)) for name, d in PEER_LIBS])
+                peers=[(name, version(d)) for name, d in PEER_LIBS],
+                kernel_threads=kernel_threads())
+
+
+def kernel_threads():
+    """dualad's thread count for its large elementwise kernels, and whether it has OpenMP."""
+    import dualad
+    return dict(threads=dualad.get_num_threads(), openmp=dualad._core.has_openmp())
 
 
 PROVENANCE = "provenance.json"

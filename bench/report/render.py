@@ -33,6 +33,13 @@ def render_header(add, env, quick, elapsed):
         add("- peers: " + ", ".join(f"{n} {v or 'not installed'}" for n, v in env["peers"]))
     else:
         add("- library versions: not recorded with these results")
+    threads = env.get("kernel_threads")
+    if threads is None:
+        add("- dualad's kernel threads: not recorded with these results")
+    else:
+        add(f"- dualad's elementwise kernels on large float arrays: {threads['threads']} "
+            f"thread(s) ({'OpenMP' if threads['openmp'] else 'built without OpenMP: serial'}; "
+            "`DUALAD_NUM_THREADS` sets it); W2 n=1000000 also runs at 1 and 2 threads")
     add("- JAX runs with `jax_enable_x64`; peers use their default threading. Each row's "
         "result was checked against the floor's value before it was timed.")
     add("")
