@@ -422,7 +422,9 @@ def getitem(x: TensorLike, key: Any) -> Tensor:
     x = convert_to_tensor(x)
     key = _index_value(key)
     try:
-        np.empty(x.shape, dtype=np.bool_)[key]
+        # numpy checks the key on a view of one bool with every stride 0: x's shape at O(1)
+        # memory (numpy's own errors, as on an array of that shape)
+        np.broadcast_to(np.False_, x.shape)[key]
     except IndexError as e:
         raise IndexError(f"index {key!r} is invalid for a tensor of shape {x.shape}: {e}") from None
     return _P["getitem"](x, key=key)
