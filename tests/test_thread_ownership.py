@@ -132,3 +132,30 @@ def test_8_threads_racing_to_enter_one_accumulator_get_right_numbers_or_a_clear_
     assert live_transformation_count() == before
     with acc:       # usable afterwards
         assert acc.jvp(x * x).numpy() == pytest.approx(1.4)
+
+
+def test_a_tape_reset_inside_its_block_stays_owned_by_its_thread():
+    # reset() gives the tape a new identity while it stays active: still refused elsewhere
+    tape = GradientTape(persistent=True)
+    entered, release, refused = threading.Event(), threading.Event(), []
+
+    def owner():
+        with tape:
+            tape.reset()
+            entered.set()
+            release.wait(20)
+
+    th = threading.Thread(target=owner)
+    th.start()
+    assert entered.wait(20)
+    try:
+        with pytest.raises(AlreadyActiveError, match="another thread"):
+            tape.__enter__()
+    finally:
+        release.set()
+        th.join()
+    x = dd.constant(3.0, dtype=dd.float64)
+    with tape:
+        tape.watch(x)
+        y = x * x
+    assert tape.gradient(y, x).numpy() == 6.0
