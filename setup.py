@@ -29,8 +29,7 @@ if CHECKED:
 
 # numpy's C API: the core marks the arrays it wraps read-only without a Python-level call
 # The core (one extension assembled from dualad/_*.pxi) and the trace/replay machine of
-# dualad.function (its own extension, calling the core through _core.pxd), and the C loops
-# of special functions (_special: libc's erf over float arrays).
+# dualad.function (its own extension, calling the core through _core.pxd).
 extensions = [Extension(f"dualad.{name}", [f"dualad/{name}.pyx"], extra_compile_args=["-O2"],
                         include_dirs=[numpy.get_include()],
                         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")])
