@@ -76,7 +76,7 @@ extensions = [Extension(f"dualad.{name}", [f"dualad/{name}.pyx"],
                         extra_link_args=OPENMP if name == "_core" else [],
                         include_dirs=[numpy.get_include()],
                         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")])
-              for name in ("_core", "_trace")]
+              for name in ("_core", "_trace", "_special")]
 
 setup(ext_modules=cythonize(extensions, compiler_directives=DIRECTIVES,
                             **({"build_dir": "build/checked"} if CHECKED else {})))

@@ -175,6 +175,8 @@ cdef class Tape(Transformation):
         seed = filled_like(t, 1.0, None)
         if active:
             self.recording = False  # as in TensorFlow: a non-persistent tape stops recording
+        if not self.persistent:
+            self._used = True   # a grad_fn asking this tape again mid-sweep: the one-use error
         try:
             grads = self._sweep_at_level([t], [seed], flat)
         finally:

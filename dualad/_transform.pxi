@@ -18,6 +18,8 @@ cdef class _ThreadState:
             _cached_state = NULL
         if self.stack is not None:
             _n_live -= len(self.stack)
+            for tr in self.stack:       # the dead thread's objects may be entered elsewhere
+                _owner_of.pop(<Py_ssize_t><PyObject*>tr, None)
         if self.tracer is not None:
             _n_tracing -= 1
 
@@ -32,6 +34,10 @@ cdef Py_ssize_t _n_live = 0          # transformations on any thread's stack: 0 
 cdef Py_ssize_t _n_tracing = 0       # traces being taken on any thread
 cdef long long _next_id = 0
 cdef set _live_tapes = set()         # ids of tapes holding slots, to recycle stale slot fields
+# address of each active transformation (alive: its thread's stack holds it) -> the thread state
+# id that entered it: one object is active on one thread at a time (its hidden counter and
+# recording flag are not per thread). Not its id, which a tape's reset() renews while active.
+cdef dict _owner_of = {}
 
 
 cdef inline _ThreadState _state():
@@ -312,6 +318,13 @@ class AlreadyActiveError(RuntimeError, ValueError):
 cdef int _enter_transformation(Transformation tr) except -1:
     global _n_live
     cdef list stack = _state().stack
+    cdef object me = PyThreadState_GetID(PyThreadState_Get())
+    # setdefault claims the object atomically (under the GIL): two threads racing here cannot
+    # both see it free
+    if _owner_of.setdefault(<Py_ssize_t><PyObject*>tr, me) != me:
+        raise AlreadyActiveError(f"this {type(tr).__name__} is already active on another thread; "
+                                 "a tape or accumulator is used by one thread at a time "
+                                 "(create one per thread)")
     if tr in stack:
         raise AlreadyActiveError(f"this {type(tr).__name__} is already active; "
                                  "a tape or accumulator cannot be entered twice")
@@ -328,6 +341,7 @@ cdef bint _leave_transformation(Transformation tr) except -1:
         if stack[i] is tr:
             del stack[i]
             _n_live -= 1
+            _owner_of.pop(<Py_ssize_t><PyObject*>tr, None)
             return True
     return False
 

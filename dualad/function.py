@@ -154,6 +154,12 @@ class Function:
             return self
         return functools.partial(self.__call__, obj)
 
+    def __reduce__(self):
+        # by reference (module and qualified name), as the function it decorates would be: the
+        # traced programs hold objects of this process and never travel; the other side
+        # traces again. A lambda or local function raises pickle's PicklingError.
+        return self.__qualname__
+
     def __call__(self, *args, **kwargs):
         if (self.eager or _run_eagerly or _core.tracing() or _core.active_transformations()
                 or _core.check_numerics_enabled()):

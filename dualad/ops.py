@@ -228,24 +228,39 @@ def log_softmax(logits: TensorLike, axis: int = -1, name: str | None = None) -> 
     return _P["log_softmax"](x, axis=normalize_axes(axis, x.ndim)[0])
 
 
-def argmax(input: TensorLike, axis: int | None = 0, name: str | None = None) -> Tensor:
-    """The index of the largest value along `axis` (int64, that axis removed); not
-    differentiable. Ties give the first index.
+def _index_dtype(fname, output_type):
+    """output_type of argmax/argmin as a numpy dtype: int32 or int64, else TypeError."""
+    try:
+        dtype = _core.as_dtype(output_type).np if output_type is not None else None
+    except TypeError:
+        dtype = None
+    if dtype not in (np.dtype(np.int32), np.dtype(np.int64)):
+        raise TypeError(f"{fname}: output_type must be int32 or int64, got {output_type!r}")
+    return dtype
+
+
+def argmax(input: TensorLike, axis: int | None = 0, output_type: DTypeLike = "int64",
+           name: str | None = None) -> Tensor:
+    """The index of the largest value along `axis` (int64, or int32 by `output_type`; that axis
+    removed); not differentiable. Ties give the first index.
 
     >>> dualad.argmax(dualad.constant([[1.0, 3.0], [4.0, 2.0]]), axis=1)  # [1, 0]
     """
     x = convert_to_tensor(input)
-    return _P["argmax"](x, axis=normalize_axes(axis, x.ndim)[0])
+    dtype = _index_dtype("argmax", output_type)
+    return cast(_P["argmax"](x, axis=normalize_axes(axis, x.ndim)[0]), dtype)
 
 
-def argmin(input: TensorLike, axis: int | None = 0, name: str | None = None) -> Tensor:
-    """The index of the smallest value along `axis` (int64, that axis removed); not
-    differentiable. Ties give the first index.
+def argmin(input: TensorLike, axis: int | None = 0, output_type: DTypeLike = "int64",
+           name: str | None = None) -> Tensor:
+    """The index of the smallest value along `axis` (int64, or int32 by `output_type`; that
+    axis removed); not differentiable. Ties give the first index.
 
     >>> dualad.argmin(dualad.constant([[1.0, 3.0], [4.0, 2.0]]), axis=1)  # [0, 1]
     """
     x = convert_to_tensor(input)
-    return _P["argmin"](x, axis=normalize_axes(axis, x.ndim)[0])
+    dtype = _index_dtype("argmin", output_type)
+    return cast(_P["argmin"](x, axis=normalize_axes(axis, x.ndim)[0]), dtype)
 
 
 # ---- linear algebra ---------------------------------------------------------------------------
@@ -426,7 +441,9 @@ def getitem(x: TensorLike, key: Any) -> Tensor:
     x = convert_to_tensor(x)
     key = _index_value(key)
     try:
-        np.empty(x.shape, dtype=np.bool_)[key]
+        # numpy checks the key on a view of one bool with every stride 0: x's shape at O(1)
+        # memory (numpy's own errors, as on an array of that shape)
+        np.broadcast_to(np.False_, x.shape)[key]
     except IndexError as e:
         raise IndexError(f"index {key!r} is invalid for a tensor of shape {x.shape}: {e}") from None
     return _P["getitem"](x, key=key)

@@ -15,7 +15,7 @@ JAX and PyTorch give 0 there).
 """
 import numpy as np
 
-from . import _core
+from . import _core, _special
 from ._core import binary, unary, filled_like
 from .shapes import (batched_key, inverse_permutation, keepdims_shape, normalize_axes,
                      swap_last_perm)
@@ -176,9 +176,16 @@ def _tangent_axes(t, x, axis):
     return tuple(a + 1 for a in normalize_axes(axis, x.ndim))
 
 
-def _shift_axis_param(params, k):
-    # ops always pass reduction axes explicitly, so "all axes" never swallows the batch axis
-    return dict(params, axis=tuple(a + 1 for a in params["axis"]))
+def _past_batch_axis(axis):
+    """An axis of a value as the axis of its tangent with a leading batch axis: a negative
+    axis counts from the end, which the batch axis does not move."""
+    return axis + 1 if axis >= 0 else axis
+
+
+def _single_axis(axis, ndim):
+    """One axis (an int, possibly negative, as a direct caller of a primitive may pass) as a
+    non-negative int; out of range: ValueError."""
+    return normalize_axes(int(axis), ndim)[0]
 
 
 def unbroadcast(ct, shape, batched=False):
@@ -509,7 +516,11 @@ def _reduce_sum_impl(x, axis=None, keepdims=False):
 
 reduce_sum = declare("reduce_sum", _reduce_sum_impl,
                      vjp=[_expand_cotangent],
-                     linear=_shift_axis_param, export="reduce_sum")
+                     # the reduced axes taken on the tangent (None and negative axes included)
+                     jvp=[lambda t, ans, args, p: reduce_sum(
+                         t, axis=_tangent_axes(t, args[0], (p or {}).get("axis")),
+                         keepdims=(p or {}).get("keepdims", False))],
+                     export="reduce_sum")
 
 
 def _reduce_tangent(t, x, weights, params):
@@ -675,9 +686,15 @@ broadcast_to = declare("broadcast_to", lambda x, shape: np.broadcast_to(x, shape
 
 transpose = declare("transpose", lambda x, perm: x.transpose(perm),
                     vjp=[lambda g, ans, args, p: transpose(g, perm=_batched_perm(
-                        inverse_permutation(p["perm"]), cotangent_lead(g, ans)))],
-                    linear=lambda p, k: dict(p, perm=(0,) + tuple(a + 1 for a in p["perm"])),
+                        inverse_permutation(_plain_perm(p["perm"])), cotangent_lead(g, ans)))],
+                    linear=lambda p, k: dict(p, perm=(0,) + tuple(_past_batch_axis(a)
+                                                                  for a in p["perm"])),
                     export="transpose")
+
+
+def _plain_perm(perm):
+    # negative entries as the non-negative axes they name (numpy has checked the permutation)
+    return tuple(int(a) % len(perm) for a in perm)
 
 
 def _batched_perm(perm, lead):
@@ -781,7 +798,8 @@ def _concat_vjp(k, g, ans, args, p):
     return getitem(g, key=key)
 
 
-concat = declare("concat", _concat_impl, linear=lambda p, k: dict(p, axis=p["axis"] + 1),
+concat = declare("concat", _concat_impl,
+                 linear=lambda p, k: dict(p, axis=_past_batch_axis(p["axis"])),
                  export="concat")
 concat.variadic_vjp = _concat_vjp
 
@@ -863,6 +881,10 @@ _erf_scalar = np.frompyfunc(__import__("math").erf, 1, 1)
 
 
 def _erf_impl(x):
+    # float32/float64: one C loop of libc's erf (math.erf's own, so the same bits); other
+    # dtypes (float16) through math.erf per element
+    if x.dtype == np.float64 or x.dtype == np.float32:
+        return _special.erf(x)
     return np.asarray(_erf_scalar(x), dtype=x.dtype)
 
 
@@ -887,11 +909,12 @@ def _scan_impl(ufunc, fill):
 
 
 def _shift_scan_axis(params, k):
-    return dict(params, axis=params["axis"] + 1)
+    return dict(params, axis=_past_batch_axis(params["axis"]))
 
 
 def _scan_axis(t, x, params):
-    return params["axis"] + 1 if is_batched(t, x) else params["axis"]
+    axis = _single_axis(params["axis"], x.ndim)
+    return axis + 1 if is_batched(t, x) else axis
 
 
 # the transpose of a running sum is the running sum taken the other way
@@ -930,7 +953,8 @@ def _suffix_recurrence(a, b, axis_a, axis_b):
 def _cumprod_vjp(g, ans, args, p):
     # d y_i / d x_k = (product of x before k) * (product of x after k in y_i's range): the
     # second factor summed against g is a suffix recurrence, so zeros in x give no 0/0
-    x, axis = args[0], p["axis"]
+    x = args[0]
+    axis = _single_axis(p["axis"], x.ndim)
     if p["reverse"]:  # the reverse scan is the forward scan of the flipped axis
         x, g = _flip(x, axis), _flip(g, axis)
     before = cumprod(x, axis=axis, exclusive=True, reverse=False)
@@ -943,7 +967,7 @@ def _cumprod_vjp(g, ans, args, p):
 def _cumprod_jvp(t, ans, args, p):
     # dy_i = x_i dy_(i-1) + t_i * (product of x before i) (inclusive; exclusive shifts by
     # one): a running recurrence, solved as a suffix recurrence on the flipped axis
-    x, axis, t_axis = args[0], p["axis"], _scan_axis(t, args[0], p)
+    x, axis, t_axis = args[0], _single_axis(p["axis"], args[0].ndim), _scan_axis(t, args[0], p)
     if not p["reverse"]:
         x, t = _flip(x, axis), _flip(t, t_axis)
     # now the scan runs from the end of the (flipped) axis towards its start
@@ -984,9 +1008,9 @@ def _product_of_others(x, axes):
 reduce_prod = declare(
     "reduce_prod", _reduce_prod_impl,
     vjp=[lambda g, ans, args, p: _mul(_expand_reduced(g, args[0].shape, p),
-                                      _product_of_others(args[0], p["axis"]))],
+                                      _product_of_others(args[0], normalize_axes(p["axis"], args[0].ndim)))],
     jvp=[lambda t, ans, args, p: _reduce_tangent(t, args[0],
-                                                 _product_of_others(args[0], p["axis"]), p)],
+                                                 _product_of_others(args[0], normalize_axes(p["axis"], args[0].ndim)), p)],
     export="reduce_prod")
 
 

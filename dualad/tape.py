@@ -144,6 +144,8 @@ class GradientTape(_core.Tape):
                               stacklevel=stacklevel)
             else:
                 self.recording = False  # as in TensorFlow: the tape stops recording
+        if not self.persistent:
+            self._used = True   # a grad_fn asking this tape again mid-sweep gets the error above
 
     def _gradient_general(self, target, sources, output_gradients, unconnected_gradients):
         # gradient() beyond its compiled fast path; stacklevel=2 is gradient()'s caller
