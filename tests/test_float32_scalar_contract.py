@@ -20,9 +20,11 @@ import dualad as dd
 POINTS = 20000
 RNG_SEED = 20261201
 
-# the stated bounds (README.md): max ulp distance, scalar path vs array path, float32
-FLOAT32_ULP_BOUND = {"sin": 1, "cos": 1, "tan": 1, "tanh": 1, "log1p": 1, "pow": 1,
-                     "exp": 2, "log": 2, "sigmoid": 3}
+# the stated bounds (README.md): max ulp distance, scalar path vs array path, float32. The
+# largest distance found over 4 million random points per op (20000 points found only 1 ulp
+# for tan and log1p and 2 for log; a Hypothesis draw then hit log1p's 2 at x=0.3784...).
+FLOAT32_ULP_BOUND = {"sin": 1, "cos": 1, "tanh": 1, "pow": 1, "tan": 2, "exp": 2, "log1p": 2,
+                     "log": 3, "sigmoid": 3}
 # float64 differs too: numpy's float64 loops are not all libm's
 FLOAT64_ULP_BOUND = {"sin": 0, "cos": 0, "log": 0, "tan": 1, "log1p": 1, "pow": 1, "exp": 1,
                      "tanh": 2, "sigmoid": 2}
@@ -64,9 +66,14 @@ def ulp_distance(a, b, dtype=np.float32):
     return np.abs(ordered(a) - ordered(b))
 
 
+# points where a wider search found the bound reached (kept so the fixed sample sees them)
+KNOWN_WORST = {"log1p": [0.3784010665464804]}
+
+
 def _points(name, dtype=np.float32):
     rng = np.random.default_rng([RNG_SEED, sorted(UNARY).index(name)])
-    return UNARY[name][2](rng, POINTS).astype(np.float32).astype(dtype)
+    xs = np.concatenate([UNARY[name][2](rng, POINTS), KNOWN_WORST.get(name, [])])
+    return xs.astype(np.float32).astype(dtype)
 
 
 def _scalar_path(fn, xs):
