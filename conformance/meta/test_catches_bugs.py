@@ -1,14 +1,15 @@
 """The conformance suite must fail on deliberately wrong implementations (conformance/meta/planted/).
 
-For every planted bug and every identity it breaks, the suite is run in a
-subprocess twice: on a genuine implementation (it must pass that identity)
-and on the planted one wrapping it (it must fail that identity, by an
-assertion rather than a crash). The genuine implementation is dualad when
+For every planted bug and every identity it breaks, the suite is run twice:
+on a genuine implementation (it must pass that identity) and on the planted
+one wrapping it (it must fail that identity, by an assertion rather than a
+crash). The runs share a few worker processes, one per core, each calling
+pytest.main for its runs one after another (batch_runner.py). The genuine implementation is dualad when
 dualad passes the identity, else the first installed peer that does. BREAKS
 must cover every identity of conformance/identities.md, so each identity is
 shown to fail on a wrong implementation; and every conformance test that
 passes somewhere must fail on at least one planted bug. Runs are narrowed
-with --identities and use the CI profile with a fixed seed (~25 s in all).
+with --identities and use the CI profile with a fixed seed.
 """
 from __future__ import annotations
 
