@@ -1,14 +1,15 @@
 """The conformance suite must fail on deliberately wrong implementations (conformance/meta/planted/).
 
-For every planted bug and every identity it breaks, the suite is run in a
-subprocess twice: on a genuine implementation (it must pass that identity)
-and on the planted one wrapping it (it must fail that identity, by an
-assertion rather than a crash). The genuine implementation is dualad when
+For every planted bug and every identity it breaks, the suite is run twice:
+on a genuine implementation (it must pass that identity) and on the planted
+one wrapping it (it must fail that identity, by an assertion rather than a
+crash). The runs share a few worker processes, one per core, each calling
+pytest.main for its runs one after another (batch_runner.py). The genuine implementation is dualad when
 dualad passes the identity, else the first installed peer that does. BREAKS
 must cover every identity of conformance/identities.md, so each identity is
 shown to fail on a wrong implementation; and every conformance test that
 passes somewhere must fail on at least one planted bug. Runs are narrowed
-with --identities and use the CI profile with a fixed seed (~25 s in all).
+with --identities and use the CI profile with a fixed seed.
 """
 from __future__ import annotations
 
@@ -19,10 +20,11 @@ import re
 import subprocess
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+
+from conformance.meta.planted._base import BASE_ENV
 
 REPO = Path(__file__).resolve().parents[2]
 PLANTED = Path(__file__).resolve().parent / "planted"
@@ -62,28 +64,70 @@ BREAKS = {
 }
 
 
-@functools.cache
-def run_conformance(impl: str, base: str | None = None, identities: tuple[str, ...] = ()) -> dict:
-    """Run ``pytest conformance/`` on ``impl``; return its JSON results."""
+def conformance_args(impl: str, identities: tuple[str, ...], results: Path) -> list[str]:
+    """The pytest arguments of one recorded run of the suite on ``impl``."""
+    args = [
+        "conformance", f"--impl={impl}", "-q", "-p", "no:cacheprovider",
+        "--hypothesis-profile=ci", f"--hypothesis-seed={SEED}", f"--conformance-json={results}",
+    ]
+    if identities:
+        args.append("--identities=" + ",".join(identities))
+    return args
+
+
+#: (impl, base, identities) -> the run's JSON results, filled by run_batches
+RESULTS: dict[tuple, dict] = {}
+#: (impl, base, identities) -> the runs before it in its worker process, in order
+RAN_BEFORE: dict[tuple, list[tuple]] = {}
+
+
+def run_batches(batches: list[list[tuple]]) -> None:
+    """Run each batch of ``(impl, base, identities)`` runs in one worker process
+    (conformance/meta/batch_runner.py), the batches at once, and record every run's results."""
     with tempfile.TemporaryDirectory() as tmp:
-        results = Path(tmp) / "results.json"
-        command = [
-            sys.executable, "-m", "pytest", "conformance", f"--impl={impl}", "-q", "-p", "no:cacheprovider",
-            "--hypothesis-profile=ci", f"--hypothesis-seed={SEED}", f"--conformance-json={results}",
-        ]
-        if identities:
-            command.append("--identities=" + ",".join(identities))
-        env = dict(os.environ)
-        env.pop("CONFORMANCE_IMPL", None)
-        if base:
-            env["CONFORMANCE_PLANTED_BASE"] = base
-        completed = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
-        if not results.exists():
-            pytest.fail(f"conformance run crashed: {' '.join(command)}\n{completed.stdout[-3000:]}\n{completed.stderr[-3000:]}")
-        data = json.loads(results.read_text())
-    data["returncode"] = completed.returncode
-    data["output"] = completed.stdout[-5000:]
-    return data
+        workers = []
+        for number, batch in enumerate(batches):
+            jobs = []
+            for index, (impl, base, identities) in enumerate(batch):
+                results = Path(tmp) / f"{number}-{index}.json"
+                # a planted adapter wraps the base named by CONFORMANCE_PLANTED_BASE; the
+                # implementation comes from --impl only
+                env = {"CONFORMANCE_IMPL": None, BASE_ENV: base}
+                jobs.append({"args": conformance_args(impl, identities, results), "env": env})
+            (Path(tmp) / f"{number}.jobs.json").write_text(json.dumps(jobs))
+            log = open(Path(tmp) / f"{number}.log", "w+")
+            command = [sys.executable, "-m", "conformance.meta.batch_runner", str(Path(tmp) / f"{number}.jobs.json")]
+            workers.append((batch, log, subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, text=True)))
+        outputs = []
+        try:
+            for _, log, worker in workers:
+                worker.wait(timeout=900)
+        finally:  # a timeout, or an interrupt: no worker outlives the test
+            for _, log, worker in workers:
+                if worker.poll() is None:
+                    worker.kill()
+                    worker.wait()
+                log.seek(0)
+                outputs.append(log.read())
+                log.close()
+        for number, ((batch, _, worker), output) in enumerate(zip(workers, outputs)):
+            for index, key in enumerate(batch):
+                results = Path(tmp) / f"{number}-{index}.json"
+                if not results.exists():
+                    pytest.fail(f"conformance run crashed: pytest {' '.join(conformance_args(key[0], key[2], results))}\n"
+                                f"(its worker exited {worker.returncode}; the worker's output ends:)\n{output[-5000:]}")
+                data = json.loads(results.read_text())
+                data["returncode"] = data["exitstatus"]
+                RESULTS[key] = data
+                RAN_BEFORE[key] = list(batch[:index])
+
+
+def run_conformance(impl: str, base: str | None = None, identities: tuple[str, ...] = ()) -> dict:
+    """Run ``pytest conformance/`` on ``impl`` (once; later calls reuse it); return its JSON results."""
+    key = (impl, base, identities)
+    if key not in RESULTS:
+        run_batches([[key]])
+    return RESULTS[key]
 
 
 def outcomes(data: dict, identity: str) -> list[dict]:
@@ -104,23 +148,91 @@ def genuine_base(identity: str) -> str | None:
     return None
 
 
+def planted_spec(module: str) -> str:
+    return f"conformance.meta.planted.{module}:Adapter"
+
+
 def planted_run(module: str, base: str) -> dict:
-    """The planted module over ``base``, on every identity it breaks that ``base`` passes."""
+    """The planted module over ``base``, on every identity it breaks that ``base`` passes.
+
+    Over the first candidate (dualad) the module has already run on all its identities (the
+    runs start before the genuine run says which identities dualad passes): its results are
+    narrowed to the tests that --identities would have selected."""
     identities = tuple(i for i in BREAKS[module] if genuine_base(i) == base)
-    return run_conformance(f"conformance.meta.planted.{module}:Adapter", base, identities)
+    speculative = (planted_spec(module), base, tuple(BREAKS[module]))
+    if speculative in RESULTS:
+        data = dict(RESULTS[speculative])
+        data["results"] = [r for r in data["results"] if set(r["identities"]) & set(identities)]
+        return data
+    return run_conformance(planted_spec(module), base, identities)
 
 
 CASES = [(module, identity) for module, identities in BREAKS.items() for identity in identities]
 
 
+FIRST = GENUINE_CANDIDATES[0]
+
+
+def worker_count() -> int:
+    return min(max(2, os.cpu_count() or 2), 8)
+
+
+def split(runs: list[tuple], weight, workers: int) -> list[list[tuple]]:
+    """The runs in ``workers`` batches of about equal total weight (heaviest first, each to the
+    lightest batch)."""
+    batches: list[list[tuple]] = [[] for _ in range(workers)]
+    loads = [0] * workers
+    for run in sorted(runs, key=weight, reverse=True):
+        lightest = loads.index(min(loads))
+        batches[lightest].append(run)
+        loads[lightest] += weight(run)
+    return [batch for batch in batches if batch]
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _planted_runs_started_together():
-    """Each planted run is its own pytest process: start them all at once, one per core, so
-    that the CI profile's wall time is not their sum. The tests then read the cached results."""
-    bases = {identity: genuine_base(identity) for _, identity in CASES}  # the genuine runs first
-    jobs = sorted({(module, bases[i]) for module, ids in BREAKS.items() for i in ids if bases[i] is not None})
-    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        list(pool.map(lambda job: planted_run(*job), jobs))
+    """All runs in a few worker processes (one per core), each running its share one after
+    another in-process (batch_runner.py). Every planted module runs over the first candidate
+    (dualad) on all its identities at once, together with dualad's genuine run, which goes last
+    in its worker: after planted runs in the same process, so that it shows they leave nothing
+    behind (test_a_genuine_run_after_planted_runs_in_its_process_passes). The identities
+    dualad does not pass then get their genuine and planted runs over the next candidates.
+    The tests read the recorded results."""
+    genuine = (FIRST, None, ())
+    planted = [(planted_spec(module), FIRST, tuple(identities)) for module, identities in BREAKS.items()]
+    everything = len(catalogue_ids())
+    batches = split([genuine] + planted, lambda run: everything if run == genuine else len(run[2]), worker_count())
+    with_genuine = next(batch for batch in batches if genuine in batch)
+    if len(with_genuine) == 1:  # many cores: give it the lightest planted run of another batch
+        donor = min((b for b in batches if b is not with_genuine and len(b) > 1), key=len)
+        with_genuine.append(donor.pop())
+    with_genuine.remove(genuine)
+    with_genuine.append(genuine)  # last, after planted runs
+    run_batches(batches)
+    # the identities dualad does not pass: their genuine runs (genuine_base) and planted runs
+    # over the implementation that passes them
+    others = []
+    for module, identities in BREAKS.items():
+        for base in sorted({genuine_base(i) for i in identities} - {None, FIRST}):
+            others.append((planted_spec(module), base, tuple(i for i in identities if genuine_base(i) == base)))
+    if others:
+        run_batches(split(others, lambda run: len(run[2]), worker_count()))
+
+
+def test_a_genuine_run_after_planted_runs_in_its_process_passes():
+    """The planted runs share worker processes: none may leave state (Hypothesis' settings or
+    seed, the adapter selection, environment, module caches, dualad's own) that changes a later
+    run. dualad's genuine run, last in its worker, must pass every test as it does alone
+    (`python -m pytest conformance`: dualad runs every test and passes)."""
+    genuine = (FIRST, None, ())
+    before = [run for run in RAN_BEFORE[genuine] if run[1] is not None]
+    assert before, f"the genuine {FIRST} run was not preceded by planted runs in its worker: {RAN_BEFORE[genuine]}"
+    data = RESULTS[genuine]
+    failed = [r for r in data["results"] if r["outcome"] == "failed"]
+    assert data["results"] and not failed, (
+        f"{FIRST}'s genuine run, after {len(before)} planted runs in the same process, failed:\n"
+        + "\n".join(f"  {r['nodeid']}: {r.get('message', '')[:300]}" for r in failed)
+    )
 
 
 @pytest.mark.parametrize("module, identity", CASES, ids=[f"{m}-{i}" for m, i in CASES])
