@@ -117,17 +117,9 @@ def _mark_known_deviations(items):
             item.add_marker(pytest.mark.xfail(strict=True, reason=f"known deviation: {reason}"))
 
 
-def _describe_impl() -> str:
-    try:
-        impl = adapters.selected()
-    except adapters.AdapterUnavailable as exc:
-        return f"unavailable: {exc}"
-    versions = ", ".join(f"{k} {v}" for k, v in impl.versions.items())
-    return f"{impl.name} ({versions})"
-
-
 def pytest_report_header(config):
-    return [f"conformance implementation: {adapters.selected_spec()} -> {_describe_impl()}"]
+    # an installed run (pytest --pyargs conformance) loads this file after the header: the plugin says it
+    return None if plugin.runs_installed_suite(config) else plugin.implementation_header()
 
 
 @pytest.fixture(scope="session")

@@ -76,7 +76,7 @@ def pytest_configure(config):
     # Checked here, at start-up, when the run names an implementation or is a run of the installed
     # suite: with --pyargs, conftest.py loads during collection, where a usage error is no longer
     # a one-line message. Other runs of the environment are left alone.
-    if config.getoption("--impl") or config.getoption("--conformance-json") or _runs_installed_suite(config):
+    if config.getoption("--impl") or config.getoption("--conformance-json") or runs_installed_suite(config):
         select_implementation(config)
     path = config.getoption("--conformance-json")
     # Under pytest-xdist the controller alone writes the file: each worker's reports (which carry
@@ -85,11 +85,26 @@ def pytest_configure(config):
         config.pluginmanager.register(JsonResults(path, config), "conformance-json")
 
 
-def _runs_installed_suite(config) -> bool:
+def runs_installed_suite(config) -> bool:
     """``pytest --pyargs conformance`` (or a module or test of it)."""
     return bool(config.getoption("pyargs", False)) and any(
         arg.split("::")[0].split(".")[0] == "conformance" for arg in config.args
     )
+
+
+def pytest_report_header(config):
+    if runs_installed_suite(config):
+        return implementation_header()
+    return None
+
+
+def implementation_header() -> list[str]:
+    try:
+        impl = adapters.selected()
+        described = f"{impl.name} ({', '.join(f'{k} {v}' for k, v in impl.versions.items())})"
+    except adapters.AdapterUnavailable as exc:
+        described = f"unavailable: {exc}"
+    return [f"conformance implementation: {adapters.selected_spec()} -> {described}"]
 
 
 def select_implementation(config) -> None:

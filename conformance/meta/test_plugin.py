@@ -52,9 +52,11 @@ def outcomes(results_file: Path) -> dict[str, tuple[str, tuple[str, ...]]]:
 
 
 def test_pyargs_run_from_another_directory_takes_impl_from_the_plugin():
-    completed = run_elsewhere(*AS_INSTALLED, f"--impl={EXAMPLE}", "--identities=GT-SUMSQ-01", "-q")
+    completed = run_elsewhere(*AS_INSTALLED, f"--impl={EXAMPLE}", "--identities=GT-SUMSQ-01")
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert re.search(r"\b2 passed\b", completed.stdout), completed.stdout
+    # the header names the implementation, although conftest.py loads only after it
+    assert f"conformance implementation: {EXAMPLE} -> tinytape" in completed.stdout, completed.stdout
 
 
 @pytest.fixture(scope="module")
