@@ -1,66 +1,29 @@
-"""pytest wiring: implementation selection, Hypothesis profiles, identity markers, JSON results."""
+"""pytest wiring: implementation selection, identity markers, capabilities, strict skips.
+
+The options, the Hypothesis profiles and the JSON results are conformance.plugin's: they must
+also exist in a process that never loads this file (a pytest-xdist controller running
+`pytest --pyargs conformance -n N`, whose workers alone collect the installed suite)."""
 from __future__ import annotations
 
-import datetime
-import json
-import os
-import platform
 import shlex
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import settings
 
-from conformance import adapters
-
-# Profiles. `ci` keeps the whole suite against one implementation well inside
-# a minute on two cores: few examples and no shrinking (shrinking a failure
-# that involves compiling can take Hypothesis' full five minutes; the printed
-# blob still replays the failing draw). `thorough` is for hunting bugs.
-settings.register_profile(
-    "ci",
-    max_examples=12,
-    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target],
-    deadline=None,  # first calls into TF/JAX/torch compile kernels
-    print_blob=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-settings.register_profile(
-    "thorough",
-    max_examples=300,
-    deadline=None,
-    print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-settings.load_profile("ci")  # --hypothesis-profile=thorough overrides this
+from conformance import adapters, plugin
 
 #: The suite's tests of itself (conformance/meta/): independent of --impl.
 META = Path(__file__).resolve().parent / "meta"
 
 
-def pytest_addoption(parser):
-    group = parser.getgroup("conformance")
-    group.addoption(
-        "--impl",
-        default=None,
-        help=(
-            f"implementation to check: {', '.join(adapters.BUILTIN)} or package.module:Attribute "
-            f"(default: ${adapters.ENV_VAR} or {adapters.DEFAULT_IMPL})"
-        ),
-    )
-    group.addoption(
-        "--identities",
-        default=None,
-        metavar="ID,ID",
-        help="run only the tests of these catalogue identities (e.g. GT-FLOW-01,GT-SGD-02)",
-    )
-    group.addoption(
-        "--conformance-json",
-        default=None,
-        metavar="PATH",
-        help="write per-test results with identity IDs to PATH (used by python -m conformance.report)",
-    )
+def pytest_addoption(parser, pluginmanager):
+    """The options live in conformance.plugin, which the installed distribution dualad-conformance
+    registers as its pytest11 entry point `conformance` (pytest parses the command line of
+    `pytest --pyargs conformance` before it finds this conftest). From a checkout, register it
+    here unless that entry point is loaded already: an option added twice is an error."""
+    if pluginmanager.get_plugin("conformance") is None and not pluginmanager.is_registered(plugin):
+        pluginmanager.register(plugin)  # under its module name: -p no:conformance blocks only the entry point
 
 
 #: Warnings that peers' own internals raise (the project's pytest settings make warnings errors):
@@ -79,13 +42,14 @@ def pytest_configure(config):
         config.addinivalue_line("filterwarnings", line)
     config.addinivalue_line("markers", "identity(*ids): the catalogue identities (identities.md) this test checks")
     config.addinivalue_line("markers", "requires(*capabilities): adapter capabilities this test needs")
-    try:
-        adapters.select(config.getoption("--impl"))
-    except ValueError as e:   # a typo in --impl: one line, not pytest's INTERNALERROR dump
-        raise pytest.UsageError(f"--impl: {e}") from None
-    path = config.getoption("--conformance-json")
-    if path:
-        config.pluginmanager.register(JsonResults(path, config), "conformance-json")
+    # as the checkout's pyproject.toml does, for an installed run (pytest --pyargs conformance) from
+    # a project without that configuration: the suite takes this gradient in context on purpose
+    config.addinivalue_line(
+        "filterwarnings", "ignore:GradientTape.gradient was called inside the context of its own persistent tape"
+    )
+    plugin.select_implementation(config)
+    if not config.getoption("hypothesis_profile", None):
+        settings.load_profile("ci")   # the default profile (conformance.plugin registers both)
 
 
 def _in_meta(path) -> bool:
@@ -153,17 +117,9 @@ def _mark_known_deviations(items):
             item.add_marker(pytest.mark.xfail(strict=True, reason=f"known deviation: {reason}"))
 
 
-def _describe_impl() -> str:
-    try:
-        impl = adapters.selected()
-    except adapters.AdapterUnavailable as exc:
-        return f"unavailable: {exc}"
-    versions = ", ".join(f"{k} {v}" for k, v in impl.versions.items())
-    return f"{impl.name} ({versions})"
-
-
 def pytest_report_header(config):
-    return [f"conformance implementation: {adapters.selected_spec()} -> {_describe_impl()}"]
+    # an installed run (pytest --pyargs conformance) loads this file after the header: the plugin says it
+    return None if plugin.runs_installed_suite(config) else plugin.implementation_header()
 
 
 @pytest.fixture(scope="session")
@@ -208,6 +164,8 @@ def _skips_fail() -> bool:
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
+    # travels with the report (pytest-xdist serialises its attributes) to the JSON results
+    report.conformance_identities = [i for m in item.iter_markers("identity") for i in m.args]
     if report.skipped and not hasattr(report, "wasxfail") and not _in_meta(item.path) and _skips_fail():
         longrepr = report.longrepr
         reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
@@ -224,72 +182,3 @@ def pytest_runtest_makereport(item, call):
         report.sections.append(
             ("conformance reproduction", f"{command}\n(Hypothesis' @reproduce_failure blob above replays the exact draw.)")
         )
-
-
-class JsonResults:
-    """Collects one record per test (identities, outcome, skip reason, failure summary)."""
-
-    def __init__(self, path, config):
-        self.path = path
-        self.config = config
-        self.records = {}
-        self.identities = {}
-
-    def pytest_collection_modifyitems(self, items):
-        for item in items:
-            ids = [i for m in item.iter_markers("identity") for i in m.args]
-            self.identities[item.nodeid] = ids
-
-    def pytest_runtest_logreport(self, report):
-        record = self.records.setdefault(
-            report.nodeid,
-            {"nodeid": report.nodeid, "identities": self.identities.get(report.nodeid, []), "outcome": "passed"},
-        )
-        if hasattr(report, "wasxfail"):  # a declared known deviation that did deviate
-            record["outcome"] = "xfailed"
-            record["reason"] = report.wasxfail.removeprefix("reason: ")
-        elif report.skipped:
-            record["outcome"] = "skipped"
-            longrepr = report.longrepr
-            record["reason"] = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
-            record["reason"] = record["reason"].removeprefix("Skipped: ")
-        elif report.failed:
-            record["outcome"] = "failed"
-            record["message"] = _failure_summary(report)
-            if getattr(report, "longrepr", None) is not None and "XPASS(strict)" in str(report.longrepr):
-                record["message"] = f"passed although declared a known deviation: {report.longrepr}"
-        if report.when == "call":
-            record["duration"] = round(report.duration, 3)
-
-    def pytest_sessionfinish(self, session, exitstatus):
-        try:
-            impl = adapters.selected()
-            name, versions, unavailable = impl.name, impl.versions, None
-            unsupported = dict(getattr(impl, "unsupported", {}))
-            deviations = dict(getattr(impl, "known_deviations", {}) or {})
-        except adapters.AdapterUnavailable as exc:
-            name, versions, unavailable = adapters.selected_spec(), {}, str(exc)
-            unsupported, deviations = {}, {}
-        data = {
-            "impl": adapters.selected_spec(),
-            "name": name,
-            "versions": versions,
-            "unavailable": unavailable,
-            "unsupported": unsupported,
-            "known_deviations": deviations,
-            "python": platform.python_version(),
-            "hypothesis_profile": settings.get_current_profile_name(),
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "exitstatus": int(exitstatus),
-            "results": list(self.records.values()),
-        }
-        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-        with open(self.path, "w") as f:
-            json.dump(data, f, indent=2)
-
-
-def _failure_summary(report) -> str:
-    """The assertion line(s) of a failure, not the whole traceback."""
-    crash = getattr(report.longrepr, "reprcrash", None)
-    text = crash.message if crash is not None else str(report.longrepr)
-    return text.strip()[:600]

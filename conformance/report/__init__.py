@@ -2,11 +2,13 @@
 
     python -m conformance.report                      # CI profile, every importable implementation
     python -m conformance.report --profile thorough   # many more examples per property (slow)
+    python -m conformance.report --profile thorough -n 4   # the same over 4 pytest-xdist workers
     python -m conformance.report --impl dualad --impl torch
     python -m conformance.report --no-run             # rewrite REPORT.md from results.json
 
 Each implementation runs in its own ``pytest conformance --impl=NAME``
-subprocess with ``--conformance-json``; an implementation whose library is not
+subprocess with ``--conformance-json`` (with ``-n N``, spread over N pytest-xdist workers, whose
+results the controller merges into the one file); an implementation whose library is not
 importable is listed as not installed, without a run. The per-identity cell
 aggregates every test tagged with that identity:
 
@@ -85,8 +87,10 @@ def installed(impl: str) -> bool:
     return importlib.util.find_spec(LIBRARIES.get(impl, impl)) is not None
 
 
-def run_impl(impl: str, profile: str, seed: str | None, timeout: float, identities: str | None = None) -> dict:
-    """``pytest conformance --impl=impl`` in a subprocess; its JSON results plus run metadata."""
+def run_impl(impl: str, profile: str, seed: str | None, timeout: float, identities: str | None = None,
+             workers: int | None = None) -> dict:
+    """``pytest conformance --impl=impl`` in a subprocess (over ``workers`` pytest-xdist workers if
+    given); its JSON results plus run metadata."""
     with tempfile.TemporaryDirectory() as tmp:
         results = Path(tmp) / "results.json"
         command = [
@@ -97,6 +101,8 @@ def run_impl(impl: str, profile: str, seed: str | None, timeout: float, identiti
             command.append(f"--hypothesis-seed={seed}")
         if identities:
             command.append(f"--identities={identities}")
+        if workers:
+            command += ["-n", str(workers)]
         env = dict(os.environ)
         env.pop(adapters.ENV_VAR, None)
         start = time.monotonic()
@@ -357,7 +363,15 @@ def main(argv=None) -> int:
                              "implementation, else a temporary directory, printed)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per implementation (default: 3600)")
     parser.add_argument("--no-run", action="store_true", help="rewrite REPORT.md from the output directory's results.json")
+    parser.add_argument("-n", "--workers", type=int, default=None, metavar="N",
+                        help="run each implementation's tests over N pytest-xdist workers (for the thorough "
+                             "profile; needs pytest-xdist, the xdist extra)")
     args = parser.parse_args(argv)
+    if args.workers is not None and not args.no_run:
+        if args.workers < 1:
+            parser.error(f"--workers must be at least 1, not {args.workers}")
+        if importlib.util.find_spec("xdist") is None:
+            parser.error("--workers needs pytest-xdist, which is not installed: pip install pytest-xdist")
 
     if args.no_run:
         args.out = args.out or HERE
@@ -373,7 +387,7 @@ def main(argv=None) -> int:
             runs[impl] = {"impl": impl, "not_installed": True, "results": []}
             continue
         print(f"{impl}: running the {args.profile} profile ...", flush=True)
-        runs[impl] = run_impl(impl, args.profile, args.seed, args.timeout, args.identities)
+        runs[impl] = run_impl(impl, args.profile, args.seed, args.timeout, args.identities, args.workers)
         print(f"{impl}: {runs[impl]['summary'] or 'no summary'} ({runs[impl]['seconds']:.0f} s)", flush=True)
     if args.out is None:
         args.out = committed_or_temporary(args, runs)
