@@ -167,15 +167,49 @@ except ImportError:
     pass
 
 
+cdef extern from "Python.h":
+    int PyContext_Enter(object ctx) except -1
+    int PyContext_Exit(object ctx) except -1
+
+cdef object _np_ufunc_type = np.ufunc
+# numpy's own ufuncs (not np.frompyfunc's, which call Python functions)
+cdef frozenset _numpy_ufuncs = frozenset([f for f in vars(np).values() if type(f) is np.ufunc])
+
+
 cdef object _call_impl(Primitive p, tuple args, dict params):
+    cdef _ThreadState st
     if _np_errstate_var is None:
         with np.errstate(all="ignore"):
             return _call_impl_raw(p, args, params)
+    if type(p.impl) is _np_ufunc_type and p.impl in _numpy_ufuncs:
+        st = _state()
+        if not st.quiet_entered:
+            return _call_ufunc_quietly(st, p, args, params)
     token = PyContextVar_Set(_np_errstate_var, _IGNORE_FP_ERRORS)
     try:
         return _call_impl_raw(p, args, params)
     finally:
         PyContextVar_Reset(_np_errstate_var, token)
+
+
+cdef object _call_ufunc_quietly(_ThreadState st, Primitive p, tuple args, dict params):
+    # A numpy ufunc on numeric arrays runs no Python code of its own and reads no context
+    # variable but numpy's error state: it runs in this thread's own context holding only that
+    # state ("ignore"). Entering a context swaps a pointer; setting the variable in the
+    # caller's context (the general path) builds a new context each time, ~10x the cost.
+    # A finalizer that runs inside (garbage collection during an allocation) and calls an op
+    # finds quiet_entered set and takes the general path.
+    if st.quiet is None:
+        st.quiet = _contextvars.Context()
+        st.quiet.run(_np_errstate_var.set, _IGNORE_FP_ERRORS)
+    ctx = st.quiet
+    PyContext_Enter(ctx)
+    st.quiet_entered = True
+    try:
+        return _call_impl_raw(p, args, params)
+    finally:
+        st.quiet_entered = False
+        PyContext_Exit(ctx)
 
 
 cdef object _add_into_quietly(object arr, object other):
