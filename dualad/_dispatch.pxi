@@ -175,13 +175,30 @@ cdef object _np_ufunc_type = np.ufunc
 # numpy's own ufuncs (not np.frompyfunc's, which call Python functions)
 cdef frozenset _numpy_ufuncs = frozenset([f for f in vars(np).values() if type(f) is np.ufunc])
 
+import types as _types
+cdef object _py_function_type = _types.FunctionType  # (a lambda here would be Cython's)
+# built-in impls (Python functions) that only call numpy on arrays, as numpy's ufuncs do:
+# registered by rules.py (run_quietly)
+cdef set _quiet_impls = set()
+
+
+def run_quietly(*impls):
+    """Mark built-in impls (plain Python functions over numpy arrays, calling nothing else)
+    to run as numpy's own ufuncs do, in the per-thread quiet context (_call_ufunc_quietly)."""
+    for impl in impls:
+        if type(impl) is not _py_function_type:
+            raise TypeError(f"run_quietly takes Python functions, got {type(impl).__name__}")
+        _quiet_impls.add(impl)
+
 
 cdef object _call_impl(Primitive p, tuple args, dict params):
     cdef _ThreadState st
     if _np_errstate_var is None:
         with np.errstate(all="ignore"):
             return _call_impl_raw(p, args, params)
-    if type(p.impl) is _np_ufunc_type and p.impl in _numpy_ufuncs:
+    impl = p.impl
+    if ((type(impl) is _np_ufunc_type and impl in _numpy_ufuncs)
+            or (type(impl) is _py_function_type and impl in _quiet_impls)):
         st = _state()
         if not st.quiet_entered:
             return _call_ufunc_quietly(st, p, args, params)

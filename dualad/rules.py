@@ -623,11 +623,20 @@ def _matmul_impl(a, b):
     if a.shape[-1] != b.shape[-2]:
         raise ValueError(f"inner dimensions differ: {a.shape[-1]} (last axis of the first "
                          f"operand) vs {b.shape[-2]} (second-to-last axis of the second)")
+    if a.ndim == 2 and b.ndim == 2 and a.shape[0] * b.shape[1] <= _SMALL_PRODUCT:
+        # small matrices: ndarray.dot calls the same kernels as matmul without its
+        # generalized-ufunc set-up (~5x the cost of the product itself at these sizes)
+        return a.dot(b)
     if a.shape[-1] == 1 and a.ndim >= 2 and b.ndim >= 2:
         # an outer product (the VJP of a vector dot product makes these): numpy's matmul
         # takes ~10x longer than the broadcast product, which gives the same bits
         return np.multiply(a, b)
     return np.matmul(a, b)
+
+
+# the largest output (elements) _matmul_impl computes with ndarray.dot: beyond it, an outer
+# product by BLAS (inner dimension 1) is far slower than the broadcast product
+_SMALL_PRODUCT = 4096
 
 
 # Rules call the primitive itself: its operands (and tangents, batched or not) are always of
@@ -677,6 +686,11 @@ transpose = declare("transpose", lambda x, perm: x.transpose(perm),
                         inverse_permutation(p["perm"]), cotangent_lead(g, ans)))],
                     linear=lambda p, k: dict(p, perm=(0,) + tuple(a + 1 for a in p["perm"])),
                     export="transpose")
+
+
+# impls that only call numpy on arrays run as numpy's ufuncs do (see _core.run_quietly)
+_core.run_quietly(_matmul_impl, reshape.impl, broadcast_to.impl, transpose.impl,
+                  _reduce_sum_impl, _softmax_impl, _log_softmax_impl, _logsumexp_impl)
 
 
 def _batched_perm(perm, lead):
