@@ -260,8 +260,9 @@ def _sum(x, axis, keepdims):
 
 
 def _reshape(x, shape):
-    shape = tuple(int(d) for d in shape)
-    return x if shape == x.shape else reshape(x, shape=shape)
+    if shape == x.shape:    # compared before converting: most calls change nothing
+        return x
+    return reshape(x, shape=tuple(map(int, shape)))
 
 
 def _broadcast_to(x, shape):
@@ -283,7 +284,11 @@ def _zero_or_aligned(t, x, ans, k):
 
 def swap_last(x):
     """x with its last two axes exchanged (recorded)."""
-    return transpose(x, perm=swap_last_perm(x.ndim))
+    ndim = x.ndim
+    return transpose(x, perm=_SWAP_2D if ndim == 2 else swap_last_perm(ndim))
+
+
+_SWAP_2D = (1, 0)
 
 
 # ============================================================================================
@@ -681,9 +686,17 @@ broadcast_to = declare("broadcast_to", lambda x, shape: np.broadcast_to(x, shape
                        vjp=[lambda g, ans, args, p: g],
                        jvp=_broadcast_to_jvp, export="broadcast_to")
 
+def _transpose_vjp(g, ans, args, p):
+    perm = p["perm"]
+    # a permutation of two axes is its own inverse
+    inverse = perm if len(perm) == 2 else inverse_permutation(perm)
+    if g.ndim == ans.ndim + 1:      # a batch of cotangents: its axis stays first
+        inverse = _batched_perm(inverse, True)
+    return transpose(g, perm=inverse)
+
+
 transpose = declare("transpose", lambda x, perm: x.transpose(perm),
-                    vjp=[lambda g, ans, args, p: transpose(g, perm=_batched_perm(
-                        inverse_permutation(p["perm"]), cotangent_lead(g, ans)))],
+                    vjp=[_transpose_vjp],
                     linear=lambda p, k: dict(p, perm=(0,) + tuple(a + 1 for a in p["perm"])),
                     export="transpose")
 

@@ -181,3 +181,37 @@ def test_a_primitive_whose_impl_is_a_python_ufunc_runs_in_the_callers_context():
     finally:
         marker.reset(token)
     assert seen and set(seen) == {"caller"}
+
+
+def test_matmul_adjoint_flags_are_the_transpose_for_real_tensors_and_exclusive():
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(3, 2)), rng.normal(size=(4, 3))
+    out = dd.matmul(a, b, adjoint_a=True, adjoint_b=True)
+    np.testing.assert_array_equal(out.numpy(), dd.matmul(a, b, transpose_a=True,
+                                                         transpose_b=True).numpy())
+    np.testing.assert_allclose(out.numpy(), a.T @ b.T, rtol=1e-15)
+    for flags in (dict(transpose_a=True, adjoint_a=True), dict(transpose_b=True, adjoint_b=True)):
+        with pytest.raises(ValueError, match="not both"):
+            dd.matmul(a, a, **flags)
+    with pytest.raises(ValueError, match="output_type"):
+        dd.matmul(a.T, a, output_type=dd.float32)
+    # the signature TensorFlow's code calls
+    assert list(inspect.signature(dd.matmul).parameters)[:6] == [
+        "a", "b", "transpose_a", "transpose_b", "adjoint_a", "adjoint_b"]
+
+
+def test_matmul_fast_path_keeps_the_checks_of_the_general_path():
+    m, v = dd.constant(np.ones((2, 3))), dd.constant(np.ones(3))
+    with pytest.raises(ValueError, match="inner dimensions 3 and 2 differ"):
+        dd.matmul(m, dd.constant(np.ones((2, 2))))
+    with pytest.raises(ValueError, match="inner dimensions 3 and 4 differ"):
+        dd.matmul(m, dd.constant(np.ones(4)))
+    with pytest.raises(TypeError, match="different dtypes"):
+        dd.matmul(m, dd.constant(np.ones(3, np.float32)))
+    with pytest.raises(ValueError, match="rank >= 1"):
+        dd.matmul(m, dd.constant(1.0, dtype=dd.float64))
+    with dd.GradientTape() as tape:
+        tape.watch(v)
+        y = dd.matmul(m, v)
+    assert y.shape == (2,)
+    np.testing.assert_array_equal(tape.gradient(y, v).numpy(), [2.0, 2.0, 2.0])
