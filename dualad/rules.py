@@ -666,8 +666,16 @@ matmul = declare("matmul", _matmul_impl,
 # Shape manipulation
 # ============================================================================================
 
-reshape = declare("reshape", lambda x, shape: np.reshape(x, shape),
-                  vjp=[lambda g, ans, args, p: _reshape(g, cotangent_lead(g, ans) + args[0].shape)],
+def _reshape_vjp(g, ans, args, p):
+    shape = args[0].shape
+    if g.ndim == ans.ndim + 1:      # a batch of cotangents: its axis stays first
+        shape = g.shape[:1] + shape
+    return _reshape(g, shape)
+
+
+# the impl gets arrays (Tensor values): their method, without np.reshape's Python dispatch
+reshape = declare("reshape", lambda x, shape: x.reshape(shape),
+                  vjp=[_reshape_vjp],
                   linear=lambda p, k: dict(p, shape=(k,) + tuple(p["shape"])), export="reshape")
 
 def _broadcast_to_jvp(tangents, ans, args, p):
