@@ -191,7 +191,11 @@ def unbroadcast(ct, shape, batched=False):
         raise ValueError(f"cannot reduce a cotangent of shape {ct.shape} to shape {shape}")
     axes = tuple(range(b, b + lead)) + tuple(
         b + lead + i for i, d in enumerate(shape) if d == 1 and ct.shape[b + lead + i] != 1)
-    if axes:
+    if axes and len(axes) == lead:
+        # only the axes broadcasting added (a bias): summed away, no reshape after; the axes
+        # are sorted and in range already, so the primitive is called directly
+        ct = reduce_sum(ct, axis=axes, keepdims=False)
+    elif axes:
         ct = _sum(ct, axes, True)
         if lead:
             ct = _reshape(ct, ct.shape[:b] + ct.shape[b + lead:])
