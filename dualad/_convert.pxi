@@ -333,7 +333,9 @@ cpdef Tensor filled_like(Tensor t, double value, object dtype=None):
     cdef int kind = _kind_of(dt)
     if t._is_scalar and kind != K_OTHER:
         return new_scalar(value, kind)
-    return _wrap(np.full(t.shape, value, dtype=dt))
+    arr = np.empty(t._value().shape, dtype=dt)   # empty + fill: np.full is Python code
+    arr.fill(value)
+    return _wrap(arr)
 
 
 cpdef Tensor float_tensor(object x, str opname):

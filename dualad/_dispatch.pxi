@@ -167,15 +167,66 @@ except ImportError:
     pass
 
 
+cdef extern from "Python.h":
+    int PyContext_Enter(object ctx) except -1
+    int PyContext_Exit(object ctx) except -1
+
+cdef object _np_ufunc_type = np.ufunc
+# numpy's own ufuncs (not np.frompyfunc's, which call Python functions)
+cdef frozenset _numpy_ufuncs = frozenset([f for f in vars(np).values() if type(f) is np.ufunc])
+
+import types as _types
+cdef object _py_function_type = _types.FunctionType  # (a lambda here would be Cython's)
+# built-in impls (Python functions) that only call numpy on arrays, as numpy's ufuncs do:
+# registered by rules.py (run_quietly)
+cdef set _quiet_impls = set()
+
+
+def run_quietly(*impls):
+    """Mark built-in impls (plain Python functions over numpy arrays, calling nothing else)
+    to run as numpy's own ufuncs do, in the per-thread quiet context (_call_ufunc_quietly)."""
+    for impl in impls:
+        if type(impl) is not _py_function_type:
+            raise TypeError(f"run_quietly takes Python functions, got {type(impl).__name__}")
+        _quiet_impls.add(impl)
+
+
 cdef object _call_impl(Primitive p, tuple args, dict params):
+    cdef _ThreadState st
     if _np_errstate_var is None:
         with np.errstate(all="ignore"):
             return _call_impl_raw(p, args, params)
+    impl = p.impl
+    if ((type(impl) is _np_ufunc_type and impl in _numpy_ufuncs)
+            or (type(impl) is _py_function_type and impl in _quiet_impls)):
+        st = _state()
+        if not st.quiet_entered:
+            return _call_ufunc_quietly(st, p, args, params)
     token = PyContextVar_Set(_np_errstate_var, _IGNORE_FP_ERRORS)
     try:
         return _call_impl_raw(p, args, params)
     finally:
         PyContextVar_Reset(_np_errstate_var, token)
+
+
+cdef object _call_ufunc_quietly(_ThreadState st, Primitive p, tuple args, dict params):
+    # A numpy ufunc on numeric arrays runs no Python code of its own and reads no context
+    # variable but numpy's error state: it runs in this thread's own context holding only that
+    # state ("ignore"). Entering a context swaps a pointer; setting the variable in the
+    # caller's context (the general path) builds a new context each time, ~10x the cost.
+    # A finalizer that runs inside (garbage collection during an allocation) and calls an op
+    # finds quiet_entered set and takes the general path.
+    if st.quiet is None:
+        st.quiet = _contextvars.Context()
+        st.quiet.run(_np_errstate_var.set, _IGNORE_FP_ERRORS)
+    ctx = st.quiet
+    PyContext_Enter(ctx)
+    st.quiet_entered = True
+    try:
+        return _call_impl_raw(p, args, params)
+    finally:
+        st.quiet_entered = False
+        PyContext_Exit(ctx)
 
 
 cdef object _add_into_quietly(object arr, object other):

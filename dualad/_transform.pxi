@@ -10,6 +10,8 @@ cdef class _ThreadState:
     its thread: a thread that ends inside `with tape:` takes that tape with it."""
     cdef list stack
     cdef TraceSink tracer   # the trace being taken on this thread (dualad.function), or None
+    cdef object quiet       # this thread's context for numpy ufuncs (see _call_ufunc_quietly)
+    cdef bint quiet_entered # a ufunc is running in it (a finalizer re-entering takes the slow path)
 
     def __dealloc__(self):
         global _n_live, _n_tracing, _cached_tsid, _cached_state

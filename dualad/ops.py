@@ -267,12 +267,35 @@ def argmin(input: TensorLike, axis: int | None = 0, output_type: DTypeLike = "in
 
 
 def matmul(a: TensorLike, b: TensorLike, transpose_a: bool = False, transpose_b: bool = False,
+           adjoint_a: bool = False, adjoint_b: bool = False, a_is_sparse: bool = False,
+           b_is_sparse: bool = False, output_type: DTypeLike = None,
            name: str | None = None) -> Tensor:
-    """Matrix product with numpy's rules: batch axes broadcast, 1-D operands are vectors."""
-    a = convert_to_tensor(a)
-    b = b if isinstance(b, Tensor) else _core.like(b, a)
-    _same_dtype("matmul", a, b)
-    if a.ndim == 0 or b.ndim == 0:
+    """Matrix product with numpy's rules: batch axes broadcast, 1-D operands are vectors.
+    `transpose_a`/`transpose_b` exchange the last two axes of an operand first;
+    `adjoint_a`/`adjoint_b` take its conjugate transpose, which for dualad's real dtypes is
+    the same (one of the two per operand). The sparsity hints change nothing."""
+    if not isinstance(a, Tensor):
+        a = convert_to_tensor(a)
+    if not isinstance(b, Tensor):
+        b = _core.like(b, a)
+    if a.dtype is not b.dtype:      # DTypes are shared constants: `is` is the common case
+        _same_dtype("matmul", a, b)
+    if adjoint_a or adjoint_b:
+        if (transpose_a and adjoint_a) or (transpose_b and adjoint_b):
+            raise ValueError("matmul: give transpose_x or adjoint_x, not both")
+        transpose_a, transpose_b = transpose_a or adjoint_a, transpose_b or adjoint_b
+    if output_type is not None:
+        raise ValueError("matmul: output_type is not supported (cast the result)")
+    sa, sb = a.shape, b.shape
+    if (not (transpose_a or transpose_b) and len(sa) == 2 and 0 < len(sb) < 3
+            and sa[1] == sb[0]):
+        # matrix times matrix or vector: the primitive directly, no checks beyond these
+        if len(sb) == 2:
+            return _matmul_p(a, b)
+        if len(sb) == 1:
+            out = _matmul_p(a, _reshape_p(b, shape=(sb[0], 1)))
+            return _reshape_p(out, shape=(sa[0],))
+    if len(sa) == 0 or len(sb) == 0:
         raise ValueError(f"matmul: operands must have rank >= 1, got shapes {a.shape} and "
                          f"{b.shape}; use multiply for scalars")
     given = (a.shape, b.shape)
@@ -296,12 +319,15 @@ def matmul(a: TensorLike, b: TensorLike, transpose_a: bool = False, transpose_b:
             raise ValueError(f"matmul: vectors of different lengths, shapes {a.shape} and {b.shape}")
         return reduce_sum(multiply(a, b))
     if a.ndim == 1:
-        out = _P["matmul"](reshape(a, (1, a.shape[0])), b)
-        return reshape(out, out.shape[:-2] + out.shape[-1:])
+        out = _matmul_p(_reshape_p(a, shape=(1, a.shape[0])), b)
+        return _reshape_p(out, shape=tuple(out.shape[:-2] + out.shape[-1:]))
     if b.ndim == 1:
-        out = _P["matmul"](a, reshape(b, (b.shape[0], 1)))
-        return reshape(out, out.shape[:-1])
-    return _P["matmul"](a, b)
+        out = _matmul_p(a, _reshape_p(b, shape=(b.shape[0], 1)))
+        return _reshape_p(out, shape=tuple(out.shape[:-1]))
+    return _matmul_p(a, b)
+
+
+_matmul_p, _reshape_p = _P["matmul"], _P["reshape"]
 
 
 def _matmul_shapes(given, transpose_a, transpose_b):

@@ -198,7 +198,11 @@ def unbroadcast(ct, shape, batched=False):
         raise ValueError(f"cannot reduce a cotangent of shape {ct.shape} to shape {shape}")
     axes = tuple(range(b, b + lead)) + tuple(
         b + lead + i for i, d in enumerate(shape) if d == 1 and ct.shape[b + lead + i] != 1)
-    if axes:
+    if axes and len(axes) == lead:
+        # only the axes broadcasting added (a bias): summed away, no reshape after; the axes
+        # are sorted and in range already, so the primitive is called directly
+        ct = reduce_sum(ct, axis=axes, keepdims=False)
+    elif axes:
         ct = _sum(ct, axes, True)
         if lead:
             ct = _reshape(ct, ct.shape[:b] + ct.shape[b + lead:])
@@ -267,8 +271,9 @@ def _sum(x, axis, keepdims):
 
 
 def _reshape(x, shape):
-    shape = tuple(int(d) for d in shape)
-    return x if shape == x.shape else reshape(x, shape=shape)
+    if shape == x.shape:    # compared before converting: most calls change nothing
+        return x
+    return reshape(x, shape=tuple(map(int, shape)))
 
 
 def _broadcast_to(x, shape):
@@ -290,7 +295,11 @@ def _zero_or_aligned(t, x, ans, k):
 
 def swap_last(x):
     """x with its last two axes exchanged (recorded)."""
-    return transpose(x, perm=swap_last_perm(x.ndim))
+    ndim = x.ndim
+    return transpose(x, perm=_SWAP_2D if ndim == 2 else swap_last_perm(ndim))
+
+
+_SWAP_2D = (1, 0)
 
 
 # ============================================================================================
@@ -635,11 +644,20 @@ def _matmul_impl(a, b):
     if a.shape[-1] != b.shape[-2]:
         raise ValueError(f"inner dimensions differ: {a.shape[-1]} (last axis of the first "
                          f"operand) vs {b.shape[-2]} (second-to-last axis of the second)")
+    if a.ndim == 2 and b.ndim == 2 and a.shape[0] * b.shape[1] <= _SMALL_PRODUCT:
+        # small matrices: ndarray.dot calls the same kernels as matmul without its
+        # generalized-ufunc set-up (~5x the cost of the product itself at these sizes)
+        return a.dot(b)
     if a.shape[-1] == 1 and a.ndim >= 2 and b.ndim >= 2:
         # an outer product (the VJP of a vector dot product makes these): numpy's matmul
         # takes ~10x longer than the broadcast product, which gives the same bits
         return _core._multiply_impl(a, b)
     return np.matmul(a, b)
+
+
+# the largest output (elements) _matmul_impl computes with ndarray.dot: beyond it, an outer
+# product by BLAS (inner dimension 1) is far slower than the broadcast product
+_SMALL_PRODUCT = 4096
 
 
 # Rules call the primitive itself: its operands (and tangents, batched or not) are always of
@@ -664,8 +682,16 @@ matmul = declare("matmul", _matmul_impl,
 # Shape manipulation
 # ============================================================================================
 
-reshape = declare("reshape", lambda x, shape: np.reshape(x, shape),
-                  vjp=[lambda g, ans, args, p: _reshape(g, cotangent_lead(g, ans) + args[0].shape)],
+def _reshape_vjp(g, ans, args, p):
+    shape = args[0].shape
+    if g.ndim == ans.ndim + 1:      # a batch of cotangents: its axis stays first
+        shape = g.shape[:1] + shape
+    return _reshape(g, shape)
+
+
+# the impl gets arrays (Tensor values): their method, without np.reshape's Python dispatch
+reshape = declare("reshape", lambda x, shape: x.reshape(shape),
+                  vjp=[_reshape_vjp],
                   linear=lambda p, k: dict(p, shape=(k,) + tuple(p["shape"])), export="reshape")
 
 def _broadcast_to_jvp(tangents, ans, args, p):
@@ -684,9 +710,15 @@ broadcast_to = declare("broadcast_to", lambda x, shape: np.broadcast_to(x, shape
                        vjp=[lambda g, ans, args, p: g],
                        jvp=_broadcast_to_jvp, export="broadcast_to")
 
+def _transpose_vjp(g, ans, args, p):
+    perm = _plain_perm(p["perm"])
+    # a permutation of two axes is its own inverse; a batch of cotangents keeps its axis first
+    inverse = perm if len(perm) == 2 else inverse_permutation(perm)
+    return transpose(g, perm=_batched_perm(inverse, cotangent_lead(g, ans)))
+
+
 transpose = declare("transpose", lambda x, perm: x.transpose(perm),
-                    vjp=[lambda g, ans, args, p: transpose(g, perm=_batched_perm(
-                        inverse_permutation(_plain_perm(p["perm"])), cotangent_lead(g, ans)))],
+                    vjp=[_transpose_vjp],
                     linear=lambda p, k: dict(p, perm=(0,) + tuple(_past_batch_axis(a)
                                                                   for a in p["perm"])),
                     export="transpose")
@@ -695,6 +727,11 @@ transpose = declare("transpose", lambda x, perm: x.transpose(perm),
 def _plain_perm(perm):
     # negative entries as the non-negative axes they name (numpy has checked the permutation)
     return tuple(int(a) % len(perm) for a in perm)
+
+
+# impls that only call numpy on arrays run as numpy's ufuncs do (see _core.run_quietly)
+_core.run_quietly(_matmul_impl, reshape.impl, broadcast_to.impl, transpose.impl,
+                  _reduce_sum_impl, _softmax_impl, _log_softmax_impl, _logsumexp_impl)
 
 
 def _batched_perm(perm, lead):

@@ -178,11 +178,13 @@ class TensorShape(tuple):
         return tuple.__getitem__(self, key)
 
     def __add__(self, other):
-        if type(other) is TensorShape:      # both checked already: the common case, fast
+        if type(other) is TensorShape or _plain_dims(other):   # checked already, or ints: fast
             return tuple.__new__(TensorShape, tuple.__add__(self, other))
         return self.concatenate(other)
 
     def __radd__(self, other):
+        if _plain_dims(other):      # (k,) + shape in the derivative rules
+            return tuple.__new__(TensorShape, tuple.__add__(other, self))
         return as_shape(other).concatenate(self)
 
     def __eq__(self, other):
@@ -206,6 +208,16 @@ class TensorShape(tuple):
 
     def __reduce__(self):
         return (TensorShape, (tuple(self),))
+
+
+def _plain_dims(dims):
+    """Whether dims is a plain tuple of non-negative Python ints (no conversion needed)."""
+    if type(dims) is not tuple:
+        return False
+    for d in dims:
+        if type(d) is not int or d < 0:
+            return False
+    return True
 
 
 def as_shape(shape):

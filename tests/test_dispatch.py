@@ -127,3 +127,91 @@ def test_wrapped_results_are_read_only_and_typed():
         np.asarray(out)[0] = 1.0
     scalar = dd.multiply(dd.constant(np.float64(2.0)), dd.constant(np.float64(3.0)))
     assert scalar.numpy() == 6.0 and scalar.shape == ()
+
+
+def test_ufunc_ops_on_many_threads_at_once_stay_quiet_and_leave_each_threads_errstate():
+    # numpy's ufuncs run in a per-thread context holding the quiet error state: threads
+    # running ops together must neither share it nor see it afterwards
+    errors, checked = [], []
+    start = threading.Barrier(4)
+
+    def worker():
+        try:
+            with np.errstate(all="raise"):
+                x = dd.constant(np.full(4, 1e300), dtype=dd.float64)
+                start.wait(10)
+                for _ in range(500):
+                    product = dd.multiply(x, x)
+                    assert np.isposinf(product.numpy()).all()
+                    assert np.geterr()["over"] == "raise"
+                with pytest.raises(FloatingPointError):
+                    np.multiply(x.numpy(), x.numpy())
+                checked.append(True)
+        except BaseException as e:  # reported by the main thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == [] and len(checked) == 4
+
+
+def test_a_primitive_whose_impl_is_a_python_ufunc_runs_in_the_callers_context():
+    # np.frompyfunc makes ufuncs that call Python: they must see the caller's context
+    # variables (only numpy's own ufuncs run in the quiet per-thread context)
+    import contextvars
+    marker = contextvars.ContextVar("marker", default="unset")
+    seen = []
+
+    def element(v):
+        seen.append(marker.get())
+        return v
+
+    py_ufunc = np.frompyfunc(element, 1, 1)
+    p = dd.extend.primitive("python_ufunc_identity",
+                            lambda x: py_ufunc(x).astype(np.float64), vjp=[lambda g, *_: g])
+    p.impl = py_ufunc  # the impl itself a ufunc object (it returns an object array)
+    token = marker.set("caller")
+    try:
+        p(dd.constant([1.0, 2.0]))
+    except (TypeError, ValueError):
+        pass  # an object-dtype result may be refused; what the element saw is the point
+    finally:
+        marker.reset(token)
+    assert seen and set(seen) == {"caller"}
+
+
+def test_matmul_adjoint_flags_are_the_transpose_for_real_tensors_and_exclusive():
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(3, 2)), rng.normal(size=(4, 3))
+    out = dd.matmul(a, b, adjoint_a=True, adjoint_b=True)
+    np.testing.assert_array_equal(out.numpy(), dd.matmul(a, b, transpose_a=True,
+                                                         transpose_b=True).numpy())
+    np.testing.assert_allclose(out.numpy(), a.T @ b.T, rtol=1e-15)
+    for flags in (dict(transpose_a=True, adjoint_a=True), dict(transpose_b=True, adjoint_b=True)):
+        with pytest.raises(ValueError, match="not both"):
+            dd.matmul(a, a, **flags)
+    with pytest.raises(ValueError, match="output_type"):
+        dd.matmul(a.T, a, output_type=dd.float32)
+    # the signature TensorFlow's code calls
+    assert list(inspect.signature(dd.matmul).parameters)[:6] == [
+        "a", "b", "transpose_a", "transpose_b", "adjoint_a", "adjoint_b"]
+
+
+def test_matmul_fast_path_keeps_the_checks_of_the_general_path():
+    m, v = dd.constant(np.ones((2, 3))), dd.constant(np.ones(3))
+    with pytest.raises(ValueError, match="inner dimensions 3 and 2 differ"):
+        dd.matmul(m, dd.constant(np.ones((2, 2))))
+    with pytest.raises(ValueError, match="inner dimensions 3 and 4 differ"):
+        dd.matmul(m, dd.constant(np.ones(4)))
+    with pytest.raises(TypeError, match="different dtypes"):
+        dd.matmul(m, dd.constant(np.ones(3, np.float32)))
+    with pytest.raises(ValueError, match="rank >= 1"):
+        dd.matmul(m, dd.constant(1.0, dtype=dd.float64))
+    with dd.GradientTape() as tape:
+        tape.watch(v)
+        y = dd.matmul(m, v)
+    assert y.shape == (2,)
+    np.testing.assert_array_equal(tape.gradient(y, v).numpy(), [2.0, 2.0, 2.0])

@@ -226,6 +226,18 @@ def _(data):
         data.draw(arrays(sa), label="a"), data.draw(arrays(sb), label="b")]
 
 
+@case("matmul_adjoint")
+def _(data):
+    # TensorFlow's adjoint flags on dualad.matmul itself (the transpose, for real dtypes),
+    # mixed with the transpose flags on the other operand; a vector b takes the 2-D fast path
+    aa, ab = data.draw(st.booleans(), label="aa"), data.draw(st.booleans(), label="ab")
+    vector_b = data.draw(st.booleans(), label="vector_b") and not ab
+    sa = (3, 2) if aa else (2, 3)
+    sb = (3,) if vector_b else ((2, 3) if ab else (3, 2))
+    return (lambda a, b: dd.matmul(a, b, adjoint_a=aa, transpose_b=False, adjoint_b=ab)), [
+        data.draw(arrays(sa), label="a"), data.draw(arrays(sb), label="b")]
+
+
 # ---- shapes and indexing ---------------------------------------------------------------------
 
 @case("transpose")

@@ -395,3 +395,20 @@ def test_repr_like_tensorflow():
 def test_repr_of_integer_and_bool_scalars():
     assert repr(dd.constant(2)) == "<dualad.Tensor shape=() dtype=int32 numpy=2>"
     assert repr(dd.constant(True)) == "<dualad.Tensor shape=() dtype=bool numpy=True>"
+
+
+def test_tensorshape_concatenation_with_tuples_keeps_its_checks():
+    # plain tuples of ints join a shape without conversion; anything else is still checked
+    shape = dd.zeros((2, 3)).shape
+    for joined in ((4,) + shape, shape + (4,)):
+        assert type(joined) is dd.TensorShape
+    assert (4,) + shape == (4, 2, 3) and shape + (4,) == (2, 3, 4)
+    assert type(((np.int64(4),) + shape)[0]) is int
+    with pytest.raises(ValueError, match=">= 0"):
+        (-1,) + shape
+    with pytest.raises(ValueError, match=">= 0"):
+        shape + (-1,)
+    with pytest.raises(TypeError, match="int or None"):
+        (True,) + shape
+    with pytest.raises(TypeError, match="int or None"):
+        shape + (2.5,)
