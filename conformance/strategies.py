@@ -79,6 +79,20 @@ def broadcastable_shapes(num_shapes: int, min_dims: int = 0):
     ).map(lambda b: b.input_shapes)
 
 
+def matmul_shapes(max_batch_dims: int = 2):
+    """Shapes (a, b) for matmul: (…, m, k) and (…, k, n), whose batch axes (0 to
+    ``max_batch_dims`` each, sizes 1–2) broadcast together, a stretched size-1 axis included."""
+
+    @st.composite
+    def draw_shapes(draw):
+        batch_a, batch_b = draw(hnp.mutually_broadcastable_shapes(
+            num_shapes=2, min_dims=0, max_dims=max_batch_dims, max_side=2), label="batch axes").input_shapes
+        m, k, n = (draw(st.integers(1, 3), label=label) for label in "mkn")
+        return (*batch_a, m, k), (*batch_b, k, n)
+
+    return draw_shapes()
+
+
 def as_dtype(values, dtype: str) -> np.ndarray:
     """Cast drawn values to ``dtype`` (exact, since they are float32-representable)."""
     return np.asarray(values, dtype=np.float64).astype(dtype)

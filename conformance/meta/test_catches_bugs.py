@@ -62,6 +62,7 @@ BREAKS = {
     "adam_epsilon_after_bias_correction": ["GT-OPT-03"],
     "rmsprop_epsilon_outside_sqrt": ["GT-OPT-04"],
     "adagrad_accumulator_starts_at_zero": ["GT-OPT-05"],
+    "batched_matmul_first_left_matrix": ["GT-OPS-01", "GT-JAC-01"],
 }
 
 
