@@ -47,6 +47,20 @@ def float_dtypes():
     return st.deferred(lambda: st.sampled_from(adapters.selected().float_dtypes))
 
 
+def half_and_float_dtypes():
+    """float_dtypes, plus float16 where the implementation supports it: only for identities whose
+    checks allow for half precision (tolerances.py's float16 bounds)."""
+    return st.deferred(lambda: st.sampled_from(adapters.selected().half_and_float_dtypes))
+
+
+def representable(values, dtype: str) -> np.ndarray:
+    """Drawn values rounded to ``dtype`` where it is narrower than float32 (float16), as float64:
+    the point the implementation and the float64 reference then share. Rounding to nearest keeps
+    values inside a domain whose bounds are representable (every bound in DOMAINS is)."""
+    values = np.asarray(values, np.float64)
+    return values.astype(np.float16).astype(np.float64) if dtype == "float16" else values
+
+
 def floats(domain: Domain | str = "default"):
     domain = DOMAINS[domain] if isinstance(domain, str) else domain
 

@@ -63,6 +63,7 @@ BREAKS = {
     "rmsprop_epsilon_outside_sqrt": ["GT-OPT-04"],
     "adagrad_accumulator_starts_at_zero": ["GT-OPT-05"],
     "batched_matmul_first_left_matrix": ["GT-OPS-01", "GT-JAC-01"],
+    "float16_derivatives_as_float32": ["GT-DTYPE-01"],
 }
 
 
