@@ -64,6 +64,7 @@ BREAKS = {
     "adagrad_accumulator_starts_at_zero": ["GT-OPT-05"],
     "batched_matmul_first_left_matrix": ["GT-OPS-01", "GT-JAC-01"],
     "float16_derivatives_as_float32": ["GT-DTYPE-01"],
+    "jvp_watches_accessed_variables": ["FWD-WATCH-01"],
 }
 
 
