@@ -47,6 +47,20 @@ def float_dtypes():
     return st.deferred(lambda: st.sampled_from(adapters.selected().float_dtypes))
 
 
+def half_and_float_dtypes():
+    """float_dtypes, plus float16 where the implementation supports it: only for identities whose
+    checks allow for half precision (tolerances.py's float16 bounds)."""
+    return st.deferred(lambda: st.sampled_from(adapters.selected().half_and_float_dtypes))
+
+
+def representable(values, dtype: str) -> np.ndarray:
+    """Drawn values rounded to ``dtype`` where it is narrower than float32 (float16), as float64:
+    the point the implementation and the float64 reference then share. Rounding to nearest keeps
+    values inside a domain whose bounds are representable (every bound in DOMAINS is)."""
+    values = np.asarray(values, np.float64)
+    return values.astype(np.float16).astype(np.float64) if dtype == "float16" else values
+
+
 def floats(domain: Domain | str = "default"):
     domain = DOMAINS[domain] if isinstance(domain, str) else domain
 
@@ -77,6 +91,20 @@ def broadcastable_shapes(num_shapes: int, min_dims: int = 0):
     return hnp.mutually_broadcastable_shapes(
         num_shapes=num_shapes, min_dims=min_dims, max_dims=MAX_DIMS, max_side=MAX_SIDE
     ).map(lambda b: b.input_shapes)
+
+
+def matmul_shapes(max_batch_dims: int = 2):
+    """Shapes (a, b) for matmul: (…, m, k) and (…, k, n), whose batch axes (0 to
+    ``max_batch_dims`` each, sizes 1–2) broadcast together, a stretched size-1 axis included."""
+
+    @st.composite
+    def draw_shapes(draw):
+        batch_a, batch_b = draw(hnp.mutually_broadcastable_shapes(
+            num_shapes=2, min_dims=0, max_dims=max_batch_dims, max_side=2), label="batch axes").input_shapes
+        m, k, n = (draw(st.integers(1, 3), label=label) for label in "mkn")
+        return (*batch_a, m, k), (*batch_b, k, n)
+
+    return draw_shapes()
 
 
 def as_dtype(values, dtype: str) -> np.ndarray:

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from conformance import numdiff
 from conformance.harness import make, reference_gradients, reference_value, sum_to_shape, tape_gradients, to_numpy
 from conformance.reference import REFERENCE
-from conformance.strategies import DOMAINS, Domain, arrays, broadcastable_shapes, float_dtypes, shapes
+from conformance.strategies import DOMAINS, Domain, arrays, broadcastable_shapes, float_dtypes, matmul_shapes, shapes
 from conformance.tolerances import assert_close
 from conformance.tutorial_functions import quadratic, square, squared_sum, twice_gram
 
@@ -108,10 +108,11 @@ def apply(ops, op, *args):
 
 @st.composite
 def op_arguments(draw, op):
-    """Arguments for ``op``: broadcastable shapes for binary ops, matching ones for matmul."""
-    if op == "matmul":
-        m, k, n = (draw(st.integers(1, 3)) for _ in range(3))
-        return [draw(arrays((m, k))), draw(arrays((k, n)))]
+    """Arguments for ``op``: broadcastable shapes for binary ops, matching ones for matmul (N-D:
+    broadcasting batch axes)."""
+    if op == "matmul":  # matrices, and stacks of them with broadcasting batch axes
+        shape_a, shape_b = draw(matmul_shapes())
+        return [draw(arrays(shape_a)), draw(arrays(shape_b))]
     if op in BINARY:
         shape_a, shape_b = draw(broadcastable_shapes(2))
         domain_a, domain_b = BINARY[op]

@@ -183,3 +183,35 @@ def test_reverse_over_forward_is_hessian_times_vector(impl, dtype, problem):
     hvp = tape.gradient(directional, x)
     expected = np.tensordot(reference_energy_hessian(problem), problem["v"], axes=2)
     assert_close(to_numpy(impl, hvp), expected, dtype, "gradient of the jvp vs H·v")
+
+
+# FWD-WATCH-01 -----------------------------------------------------------------
+
+
+def scaled_wave(ops, x, v):
+    """v·sin(x) + v²·x: v enters twice, so a tangent given to v would change both terms."""
+    return ops.add(ops.multiply(v, ops.sin(x)), ops.multiply(ops.square(v), x))
+
+
+@pytest.mark.identity("FWD-WATCH-01")
+@pytest.mark.requires("variables", "jvp")
+@given(
+    dtype=float_dtypes(),
+    data=st.data(),
+    shapes_=broadcastable_shapes(2),
+)
+def test_jvp_perturbs_only_its_primals_not_the_variables_it_reads(impl, dtype, data, shapes_):
+    # Unlike a tape, forward mode watches nothing by itself: a trainable Variable read inside f is a
+    # constant, so jvp(f, [x], [u]) = (v·cos x + v²)·u.
+    x_shape, v_shape = shapes_
+    x = data.draw(arrays(x_shape, POINTS), label="x")
+    v = data.draw(arrays(v_shape, WEIGHTS), label="variable v")
+    u = data.draw(arrays(x_shape, WEIGHTS), label="tangent u")  # a tangent has its primal's shape
+    variable = impl.variable(v.astype(dtype), dtype)
+    out, tangent = impl.jvp(lambda t: scaled_wave(impl, t, variable), [make(impl, x, dtype)], [make(impl, u, dtype)])
+    assert_close(to_numpy(impl, out), scaled_wave(REFERENCE, x, v), dtype, "f(x)")
+    along_x = numdiff.directional_derivative(lambda p: scaled_wave(REFERENCE, p, v), [x], [u])
+    closed_form = (v * np.cos(x) + v * v) * u
+    scale = (np.abs(v * np.cos(x)) + v * v) * np.abs(u)
+    assert_close(to_numpy(impl, tangent), along_x, dtype, "jvp vs finite differences along x only", scale=scale)
+    assert_close(to_numpy(impl, tangent), closed_form, dtype, "jvp vs (v·cos x + v²)·u", scale=scale)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from conformance import numdiff
 from conformance.harness import make, to_numpy
 from conformance.reference import REFERENCE
-from conformance.strategies import Domain, arrays, as_dtype, float_dtypes, floats, shapes
+from conformance.strategies import Domain, arrays, as_dtype, float_dtypes, floats, half_and_float_dtypes, representable, shapes
 from conformance.tolerances import assert_close
 
 #: Each form with a Python number c on either side, through the named ops. x is in
@@ -79,30 +79,62 @@ def dtype_of(impl, tensor):
     return np.asarray(impl.to_numpy(tensor)).dtype
 
 
+def wave(ops, t):
+    """sin(t)·exp(t/2): its derivative exp(t/2)(cos t + ½ sin t) changes sign in [0.5, 3]."""
+    return ops.multiply(ops.sin(t), ops.exp(ops.multiply(0.5, t)))
+
+
+def wave_derivative(x):
+    """The closed-form derivative of ``wave``, and the magnitude of its terms (they cancel near 2.03)."""
+    e = np.exp(x / 2)
+    return e * (np.cos(x) + 0.5 * np.sin(x)), e * (np.abs(np.cos(x)) + 0.5 * np.abs(np.sin(x)))
+
+
 @pytest.mark.identity("GT-DTYPE-01")
-@given(dtype=float_dtypes(), xv=shapes().flatmap(lambda s: st.tuples(arrays(s, POSITIVE), arrays(s))))
+@given(dtype=half_and_float_dtypes(), xv=shapes().flatmap(lambda s: st.tuples(arrays(s, POSITIVE), arrays(s))))
 @example(dtype="float32", xv=(np.array(1.5), np.array(0.5)))  # a 0-d float32 point, always
 def test_derivatives_keep_the_dtype_of_the_computation(impl, dtype, xv):
-    x, v = xv
+    check_derivatives_in(impl, dtype, *xv)
+
+
+@pytest.mark.identity("GT-DTYPE-01")
+@pytest.mark.requires("float16")
+def test_half_precision_derivatives_stay_half(impl):
+    # float16 at a point where the derivative nearly cancels (2.03), whatever the draws gave
+    check_derivatives_in(impl, "float16", np.array([[0.5, 2.03125], [3.0, 1.25]]), np.array([[1.0, -2.0], [0.25, 7.5]]))
+
+
+def check_derivatives_in(impl, dtype, x, v):
+    """Value, tape gradient, jvp tangent and vjp of Σ wave(x) in ``dtype``: their dtype, and their
+    values against the float64 closed form and finite differences at ``dtype``'s tolerance."""
+    # float16 points are the drawn ones rounded to float16, so the float64 reference sees them too
+    x, v = (representable(a, dtype) for a in (x, v))
     want = np.dtype(dtype)
     xt = make(impl, x, dtype)
+    slope, slope_scale = wave_derivative(x)
 
     def f(t):
-        return impl.multiply(impl.sin(t), impl.exp(impl.multiply(0.5, t)))
+        return wave(impl, t)
 
     with impl.tape() as tape:
         tape.watch(xt)
         y = impl.reduce_sum(f(xt))
     assert dtype_of(impl, y) == want, f"value of a {dtype} computation is {dtype_of(impl, y)}"
+    assert_close(to_numpy(impl, y), np.sum(wave(REFERENCE, x)), dtype, f"Σ sin(x)·exp(x/2) in {dtype}")
     grad = tape.gradient(y, xt)
     assert dtype_of(impl, grad) == want, f"tape gradient is {dtype_of(impl, grad)} for {dtype} x"
+    reference = numdiff.gradient(lambda p: np.sum(wave(REFERENCE, p)), x)
+    assert_close(to_numpy(impl, grad), reference, dtype, "tape gradient vs finite differences", scale=slope_scale)
+    assert_close(to_numpy(impl, grad), slope, dtype, "tape gradient vs its closed form", scale=slope_scale)
     tangent_in = make(impl, v, dtype)
     if impl.supports("jvp"):
         _, tangent = impl.jvp(f, [xt], [tangent_in])
         assert dtype_of(impl, tangent) == want, f"jvp tangent is {dtype_of(impl, tangent)} for {dtype} x"
+        assert_close(to_numpy(impl, tangent), slope * v, dtype, "jvp tangent vs f'(x)·v", scale=slope_scale * np.abs(v))
     if impl.supports("vjp"):
         _, (cotangent,) = impl.vjp(f, [xt], tangent_in)
         assert dtype_of(impl, cotangent) == want, f"vjp is {dtype_of(impl, cotangent)} for {dtype} x"
+        assert_close(to_numpy(impl, cotangent), slope * v, dtype, "vjp vs v·f'(x)", scale=slope_scale * np.abs(v))
 
 
 @pytest.mark.identity("GT-DTYPE-01")

@@ -1,4 +1,4 @@
-"""SGD minimising a·x² + b·x + c (GT-SGD-01 .. GT-SGD-04)."""
+"""SGD minimising a·x² + b·x + c (GT-SGD-01 .. GT-SGD-04); several variables, momentum (GT-OPT-01, 02); Adam, RMSprop, Adagrad (GT-OPT-03 .. 05)."""
 from __future__ import annotations
 
 import numpy as np
@@ -259,3 +259,127 @@ def test_sgd_with_momentum_follows_the_velocity_rule(impl, dtype, x0, abc, a, le
         velocity = m * velocity - rate * (2 * a * x + b)  # v ← m·v − lr·g, x ← x + v
         x = x + velocity
     assert_close(problem.value(), x, dtype, f"x after {steps} momentum steps")
+
+
+# GT-OPT-03 .. GT-OPT-05: Adam, RMSprop, Adagrad -----------------------------------
+# Each is checked against Keras' update rule evaluated in float64 NumPy, on drawn gradients
+# (no loss, so a rounding difference is not fed back through the gradient). Epsilon is drawn
+# large enough (≥ 2⁻⁷) that where it enters the rule changes the result far beyond the
+# tolerance: the identities pin Keras' placement, stated with each reference below.
+
+OPTIMIZER_START = Domain(-1.0, 1.0)  # small, so a wrong step is large next to the tolerance's |x| term
+OPTIMIZER_GRADIENT = Domain(-4.0, 4.0)
+EPSILON = Domain(2.0**-7, 0.5)
+DECAY = Domain(0.5, 0.9375)  # beta_1, rho (bounds exact in float32, as every drawn value is)
+
+
+@st.composite
+def gradient_sequences(draw):
+    """2–4 variables of any shapes, their starting values, and a gradient for each at each of 1–5 steps."""
+    n = draw(st.integers(2, 4), label="number of variables")
+    steps = draw(st.integers(1, 5), label="steps")
+    shape_list = draw(st.lists(shapes(), min_size=n, max_size=n), label="shapes")
+    starts = [draw(arrays(s, OPTIMIZER_START), label=f"x{j}") for j, s in enumerate(shape_list)]
+    gradients = [[draw(arrays(s, OPTIMIZER_GRADIENT), label=f"g{j} at step {k}") for j, s in enumerate(shape_list)]
+                 for k in range(steps)]
+    order = draw(st.permutations(range(n)), label="order of the pairs")
+    return starts, gradients, order
+
+
+def keras_adam(learning_rate, beta_1, beta_2, epsilon):
+    """Keras' Adam, epsilon *hat* (added to √v before the bias correction of the step size):
+    m ← m + (g − m)(1 − β₁), v ← v + (g² − v)(1 − β₂), x ← x − lr·√(1 − β₂ᵗ)/(1 − β₁ᵗ) · m/(√v + ε)."""
+
+    def step(x, g, state, t):
+        m, v = state.get("m", 0.0), state.get("v", 0.0)
+        m = m + (g - m) * (1 - beta_1)
+        v = v + (g * g - v) * (1 - beta_2)
+        state.update(m=m, v=v)
+        alpha = learning_rate * np.sqrt(1 - beta_2**t) / (1 - beta_1**t)
+        return alpha * m / (np.sqrt(v) + epsilon)
+
+    return step
+
+
+def keras_rmsprop(learning_rate, rho, epsilon):
+    """Keras' RMSprop (no momentum, not centred), epsilon inside the square root:
+    v ← ρ·v + (1 − ρ)·g² (v₀ = 0), x ← x − lr·g/√(v + ε)."""
+
+    def step(x, g, state, t):
+        v = rho * state.get("v", 0.0) + (1 - rho) * g * g
+        state["v"] = v
+        return learning_rate * g / np.sqrt(v + epsilon)
+
+    return step
+
+
+def keras_adagrad(learning_rate, initial_accumulator_value, epsilon):
+    """Keras' Adagrad, epsilon inside the square root: a ← a + g² (a₀ = initial_accumulator_value),
+    x ← x − lr·g/√(a + ε)."""
+
+    def step(x, g, state, t):
+        accumulator = state.get("a", initial_accumulator_value) + g * g
+        state["a"] = accumulator
+        return learning_rate * g / np.sqrt(accumulator + epsilon)
+
+    return step
+
+
+def check_adaptive_optimizer(impl, optimizer, rule, problem, dtype, what):
+    """Apply the drawn gradients step by step; compare every variable with ``rule`` run in float64."""
+    starts, gradients, order = problem
+    variables = [impl.variable(as_dtype(s, dtype), dtype) for s in starts]
+    expected = [np.array(s, np.float64) for s in starts]
+    magnitude = [np.abs(s) for s in starts]  # |x₀| + Σ|steps|: what the result is computed from
+    states = [{} for _ in starts]
+    for t, step_gradients in enumerate(gradients, start=1):
+        optimizer.apply_gradients([(make(impl, step_gradients[j], dtype), variables[j]) for j in order])
+        for j, g in enumerate(step_gradients):
+            delta = rule(expected[j], g, states[j], t)
+            expected[j] = expected[j] - delta
+            magnitude[j] = magnitude[j] + np.abs(delta)
+    for j, variable in enumerate(variables):
+        got = to_numpy(impl, variable)
+        assert got.dtype == np.dtype(dtype), f"{what}: {dtype} x{j} became {got.dtype}"
+        assert_close(got, expected[j], dtype, f"{what}: x{j} after {len(gradients)} steps", scale=magnitude[j])
+
+
+def as_stored(value, dtype):
+    """A hyperparameter as the variable's dtype holds it (all are drawn float32-representable)."""
+    return float(np.dtype(dtype).type(value))
+
+
+@pytest.mark.identity("GT-OPT-03")
+@pytest.mark.requires("variables", "adam")
+@given(
+    dtype=float_dtypes(),
+    problem=gradient_sequences(),
+    learning_rate=learning_rates(),
+    beta_1=floats(DECAY),
+    beta_2=floats(Domain(0.5, 0.998046875)),  # up to 1 − 2⁻⁹
+    epsilon=floats(EPSILON),
+)
+def test_adam_follows_the_keras_update(impl, dtype, problem, learning_rate, beta_1, beta_2, epsilon):
+    rule = keras_adam(*(as_stored(v, dtype) for v in (learning_rate, beta_1, beta_2, epsilon)))
+    optimizer = impl.adam(learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon)
+    check_adaptive_optimizer(impl, optimizer, rule, problem, dtype, "Adam")
+
+
+@pytest.mark.identity("GT-OPT-04")
+@pytest.mark.requires("variables", "rmsprop")
+@given(dtype=float_dtypes(), problem=gradient_sequences(), learning_rate=learning_rates(),
+       rho=floats(DECAY), epsilon=floats(EPSILON))
+def test_rmsprop_follows_the_keras_update(impl, dtype, problem, learning_rate, rho, epsilon):
+    rule = keras_rmsprop(*(as_stored(v, dtype) for v in (learning_rate, rho, epsilon)))
+    optimizer = impl.rmsprop(learning_rate, rho=rho, epsilon=epsilon)
+    check_adaptive_optimizer(impl, optimizer, rule, problem, dtype, "RMSprop")
+
+
+@pytest.mark.identity("GT-OPT-05")
+@pytest.mark.requires("variables", "adagrad")
+@given(dtype=float_dtypes(), problem=gradient_sequences(), learning_rate=learning_rates(),
+       initial_accumulator_value=floats(Domain(2.0**-4, 1.0)), epsilon=floats(EPSILON))
+def test_adagrad_follows_the_keras_update(impl, dtype, problem, learning_rate, initial_accumulator_value, epsilon):
+    rule = keras_adagrad(*(as_stored(v, dtype) for v in (learning_rate, initial_accumulator_value, epsilon)))
+    optimizer = impl.adagrad(learning_rate, initial_accumulator_value=initial_accumulator_value, epsilon=epsilon)
+    check_adaptive_optimizer(impl, optimizer, rule, problem, dtype, "Adagrad")

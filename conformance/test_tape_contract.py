@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from conformance import numdiff
 from conformance.harness import make, to_numpy
 from conformance.reference import REFERENCE
-from conformance.strategies import Domain, arrays, float_dtypes, shapes
+from conformance.strategies import Domain, arrays, float_dtypes, matmul_shapes, shapes
 from conformance.tolerances import assert_close
 
 COEFFICIENTS = Domain(0.5, 3.0, symmetric=True)
@@ -160,18 +160,27 @@ def matrix_problems(draw):
     return draw(arrays((p, q)), label="x"), draw(arrays((m, p), COEFFICIENTS), label="a")
 
 
+@st.composite
+def batched_matrix_problems(draw):
+    """x (…, p, q) and a (…, m, p) whose batch axes broadcast (none, either or both batched)."""
+    shape_a, shape_x = draw(matmul_shapes(), label="shapes of a and x")
+    return draw(arrays(shape_x), label="x"), draw(arrays(shape_a, COEFFICIENTS), label="a")
+
+
 @pytest.mark.identity("GT-JAC-01")
 @pytest.mark.requires("tape_jacobian")
-@given(dtype=float_dtypes(), problem=matrix_problems())
+@given(dtype=float_dtypes(), problem=batched_matrix_problems())
+@example(dtype="float32", problem=(np.arange(6.0).reshape(1, 2, 3) / 4, np.array([[[1.0, 2.0]], [[-0.5, 3.0]]])))
 def test_jacobian_layout_is_target_axes_then_source_axes(impl, dtype, problem):
+    # x (…, p, q), y = a·sin(x) (…, m, q) with the batch axes broadcast: shape y.shape + x.shape
     x, a = problem
     xt = make(impl, x, dtype)
     with impl.tape() as tape:
         tape.watch(xt)
         y = matrix_map(impl, xt, make(impl, a, dtype))
     jacobian = to_numpy(impl, tape.jacobian(y, xt))
-    expected = numdiff.jacobian(lambda v: matrix_map(REFERENCE, v, a), x)  # (m, q, p, q)
-    assert_close(jacobian, expected, dtype, "jacobian (m, q, p, q)")
+    expected = numdiff.jacobian(lambda v: matrix_map(REFERENCE, v, a), x)  # y.shape + x.shape
+    assert_close(jacobian, expected, dtype, "jacobian (y axes, then x axes)")
 
 
 @pytest.mark.identity("GT-JAC-01")

@@ -109,6 +109,14 @@ def test_constants_and_non_trainable_variables_need_watch(impl, dtype, uv, watch
 # GT-VAR-04 ----------------------------------------------------------------------
 
 
+def assert_rounded_once(actual, expected, dtype, what):
+    """``actual`` equals NumPy's one-rounding result, or differs from it by at most 2·tiny
+    (a subnormal input or result flushed to zero), as GT-SGD-01 allows."""
+    error = np.abs(np.asarray(actual, np.float64) - np.asarray(expected, np.float64))
+    bad = ~(error <= 2 * float(np.finfo(np.dtype(dtype)).tiny))
+    assert not bad.any(), f"{what}: {actual!r}, expected exactly {expected!r} (up to flushed subnormals)"
+
+
 @pytest.mark.identity("GT-VAR-04")
 @pytest.mark.requires("variables", "variable_assign")
 @given(dtype=float_dtypes(), values=shapes().flatmap(lambda s: st.tuples(arrays(s), arrays(s), arrays(s))))
@@ -119,9 +127,10 @@ def test_assign_add_and_assign_sub_update_in_place(impl, dtype, values):
     after_add = to_numpy(impl, variable)
     impl.assign_sub(variable, make(impl, d2, dtype))
     after_sub = to_numpy(impl, variable)
-    # one rounding each, in the variable's dtype: NumPy's own x + d and x - d are exact references
-    np.testing.assert_array_equal(after_add, x0 + d1, err_msg="after assign_add")
-    np.testing.assert_array_equal(after_sub, (x0 + d1) - d2, err_msg="after assign_sub")
+    # one rounding each, in the variable's dtype: NumPy's own x + d and x - d are exact references,
+    # up to subnormals flushed to zero (TensorFlow's CPU kernels do, by design: see tolerances.py)
+    assert_rounded_once(after_add, x0 + d1, dtype, "after assign_add")
+    assert_rounded_once(after_sub, after_add - d2, dtype, "after assign_sub")
     assert after_sub.dtype == np.dtype(dtype), f"{dtype} Variable became {after_sub.dtype}"
     with impl.tape() as tape:  # the tape reads the updated value
         y = impl.reduce_sum(impl.multiply(variable, variable))

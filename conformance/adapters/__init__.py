@@ -22,7 +22,8 @@ Capabilities
     to the reason this library cannot express it. Tests needing that
     capability are reported as SKIPPED with the reason; never leave a
     capability out of this dict unless the library really supports it.
-    Every adapter handles float32; float64 is the capability ``float64``.
+    Every adapter handles float32; float64 is the capability ``float64``, float16 (derivatives
+    and tangents of half-precision computations, kept in float16) the capability ``float16``.
 
 Known deviations
     ``known_deviations``: dict mapping a test, named ``file.py::test_name``
@@ -35,7 +36,7 @@ Known deviations
 
 Tensors
     ``constant(value, dtype)`` makes a tensor from a NumPy array or a Python
-    number; ``dtype`` is ``"float32"`` or ``"float64"``.
+    number; ``dtype`` is ``"float32"``, ``"float64"`` or (capability ``float16``) ``"float16"``.
     ``variable(value, dtype, trainable=True)`` makes a mutable variable that
     tapes watch automatically when ``trainable`` (capability ``variables``).
     ``to_numpy(tensor_or_variable)`` returns a ``numpy.ndarray`` of the tensor's
@@ -52,7 +53,8 @@ Ops (all differentiable unless stated; Python numbers are accepted wherever
 a tensor is, and take the other operand's dtype)
     Binary, NumPy broadcasting: ``add subtract multiply divide pow``.
     Unary, elementwise: ``negative square sqrt exp log sin cos tanh abs``.
-    ``matmul(a, b)`` on rank-2 tensors; ``transpose(x)`` reverses the axes;
+    ``matmul(a, b)`` on tensors of rank >= 2: the last two axes are matrices, the leading
+    (batch) axes broadcast as in NumPy; ``transpose(x)`` reverses the axes;
     Capability ``operators``: the tensors also support ``+ - * / **`` and unary
     ``-``, reflected (``2.0 - x``) and with Python numbers, as the library's own
     arithmetic (the tests of operators use them; no other test does).
@@ -103,6 +105,10 @@ Optimizers
     (capability ``sgd_minimize``) and ``set_learning_rate(lr)`` taking effect
     at the next step (capability ``learning_rate_change``). A nonzero momentum m is
     Keras' rule v ← m·v − lr·g, x ← x + v (capability ``momentum``).
+    ``adam(learning_rate, beta_1, beta_2, epsilon)``, ``rmsprop(learning_rate, rho, epsilon)``
+    and ``adagrad(learning_rate, initial_accumulator_value, epsilon)`` return objects with
+    ``apply_gradients`` that follow Keras' update rules (capabilities ``adam``, ``rmsprop``,
+    ``adagrad``; the rules, epsilon's place included, are stated in identities.md, GT-OPT-03..05).
 
 Strictness
     ``skips_fail``: True for an implementation that must support every
@@ -144,6 +150,10 @@ CAPABILITIES = {
     "variable_assign": "assign_add(variable, value) and assign_sub(variable, value)",
     "reverse_over_forward": "a tape records a jvp's computation, so a tangent can be differentiated in reverse",
     "momentum": "SGD with momentum (sgd(learning_rate, momentum=m))",
+    "float16": "differentiate float16 tensors (gradients and tangents stay float16)",
+    "adam": "Adam with apply_gradients (adam(learning_rate, beta_1, beta_2, epsilon))",
+    "rmsprop": "RMSprop with apply_gradients (rmsprop(learning_rate, rho, epsilon))",
+    "adagrad": "Adagrad with apply_gradients (adagrad(learning_rate, initial_accumulator_value, epsilon))",
 }
 
 #: The op vocabulary every adapter provides (see "Ops" above).
@@ -182,6 +192,11 @@ class BaseAdapter:
     @property
     def float_dtypes(self) -> tuple[str, ...]:
         return ("float32", "float64") if self.supports("float64") else ("float32",)
+
+    @property
+    def half_and_float_dtypes(self) -> tuple[str, ...]:
+        """float_dtypes, and float16 where supported (drawn only by identities that allow for it)."""
+        return (*self.float_dtypes, "float16") if self.supports("float16") else self.float_dtypes
 
     def supports(self, capability: str) -> bool:
         if capability not in CAPABILITIES:

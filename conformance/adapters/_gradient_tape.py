@@ -12,10 +12,12 @@ from conformance.adapters import BaseAdapter
 
 
 class GradientTapeAdapter(BaseAdapter):
-    def __init__(self, lib, ops: dict, dtypes: dict, *, sgd_class=None, trace=None, forward_accumulator=None):
+    def __init__(self, lib, ops: dict, dtypes: dict, *, sgd_class=None, trace=None, forward_accumulator=None,
+                 adam_class=None, rmsprop_class=None, adagrad_class=None):
         self.lib = lib
         self._dtypes = dtypes
         self._sgd_class = sgd_class
+        self._adam_class, self._rmsprop_class, self._adagrad_class = adam_class, rmsprop_class, adagrad_class
         self._trace = trace
         self._forward_accumulator = forward_accumulator
         for name, function in ops.items():
@@ -78,6 +80,17 @@ class GradientTapeAdapter(BaseAdapter):
 
     def sgd(self, learning_rate, momentum=0.0):
         return KerasStyleSGD(self._sgd_class(learning_rate=learning_rate, momentum=momentum))
+
+    # Keras' own argument names and rules: the library's classes are the protocol's optimizers
+    def adam(self, learning_rate, beta_1, beta_2, epsilon):
+        return KerasStyleSGD(self._adam_class(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon))
+
+    def rmsprop(self, learning_rate, rho, epsilon):
+        return KerasStyleSGD(self._rmsprop_class(learning_rate=learning_rate, rho=rho, epsilon=epsilon))
+
+    def adagrad(self, learning_rate, initial_accumulator_value, epsilon):
+        return KerasStyleSGD(self._adagrad_class(
+            learning_rate=learning_rate, initial_accumulator_value=initial_accumulator_value, epsilon=epsilon))
 
 
 class KerasStyleSGD:

@@ -30,6 +30,7 @@ class Adapter(GradientTapeAdapter):
         "function", "function_with_state", "function_control_flow", "sgd", "sgd_minimize", "learning_rate_change",
         "jvp", "vjp", "hvp", "hessian", "stop_recording", "unconnected_zero", "tape_jacobian",
         "operators", "variable_assign", "reverse_over_forward", "momentum",
+        "float16", "adam", "rmsprop", "adagrad",
     })
     skips_fail = True
 
@@ -37,8 +38,11 @@ class Adapter(GradientTapeAdapter):
         super().__init__(
             da,
             ops={op: getattr(da, op) for op in OPS},
-            dtypes={"float32": da.float32, "float64": da.float64},
+            dtypes={"float32": da.float32, "float64": da.float64, "float16": da.float16},
             sgd_class=da.optimizers.SGD,
+            adam_class=da.optimizers.Adam,
+            rmsprop_class=da.optimizers.RMSprop,
+            adagrad_class=da.optimizers.Adagrad,
             trace=da.function,
             forward_accumulator=da.ForwardAccumulator,
         )

@@ -59,8 +59,11 @@ class Adapter(GradientTapeAdapter):
                 "norm": tf.norm,
                 "stop_gradient": tf.stop_gradient,
             },
-            dtypes={"float32": tf.float32, "float64": tf.float64},
+            dtypes={"float32": tf.float32, "float64": tf.float64, "float16": tf.float16},
             sgd_class=tf.keras.optimizers.SGD,
+            adam_class=tf.keras.optimizers.Adam,
+            rmsprop_class=tf.keras.optimizers.RMSprop,
+            adagrad_class=tf.keras.optimizers.Adagrad,
             trace=tf.function,
             forward_accumulator=tf.autodiff.ForwardAccumulator,
         )

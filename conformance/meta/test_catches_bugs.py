@@ -61,6 +61,12 @@ BREAKS = {
     "perturbation_confusion": ["FWD-NEST-01"],
     "jvp_tangent_not_differentiable": ["FWD-SECOND-01", "FWD-NEST-01"],
     "frozen_arguments": ["GT-FUNC-03", "GT-FUNC-01"],
+    "adam_epsilon_after_bias_correction": ["GT-OPT-03"],
+    "rmsprop_epsilon_outside_sqrt": ["GT-OPT-04"],
+    "adagrad_accumulator_starts_at_zero": ["GT-OPT-05"],
+    "batched_matmul_first_left_matrix": ["GT-OPS-01", "GT-JAC-01"],
+    "float16_derivatives_as_float32": ["GT-DTYPE-01"],
+    "jvp_watches_accessed_variables": ["FWD-WATCH-01"],
 }
 
 
