@@ -163,7 +163,7 @@ subtract = _binary(np.subtract, lambda g, a, b, out: (g, -g))
 multiply = _binary(np.multiply, lambda g, a, b, out: (g * b, g * a))
 divide = _binary(np.divide, lambda g, a, b, out: (g / b, -g * a / (b * b)))
 pow = _binary(np.power, lambda g, a, b, out: (g * b * a ** (b - 1), g * out * _log_where_positive(a)))
-matmul = _binary(np.matmul, lambda g, a, b, out: (g @ b.T, a.T @ g))
+matmul = _binary(np.matmul, lambda g, a, b, out: (g @ np.swapaxes(b, -1, -2), np.swapaxes(a, -1, -2) @ g))
 
 negative = _unary(np.negative, lambda g, x, out: -g)
 square = _unary(np.square, lambda g, x, out: 2 * x * g)
