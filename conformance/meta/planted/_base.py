@@ -4,6 +4,8 @@ from __future__ import annotations
 import numbers
 import os
 
+import numpy as np
+
 from conformance import adapters
 
 BASE_ENV = "CONFORMANCE_PLANTED_BASE"
@@ -47,3 +49,43 @@ class TapeWrapper:
 
     def __getattr__(self, attribute):  # stop_recording, jacobian, batch_jacobian: unchanged
         return getattr(self.inner, attribute)
+
+
+class DerivativeDtypeAdapter(PlantedAdapter):
+    """Returns every derivative of a ``source_dtype`` computation (tape gradients, jvp tangents,
+    vjp cotangents) converted to ``result_dtype``, with the right values: a planted bug in the
+    dtype contract alone. Subclasses set ``bug``, ``source_dtype`` and ``result_dtype``."""
+
+    source_dtype: str
+    result_dtype: str
+
+    def convert(self, tensor):
+        if tensor is None:
+            return None
+        values = np.asarray(self.base.to_numpy(tensor))
+        if values.dtype != np.dtype(self.source_dtype):
+            return tensor
+        return self.base.constant(values.astype(self.result_dtype), self.result_dtype)
+
+    def tape(self, persistent=False, watch_accessed_variables=True):
+        return _ConvertingTape(self.base.tape(persistent=persistent, watch_accessed_variables=watch_accessed_variables), self)
+
+    def jvp(self, f, primals, tangents):
+        out, tangent = self.base.jvp(f, primals, tangents)
+        return out, self.convert(tangent)
+
+    def vjp(self, f, primals, cotangent):
+        out, grads = self.base.vjp(f, primals, cotangent)
+        return out, [self.convert(g) for g in grads]
+
+
+class _ConvertingTape(TapeWrapper):
+    def __init__(self, context, adapter):
+        super().__init__(context)
+        self.adapter = adapter
+
+    def gradient(self, target, sources, **options):
+        grads = self.inner.gradient(target, sources, **options)
+        if isinstance(grads, (list, tuple)):
+            return [self.adapter.convert(g) for g in grads]
+        return self.adapter.convert(grads)
