@@ -125,6 +125,11 @@ cdef class Tape(Transformation):
             return tuple(self._watched)
         return tuple([t for t in self._watched if (<Tensor>t)._is_var])
 
+    def _refuse_other_thread(self, what):
+        """AlreadyActiveError if this tape is active on another thread (see
+        _refuse_active_elsewhere)."""
+        _refuse_active_elsewhere(self, what)
+
     def _end_use(self):
         """After a gradient or Jacobian: a non-persistent tape releases its record."""
         self._finish_use()
@@ -177,6 +182,10 @@ cdef class Tape(Transformation):
             self.recording = False  # as in TensorFlow: a non-persistent tape stops recording
         if not self.persistent:
             self._used = True   # a grad_fn asking this tape again mid-sweep: the one-use error
+        if _active_elsewhere(self):
+            # checked after _used is set: from then on its owner cannot enter it either
+            self._used = False
+            _refuse_active_elsewhere(self, "gradient")
         try:
             grads = self._sweep_at_level([t], [seed], flat)
         finally:
@@ -212,6 +221,7 @@ cdef class Tape(Transformation):
 
     def _release(self):
         """Drop the record; the tape's slots on tensors it watched are cleared."""
+        _refuse_active_elsewhere(self, "reset")
         self._drop_record()
 
     cdef int _drop_record(self) except -1:
@@ -252,6 +262,7 @@ cdef class Tape(Transformation):
                 if (<Tensor>seed).shape != (batch,) + (<Tensor>t).shape:
                     raise ValueError(f"_sweep: a seed of shape {seed.shape} for a batch of "
                                      f"{batch} cotangents of a target of shape {t.shape}")
+        _refuse_active_elsewhere(self, "_sweep")
         return self._sweep_at_level(targets, seeds, sources, batch)
 
     cdef list _sweep_at_level(self, list targets, list seeds, list sources, Py_ssize_t batch=-1):

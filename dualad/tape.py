@@ -146,6 +146,12 @@ class GradientTape(_core.Tape):
                 self.recording = False  # as in TensorFlow: the tape stops recording
         if not self.persistent:
             self._used = True   # a grad_fn asking this tape again mid-sweep gets the error above
+        try:
+            # after _used is set, so that the thread recording on it cannot enter it meanwhile
+            self._refuse_other_thread(what)
+        except BaseException:
+            self._used = False
+            raise
 
     def _gradient_general(self, target, sources, output_gradients, unconnected_gradients):
         # gradient() beyond its compiled fast path; stacklevel=2 is gradient()'s caller
