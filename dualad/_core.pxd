@@ -73,6 +73,7 @@ cdef class Tape(Transformation):
     cdef public bint _used         # a non-persistent tape that has given its gradient
     cdef tuple _variables_at_release  # watched_variables() when a non-persistent tape released
     cdef bint _listed              # its id is in _live_tapes (from its first slot to its release)
+    cdef object _listed_key        # the id as the int in _live_tapes while _listed (boxed once)
 
     cdef bint _watch(self, Tensor t) except -1
     cdef tuple _current_variables(self)

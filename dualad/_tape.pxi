@@ -53,7 +53,7 @@ cdef class Tape(Transformation):
         cdef Tensor t
         if _live_tapes is not None:  # None only at interpreter shutdown
             if self._listed:
-                _live_tapes.discard(self.id)
+                _live_tapes.discard(self._listed_key)
             if self._watched is not None:
                 for t in self._watched:
                     _clear_slot(t, self.id)
@@ -65,7 +65,8 @@ cdef class Tape(Transformation):
             # every slot under this id starts here (a recorded op needs an input with a slot),
             # so the id joins the live ones only now: a tape that watches nothing costs no set
             # operations
-            _live_tapes.add(self.id)
+            self._listed_key = self.id
+            _live_tapes.add(self._listed_key)
             self._listed = True
         _set_slot(t, self.id, self._n_slots)
         self._n_slots += 1
@@ -203,7 +204,7 @@ cdef class Tape(Transformation):
         # the old one, which the reopened record hands out again.
         global _next_id
         if self._listed:
-            _live_tapes.discard(self.id)
+            _live_tapes.discard(self._listed_key)
             self._listed = False
         _next_id += 1
         self.id = _next_id
@@ -233,7 +234,7 @@ cdef class Tape(Transformation):
         self._n_slots = 0
         self.released = True
         if self._listed:
-            _live_tapes.discard(self.id)
+            _live_tapes.discard(self._listed_key)
             self._listed = False
         return 0
 

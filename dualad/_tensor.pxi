@@ -138,7 +138,8 @@ cdef class Tensor:
         return arr.reshape(())
 
     def __hash__(self):
-        return id(self)
+        # id(self) (the address, which an int hashes to unchanged), without calling id()
+        return <Py_ssize_t><PyObject*>self
 
     def ref(self):
         """An object hashable by identity, for dictionaries keyed by tensors (as in TensorFlow)."""

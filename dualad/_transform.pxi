@@ -86,18 +86,44 @@ def active_transformations():
     return tuple(_state().stack)
 
 
+# The last two tape ids boxed as the ints keying _more_slots and _live_tapes: nested tapes look
+# up both ids on every op, and a fresh int per lookup cost more than the lookup (ids are never
+# reused, so a stale entry cannot match). Replacing an entry runs no Python code.
+cdef long long _boxed_tape_ids[2]
+cdef object _boxed_tape_id_0 = None
+cdef object _boxed_tape_id_1 = None
+cdef bint _boxed_tape_id_next = 0
+
+
+cdef inline object _tape_key(long long tape_id):
+    global _boxed_tape_id_0, _boxed_tape_id_1, _boxed_tape_id_next
+    if _boxed_tape_id_0 is not None and _boxed_tape_ids[0] == tape_id:
+        return _boxed_tape_id_0
+    if _boxed_tape_id_1 is not None and _boxed_tape_ids[1] == tape_id:
+        return _boxed_tape_id_1
+    cdef object key = tape_id
+    if _boxed_tape_id_next:
+        _boxed_tape_ids[1] = tape_id
+        _boxed_tape_id_1 = key
+    else:
+        _boxed_tape_ids[0] = tape_id
+        _boxed_tape_id_0 = key
+    _boxed_tape_id_next = not _boxed_tape_id_next
+    return key
+
+
 cdef inline Py_ssize_t _slot_of(Tensor t, long long tape_id):
     if t._tape_id == tape_id:
         return t._slot
     if t._more_slots is not None:
-        s = t._more_slots.get(tape_id)
+        s = t._more_slots.get(_tape_key(tape_id))
         if s is not None:
             return <Py_ssize_t>s
     return -1
 
 
 cdef void _set_slot(Tensor t, long long tape_id, Py_ssize_t slot) except *:
-    if t._tape_id == 0 or t._tape_id == tape_id or t._tape_id not in _live_tapes:
+    if t._tape_id == 0 or t._tape_id == tape_id or _tape_key(t._tape_id) not in _live_tapes:
         t._tape_id = tape_id
         t._slot = slot
         return
@@ -108,14 +134,14 @@ cdef void _set_slot(Tensor t, long long tape_id, Py_ssize_t slot) except *:
         # by a new tape every step) must not collect them
         for dead in [k for k in t._more_slots if k not in _live_tapes]:
             del t._more_slots[dead]
-    t._more_slots[tape_id] = slot
+    t._more_slots[_tape_key(tape_id)] = slot
 
 
 cdef void _clear_slot(Tensor t, long long tape_id) except *:
     if t._tape_id == tape_id:
         t._tape_id = 0
     elif t._more_slots is not None:
-        t._more_slots.pop(tape_id, None)
+        t._more_slots.pop(_tape_key(tape_id), None)
 
 
 cdef void _transform(Primitive p, tuple args, dict params, Tensor out) except *:

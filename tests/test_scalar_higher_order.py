@@ -129,3 +129,29 @@ def test_pow_exponent_gradient_is_still_computed_when_needed():
     gx, ge = tape.gradient(y, [x, e])
     assert float(gx) == 12.0
     assert float(ge) == float(np.float64(np.log(2.0)) * 8.0)
+
+
+def test_four_nested_tapes_give_each_order_of_x_to_the_fifth():
+    # more nested tapes than the core's cache of boxed tape ids holds: each tape's slots (in
+    # the tensors' extra-slot dicts) must still be found, and a tape dropped without a
+    # gradient in between must not disturb them
+    x = dd.constant(np.float64(1.5))
+    with dd.GradientTape() as t4:
+        t4.watch(x)
+        with dd.GradientTape() as t3:
+            t3.watch(x)
+            with dd.GradientTape() as t2:
+                t2.watch(x)
+                with dd.GradientTape() as t1:
+                    t1.watch(x)
+                    y = x ** 5
+                    with dd.GradientTape() as dropped:
+                        dropped.watch(x)
+                        (x * x).numpy()
+                    del dropped
+                d1 = t1.gradient(y, x)
+            d2 = t2.gradient(d1, x)
+        d3 = t3.gradient(d2, x)
+    d4 = t4.gradient(d3, x)
+    assert [float(d) for d in (d1, d2, d3, d4)] == [5 * 1.5 ** 4, 20 * 1.5 ** 3,
+                                                    60 * 1.5 ** 2, 120 * 1.5]

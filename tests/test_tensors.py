@@ -412,3 +412,13 @@ def test_tensorshape_concatenation_with_tuples_keeps_its_checks():
         (True,) + shape
     with pytest.raises(TypeError, match="int or None"):
         shape + (2.5,)
+
+
+def test_tensors_and_variables_hash_by_identity():
+    # the hash is computed in C now; it must stay id() (dict keys, watched-variable sets)
+    tensor, variable = dd.constant(1.5), dd.Variable(np.ones(3))
+    same_value = dd.constant(1.5)
+    assert hash(tensor) == id(tensor) and hash(variable) == id(variable)
+    table = {tensor: "tensor", variable: "variable", same_value: "other"}
+    assert (table[tensor], table[variable], table[same_value]) == ("tensor", "variable", "other")
+    assert variable.ref() in {variable} and same_value not in {tensor}
