@@ -203,7 +203,7 @@ def norm(tensor: TensorLike, ord: str | float = "euclidean", axis: Axis = None,
     x = _float_tensor(tensor, "norm")
     if axis is None and type(ord) is str and ord == "euclidean" and keepdims is False:
         # the common call, norm(x): every axis, nothing to check (the same primitive call)
-        return _P["norm"](x, axis=tuple(range(x.ndim)), keepdims=False)
+        return _P["norm"](x, axis=normalize_axes(None, x.ndim), keepdims=False)
     if ord in ("euclidean", "fro", 2, 2.0):
         if (ord == 2 and axis is not None and np.ndim(axis) == 1
                 and len(axis) == 2):  # type: ignore[arg-type]  # a sequence: its ndim is 1

@@ -326,14 +326,16 @@ class Optimizer:
             if slot_vars is None or any(name not in slot_vars for name in names):
                 return False  # its first step makes its slots (with _slot_fill)
         targets = []
-        for var, dtype, g in pairs:
-            buffers = self._buffers.get(var)
-            if buffers is None or len(buffers) != len(names) + 2:
-                buffers = self._buffers[var] = [None] * (len(names) + 2)
-            slot_vars = self._slots[var]
-            self._compute_into(rule, var, dtype, g, lr, step, slot_vars, names, buffers)
-            targets.append((var, buffers, 0))
-            targets.extend((slot_vars[name], buffers, i + 1) for i, name in enumerate(names))
+        with np.errstate(all="ignore"):  # one error state for every pair's rule
+            for var, dtype, g in pairs:
+                buffers = self._buffers.get(var)
+                if buffers is None or len(buffers) != len(names) + 2:
+                    buffers = self._buffers[var] = [None] * (len(names) + 2)
+                slot_vars = self._slots[var]
+                self._compute_into(rule, var, dtype, g, lr, step, slot_vars, names, buffers)
+                targets.append((var, buffers, 0))
+                targets.extend((slot_vars[name], buffers, i + 1)
+                               for i, name in enumerate(names))
         _core.commit_in_place(targets, self._steps)
         return True
 
@@ -349,8 +351,8 @@ class Optimizer:
         out = {name: buffers[i + 1] for i, name in enumerate(names)}
         out["value"], out["work"] = buffers[0], buffers[-1]
         slots = {name: np.asarray(slot_vars[name]) for name in names}
-        with np.errstate(all="ignore"):
-            rule(self, np.asarray(var), g, dtype.type(lr), slots, dtype.type(step), out)
+        # (under _array_step's error state)
+        rule(self, np.asarray(var), g, dtype.type(lr), slots, dtype.type(step), out)
 
     _uses_step = False  # whether _update reads its `step` argument
 

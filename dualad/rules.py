@@ -617,7 +617,13 @@ log_softmax = declare(
 
 
 def _norm_impl(x, axis=None, keepdims=False):
-    return np.sqrt(_np_sum(x * x, axis=axis, keepdims=keepdims))
+    squares = x * x
+    if (squares.size == 1 and type(axis) is tuple
+            and axis == normalize_axes(None, squares.ndim)):
+        # one element over every axis (a scalar in an array): numpy's sum of one element is
+        # that element, so the same bits without the reduction's set-up (~2/3 of the cost)
+        return np.sqrt(squares if keepdims else squares.reshape(()))
+    return np.sqrt(_np_sum(squares, axis=axis, keepdims=keepdims))
 
 
 def _norm_direction(args, ans, p):
@@ -731,7 +737,8 @@ def _plain_perm(perm):
 
 # impls that only call numpy on arrays run as numpy's ufuncs do (see _core.run_quietly)
 _core.run_quietly(_matmul_impl, reshape.impl, broadcast_to.impl, transpose.impl,
-                  _reduce_sum_impl, _softmax_impl, _log_softmax_impl, _logsumexp_impl)
+                  _reduce_sum_impl, _softmax_impl, _log_softmax_impl, _logsumexp_impl,
+                  _norm_impl)
 
 
 def _batched_perm(perm, lead):

@@ -13,10 +13,20 @@ def axis_index(axis):
         raise TypeError(f"axis must be an integer, got {axis!r}") from None
 
 
+# every axis of a tensor of rank n, for the n reductions are usually over (one tuple each)
+_ALL_AXES = tuple(tuple(range(n)) for n in range(33))
+
+
 def normalize_axes(axis, ndim):
     """Axis argument -> sorted tuple of non-negative axes (None: all)."""
     if axis is None:
-        return tuple(range(ndim))
+        return _ALL_AXES[ndim] if 0 <= ndim < 33 else tuple(range(ndim))
+    if type(axis) is int:
+        # one plain int (not a bool, not an int subclass): the general path's check, without
+        # np.ndim, which costs more than the rest of this function
+        if not -ndim <= axis < max(ndim, 1):
+            raise ValueError(f"axis {axis} is out of range for a tensor of rank {ndim}")
+        return (axis % max(ndim, 1),)
     axes = (axis,) if np.ndim(axis) == 0 else tuple(axis)
     out = []
     for a in axes:
