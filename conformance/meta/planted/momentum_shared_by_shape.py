@@ -24,8 +24,12 @@ class Adapter(PlantedAdapter):
         if not momentum:
             return self.base.sgd(learning_rate)
 
+        rate = [learning_rate]
+
         def rule(g, state, t):
-            state["v"] = momentum * state.get("v", 0.0) - learning_rate * g
+            state["v"] = momentum * state.get("v", 0.0) - rate[0] * g
             return -state["v"]
 
-        return SharedSlots(self.base, rule)
+        optimizer = SharedSlots(self.base, rule)
+        optimizer.set_learning_rate = lambda value: rate.__setitem__(0, value)
+        return optimizer
