@@ -272,7 +272,7 @@ def test_sgd_with_momentum_follows_the_velocity_rule(impl, dtype, x0, abc, a, le
     steps=st.integers(2, 5),
     data=st.data(),
 )
-def test_momentum_keeps_a_velocity_per_variable_across_a_rate_change(impl, dtype, shape, n, learning_rate, momentum, steps, data):
+def test_sgd_keeps_a_velocity_per_variable_across_a_rate_change(impl, dtype, shape, n, learning_rate, momentum, steps, data):
     # n Variables of one shape (a velocity slot keyed by shape would be shared), drawn gradients,
     # and the learning rate changed before a drawn step: Keras carries the velocity over as it
     # is (v ← m·v − lr₂·g); a buffer of summed gradients scaled by the current rate does not.
