@@ -47,6 +47,23 @@ def test_traced_function_with_a_tape_matches_eager(impl, dtype, points, abc):
 
 @pytest.mark.identity("GT-FUNC-01")
 @pytest.mark.requires("function")
+@given(dtype=float_dtypes(), x=arrays(shapes()), coefficient_sets=st.lists(arrays((3,)), min_size=2, max_size=4))
+def test_traced_function_takes_python_numbers_of_each_call(impl, dtype, x, coefficient_sets):
+    # a, b, c passed as Python floats: each call's numbers are used, the tensor x keeping its
+    # shape (a trace keyed by tensor shapes alone replays the first call's numbers).
+    assume(len({tuple(abc) for abc in coefficient_sets}) > 1)
+    traced = impl.function(slope_and_value(impl))
+    xt = make(impl, x, dtype)
+    x64 = as_dtype(x, dtype).astype(np.float64)
+    for i, abc in enumerate(coefficient_sets):
+        a, b, c = (float(np.dtype(dtype).type(v)) for v in abc)
+        slope, value = traced(xt, a, b, c)
+        assert_close(to_numpy(impl, slope), 2 * a * x64 + b, dtype, f"call {i}: traced dy/dx vs 2ax + b")
+        assert_close(to_numpy(impl, value), a * x64**2 + b * x64 + c, dtype, f"call {i}: traced y")
+
+
+@pytest.mark.identity("GT-FUNC-01")
+@pytest.mark.requires("function")
 def test_traced_function_tutorial_example(impl):
     def f(x):
         a, b, c = (impl.constant(v, "float32") for v in (1.0, -2.0, 1.0))

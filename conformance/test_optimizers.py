@@ -261,6 +261,43 @@ def test_sgd_with_momentum_follows_the_velocity_rule(impl, dtype, x0, abc, a, le
     assert_close(problem.value(), x, dtype, f"x after {steps} momentum steps")
 
 
+@pytest.mark.identity("GT-OPT-02")
+@pytest.mark.requires("variables", "sgd", "momentum", "learning_rate_change")
+@given(
+    dtype=float_dtypes(),
+    shape=shapes(),
+    n=st.integers(2, 3),
+    learning_rate=floats(Domain(2.0**-6, 0.25)),
+    momentum=floats(Domain(0.25, 0.875)),
+    steps=st.integers(2, 5),
+    data=st.data(),
+)
+def test_sgd_keeps_a_velocity_per_variable_across_a_rate_change(impl, dtype, shape, n, learning_rate, momentum, steps, data):
+    # n Variables of one shape (a velocity slot keyed by shape would be shared), drawn gradients,
+    # and the learning rate changed before a drawn step: Keras carries the velocity over as it
+    # is (v ← m·v − lr₂·g); a buffer of summed gradients scaled by the current rate does not.
+    starts = [data.draw(arrays(shape, OPTIMIZER_START), label=f"x{j}") for j in range(n)]
+    variables = [impl.variable(as_dtype(s, dtype), dtype) for s in starts]
+    change_at = data.draw(st.integers(1, steps - 1), label="rate changed before step")
+    factor = data.draw(st.sampled_from([0.25, 0.5, 2.0, 4.0]), label="rate factor")
+    optimizer = impl.sgd(learning_rate, momentum=momentum)
+    rate, m = (float(np.dtype(dtype).type(v)) for v in (learning_rate, momentum))
+    xs = [as_dtype(s, dtype).astype(np.float64) for s in starts]
+    velocities = [np.zeros(shape) for _ in range(n)]
+    for step in range(steps):
+        if step == change_at:
+            rate *= factor  # exact: a power of two
+            optimizer.set_learning_rate(rate)
+        grads = [as_dtype(data.draw(arrays(shape, OPTIMIZER_GRADIENT), label=f"g{j} step {step}"), dtype) for j in range(n)]
+        order = data.draw(st.permutations(range(n)), label=f"order at step {step}")
+        optimizer.apply_gradients([(make(impl, grads[j], dtype), variables[j]) for j in order])
+        for j in range(n):
+            velocities[j] = m * velocities[j] - rate * grads[j].astype(np.float64)
+            xs[j] = xs[j] + velocities[j]
+    for j, (variable, want) in enumerate(zip(variables, xs)):
+        assert_close(to_numpy(impl, variable), want, dtype, f"x{j} after {steps} momentum steps, rate ×{factor} at step {change_at}")
+
+
 # GT-OPT-03 .. GT-OPT-05: Adam, RMSprop, Adagrad -----------------------------------
 # Each is checked against Keras' update rule evaluated in float64 NumPy, on drawn gradients
 # (no loss, so a rounding difference is not fed back through the gradient). Epsilon is drawn

@@ -74,6 +74,10 @@ def test_gradient_inside_persistent_context_is_differentiable(impl, dtype, x):
         dz_dx = tape.gradient(z, xt)
         dy_dx = tape.gradient(y, xt)
     d2z_dx2 = to_numpy(impl, tape.gradient(dz_dx, xt))
+    # the second gradient is recorded too: the tape keeps recording after its first gradient()
+    d2y_dx2 = tape.gradient(dy_dx, xt)
+    assert d2y_dx2 is not None, "dy/dx, taken in context after dz/dx, was not recorded: d(dy/dx)/dx is None"
+    assert_close(to_numpy(impl, d2y_dx2), np.full(np.shape(x), 2.0), dtype, "d(dy/dx)/dx vs 2")
     assert_close(to_numpy(impl, dz_dx), 4 * x**3, dtype, "dz/dx taken in context vs 4x³")
     assert_close(to_numpy(impl, dy_dx), 2 * x, dtype, "dy/dx taken in context vs 2x")
     want = reference_second_gradient(fourth_power, x)

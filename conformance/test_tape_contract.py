@@ -140,6 +140,26 @@ def test_gradients_come_in_the_order_of_the_sources(impl, dtype, data, n, shape)
     assert not isinstance(single, (list, tuple)), "a single source (not a list) must give a single gradient"
     assert_close(to_numpy(impl, single), 2 * values[0], dtype, "gradient for one source")
 
+@pytest.mark.identity("GT-STRUCT-01")
+@given(dtype=float_dtypes(), data=st.data(), shape=shapes())
+def test_a_source_listed_twice_gets_its_gradient_at_each_place(impl, dtype, data, shape):
+    # gradient(y, [s0, s1, s0, ...]): a repeated source is answered at every place it is listed,
+    # not only the first (a mapping from source to one position loses the others).
+    values = [data.draw(arrays(shape), label=f"s{j}") for j in range(2)]
+    coefficients = [data.draw(st.floats(0.5, 3.0, width=32), label=f"c{j}") for j in range(2)]
+    listed = data.draw(st.lists(st.sampled_from([0, 1]), min_size=3, max_size=5)
+                       .filter(lambda l: len(set(l)) == 2 and len(l) > len(set(l))), label="listed sources")
+    tensors = [make(impl, v, dtype) for v in values]
+    with impl.tape() as tape:
+        tape.watch(tensors)
+        y = impl.add(impl.multiply(coefficients[0], impl.reduce_sum(impl.square(tensors[0]))),
+                     impl.multiply(coefficients[1], impl.reduce_sum(impl.square(tensors[1]))))
+    grads = tape.gradient(y, [tensors[j] for j in listed])
+    assert isinstance(grads, (list, tuple)) and len(grads) == len(listed), f"got {grads!r} for {len(listed)} sources"
+    for place, (j, grad) in enumerate(zip(listed, grads)):
+        assert grad is not None, f"source s{j} listed at place {place} of {listed} got None"
+        assert_close(to_numpy(impl, grad), 2 * coefficients[j] * values[j], dtype, f"gradient of s{j} at place {place}")
+
 
 # GT-JAC-01 --------------------------------------------------------------------
 
