@@ -159,6 +159,32 @@ cdef bint _kernel_add_into(object acc, object other) except -1:
     return True
 
 
+cdef void _k_scaled_sum(double* out, const double* acc, double s1, const double* b1, double s2,
+                        const double* b2, Py_ssize_t n, int threads) noexcept nogil:
+    # out = [acc +] s1·b1 [+ s2·b2] (acc, b2 NULL when absent), each product and each sum
+    # rounded (-ffp-contract=off): the bits of numpy's products then numpy's sums, in one pass
+    cdef Py_ssize_t i
+    if threads <= 1 or n < _PARALLEL_MIN_SIZE:
+        if acc != NULL:
+            for i in range(n):
+                out[i] = acc[i] + s1 * b1[i]
+        elif b2 != NULL:
+            for i in range(n):
+                out[i] = s1 * b1[i] + s2 * b2[i]
+        else:
+            for i in range(n):
+                out[i] = s1 * b1[i]
+    elif acc != NULL:
+        for i in prange(n, num_threads=threads, schedule="static"):
+            out[i] = acc[i] + s1 * b1[i]
+    elif b2 != NULL:
+        for i in prange(n, num_threads=threads, schedule="static"):
+            out[i] = s1 * b1[i] + s2 * b2[i]
+    else:
+        for i in prange(n, num_threads=threads, schedule="static"):
+            out[i] = s1 * b1[i]
+
+
 def _multiply_impl(a, b):
     """multiply's numpy implementation: np.multiply, or the parallel kernel for large float
     arrays of one shape and dtype (the same bits)."""
