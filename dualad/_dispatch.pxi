@@ -291,6 +291,10 @@ NO_GRADIENT = _NoGradient()
 
 cdef Primitive _P_ADD, _P_SUB, _P_MUL, _P_DIV, _P_POW, _P_NEG, _P_ABS
 cdef Primitive _P_FLOORDIV, _P_FLOORMOD  # the // and % operators
+# matmul and transpose with the rules they were declared with: while their vjps are still
+# these, a sweep nothing records may keep their outer-product cotangents lazily (_Scaled)
+cdef Primitive _P_MATMUL = None, _P_TRANSPOSE = None
+cdef tuple _MATMUL_VJPS = None, _TRANSPOSE_VJPS = None
 cdef dict _P_CMP = {}
 cdef object _unbroadcast_fn = None
 cdef object _stack_fn = None
@@ -341,6 +345,11 @@ def install(dict primitives, dict ops, dict ufuncs, dict array_functions, unbroa
     global _P_FLOORDIV, _P_FLOORMOD
     _P_FLOORDIV = primitives["floordiv"]
     _P_FLOORMOD = primitives["floormod"]
+    global _P_MATMUL, _P_TRANSPOSE, _MATMUL_VJPS, _TRANSPOSE_VJPS
+    _P_MATMUL = primitives["matmul"]
+    _P_TRANSPOSE = primitives["transpose"]
+    _MATMUL_VJPS = _P_MATMUL.vjps
+    _TRANSPOSE_VJPS = _P_TRANSPOSE.vjps
     for name in ("less", "less_equal", "greater", "greater_equal", "equal", "not_equal"):
         _P_CMP[name] = primitives[name]
     _ops_fn.update(ops)

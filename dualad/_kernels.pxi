@@ -159,6 +159,50 @@ cdef bint _kernel_add_into(object acc, object other) except -1:
     return True
 
 
+cdef extern from *:
+    """
+    /* the serial loops in C: ivdep tells gcc that out, read at i only (out may be acc), has
+       no dependence between iterations, so it vectorises them without run-time alias checks
+       (the same IEEE operations on each element: the same bits) */
+    __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic", "fp-contract=off")))
+    static void dualad_scaled_sum_serial(double* out, const double* acc, double s1,
+                                         const double* b1, double s2, const double* b2,
+                                         Py_ssize_t n) {
+        Py_ssize_t i;
+        if (acc != NULL) {
+            #pragma GCC ivdep
+            for (i = 0; i < n; i++) out[i] = acc[i] + s1 * b1[i];
+        } else if (b2 != NULL) {
+            #pragma GCC ivdep
+            for (i = 0; i < n; i++) out[i] = s1 * b1[i] + s2 * b2[i];
+        } else {
+            #pragma GCC ivdep
+            for (i = 0; i < n; i++) out[i] = s1 * b1[i];
+        }
+    }
+    """
+    void dualad_scaled_sum_serial(double* out, const double* acc, double s1, const double* b1,
+                                  double s2, const double* b2, Py_ssize_t n) noexcept nogil
+
+
+cdef void _k_scaled_sum(double* out, const double* acc, double s1, const double* b1, double s2,
+                        const double* b2, Py_ssize_t n, int threads) noexcept nogil:
+    # out = [acc +] s1·b1 [+ s2·b2] (acc, b2 NULL when absent), each product and each sum
+    # rounded (-ffp-contract=off): the bits of numpy's products then numpy's sums, in one pass
+    cdef Py_ssize_t i
+    if threads <= 1 or n < _PARALLEL_MIN_SIZE:
+        dualad_scaled_sum_serial(out, acc, s1, b1, s2, b2, n)
+    elif acc != NULL:
+        for i in prange(n, num_threads=threads, schedule="static"):
+            out[i] = acc[i] + s1 * b1[i]
+    elif b2 != NULL:
+        for i in prange(n, num_threads=threads, schedule="static"):
+            out[i] = s1 * b1[i] + s2 * b2[i]
+    else:
+        for i in prange(n, num_threads=threads, schedule="static"):
+            out[i] = s1 * b1[i]
+
+
 def _multiply_impl(a, b):
     """multiply's numpy implementation: np.multiply, or the parallel kernel for large float
     arrays of one shape and dtype (the same bits)."""

@@ -394,6 +394,181 @@ cdef inline bint _held_by_sweep_alone(object cur):
             and cnp.PyArray_CHKFLAGS(arr, cnp.NPY_ARRAY_OWNDATA))
 
 
+# ---- scaled cotangents: s·b kept lazily in the sweep's list ----------------------------------
+# The matmul VJPs of a vector dot product (a (1,1) cotangent times a vector) are products
+# s·b of a single element and a large array; summed at one slot they cost a pass each, plus
+# one for the sum. A sweep nothing records keeps them as (s, b) pairs and writes the slot's
+# gradient once, when it is taken: each product rounded, then the sum, as the rules and the
+# add would have (same bits). Only the sweep's list holds a _Scaled: every rule, hook and
+# caller gets the Tensor it becomes.
+
+# elements above which matmul's impl multiplies an outer product elementwise (rules.py's
+# _SMALL_PRODUCT): below it ndarray.dot computes it, so no product is kept lazily there
+cdef Py_ssize_t _SCALED_MIN_SIZE = 4096
+
+
+@cython.final
+cdef class _Scaled:
+    cdef double s1, s2
+    cdef cnp.ndarray b1, b2     # C-contiguous, aligned float64, of one shape; b2 None: one term
+
+
+cdef _Scaled _scaled(double s, cnp.ndarray b):
+    cdef _Scaled z = _Scaled.__new__(_Scaled)
+    z.s1 = s
+    z.b1 = b
+    return z
+
+
+cdef inline bint _fusable(cnp.ndarray arr):
+    return (cnp.PyArray_TYPE(arr) == cnp.NPY_DOUBLE and cnp.PyArray_ISCARRAY_RO(arr)
+            and cnp.PyArray_SIZE(arr) > _SCALED_MIN_SIZE)
+
+
+cdef inline bint _same_shape(cnp.ndarray a, cnp.ndarray b):
+    return cnp.PyArray_NDIM(a) == cnp.PyArray_NDIM(b) and cnp.PyArray_SAMESHAPE(a, b)
+
+
+cdef Tensor _materialised(_Scaled z):
+    cdef cnp.ndarray out = cnp.PyArray_SimpleNew(cnp.PyArray_NDIM(z.b1), cnp.PyArray_DIMS(z.b1),
+                                                 cnp.NPY_DOUBLE)
+    cdef const double* b2 = NULL if z.b2 is None else <const double*>cnp.PyArray_DATA(z.b2)
+    cdef int threads = _kernel_threads
+    with nogil:
+        _k_scaled_sum(<double*>cnp.PyArray_DATA(out), NULL, z.s1,
+                      <const double*>cnp.PyArray_DATA(z.b1), z.s2, b2,
+                      cnp.PyArray_SIZE(out), threads)
+    return _wrap(out)
+
+
+cdef object _matmul_scaled_cotangent(Py_ssize_t k, object gobj, tuple args):
+    """The cotangent of matmul's input k as a _Scaled where the declared rule would compute
+    an outer product s·b elementwise (g of shape (1,1), float64 throughout, b large and
+    C-contiguous), else None (the rule runs)."""
+    cdef Tensor g, a, other
+    cdef cnp.ndarray garr, base
+    if type(gobj) is not Tensor or len(args) != 2:
+        return None
+    g = <Tensor>gobj
+    if g._is_scalar or g._arr is None or g._kind != K_F64:
+        return None
+    garr = g._arr
+    if (cnp.PyArray_NDIM(garr) != 2 or cnp.PyArray_SIZE(garr) != 1
+            or not cnp.PyArray_ISALIGNED(garr)):
+        return None
+    if not (isinstance(args[0], Tensor) and isinstance(args[1], Tensor)):
+        return None
+    a = <Tensor>args[k]
+    other = <Tensor>args[1 - k]
+    # variables may be assigned (in place) by a callback before the slot is taken
+    if a._is_var or other._is_var or other._arr is None or a._arr is None:
+        return None
+    if cnp.PyArray_NDIM(other._arr) != 2 or cnp.PyArray_NDIM(a._arr) != 2:
+        return None
+    base = other._arr.T
+    if not _fusable(base) or not _same_shape(base, a._arr):
+        return None
+    global _n_scaled
+    _n_scaled += 1
+    return _scaled((<double*>cnp.PyArray_DATA(garr))[0], base)
+
+
+cdef Py_ssize_t _n_scaled = 0
+
+
+def _scaled_cotangents():
+    """How many matmul cotangents sweeps have kept lazily as s·b (for tests)."""
+    return _n_scaled
+
+
+cdef void _accumulate_scaled(list og, char* fl, Py_ssize_t s, _Scaled z) except *:
+    """og[s] += z (a sweep nothing records): kept lazily, or added in one pass."""
+    cdef object cur = og[s]
+    cdef _Scaled y
+    cdef Tensor t
+    cdef cnp.ndarray acc, out
+    cdef int threads = _kernel_threads
+    if cur is None:
+        og[s] = z
+        return
+    if z.b2 is not None:
+        _accumulate(og, fl, s, _materialised(z), True)
+        return
+    if type(cur) is _Scaled:
+        y = <_Scaled>cur
+        if y.b2 is None and _same_shape(y.b1, z.b1):
+            y.s2 = z.s1
+            y.b2 = z.b1
+            return
+        cur = og[s] = _materialised(y)
+        fl[s] |= OWNED
+    if not (fl[s] & OWNED) and _held_by_sweep_alone(cur):
+        fl[s] |= OWNED
+    t = <Tensor>cur
+    if (t._is_scalar or t._arr is None or not _fusable(t._arr)
+            or not _same_shape(t._arr, z.b1)):
+        _accumulate(og, fl, s, _materialised(z), True)
+        return
+    acc = t._arr
+    if fl[s] & OWNED:
+        out = acc
+        cnp.PyArray_ENABLEFLAGS(out, cnp.NPY_ARRAY_WRITEABLE)
+    else:
+        out = cnp.PyArray_SimpleNew(cnp.PyArray_NDIM(acc), cnp.PyArray_DIMS(acc), cnp.NPY_DOUBLE)
+    try:
+        with nogil:
+            _k_scaled_sum(<double*>cnp.PyArray_DATA(out), <const double*>cnp.PyArray_DATA(acc),
+                          z.s1, <const double*>cnp.PyArray_DATA(z.b1), 0.0, NULL,
+                          cnp.PyArray_SIZE(out), threads)
+    finally:
+        _freeze(out)
+    if out is not acc:
+        og[s] = _wrap(out)
+        fl[s] |= OWNED
+
+
+cdef bint _transpose_scaled(list og, char* fl, Py_ssize_t so, Entry e) except -1:
+    """The cotangent of a 2-D transpose's input, where its output's is a _Scaled (from og[so],
+    then cleared): the same products of transposed views, added at the input's slot. False,
+    doing nothing, where the declared rule must run on the materialised cotangent."""
+    cdef _Scaled z = <_Scaled>og[so], t
+    cdef object perm
+    cdef cnp.ndarray b1, b2 = None
+    if fl[so] & (HAS_D | KEEP) or e.s0 < 0 or len(e.args) != 1:
+        return False
+    if e.prim.variadic_vjp is not None or e.prim.vjps is not _TRANSPOSE_VJPS:
+        return False
+    if not isinstance(e.args[0], Tensor) or cnp.PyArray_NDIM(z.b1) != 2:
+        return False
+    perm = e.params.get("perm") if e.params is not None else None
+    # a 2-D permutation is its own inverse: swap or keep the two axes
+    if perm is None:
+        swap = True
+    elif type(perm) in (tuple, list) and len(perm) == 2 and all(type(a) is int for a in perm):
+        if perm[0] % 2 == 1 and perm[1] % 2 == 0:
+            swap = True
+        elif perm[0] % 2 == 0 and perm[1] % 2 == 1:
+            swap = False
+        else:
+            return False
+    else:
+        return False
+    b1 = z.b1.T if swap else z.b1
+    if z.b2 is not None:
+        b2 = z.b2.T if swap else z.b2
+        if not cnp.PyArray_ISCARRAY_RO(b2):
+            return False
+    if not cnp.PyArray_ISCARRAY_RO(b1) or (<object>b1).shape != (<Tensor>e.args[0])._value().shape:
+        return False
+    og[so] = None
+    fl[so] &= ~OWNED
+    t = _scaled(z.s1, b1)
+    t.s2 = z.s2
+    t.b2 = b2
+    _accumulate_scaled(og, fl, e.s0, t)
+    return True
+
+
 cdef inline void _accumulate(list og, char* fl, Py_ssize_t s, Tensor ct, bint in_place) except *:
     """og[s] += ct: into og[s]'s own buffer when the sweep owns it, else as a fresh sum, which
     the sweep owns when nothing watches it (`in_place`)."""
@@ -402,6 +577,9 @@ cdef inline void _accumulate(list og, char* fl, Py_ssize_t s, Tensor ct, bint in
         og[s] = ct      # possibly a tensor a rule or the caller holds: written into only if
                         # a later cotangent finds it held by the sweep alone
         return
+    if type(cur) is _Scaled:
+        cur = og[s] = _materialised(<_Scaled>cur)
+        fl[s] |= OWNED
     if in_place and not (fl[s] & OWNED) and _held_by_sweep_alone(cur):
         fl[s] |= OWNED
     if not ((fl[s] & OWNED) and not _check_numerics and _add_in_place(<Tensor>cur, ct)):
@@ -415,6 +593,8 @@ cdef object _take(double* dg, char* fl, list og, Py_ssize_t s, int kind):
     """The gradient accumulated at slot s, as a Tensor (or None); freed unless kept. Once
     handed out, it is never written into again."""
     cdef object g = og[s]
+    if type(g) is _Scaled:
+        g = og[s] = _materialised(<_Scaled>g)
     fl[s] &= ~OWNED
     if fl[s] & HAS_D:
         g = _add(g, new_scalar(dg[s], kind))
@@ -583,6 +763,8 @@ cdef list _sweep(Tape tape, list targets, list seeds, list sources, bint raw, Py
     cdef Py_ssize_t n_entries = len(entries)
     cdef Py_ssize_t n_sources = len(sources)
     cdef bint in_place = raw   # nothing records the sweep: the sums it makes are its own
+    # products s·b kept lazily (_Scaled): a sweep nothing records, of unbatched cotangents
+    cdef bint lazy = raw and batch < 0
     if batch >= 0:
         if not _all_batchable(entries, n_entries):
             return None
@@ -651,6 +833,9 @@ cdef list _sweep(Tape tape, list targets, list seeds, list sources, bint raw, Py
                     if nargs == 2 and e.s1 >= 0:
                         _acc_d(dg, fl, e.s1, db, f32)
                     continue
+            if (lazy and p is _P_TRANSPOSE and type(og[so]) is _Scaled
+                    and _transpose_scaled(og, fl, so, e)):
+                continue
             gobj = _take(dg, fl, og, so, e.out._kind)
             # a built-in scalar opcode whose rules are the declared ones: their ops run here
             as_ops = (p.code != OP_NONE and batch < 0 and p.code < len(_declared_vjps)
@@ -666,6 +851,12 @@ cdef list _sweep(Tape tape, list targets, list seeds, list sources, bint raw, Py
                         _bad_record(tape)
                 if sk < 0:
                     continue
+                if (lazy and p is _P_MATMUL and not _check_numerics and p.variadic_vjp is None
+                        and p.vjps is _MATMUL_VJPS):
+                    c = _matmul_scaled_cotangent(k, gobj, e.args)
+                    if c is not None:
+                        _accumulate_scaled(og, fl, sk, <_Scaled>c)
+                        continue
                 if _check_numerics:
                     outer_rule, _rule_of = _rule_of, p
                 try:
