@@ -170,6 +170,9 @@ def test_the_thread_count_comes_from_the_environment():
         assert assert_runs_cleanly(code, env={"DUALAD_NUM_THREADS": "3"}).stdout.strip() == "3"
         assert assert_runs_cleanly(code, env={"DUALAD_NUM_THREADS": "",
                                               "OMP_NUM_THREADS": "2,1"}).stdout.strip() == "2"
+    # unset (empty): one thread, however many CPUs there are (parallelism is asked for)
+    assert assert_runs_cleanly(code, env={"DUALAD_NUM_THREADS": "",
+                                          "OMP_NUM_THREADS": ""}).stdout.strip() == "1"
     proc = run_isolated(code, env={"DUALAD_NUM_THREADS": "many"})
     if _core.has_openmp():
         assert proc.returncode == 1 and "DUALAD_NUM_THREADS must be a positive integer" in proc.stderr

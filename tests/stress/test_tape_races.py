@@ -92,7 +92,10 @@ def sweeper():
             counts["exact"] += 1
 
 run_threads(recorder, sweeper)
-assert counts["refused"] > 0 and counts["exact"] > 0, counts
+# how often each case comes up is the scheduler's choice (a loaded machine gave no refusal
+# once): every refusal is pinned deterministically in tests/test_tape_other_thread.py, and
+# this run asserts only that B's calls happened and none gave a wrong number
+assert sum(counts.values()) > 0, counts
 print(counts)
 print("ok")
 """)
