@@ -61,6 +61,10 @@ cdef class Transformation:
     cdef public bint recording     # False while stop_recording() or after a non-persistent gradient
     cdef int hidden                # > 0 while a derivative rule of this or an outer level runs
     cdef bint is_tape
+    # the thread state id (PyThreadState_GetID, never 0) of the thread whose stack holds it,
+    # 0 while inactive: one object is active on one thread at a time (its hidden counter and
+    # recording flag are not per thread)
+    cdef unsigned long long _owner
 
 
 cdef class Tape(Transformation):

@@ -172,7 +172,7 @@ cdef class Tape(Transformation):
         else:
             return self._gradient_general(target, sources, output_gradients,
                                           unconnected_gradients)
-        active = self in _state().stack
+        active = _active_here(self)
         if active and self.persistent:
             # GradientInContextWarning, raised where the caller's line is known
             return self._gradient_general(target, sources, output_gradients,

@@ -647,22 +647,67 @@ cdef object _optimizer_scalar_step(object optimizer, list pairs):
     return _opt_step(rule, pairs, <dict>slots, <Variable>steps, lr, h, flag)
 
 
+cdef extern from "pythread.h":
+    ctypedef void* PyThread_type_lock
+    ctypedef enum PyLockStatus:
+        PY_LOCK_FAILURE, PY_LOCK_ACQUIRED, PY_LOCK_INTR
+    PyThread_type_lock PyThread_allocate_lock()
+    void PyThread_free_lock(PyThread_type_lock lock)
+    PyLockStatus PyThread_acquire_lock_timed(PyThread_type_lock lock, long long microseconds,
+                                             int intr_flag) nogil
+    void PyThread_release_lock(PyThread_type_lock lock) nogil
+
+from cpython.exc cimport PyErr_CheckSignals
+
+
 cdef class StepGuard:
     """An optimizer's exclusion: one step or state change at a time (threads take turns), and
     no step while one of its own is being computed (a callback calling back in). Compiled, so
     that no exception (an asynchronous KeyboardInterrupt) can arrive between taking the lock
     and setting the flag, or between clearing the flag and releasing the lock: either would
-    leave the optimizer refusing every later step, or its lock held."""
-    cdef object _lock
-    cdef object _acquire, _release   # the lock's bound methods (looked up once)
+    leave the optimizer refusing every later step, or its lock held. The lock is re-entrant
+    (as threading.RLock) and kept in C: taking it free costs no Python call."""
+    cdef PyThread_type_lock _lock
+    cdef unsigned long long _holder  # the thread state id of the thread holding it, 0 if none
+    cdef Py_ssize_t _depth           # the holder's nested acquisitions
     cdef readonly bint busy          # a step is being computed
     cdef str _reentry_message
 
     def __cinit__(self, str reentry_message):
-        self._lock = threading.RLock()
-        self._acquire = self._lock.acquire
-        self._release = self._lock.release
+        self._lock = PyThread_allocate_lock()
+        if self._lock == NULL:
+            raise MemoryError("StepGuard: no lock could be allocated")
         self._reentry_message = reentry_message
+
+    def __dealloc__(self):
+        if self._lock != NULL:
+            PyThread_free_lock(self._lock)
+
+    cdef int _acquire(self) except -1:
+        # Waiting releases the GIL and lets signal handlers run: one that raises interrupts
+        # the wait, and the lock is not taken then (as with threading.RLock's acquire).
+        cdef unsigned long long me = PyThreadState_GetID(PyThreadState_Get())
+        cdef PyLockStatus got
+        if self._holder == me:
+            self._depth += 1
+            return 0
+        if PyThread_acquire_lock_timed(self._lock, 0, 0) != PY_LOCK_ACQUIRED:
+            while True:
+                with nogil:
+                    got = PyThread_acquire_lock_timed(self._lock, -1, 1)
+                if got == PY_LOCK_ACQUIRED:
+                    break
+                PyErr_CheckSignals()
+        self._holder = me
+        self._depth = 1
+        return 0
+
+    cdef void _release(self) noexcept:
+        # by the holder only (each _acquire's finally)
+        self._depth -= 1
+        if self._depth == 0:
+            self._holder = 0
+            PyThread_release_lock(self._lock)
 
     def scalar_step(self, object optimizer, object pairs):
         """apply_gradients' C path on scalar Variables: `optimizer`'s rule (its class's
@@ -685,7 +730,7 @@ cdef class StepGuard:
 
     def step(self, fn, a, b):
         """fn(a, b) holding the lock, with `busy` set; RuntimeError if `busy` already."""
-        self._lock.acquire()  # (interrupted while waiting, it has not taken the lock)
+        self._acquire()  # (interrupted while waiting, it has not taken the lock)
         try:
             if self.busy:
                 raise RuntimeError(self._reentry_message)
@@ -695,15 +740,15 @@ cdef class StepGuard:
             finally:
                 self.busy = False
         finally:
-            self._lock.release()
+            self._release()
 
     def locked(self, fn, *args):
         """fn(*args) holding the lock."""
-        self._lock.acquire()
+        self._acquire()
         try:
             return fn(*args)
         finally:
-            self._lock.release()
+            self._release()
 
     def __reduce__(self):
         raise TypeError("an optimizer's StepGuard cannot be pickled")
