@@ -31,7 +31,11 @@ cdef class Variable(Tensor):
     cdef Py_ssize_t _stage_slot
     # dualad.function holds Variables passed as arguments weakly (its cache dies with them)
     cdef object __weakref__
+    # the last snapshot of a scalar Variable read by an op, for the next read to share (see
+    # _read_snapshot)
+    cdef Tensor _last_read
     cdef Tensor _snapshot(self)
+    cdef Tensor _read_snapshot(self)
     cdef void _set_from(self, Tensor t)
     cdef Tensor _checked(self, object value, str what)
 

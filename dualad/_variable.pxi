@@ -61,6 +61,35 @@ cdef class Variable(Tensor):
         self._kind = t._kind
         self._dtype = t._dtype
 
+    cdef Tensor _read_snapshot(self):
+        # _snapshot for an op's read outside a trace. A float scalar Variable without extra
+        # tape slots or tangents keeps its last read's snapshot: the next read shares it while
+        # it holds exactly what a new snapshot would (the same bits, array, slot; nothing
+        # added to it since), and refills it when the Variable held the only reference to it
+        # (no record, op or caller can see the change: it is a new snapshot in an old box).
+        cdef Tensor s = self._last_read
+        cdef object dropped
+        if not self._is_scalar or self._more_slots or self._tangents:
+            return self._snapshot()
+        if s is not None and s._more_slots is None and s._tangents is None and s._tan_acc == 0:
+            if (s._tape_id == self._tape_id and s._slot == self._slot and s._arr is self._arr
+                    and _same_bits(s._d, self._d) and s._dtype is self._dtype
+                    and s._kind == self._kind and s._is_scalar):
+                return s
+            if Py_REFCNT(s) == 2:   # self._last_read and s
+                dropped = s._arr    # released after s is filled (its release may run code)
+                s._arr = self._arr
+                s._d = self._d
+                s._is_scalar = True
+                s._kind = self._kind
+                s._dtype = self._dtype
+                s._tape_id = self._tape_id
+                s._slot = self._slot
+                return s
+        s = self._snapshot()
+        self._last_read = s
+        return s
+
     cdef Tensor _snapshot(self):
         # The value read by an op: it keeps this read's value even if the Variable is
         # assigned later, and carries the Variable's tape slots and tangents.
@@ -161,6 +190,11 @@ def state_variable(initial_value, str name):
     return v
 
 
+cdef inline bint _same_bits(double a, double b) noexcept:
+    # a == b is true of 0.0 and -0.0 and false of NaNs: compare the representations
+    return memcmp(&a, &b, sizeof(double)) == 0
+
+
 cdef Tensor raw_arith(Tensor a, Tensor b, int sign):
     """a + sign * b outside any tape, the update used by assign_add/assign_sub."""
     if a._is_scalar and b._is_scalar:
@@ -192,7 +226,7 @@ from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.tuple cimport PyTuple_CheckExact, PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from cpython.ref cimport Py_XDECREF, Py_REFCNT
 from libc.stdlib cimport qsort
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memcmp
 
 cdef enum:
     _RULE_SGD = 0
