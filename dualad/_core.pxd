@@ -72,19 +72,22 @@ cdef class Transformation:
 
 
 cdef class Tape(Transformation):
-    cdef list _entries
+    cdef list _entries             # None until the first entry (and after a release)
     cdef Py_ssize_t _n_slots
     cdef readonly bint persistent
     cdef readonly bint watch_accessed_variables
-    cdef list _watched             # tensors given a slot by watch (explicit or variable access)
+    cdef list _watched             # tensors given a slot by watch (explicit or variable
+                                   # access); None until the first (and after a release)
     cdef readonly bint released
     cdef public bint _used         # a non-persistent tape that has given its gradient
-    cdef tuple _variables_at_release  # watched_variables() when a non-persistent tape released
+    # watched_variables() when a non-persistent tape released: a tuple, or the released
+    # watched list itself when it held Variables only (no one else holds that list)
+    cdef object _variables_at_release
     cdef bint _listed              # its id is in _live_tapes (from its first slot to its release)
     cdef object _listed_key        # the id as the int in _live_tapes while _listed (boxed once)
 
     cdef bint _watch(self, Tensor t) except -1
-    cdef tuple _current_variables(self)
+    cdef object _released_variables(self)
     cdef int _finish_use(self) except -1
     cdef int _drop_record(self) except -1
     cdef list _sweep_at_level(self, list targets, list seeds, list sources, Py_ssize_t batch=*)

@@ -187,6 +187,8 @@ cdef void _record(Tape tape, Primitive p, tuple args, dict params, Tensor out) e
     e.s1 = s1
     if more is not None:
         e.more_slots = tuple(more)
+    if tape._entries is None:
+        tape._entries = []
     e.out_slot = tape._n_slots
     tape._n_slots += 1
     _set_slot(out, tid, e.out_slot)

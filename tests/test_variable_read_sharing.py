@@ -163,3 +163,37 @@ def test_a_trace_reads_the_current_value():
     assert float(f()) == 2.0
     x.assign(4.0)
     assert float(f()) == 8.0
+
+
+def test_watched_variables_across_release_and_reset():
+    # the record's lists are made on first use and dropped at a release; a released tape
+    # keeps the Variables it watched (the list itself when it held Variables only)
+    x = dd.Variable(1.0, dtype=dd.float64)
+    w = dd.Variable(2.0, dtype=dd.float64)
+    c = dd.constant(3.0, dtype=dd.float64)
+    tape = dd.GradientTape()
+    assert tape.watched_variables() == () and tape._n_entries == 0
+    with tape:
+        y = x * w
+    assert tape.watched_variables() == (x, w)
+    tape.gradient(y, [x, w])
+    assert tape.watched_variables() == (x, w) and type(tape.watched_variables()) is tuple
+    assert tape._n_entries == 0
+    with dd.GradientTape() as mixed:
+        mixed.watch(c)
+        y = c * x
+    assert mixed.watched_variables() == (x,)
+    assert [float(g) for g in mixed.gradient(y, [c, x])] == [1.0, 3.0]
+    assert mixed.watched_variables() == (x,)
+    with dd.GradientTape() as empty:
+        y = c * c
+    assert empty.gradient(y, x) is None and empty.watched_variables() == ()
+    with dd.GradientTape(persistent=True) as kept:
+        y = x * x
+    assert float(kept.gradient(y, x)) == 2.0
+    kept.reset()
+    assert kept.watched_variables() == () and kept._n_entries == 0
+    with kept:
+        y = w * w
+    assert kept.watched_variables() == (w,)
+    assert float(kept.gradient(y, w)) == 4.0
