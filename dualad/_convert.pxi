@@ -333,6 +333,25 @@ cpdef Tensor filled_like(Tensor t, double value, object dtype=None):
     cdef int kind = _kind_of(dt)
     if t._is_scalar and kind != K_OTHER:
         return new_scalar(value, kind)
+    cdef cnp.ndarray src, out
+    cdef Py_ssize_t i, n
+    cdef double* d
+    cdef float* f
+    if (dt is F64 or (dt is F32 and value == <float>value)) and t._arr is not None:
+        # a gradient's seed, every step: filled in C (float32: values it holds exactly)
+        src = t._arr
+        out = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(src), cnp.PyArray_DIMS(src),
+                                cnp.NPY_DOUBLE if dt is F64 else cnp.NPY_FLOAT, 0)
+        n = cnp.PyArray_SIZE(out)
+        if dt is F64:
+            d = <double*>cnp.PyArray_DATA(out)
+            for i in range(n):
+                d[i] = value
+        else:
+            f = <float*>cnp.PyArray_DATA(out)
+            for i in range(n):
+                f[i] = <float>value
+        return _wrap(out)
     arr = np.empty(t._value().shape, dtype=dt)   # empty + fill: np.full is Python code
     arr.fill(value)
     return _wrap(arr)

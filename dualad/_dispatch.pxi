@@ -178,16 +178,18 @@ cdef frozenset _numpy_ufuncs = frozenset([f for f in vars(np).values() if type(f
 
 import types as _types
 cdef object _py_function_type = _types.FunctionType  # (a lambda here would be Cython's)
+cdef object _core_function_type = type(set_check_numerics)  # the core's own def functions
 # built-in impls (Python functions) that only call numpy on arrays, as numpy's ufuncs do:
 # registered by rules.py (run_quietly)
 cdef set _quiet_impls = set()
 
 
 def run_quietly(*impls):
-    """Mark built-in impls (plain Python functions over numpy arrays, calling nothing else)
-    to run as numpy's own ufuncs do, in the per-thread quiet context (_call_ufunc_quietly)."""
+    """Mark built-in impls (plain Python functions or the core's own, over numpy arrays,
+    calling nothing else) to run as numpy's own ufuncs do, in the per-thread quiet context
+    (_call_ufunc_quietly)."""
     for impl in impls:
-        if type(impl) is not _py_function_type:
+        if type(impl) is not _py_function_type and type(impl) is not _core_function_type:
             raise TypeError(f"run_quietly takes Python functions, got {type(impl).__name__}")
         _quiet_impls.add(impl)
 
@@ -199,7 +201,8 @@ cdef object _call_impl(Primitive p, tuple args, dict params):
             return _call_impl_raw(p, args, params)
     impl = p.impl
     if ((type(impl) is _np_ufunc_type and impl in _numpy_ufuncs)
-            or (type(impl) is _py_function_type and impl in _quiet_impls)):
+            or ((type(impl) is _py_function_type or type(impl) is _core_function_type)
+                and impl in _quiet_impls)):
         st = _state()
         if not st.quiet_entered:
             return _call_ufunc_quietly(st, p, args, params)
@@ -296,6 +299,8 @@ cdef Primitive _P_FLOORDIV, _P_FLOORMOD  # the // and % operators
 # these, a sweep nothing records may keep their outer-product cotangents lazily (_Scaled)
 cdef Primitive _P_MATMUL = None, _P_TRANSPOSE = None
 cdef tuple _MATMUL_VJPS = None, _TRANSPOSE_VJPS = None
+# transpose's impl as declared: while it is still this, a sweep may transpose arrays itself
+cdef object _TRANSPOSE_IMPL = None
 cdef dict _P_CMP = {}
 cdef object _unbroadcast_fn = None
 cdef object _stack_fn = None
@@ -346,11 +351,12 @@ def install(dict primitives, dict ops, dict ufuncs, dict array_functions, unbroa
     global _P_FLOORDIV, _P_FLOORMOD
     _P_FLOORDIV = primitives["floordiv"]
     _P_FLOORMOD = primitives["floormod"]
-    global _P_MATMUL, _P_TRANSPOSE, _MATMUL_VJPS, _TRANSPOSE_VJPS
+    global _P_MATMUL, _P_TRANSPOSE, _MATMUL_VJPS, _TRANSPOSE_VJPS, _TRANSPOSE_IMPL
     _P_MATMUL = primitives["matmul"]
     _P_TRANSPOSE = primitives["transpose"]
     _MATMUL_VJPS = _P_MATMUL.vjps
     _TRANSPOSE_VJPS = _P_TRANSPOSE.vjps
+    _TRANSPOSE_IMPL = _P_TRANSPOSE.impl
     for name in ("less", "less_equal", "greater", "greater_equal", "equal", "not_equal"):
         _P_CMP[name] = primitives[name]
     _ops_fn.update(ops)

@@ -250,3 +250,45 @@ def _kernel_size_threshold():
 
 
 _kernel_threads = _default_threads()
+
+
+cdef extern from "numpy/arrayobject.h":
+    # what ndarray.dot calls (for operands of rank 2 it returns the array as is)
+    object PyArray_MatrixProduct2(object a, object b, cnp.PyArrayObject* out)
+
+
+# the largest output (elements) _matmul_impl computes with ndarray.dot: beyond it, an outer
+# product by BLAS (inner dimension 1) is far slower than the broadcast product
+cdef Py_ssize_t _SMALL_PRODUCT = 4096
+
+
+def _matmul_impl(a, b):
+    """matmul's numpy implementation (in C: a Python frame costs more than a small product)."""
+    cdef cnp.ndarray x, y
+    cdef int nx, ny
+    cdef Py_ssize_t m, p
+    if type(a) is not _np_ndarray or type(b) is not _np_ndarray:
+        a, b = _np_asarray(a), _np_asarray(b)
+    x, y = a, b
+    nx, ny = cnp.PyArray_NDIM(x), cnp.PyArray_NDIM(y)
+    if nx < 2 or ny < 2:
+        raise ValueError(f"the primitive takes operands of rank >= 2, got ranks {nx} and {ny} "
+                         "(dualad.matmul takes vectors)")
+    if cnp.PyArray_DIM(x, nx - 1) != cnp.PyArray_DIM(y, ny - 2):
+        _inner_dimensions_differ(cnp.PyArray_DIM(x, nx - 1), cnp.PyArray_DIM(y, ny - 2))
+    if nx == 2 and ny == 2:
+        m, p = cnp.PyArray_DIM(x, 0), cnp.PyArray_DIM(y, 1)
+        if m == 0 or p <= _SMALL_PRODUCT // m:     # m * p <= _SMALL_PRODUCT, without overflow
+            # small matrices: ndarray.dot calls the same kernels as matmul without its
+            # generalized-ufunc set-up (~5x the cost of the product itself at these sizes)
+            return PyArray_MatrixProduct2(x, y, NULL)
+    if cnp.PyArray_DIM(x, nx - 1) == 1:
+        # an outer product (the VJP of a vector dot product makes these): numpy's matmul
+        # takes ~10x longer than the broadcast product, which gives the same bits
+        return _multiply_impl(x, y)
+    return np.matmul(x, y)     # (looked up here: tests count its calls)
+
+
+cdef void _inner_dimensions_differ(object inner_a, object inner_b) except *:
+    raise ValueError(f"inner dimensions differ: {inner_a} (last axis of the first operand) vs "
+                     f"{inner_b} (second-to-last axis of the second)")

@@ -357,13 +357,47 @@ cdef bint _add_in_place(Tensor acc, Tensor ct) except -1:
     arr = acc._arr
     cnp.PyArray_ENABLEFLAGS(arr, cnp.NPY_ARRAY_WRITEABLE)
     try:
-        if not _kernel_add_into(arr, ct._arr):
+        if not (_small_add_into(arr, ct._arr) or _kernel_add_into(arr, ct._arr)):
             _add_into_quietly(arr, ct._arr)
     finally:
         _freeze(arr)
     global _n_sums_in_place
     _n_sums_in_place += 1
     return True
+
+
+# elements up to which the sweep adds a cotangent into its own sum in a C loop: numpy's call
+# costs more than the additions there
+cdef Py_ssize_t _SMALL_SUM = 1024
+
+
+cdef bint _small_add_into(cnp.ndarray acc, cnp.ndarray other) noexcept:
+    """acc += other by one IEEE addition per element, as numpy's loop (the same bits); False,
+    doing nothing, unless both are aligned C-contiguous float64 or float32 arrays of one
+    shape and at most _SMALL_SUM elements."""
+    cdef Py_ssize_t i, n = cnp.PyArray_SIZE(acc)
+    cdef int t = cnp.PyArray_TYPE(acc)
+    cdef double* da
+    cdef const double* db
+    cdef float* fa
+    cdef const float* fb
+    if (n > _SMALL_SUM or cnp.PyArray_TYPE(other) != t
+            or not (cnp.PyArray_ISCARRAY_RO(acc) and cnp.PyArray_ISCARRAY_RO(other))
+            or not _same_shape(acc, other)):
+        return False
+    if t == cnp.NPY_DOUBLE:
+        da = <double*>cnp.PyArray_DATA(acc)
+        db = <const double*>cnp.PyArray_DATA(other)
+        for i in range(n):
+            da[i] = da[i] + db[i]
+        return True
+    if t == cnp.NPY_FLOAT:
+        fa = <float*>cnp.PyArray_DATA(acc)
+        fb = <const float*>cnp.PyArray_DATA(other)
+        for i in range(n):
+            fa[i] = fa[i] + fb[i]
+        return True
+    return False
 
 
 cdef Py_ssize_t _n_sums_in_place = 0
@@ -405,8 +439,8 @@ cdef inline bint _held_by_sweep_alone(object cur):
 # add would have (same bits). Only the sweep's list holds a _Scaled: every rule, hook and
 # caller gets the Tensor it becomes.
 
-# elements above which matmul's impl multiplies an outer product elementwise (rules.py's
-# _SMALL_PRODUCT): below it ndarray.dot computes it, so no product is kept lazily there
+# elements above which matmul's impl multiplies an outer product elementwise
+# (_SMALL_PRODUCT): below it ndarray.dot computes it, so no product is kept lazily there
 cdef Py_ssize_t _SCALED_MIN_SIZE = 4096
 
 
@@ -466,8 +500,9 @@ cdef object _matmul_scaled_cotangent(Py_ssize_t k, object gobj, tuple args):
     # variables may be assigned (in place) by a callback before the slot is taken
     if a._is_var or other._is_var or other._arr is None or a._arr is None:
         return None
-    if cnp.PyArray_NDIM(other._arr) != 2 or cnp.PyArray_NDIM(a._arr) != 2:
-        return None
+    if (cnp.PyArray_NDIM(other._arr) != 2 or cnp.PyArray_NDIM(a._arr) != 2
+            or cnp.PyArray_SIZE(other._arr) <= _SCALED_MIN_SIZE):
+        return None     # (the size first: small products skip the transposed view)
     base = other._arr.T
     if not _fusable(base) or not _same_shape(base, a._arr):
         return None
@@ -616,6 +651,8 @@ cdef Tensor _as_cotangent(object c, Tensor arg, Primitive p, Py_ssize_t k, Py_ss
         return _as_batched_cotangent(ct, arg, p, k, batch)
     if ct._is_scalar and arg._is_scalar:
         return ct
+    if not (ct._is_scalar or arg._is_scalar) and _same_shape(ct._value(), arg._value()):
+        return ct
     # numpy's shapes (plain tuples): cheaper than the TensorShape of Tensor.shape
     cdef tuple shape = arg._value().shape
     if ct._value().shape != shape:
@@ -681,6 +718,113 @@ cdef object _scalar_vjp_as_ops(int code, Py_ssize_t k, Tensor g, tuple args, Ten
         return run_op(_P_MUL, (g, run_op(_P_MUL, (b, run_op(_P_POW, (a, run_op(
             _P_SUB, (b, new_scalar(1.0, b._kind)), None)), None)), None)), None)
     return None
+
+
+# ---- direct VJPs: a sweep nothing records ----------------------------------------------------
+# The VJP rules of matmul, transpose and multiply on arrays, as the numpy calls their ops end
+# in: the same impls on the same arrays (so the same bits), without the rules' Python calls
+# and op dispatch. Only where nothing sees the rules' ops (no tape or accumulator records the
+# sweep, no trace, check_numerics off) and the primitives' rules and transpose's impl are
+# the declared ones; None where the rule must run.
+
+cdef inline bint _has_direct_vjp(Primitive p):
+    if p.variadic_vjp is not None or _P_TRANSPOSE.impl is not _TRANSPOSE_IMPL:
+        return False
+    return ((p is _P_MATMUL and p.vjps is _MATMUL_VJPS)
+            or (p is _P_TRANSPOSE and p.vjps is _TRANSPOSE_VJPS)
+            or (p is _P_MUL and p.vjps is _declared_vjps[OP_MUL]))
+
+
+cdef inline bint _same_shape_as(Tensor g, Tensor out) except -1:
+    # g has out's shape: a cotangent of out, not a batch of them
+    if g._is_scalar or out._is_scalar:
+        return g._is_scalar and out._is_scalar
+    return _same_shape(g._value(), out._value())
+
+
+cdef tuple _swap_last_axes(int ndim):
+    # swap_last's permutation (rules.py): the last two of ndim > 2 axes exchanged
+    cdef list perm = list(range(ndim))
+    perm[ndim - 1], perm[ndim - 2] = ndim - 2, ndim - 1
+    return tuple(perm)
+
+
+cdef Py_ssize_t _n_direct = 0
+
+
+def _direct_vjps():
+    """How many cotangents sweeps have computed by direct numpy calls (for tests)."""
+    return _n_direct
+
+
+cdef object _direct_vjp(Primitive p, Py_ssize_t k, Tensor g, Entry e):
+    """The cotangent of input k of e (primitive p, _has_direct_vjp), g of e's output's shape
+    and not a Variable; None where the declared rule must run."""
+    global _n_direct
+    cdef object ct = _direct_vjp_of(p, k, g, e)
+    if ct is not None:
+        _n_direct += 1
+    return ct
+
+
+cdef object _direct_vjp_of(Primitive p, Py_ssize_t k, Tensor g, Entry e):
+    cdef tuple args = e.args
+    cdef Tensor other
+    cdef cnp.ndarray garr, oarr
+    if p is _P_MUL:
+        # g * the other input, as run_op runs _mul(g, other) on arrays
+        if len(args) != 2:
+            return None
+        other = <Tensor>args[1 - k]
+        if other._is_var or (g._is_scalar and other._is_scalar):
+            return None     # (two scalars: the C path of run_op)
+        if g._dtype is not other._dtype and g._dtype != other._dtype:
+            return None     # the rule's error
+        return _wrap(_call_impl(_P_MUL, (g, other), None))
+    if g._is_scalar or g._arr is None:
+        return None
+    garr = g._arr
+    if p is _P_TRANSPOSE:
+        return _direct_transpose_vjp(garr, e)
+    # matmul: g @ swap_last(b) for a, swap_last(a) @ g for b
+    if len(args) != 2:
+        return None
+    other = <Tensor>args[1 - k]
+    if other._is_var or other._is_scalar:
+        return None
+    oarr = other._value()
+    if cnp.PyArray_NDIM(oarr) < 2 or cnp.PyArray_NDIM(garr) < 2:
+        return None
+    if cnp.PyArray_NDIM(oarr) == 2:
+        other = _wrap(cnp.PyArray_Transpose(oarr, NULL))   # (the axes reversed: swapped)
+    else:
+        other = _wrap(oarr.transpose(_swap_last_axes(cnp.PyArray_NDIM(oarr))))
+    if k == 0:
+        return _wrap(_call_impl(_P_MATMUL, (g, other), None))
+    return _wrap(_call_impl(_P_MATMUL, (other, g), None))
+
+
+cdef object _direct_transpose_vjp(cnp.ndarray garr, Entry e):
+    # g transposed by the inverse of e's permutation (its entries taken modulo its length)
+    cdef object perm = e.params.get("perm") if e.params is not None else None
+    cdef Py_ssize_t n, i, a
+    cdef list inverse
+    if type(perm) is not tuple:
+        return None
+    n = len(perm)
+    if n != cnp.PyArray_NDIM(garr) or n == 0:
+        return None
+    inverse = [None] * n
+    for i in range(n):
+        if type(perm[i]) is not int:
+            return None
+        a = (<object>perm[i]) % n
+        if inverse[a] is not None:
+            return None
+        inverse[a] = i
+    if n == 2 and inverse[0] == 1:
+        return _wrap(cnp.PyArray_Transpose(garr, NULL))     # (the axes reversed: swapped)
+    return _wrap(garr.transpose(tuple(inverse)))
 
 
 cdef bint _scalar_entry_of_kind(Entry e, object g) except -1:
@@ -786,7 +930,7 @@ cdef list _sweep(Tape tape, list targets, list seeds, list sources, bint raw, Py
     cdef Primitive p
     cdef Tensor a, b, t, seed, ct
     cdef double g, da, db
-    cdef bint f32, as_ops
+    cdef bint f32, as_ops, direct
     cdef object gobj, rule, c
     cdef list results
     try:
@@ -843,6 +987,8 @@ cdef list _sweep(Tape tape, list targets, list seeds, list sources, bint raw, Py
             # a built-in scalar opcode whose rules are the declared ones: their ops run here
             as_ops = (p.code != OP_NONE and batch < 0 and p.code < len(_declared_vjps)
                       and p.vjps is _declared_vjps[p.code] and _scalar_entry_of_kind(e, gobj))
+            direct = (lazy and not _check_numerics and type(gobj) is Tensor and not as_ops
+                      and _has_direct_vjp(p) and _same_shape_as(<Tensor>gobj, e.out))
             for k in range(nargs):
                 if k == 0:
                     sk = e.s0
@@ -860,27 +1006,30 @@ cdef list _sweep(Tape tape, list targets, list seeds, list sources, bint raw, Py
                     if c is not None:
                         _accumulate_scaled(og, fl, sk, <_Scaled>c)
                         continue
-                if _check_numerics:
-                    outer_rule, _rule_of = _rule_of, p
-                try:
-                    if p.variadic_vjp is not None:
-                        c = p.variadic_vjp(k, gobj, e.out, e.args, e.params)
-                    else:
-                        rule = p.vjps[k] if k < len(p.vjps) else None
-                        if rule is NO_GRADIENT:
-                            continue
-                        if rule is None:
-                            _no_vjp_rule(p, k)
-                        c = None
-                        if as_ops:
-                            c = _scalar_vjp_as_ops(p.code, k, <Tensor>gobj, e.args, e.out)
-                        if c is None:
-                            c = rule(gobj, e.out, e.args, e.params)
-                finally:
-                    if _check_numerics:
-                        _rule_of = outer_rule
+                c = None
+                if direct:
+                    c = _direct_vjp(p, k, <Tensor>gobj, e)
                 if c is None:
-                    continue
+                    if _check_numerics:
+                        outer_rule, _rule_of = _rule_of, p
+                    try:
+                        if p.variadic_vjp is not None:
+                            c = p.variadic_vjp(k, gobj, e.out, e.args, e.params)
+                        else:
+                            rule = p.vjps[k] if k < len(p.vjps) else None
+                            if rule is NO_GRADIENT:
+                                continue
+                            if rule is None:
+                                _no_vjp_rule(p, k)
+                            if as_ops:
+                                c = _scalar_vjp_as_ops(p.code, k, <Tensor>gobj, e.args, e.out)
+                            if c is None:
+                                c = rule(gobj, e.out, e.args, e.params)
+                    finally:
+                        if _check_numerics:
+                            _rule_of = outer_rule
+                    if c is None:
+                        continue
                 ct = _as_cotangent(c, <Tensor>e.args[k], p, k, batch)
                 if raw and ct._is_scalar and og[sk] is None:
                     _acc_d(dg, fl, sk, ct._d, ct._kind == K_F32)
