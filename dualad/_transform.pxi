@@ -181,6 +181,12 @@ cdef void _record(Tape tape, Primitive p, tuple args, dict params, Tensor out) e
                 found = True
     if not found:
         return
+    _append_entry(tape, p, args, params, out, s0, s1, None if more is None else tuple(more))
+
+
+cdef inline void _append_entry(Tape tape, Primitive p, tuple args, dict params, Tensor out,
+                               Py_ssize_t s0, Py_ssize_t s1, tuple more_slots) except *:
+    # the entry of an op one of whose inputs has a slot on `tape` (s0, s1, more_slots)
     cdef Entry e = Entry.__new__(Entry)
     e.prim = p
     e.args = args
@@ -188,11 +194,10 @@ cdef void _record(Tape tape, Primitive p, tuple args, dict params, Tensor out) e
     e.out = out
     e.s0 = s0
     e.s1 = s1
-    if more is not None:
-        e.more_slots = tuple(more)
+    e.more_slots = more_slots
     e.out_slot = tape._n_slots
     tape._n_slots += 1
-    _set_slot(out, tid, e.out_slot)
+    _set_slot(out, tape.id, e.out_slot)
     tape._entries.append(e)
 
 

@@ -12,7 +12,8 @@ import dualad as dd
 from dualad import rules
 
 # the opcodes whose rules the sweep runs as ops, and points on both sides of their kinks
-MIRRORED = ["add", "subtract", "multiply", "divide", "negative", "pow", "square"]
+MIRRORED = ["add", "subtract", "multiply", "divide", "negative", "pow", "square", "sqrt", "exp", "log",
+            "log1p", "sin", "cos", "tan", "tanh", "sigmoid"]
 GRID = [-1.5, -0.0, 0.5, 2.0]
 
 
