@@ -115,6 +115,8 @@ cdef inline object _tape_key(long long tape_id):
 cdef inline Py_ssize_t _slot_of(Tensor t, long long tape_id):
     if t._tape_id == tape_id:
         return t._slot
+    if t._tape_id2 == tape_id:
+        return t._slot2
     if t._more_slots is not None:
         s = t._more_slots.get(_tape_key(tape_id))
         if s is not None:
@@ -126,6 +128,10 @@ cdef void _set_slot(Tensor t, long long tape_id, Py_ssize_t slot) except *:
     if t._tape_id == 0 or t._tape_id == tape_id or _tape_key(t._tape_id) not in _live_tapes:
         t._tape_id = tape_id
         t._slot = slot
+        return
+    if t._tape_id2 == 0 or t._tape_id2 == tape_id or _tape_key(t._tape_id2) not in _live_tapes:
+        t._tape_id2 = tape_id
+        t._slot2 = slot
         return
     if t._more_slots is None:
         t._more_slots = {}
@@ -140,6 +146,8 @@ cdef void _set_slot(Tensor t, long long tape_id, Py_ssize_t slot) except *:
 cdef void _clear_slot(Tensor t, long long tape_id) except *:
     if t._tape_id == tape_id:
         t._tape_id = 0
+    elif t._tape_id2 == tape_id:
+        t._tape_id2 = 0
     elif t._more_slots is not None:
         t._more_slots.pop(_tape_key(tape_id), None)
 
