@@ -125,11 +125,23 @@ cdef inline Py_ssize_t _slot_of(Tensor t, long long tape_id):
 
 
 cdef void _set_slot(Tensor t, long long tape_id, Py_ssize_t slot) except *:
-    if t._tape_id == 0 or t._tape_id == tape_id or _tape_key(t._tape_id) not in _live_tapes:
+    # a free field first, then one holding a released tape's slot (set lookups), then the dict
+    if t._tape_id2 == tape_id:
+        t._slot2 = slot
+        return
+    if t._tape_id == 0 or t._tape_id == tape_id:
         t._tape_id = tape_id
         t._slot = slot
         return
-    if t._tape_id2 == 0 or t._tape_id2 == tape_id or _tape_key(t._tape_id2) not in _live_tapes:
+    if t._tape_id2 == 0:
+        t._tape_id2 = tape_id
+        t._slot2 = slot
+        return
+    if _tape_key(t._tape_id) not in _live_tapes:
+        t._tape_id = tape_id
+        t._slot = slot
+        return
+    if _tape_key(t._tape_id2) not in _live_tapes:
         t._tape_id2 = tape_id
         t._slot2 = slot
         return
