@@ -7,10 +7,13 @@ cdef class Tensor:
     cdef bint _is_var           # a Variable: read through a snapshot when recorded
     cdef int _kind              # K_F32, K_F64 or K_OTHER
     cdef object _dtype          # numpy dtype
-    # reverse mode: the slot of this tensor on the tape that recorded it first;
-    # slots on further tapes (nested tapes) live in _more_slots {tape id: slot}
+    # reverse mode: the slot of this tensor on the tape that recorded it first, and on a
+    # second one (nested tapes: a gradient of a gradient); slots on further tapes live in
+    # _more_slots {tape id: slot}. A tape id field of 0 holds no slot.
     cdef long long _tape_id
     cdef Py_ssize_t _slot
+    cdef long long _tape_id2
+    cdef Py_ssize_t _slot2
     cdef dict _more_slots
     # forward mode: {accumulator id: tangent Tensor}; a float scalar's tangent under one
     # accumulator may instead be a C double (_tan_d for accumulator _tan_acc, 0: none), never

@@ -309,6 +309,8 @@ cdef bint _installed = False
 # primitive's vjps are still these, the sweep may run the ops they run without calling them
 # (_scalar_vjp_as_ops); a primitive whose rules were replaced gets its rules called.
 cdef list _declared_vjps = [None] * 64
+# The primitive declaring each scalar opcode (the ops those rules run: sin's runs cos)
+cdef list _declared_prims = [None] * 64
 
 
 def install(dict primitives, dict ops, dict ufuncs, dict array_functions, unbroadcast):
@@ -341,6 +343,7 @@ def install(dict primitives, dict ops, dict ufuncs, dict array_functions, unbroa
     for p in primitives.values():
         if p.code != OP_NONE and p.code < len(_declared_vjps):
             _declared_vjps[p.code] = p.vjps
+            _declared_prims[p.code] = p
     _P_ADD = primitives["add"]
     _P_SUB = primitives["subtract"]
     _P_MUL = primitives["multiply"]

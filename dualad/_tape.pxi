@@ -697,26 +697,52 @@ cdef object _scalar_vjp_as_ops(int code, Py_ssize_t k, Tensor g, tuple args, Ten
     ones."""
     cdef Tensor a = <Tensor>args[0]
     cdef Tensor b
+    cdef int kind = a._kind
+    cdef list st = _state().stack     # this thread's: the list itself is never replaced
     if code == OP_ADD:
         return g
     if code == OP_NEG:
-        return run_op(_P_NEG, (g,), None)
+        return _derivative_op(_P_NEG, g, None, kind, st)
     if code == OP_SQUARE:   # g * (x * 2)
-        return run_op(_P_MUL, (g, run_op(_P_MUL, (a, new_scalar(2.0, a._kind)), None)), None)
+        return _derivative_op(_P_MUL, g, _derivative_op(_P_MUL, a, 2.0, kind, st), kind, st)
+    if code == OP_SQRT:     # g / (ans * 2)
+        return _derivative_op(_P_DIV, g, _derivative_op(_P_MUL, ans, 2.0, kind, st), kind, st)
+    if code == OP_EXP:      # g * ans
+        return _derivative_op(_P_MUL, g, ans, kind, st)
+    if code == OP_LOG:      # g / x
+        return _derivative_op(_P_DIV, g, a, kind, st)
+    if code == OP_LOG1P:    # g / (x + 1)
+        return _derivative_op(_P_DIV, g, _derivative_op(_P_ADD, a, 1.0, kind, st), kind, st)
+    if code == OP_SIN:      # g * cos(x)
+        return _derivative_op(_P_MUL, g, _derivative_op(_declared_prims[OP_COS], a, None, kind,
+                                                        st), kind, st)
+    if code == OP_COS:      # -(g * sin(x))
+        return _derivative_op(_P_NEG, _derivative_op(_P_MUL, g, _derivative_op(
+            _declared_prims[OP_SIN], a, None, kind, st), kind, st), None, kind, st)
+    if code == OP_TAN:      # g * (square(ans) + 1)
+        return _derivative_op(_P_MUL, g, _derivative_op(_P_ADD, _derivative_op(
+            _declared_prims[OP_SQUARE], ans, None, kind, st), 1.0, kind, st), kind, st)
+    if code == OP_TANH:     # g * (1 - square(ans))
+        return _derivative_op(_P_MUL, g, _derivative_op(_P_SUB, 1.0, _derivative_op(
+            _declared_prims[OP_SQUARE], ans, None, kind, st), kind, st), kind, st)
+    if code == OP_SIGMOID:  # g * (ans * (1 - ans))
+        return _derivative_op(_P_MUL, g, _derivative_op(_P_MUL, ans, _derivative_op(
+            _P_SUB, 1.0, ans, kind, st), kind, st), kind, st)
     if len(args) != 2:
         return None
     b = <Tensor>args[1]
     if code == OP_SUB:
-        return g if k == 0 else run_op(_P_NEG, (g,), None)
+        return g if k == 0 else _derivative_op(_P_NEG, g, None, kind, st)
     if code == OP_MUL:
-        return run_op(_P_MUL, (g, b if k == 0 else a), None)
+        return _derivative_op(_P_MUL, g, b if k == 0 else a, kind, st)
     if code == OP_DIV:      # g / y; -((g * ans) / y)
         if k == 0:
-            return run_op(_P_DIV, (g, b), None)
-        return run_op(_P_NEG, (run_op(_P_DIV, (run_op(_P_MUL, (g, ans), None), b), None),), None)
+            return _derivative_op(_P_DIV, g, b, kind, st)
+        return _derivative_op(_P_NEG, _derivative_op(_P_DIV, _derivative_op(
+            _P_MUL, g, ans, kind, st), b, kind, st), None, kind, st)
     if code == OP_POW and k == 0:   # g * (y * x ** (y - 1))
-        return run_op(_P_MUL, (g, run_op(_P_MUL, (b, run_op(_P_POW, (a, run_op(
-            _P_SUB, (b, new_scalar(1.0, b._kind)), None)), None)), None)), None)
+        return _derivative_op(_P_MUL, g, _derivative_op(_P_MUL, b, _derivative_op(
+            _P_POW, a, _derivative_op(_P_SUB, b, 1.0, kind, st), kind, st), kind, st), kind, st)
     return None
 
 
@@ -825,6 +851,52 @@ cdef object _direct_transpose_vjp(cnp.ndarray garr, Entry e):
     if n == 2 and inverse[0] == 1:
         return _wrap(cnp.PyArray_Transpose(garr, NULL))     # (the axes reversed: swapped)
     return _wrap(garr.transpose(tuple(inverse)))
+
+
+cdef inline Tensor _operand(object x, int kind):
+    # a derivative op's operand as a Tensor: a number becomes a scalar of the op's kind, as
+    # binary() converts a rule's number operand
+    return <Tensor>x if isinstance(x, Tensor) else new_scalar(<double>x, kind)
+
+
+cdef Tensor _derivative_op(Primitive p, object x, object y, int kind, list stack):
+    """binary(p, x, y), or p on x alone when y is None, for the ops of _scalar_vjp_as_ops: p a
+    built-in scalar opcode, x and y float scalar Tensors of `kind` (not Variables) or a float
+    number; `stack` this thread's transformations. What run_op does, without its general
+    checks: the value by p's scalar kernel, recorded on the visible tapes holding a slot of an
+    operand (_transform's loop), with a number operand made a Tensor only when something sees
+    the op. check_numerics and a trace being taken go through run_op."""
+    cdef Transformation tr
+    cdef Py_ssize_t i, n, s0 = -1, s1 = -1
+    cdef double vx, vy = 0.0
+    cdef Tensor out
+    cdef tuple args = None
+    if _check_numerics or _n_tracing or not p.differentiable:
+        return run_op(p, (<Tensor>x,), None) if y is None else binary(p, x, y)
+    vx = (<Tensor>x)._d if isinstance(x, Tensor) else _round(<double>x, kind == K_F32)
+    if y is not None:
+        vy = (<Tensor>y)._d if isinstance(y, Tensor) else _round(<double>y, kind == K_F32)
+    out = new_scalar(_scalar_value(p.code, vx, vy), kind)
+    n = len(stack)
+    for i in range(n):
+        if i >= len(stack):
+            break       # (as _transform: a finalizer run by an allocation left a level)
+        tr = <Transformation>stack[i]
+        if tr.hidden or not tr.recording:
+            continue
+        if tr.is_tape:
+            s0 = _slot_of(<Tensor>x, tr.id) if isinstance(x, Tensor) else -1
+            s1 = _slot_of(<Tensor>y, tr.id) if isinstance(y, Tensor) else -1
+            if s0 < 0 and s1 < 0:
+                continue
+        if args is None:
+            args = ((_operand(x, kind),) if y is None
+                    else (_operand(x, kind), _operand(y, kind)))
+        if tr.is_tape:
+            _append_entry(<Tape>tr, p, args, None, out, s0, s1, None)
+        else:
+            _push_tangent(<Accumulator>tr, stack, i, p, args, None, out)
+    return out
 
 
 cdef bint _scalar_entry_of_kind(Entry e, object g) except -1:

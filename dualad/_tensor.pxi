@@ -291,7 +291,8 @@ cdef object _numpy_repr(Tensor t):
 
 
 cdef bint _is_tracked(Tensor t):
-    return t._tape_id != 0 or bool(t._more_slots) or bool(t._tangents) or t._tan_acc != 0
+    return (t._tape_id != 0 or t._tape_id2 != 0 or bool(t._more_slots) or bool(t._tangents)
+            or t._tan_acc != 0)
 
 
 cdef void _refuse_write(str name) except *:

@@ -112,6 +112,8 @@ cdef inline object _tape_key(long long tape_id):
 cdef inline Py_ssize_t _slot_of(Tensor t, long long tape_id):
     if t._tape_id == tape_id:
         return t._slot
+    if t._tape_id2 == tape_id:
+        return t._slot2
     if t._more_slots is not None:
         s = t._more_slots.get(_tape_key(tape_id))
         if s is not None:
@@ -120,9 +122,25 @@ cdef inline Py_ssize_t _slot_of(Tensor t, long long tape_id):
 
 
 cdef void _set_slot(Tensor t, long long tape_id, Py_ssize_t slot) except *:
-    if t._tape_id == 0 or t._tape_id == tape_id or _tape_key(t._tape_id) not in _live_tapes:
+    # a free field first, then one holding a released tape's slot (set lookups), then the dict
+    if t._tape_id2 == tape_id:
+        t._slot2 = slot
+        return
+    if t._tape_id == 0 or t._tape_id == tape_id:
         t._tape_id = tape_id
         t._slot = slot
+        return
+    if t._tape_id2 == 0:
+        t._tape_id2 = tape_id
+        t._slot2 = slot
+        return
+    if _tape_key(t._tape_id) not in _live_tapes:
+        t._tape_id = tape_id
+        t._slot = slot
+        return
+    if _tape_key(t._tape_id2) not in _live_tapes:
+        t._tape_id2 = tape_id
+        t._slot2 = slot
         return
     if t._more_slots is None:
         t._more_slots = {}
@@ -137,6 +155,8 @@ cdef void _set_slot(Tensor t, long long tape_id, Py_ssize_t slot) except *:
 cdef void _clear_slot(Tensor t, long long tape_id) except *:
     if t._tape_id == tape_id:
         t._tape_id = 0
+    elif t._tape_id2 == tape_id:
+        t._tape_id2 = 0
     elif t._more_slots is not None:
         t._more_slots.pop(_tape_key(tape_id), None)
 
@@ -178,6 +198,12 @@ cdef void _record(Tape tape, Primitive p, tuple args, dict params, Tensor out) e
                 found = True
     if not found:
         return
+    _append_entry(tape, p, args, params, out, s0, s1, None if more is None else tuple(more))
+
+
+cdef inline void _append_entry(Tape tape, Primitive p, tuple args, dict params, Tensor out,
+                               Py_ssize_t s0, Py_ssize_t s1, tuple more_slots) except *:
+    # the entry of an op one of whose inputs has a slot on `tape` (s0, s1, more_slots)
     cdef Entry e = Entry.__new__(Entry)
     e.prim = p
     e.args = args
@@ -185,13 +211,12 @@ cdef void _record(Tape tape, Primitive p, tuple args, dict params, Tensor out) e
     e.out = out
     e.s0 = s0
     e.s1 = s1
-    if more is not None:
-        e.more_slots = tuple(more)
+    e.more_slots = more_slots
     if tape._entries is None:
         tape._entries = []
     e.out_slot = tape._n_slots
     tape._n_slots += 1
-    _set_slot(out, tid, e.out_slot)
+    _set_slot(out, tape.id, e.out_slot)
     tape._entries.append(e)
 
 

@@ -101,6 +101,8 @@ cdef class Variable(Tensor):
         s._dtype = self._dtype
         s._tape_id = self._tape_id
         s._slot = self._slot
+        s._tape_id2 = self._tape_id2
+        s._slot2 = self._slot2
         if self._more_slots:
             s._more_slots = dict(self._more_slots)
         if self._tangents:
