@@ -115,6 +115,10 @@ cdef Tensor _from_python(object value, object dtype):
                                 f"(numpy made dtype {arr.dtype} of it)")
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"unsupported dtype {arr.dtype}: dualad tensors hold bool, int or float")
+    if not cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>arr):
+        # a big-endian array (a file or pickle from another machine): its dtype would equal
+        # no dualad dtype, so every op with a native tensor would refuse it
+        arr = arr.astype(arr.dtype.newbyteorder("="))
     return _wrap(arr)
 
 

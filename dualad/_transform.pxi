@@ -384,7 +384,7 @@ cdef int _refuse_active_elsewhere(Transformation tr, str what) except -1:
     # A tape is used by the thread that records on it: a sweep, reset or release from another
     # thread would read a record still growing (a racy, partial gradient) or drop it under the
     # recording thread's feet. Once the tape is left, any thread may use it.
-    if _active_elsewhere(tr):
+    if _owner_of and _active_elsewhere(tr):
         raise AlreadyActiveError(f"{type(tr).__name__}.{what}: this tape is active (recording) "
                                  "on another thread; use a tape from the thread that records "
                                  "on it, or after that thread has left its with block")

@@ -1,0 +1,178 @@
+"""Hostile or careless use that must give a clear error, never a crash or a silently wrong
+value: forged pickles, shapes given as floats, non-bool input to the bool reductions,
+an accumulator read from another thread."""
+import pickle
+
+import numpy as np
+import pytest
+
+import dualad as dd
+from dualad._core import Variable, _variable_from_pickle
+
+from isolated import assert_runs_cleanly
+
+
+# ---- forged Variable pickles -----------------------------------------------------------------
+
+@pytest.mark.parametrize("trainable, name, message", [
+    (object(), "v", "trainable flag must be a bool, got object"),
+    (1, "v", "trainable flag must be a bool, got int"),
+    ("yes", "v", "trainable flag must be a bool, got str"),
+    (True, 5, "name must be a str, got int"),
+    (True, None, "name must be a str, got NoneType"),
+    (True, b"v", "name must be a str, got bytes"),
+])
+def test_a_forged_variable_pickle_with_a_wrong_field_is_a_clear_error(trainable, name, message):
+    with pytest.raises(TypeError, match=message):
+        _variable_from_pickle(Variable, np.ones(2), trainable, name)
+
+
+def test_a_variable_pickle_through_pickle_loads_is_checked():
+    class Forged:
+        def __reduce__(self):
+            return (_variable_from_pickle, (Variable, np.ones(2), object(), 5))
+    with pytest.raises(TypeError, match="trainable flag must be a bool"):
+        pickle.loads(pickle.dumps(Forged()))
+
+
+@pytest.mark.parametrize("trainable", [True, False, np.bool_(False)])
+def test_a_genuine_variable_pickle_still_loads(trainable):
+    v = _variable_from_pickle(Variable, np.arange(3.0), trainable, "w")
+    assert v.trainable is bool(trainable) and v.name == "w" and v.shape == (3,)
+
+
+@pytest.mark.parametrize("dtype", [">f8", ">f4", ">i4", ">i8", ">u2"])
+def test_a_big_endian_array_becomes_a_native_tensor(dtype):
+    # a pickle or file from a big-endian machine: its tensor used to have a dtype that equals
+    # no dualad dtype, so x * native refused "float64 and float64"
+    value = np.arange(3).astype(dtype)
+    native = np.arange(3).astype(np.dtype(dtype).newbyteorder("="))
+    from dualad._core import _tensor_from_pickle
+    for t in (dd.constant(value), dd.Variable(value), dd.convert_to_tensor(value),
+              _tensor_from_pickle(value), _variable_from_pickle(Variable, value, True, "v"),
+              dd.constant([0, 1, 2], dtype=dtype)):
+        assert t.dtype == native.dtype and t.numpy().dtype.isnative
+        np.testing.assert_array_equal((t + dd.constant(native)).numpy(), 2 * native)
+
+
+# ---- shapes and permutations are integers -----------------------------------------------------
+
+X = dd.constant(np.arange(6.0))
+
+
+@pytest.mark.parametrize("call", [
+    lambda: dd.reshape(X, (3.0, 2)),
+    lambda: dd.reshape(X, (2.5, 2.9)),
+    lambda: dd.reshape(X, dd.constant([3.0, 2.0])),
+    lambda: dd.reshape(X, [[3], [2]]),
+    lambda: dd.transpose(dd.reshape(X, (3, 2)), perm=[1.0, 0.0]),
+    lambda: dd.transpose(dd.reshape(X, (3, 2)), perm=np.array([1.0, 0.0])),
+    lambda: dd.broadcast_to(dd.constant(1.0), (2.5,)),
+    lambda: dd.zeros((2.5,)),
+    lambda: dd.ones(2.0),
+    lambda: dd.fill((2.0, 1), 3.0),
+    lambda: dd.fill((2.0, 1), dd.constant(3.0)),
+    lambda: dd.constant(1.0, shape=(2.7,)),
+    lambda: dd.random.normal((2.5,)),
+    lambda: dd.random.uniform(3.0),
+], ids=["reshape", "reshape_fraction", "reshape_float_tensor", "reshape_nested", "transpose",
+        "transpose_array", "broadcast_to", "zeros", "ones", "fill", "fill_tensor", "constant",
+        "normal", "uniform"])
+def test_a_shape_or_perm_of_floats_is_a_type_error(call):
+    # int(2.5) == 2 made another shape silently; operator.index semantics, as for axes
+    with pytest.raises(TypeError, match="integer"):
+        call()
+
+
+def test_integer_shapes_in_every_form_still_work():
+    for shape in ((3, 2), [3, 2], np.array([3, 2]), (np.int64(3), np.int32(2)),
+                  dd.constant([3, 2]), dd.reshape(X, (3, 2)).shape, (3, -1)):
+        assert dd.reshape(X, shape).shape == (3, 2)
+        if -1 not in tuple(np.asarray(shape)):
+            assert dd.zeros(shape).shape == (3, 2)
+            assert dd.broadcast_to(dd.constant(1.0), shape).shape == (3, 2)
+    assert dd.reshape(X, 6).shape == (6,) and dd.reshape(dd.constant([1.0]), []).shape == ()
+    assert dd.zeros(3).shape == (3,) and dd.zeros(np.int64(3)).shape == (3,)
+    assert dd.zeros(dd.constant(3)).shape == (3,)
+    assert dd.transpose(dd.reshape(X, (3, 2)), dd.constant([1, 0])).shape == (2, 3)
+    assert dd.transpose(dd.reshape(X, (3, 2)), np.array([1, 0])).shape == (2, 3)
+
+
+# ---- reduce_all / reduce_any take bool tensors --------------------------------------------------
+
+@pytest.mark.parametrize("op", [dd.reduce_all, dd.reduce_any])
+@pytest.mark.parametrize("value, dtype", [([0.5, 0.0], "float32"), ([1, 0], "int32"),
+                                          (np.array([2, 0], np.uint8), "uint8")])
+def test_bool_reductions_refuse_a_non_bool_tensor(op, value, dtype):
+    with pytest.raises(TypeError, match=f"expected a bool tensor, got dtype {dtype}"):
+        op(dd.constant(value))
+
+
+def test_bool_reductions_of_bool_tensors_and_lists():
+    assert bool(dd.reduce_all([True, True])) and not bool(dd.reduce_any([False]))
+    np.testing.assert_array_equal(dd.reduce_any(dd.constant([[True, False]]), axis=0).numpy(),
+                                  [True, False])
+
+
+# ---- an accumulator active on another thread ----------------------------------------------------
+
+def test_jvp_from_another_thread_reads_the_finished_tangent():
+    # jvp only reads the tangent an op stored on its output (no shared record grows), so it is
+    # allowed from any thread; a child interpreter, in case that ever crashes
+    proc = assert_runs_cleanly("""
+        import threading, math
+        import dualad as dd
+        x = dd.constant([0.3, 0.4], dtype=dd.float64)
+        acc = dd.ForwardAccumulator(x, dd.constant([1.0, 2.0], dtype=dd.float64))
+        ready, release, out = threading.Event(), threading.Event(), {}
+        def owner():
+            with acc:
+                y = dd.sin(x) * x
+                out["y"] = y
+                ready.set()
+                release.wait(20)
+                z = y * 2.0
+                out["z"] = acc.jvp(z).numpy()
+        th = threading.Thread(target=owner)
+        th.start()
+        assert ready.wait(20)
+        for _ in range(200):
+            seen = acc.jvp([out["y"], x], unconnected_gradients="zero")
+        release.set()
+        th.join()
+        want = [(math.cos(v) * v + math.sin(v)) * d for v, d in ((0.3, 1.0), (0.4, 2.0))]
+        assert list(seen[0].numpy()) == want, (seen, want)
+        assert list(out["z"]) == [2 * w for w in want]
+        print("ok")
+    """)
+    assert proc.stdout.split() == ["ok"]
+
+
+def test_watch_from_another_thread_is_refused_in_a_child_interpreter():
+    proc = assert_runs_cleanly("""
+        import threading
+        import dualad as dd
+        from dualad._core import AlreadyActiveError
+        tape = dd.GradientTape(persistent=True)
+        x = dd.constant([1.0, 2.0], dtype=dd.float64)
+        stop, refused = threading.Event(), []
+        def intruder():
+            while not stop.is_set():
+                try:
+                    tape.watch(dd.constant(3.0, dtype=dd.float64))
+                except AlreadyActiveError:
+                    refused.append(1)
+        th = threading.Thread(target=intruder)
+        with tape:
+            tape.watch(x)
+            th.start()
+            y = x
+            for _ in range(2000):
+                y = y * 1.0001
+        stop.set()
+        th.join()
+        g = tape.gradient(y, x).numpy()
+        assert list(g) == [1.0001 ** 2000] * 2 or abs(g[0] - 1.0001 ** 2000) < 1e-9, g
+        print("ok")
+    """)
+    assert proc.stdout.split() == ["ok"]
