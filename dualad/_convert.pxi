@@ -80,7 +80,9 @@ cdef object _normalize_dtype(object dtype):
         return None
     if isinstance(dtype, DType):
         return (<DType>dtype).np
-    return np.dtype(dtype)
+    dtype = np.dtype(dtype)
+    # '>f8' names float64 too, but tensors hold native byte order (see _from_python)
+    return dtype if dtype.isnative else dtype.newbyteorder("=")
 
 
 cdef Tensor _from_python(object value, object dtype):

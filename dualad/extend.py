@@ -38,17 +38,34 @@ def primitive(name, impl, vjp=(), jvp=None, linear=False, batched_jvp=False):
     p = rules.primitive(name, impl)
     # None in `vjp`: no gradient to that input, by the user's choice (an input beyond the
     # rules given has none and raises in reverse mode)
-    rules.defvjp(p, *(rules.NO_GRADIENT if rule is None else rule for rule in vjp))
+    rules.defvjp(p, *(rules.NO_GRADIENT if rule is None else _dtype_checked(name, "VJP", k, rule)
+                      for k, rule in enumerate(vjp)))
     if linear:
         rules.deflinear_jvp(p)
     elif jvp is not None:
-        rules.defjvp(p, *jvp)
+        rules.defjvp(p, *(None if rule is None else _dtype_checked(name, "JVP", k, rule)
+                          for k, rule in enumerate(jvp)))
     else:
         p.jvp = _no_jvp(name)
         return p
     if not batched_jvp:
         p.jvp = _one_direction_at_a_time(p.jvp)
     return p
+
+
+def _dtype_checked(name, mode, k, rule):
+    """A user's rule for input k whose Tensor result must have the dtype of what it is the
+    derivative of (the input for a VJP, the output for a JVP): a result of another dtype
+    would come out of the tape or accumulator as a gradient in the wrong dtype."""
+    def checked(g_or_t, ans, args, params):
+        out = rule(g_or_t, ans, args, params)
+        ref = args[k] if mode == "VJP" else ans
+        if isinstance(out, _core.Tensor) and _core.is_float(ref) and out.dtype != ref.dtype:
+            raise TypeError(f"primitive {name!r}: its {mode} rule for input {k} returned dtype "
+                            f"{out.dtype.name}, not the {ref.dtype.name} of the "
+                            f"{'input' if mode == 'VJP' else 'output'}")
+        return out
+    return checked
 
 
 def _no_jvp(name):
@@ -239,7 +256,17 @@ def _call_with_custom_gradient(f, args):
         grads = []
         for k, d in enumerate(input_grads + variable_grads):
             if d is not None:
-                d = _core.convert_to_tensor(d)
+                x = inputs[k]
+                if not _core.is_float(x):
+                    d = _core.convert_to_tensor(d)
+                else:
+                    # a list or array takes the input's dtype; a Tensor of another dtype would
+                    # come out of the tape as the gradient of x in the wrong dtype
+                    d = _core.like(d, x, "custom_gradient")
+                    if d.dtype != x.dtype:
+                        raise TypeError(f"custom_gradient: {name}'s grad_fn returned a gradient "
+                                        f"of dtype {d.dtype.name} for input {k} of dtype "
+                                        f"{x.dtype.name}")
                 if d.shape != in_shapes[k]:  # summed over broadcasting, in both modes alike
                     try:
                         d = rules.unbroadcast(d, in_shapes[k])

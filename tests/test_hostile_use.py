@@ -50,8 +50,10 @@ def test_a_big_endian_array_becomes_a_native_tensor(dtype):
     from dualad._core import _tensor_from_pickle
     for t in (dd.constant(value), dd.Variable(value), dd.convert_to_tensor(value),
               _tensor_from_pickle(value), _variable_from_pickle(Variable, value, True, "v"),
-              dd.constant([0, 1, 2], dtype=dtype)):
+              dd.constant([0, 1, 2], dtype=dtype), dd.cast(dd.constant(native), dtype),
+              dd.zeros((3,), dtype) + dd.constant(native)):
         assert t.dtype == native.dtype and t.numpy().dtype.isnative
+        assert dd.as_dtype(dtype) == native.dtype
         np.testing.assert_array_equal((t + dd.constant(native)).numpy(), 2 * native)
 
 
@@ -176,3 +178,64 @@ def test_watch_from_another_thread_is_refused_in_a_child_interpreter():
         print("ok")
     """)
     assert proc.stdout.split() == ["ok"]
+
+
+# ---- user derivative rules of the wrong dtype ---------------------------------------------------
+
+def _f64(v):
+    return dd.constant(v, dtype=dd.float64)
+
+
+@pytest.mark.parametrize("bad", [lambda u: dd.cast(u, dd.float32), lambda u: dd.ones((2,), dd.int32)],
+                         ids=["float32", "int32"])
+@pytest.mark.parametrize("mode", ["gradient", "jacobian", "forward"])
+def test_a_custom_gradient_of_another_dtype_is_a_clear_error(bad, mode):
+    # it came out of the tape as x's gradient in that dtype (float32 or int32 for a float64 x)
+    @dd.custom_gradient
+    def f(x):
+        return x * 2.0, lambda u: bad(u)
+
+    x = _f64([1.0, 2.0])
+    with pytest.raises(TypeError, match="returned a gradient of dtype .* for input 0 of dtype "
+                                        "float64"):
+        if mode == "forward":
+            with dd.ForwardAccumulator(x, _f64([1.0, 0.0])):
+                f(x)
+        else:
+            with dd.GradientTape() as tape:
+                tape.watch(x)
+                y = f(x)
+            tape.jacobian(y, x) if mode == "jacobian" else tape.gradient(y, x)
+
+
+def test_a_custom_gradient_given_as_a_list_or_array_takes_the_input_dtype():
+    @dd.custom_gradient
+    def f(x):
+        return x * 2.0, lambda u: np.array([2.0, 2.0])       # float64 for a float32 x
+
+    x = dd.constant([1.0, 2.0])
+    with dd.GradientTape() as tape:
+        tape.watch(x)
+        y = f(x)
+    g = tape.gradient(y, x)
+    assert g.dtype == dd.float32 and g.numpy().tolist() == [2.0, 2.0]
+
+
+@pytest.mark.parametrize("shape", [(2,), ()])
+def test_a_primitive_rule_of_another_dtype_is_a_clear_error(shape):
+    from dualad import extend
+    triple = extend.primitive(
+        f"triple_with_float32_rules_{len(shape)}", lambda x: x * 3,
+        vjp=[lambda g, ans, args, p: dd.cast(g * 3.0, dd.float32)],
+        jvp=[lambda t, ans, args, p: dd.cast(t * 3.0, dd.float32)])
+    x = _f64(np.ones(shape))
+    with dd.GradientTape() as tape:
+        tape.watch(x)
+        y = triple(x)
+    with pytest.raises(TypeError, match="its VJP rule for input 0 returned dtype float32, not "
+                                        "the float64 of the input"):
+        tape.gradient(y, x)
+    with pytest.raises(TypeError, match="its JVP rule for input 0 returned dtype float32, not "
+                                        "the float64 of the output"):
+        with dd.ForwardAccumulator(x, _f64(np.ones(shape))):
+            triple(x)
