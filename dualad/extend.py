@@ -38,12 +38,12 @@ def primitive(name, impl, vjp=(), jvp=None, linear=False, batched_jvp=False):
     p = rules.primitive(name, impl)
     # None in `vjp`: no gradient to that input, by the user's choice (an input beyond the
     # rules given has none and raises in reverse mode)
-    rules.defvjp(p, *(rules.NO_GRADIENT if rule is None else _dtype_checked(name, "VJP", k, rule)
+    rules.defvjp(p, *(rules.NO_GRADIENT if rule is None else _checked_rule(name, "VJP", k, rule)
                       for k, rule in enumerate(vjp)))
     if linear:
         rules.deflinear_jvp(p)
     elif jvp is not None:
-        rules.defjvp(p, *(None if rule is None else _dtype_checked(name, "JVP", k, rule)
+        rules.defjvp(p, *(None if rule is None else _checked_rule(name, "JVP", k, rule)
                           for k, rule in enumerate(jvp)))
     else:
         p.jvp = _no_jvp(name)
@@ -53,17 +53,21 @@ def primitive(name, impl, vjp=(), jvp=None, linear=False, batched_jvp=False):
     return p
 
 
-def _dtype_checked(name, mode, k, rule):
+def _checked_rule(name, mode, k, rule):
     """A user's rule for input k whose Tensor result must have the dtype of what it is the
     derivative of (the input for a VJP, the output for a JVP): a result of another dtype
-    would come out of the tape or accumulator as a gradient in the wrong dtype."""
+    would come out of the tape or accumulator as a gradient in the wrong dtype. A Variable
+    result is read: the Variable itself could come out as the gradient."""
     def checked(g_or_t, ans, args, params):
         out = rule(g_or_t, ans, args, params)
-        ref = args[k] if mode == "VJP" else ans
-        if isinstance(out, _core.Tensor) and _core.is_float(ref) and out.dtype != ref.dtype:
-            raise TypeError(f"primitive {name!r}: its {mode} rule for input {k} returned dtype "
-                            f"{out.dtype.name}, not the {ref.dtype.name} of the "
-                            f"{'input' if mode == 'VJP' else 'output'}")
+        if isinstance(out, _core.Tensor):
+            ref = args[k] if mode == "VJP" else ans
+            if _core.is_float(ref) and out.dtype != ref.dtype:
+                raise TypeError(f"primitive {name!r}: its {mode} rule for input {k} returned "
+                                f"dtype {out.dtype.name}, not the {ref.dtype.name} of the "
+                                f"{'input' if mode == 'VJP' else 'output'}")
+            if isinstance(out, _core.Variable):
+                out = out.read_value()  # not the Variable itself, which may be assigned later
         return out
     return checked
 
@@ -267,6 +271,8 @@ def _call_with_custom_gradient(f, args):
                         raise TypeError(f"custom_gradient: {name}'s grad_fn returned a gradient "
                                         f"of dtype {d.dtype.name} for input {k} of dtype "
                                         f"{x.dtype.name}")
+                if isinstance(d, _core.Variable):
+                    d = d.read_value()   # not the Variable itself, which may be assigned later
                 if d.shape != in_shapes[k]:  # summed over broadcasting, in both modes alike
                     try:
                         d = rules.unbroadcast(d, in_shapes[k])

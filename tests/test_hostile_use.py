@@ -186,8 +186,8 @@ def _f64(v):
     return dd.constant(v, dtype=dd.float64)
 
 
-@pytest.mark.parametrize("bad", [lambda u: dd.cast(u, dd.float32), lambda u: dd.ones((2,), dd.int32)],
-                         ids=["float32", "int32"])
+@pytest.mark.parametrize("bad", [lambda u: dd.cast(u, dd.float32),
+                                 lambda u: dd.ones((2,), dd.int32)], ids=["float32", "int32"])
 @pytest.mark.parametrize("mode", ["gradient", "jacobian", "forward"])
 def test_a_custom_gradient_of_another_dtype_is_a_clear_error(bad, mode):
     # it came out of the tape as x's gradient in that dtype (float32 or int32 for a float64 x)
@@ -239,3 +239,44 @@ def test_a_primitive_rule_of_another_dtype_is_a_clear_error(shape):
                                         "the float64 of the output"):
         with dd.ForwardAccumulator(x, _f64(np.ones(shape))):
             triple(x)
+
+
+# ---- a gradient is never a live Variable ----------------------------------------------------------
+
+@pytest.mark.parametrize("body", [lambda x: x, dd.identity, lambda x: x + 0.0],
+                         ids=["target_is_source", "identity", "add"])
+def test_output_gradients_given_as_a_variable_are_read_not_returned(body):
+    # the Variable itself came back as the gradient: an optimizer step assigning it later
+    # changed the gradient already handed out
+    v = dd.Variable([5.0, 5.0], dtype=dd.float64)
+    x = _f64([1.0, 2.0])
+    with dd.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        y = body(x)
+    grads = [tape.gradient(y, x, output_gradients=v),
+             tape.gradient([y], [x], output_gradients=[v])[0]]
+    v.assign([7.0, 7.0])
+    for g in grads:
+        assert not isinstance(g, dd.Variable) and g.numpy().tolist() == [5.0, 5.0]
+
+
+def test_a_variable_returned_by_a_custom_gradient_or_a_rule_is_read():
+    from dualad import extend
+    v = dd.Variable([5.0, 5.0], dtype=dd.float64)
+
+    @dd.custom_gradient
+    def f(x):
+        return x * 1.0, lambda u: v
+
+    passthrough = extend.primitive("passthrough_returning_a_variable", lambda x: x * 1.0,
+                                   vjp=[lambda g, ans, args, p: v])
+    x = _f64([1.0, 2.0])
+    grads = []
+    for op in (f, passthrough):
+        with dd.GradientTape() as tape:
+            tape.watch(x)
+            y = op(x)
+        grads.append(tape.gradient(y, x))
+    v.assign([7.0, 7.0])
+    for g in grads:
+        assert not isinstance(g, dd.Variable) and g.numpy().tolist() == [5.0, 5.0]
