@@ -313,6 +313,11 @@ cdef class DType:
     def __repr__(self):
         return f"dualad.{self.np.name}"
 
+    def __reduce__(self):
+        # by name, back to the one constant of that dtype (Cython's default pickle of this
+        # class could not be loaded, and copy.deepcopy of anything holding a dtype failed)
+        return (as_dtype, (self.np.name,))
+
 
 cdef dict _DTYPES = {}
 

@@ -280,3 +280,13 @@ def test_a_variable_returned_by_a_custom_gradient_or_a_rule_is_read():
     v.assign([7.0, 7.0])
     for g in grads:
         assert not isinstance(g, dd.Variable) and g.numpy().tolist() == [5.0, 5.0]
+
+
+def test_dtypes_pickle_and_copy_to_the_same_constant():
+    import copy
+    for dtype in (dd.float16, dd.float32, dd.float64, dd.int8, dd.int32, dd.int64, dd.uint8,
+                  dd.bool):
+        assert pickle.loads(pickle.dumps(dtype)) is dtype
+        assert copy.copy(dtype) is dtype and copy.deepcopy(dtype) is dtype
+    config = {"dtype": dd.float64, "shape": dd.constant([[1.0]]).shape}
+    assert copy.deepcopy(config) == config
