@@ -290,3 +290,21 @@ def test_dtypes_pickle_and_copy_to_the_same_constant():
         assert copy.copy(dtype) is dtype and copy.deepcopy(dtype) is dtype
     config = {"dtype": dd.float64, "shape": dd.constant([[1.0]]).shape}
     assert copy.deepcopy(config) == config
+
+
+def test_primitives_copy_to_themselves_and_pickle_by_name(tmp_path):
+    import copy
+    from dualad import extend
+    from dualad._core import _registered_primitive
+    from dualad.rules import PRIMITIVES
+    cube = extend.primitive("cube_for_the_copy_test", lambda x: x ** 3,
+                            vjp=[lambda g, ans, args, p: g * 3.0 * args[0] ** 2])
+    holder = {"op": cube, "sin": PRIMITIVES["sin"]}
+    copied = copy.deepcopy(holder)
+    assert copied["op"] is cube and copied["sin"] is PRIMITIVES["sin"] and copy.copy(cube) is cube
+    assert pickle.loads(pickle.dumps(holder)) == holder
+    with pytest.raises(ValueError, match="not registered in this process"):
+        _registered_primitive("no_such_primitive")
+    stray = dd._core.Primitive("cube_for_the_copy_test", lambda x: x)   # not the registered one
+    with pytest.raises(TypeError, match="not the one registered under its name"):
+        pickle.dumps(stray)
