@@ -376,6 +376,8 @@ cdef bint _leave_transformation(Transformation tr) except -1:
 
 cdef inline bint _active_elsewhere(Transformation tr):
     """Whether tr is active (entered) on a thread other than this one."""
+    if len(_owner_of) == len(_state().stack):
+        return False    # every active transformation is this thread's: no boxing, no lookup
     owner = _owner_of.get(<Py_ssize_t><PyObject*>tr)
     return owner is not None and owner != PyThreadState_GetID(PyThreadState_Get())
 
@@ -384,7 +386,7 @@ cdef int _refuse_active_elsewhere(Transformation tr, str what) except -1:
     # A tape is used by the thread that records on it: a sweep, reset or release from another
     # thread would read a record still growing (a racy, partial gradient) or drop it under the
     # recording thread's feet. Once the tape is left, any thread may use it.
-    if _owner_of and _active_elsewhere(tr):
+    if _active_elsewhere(tr):
         raise AlreadyActiveError(f"{type(tr).__name__}.{what}: this tape is active (recording) "
                                  "on another thread; use a tape from the thread that records "
                                  "on it, or after that thread has left its with block")
