@@ -18,6 +18,7 @@ while tracing, as in TensorFlow.
 """
 import builtins
 import collections
+import copy
 import functools
 import numbers
 import threading
@@ -153,6 +154,16 @@ class Function:
         if obj is None:
             return self
         return functools.partial(self.__call__, obj)
+
+    def __deepcopy__(self, memo):
+        # as deepcopy treats the function it wraps: a bound method is copied with its instance
+        # (a deep-copied model's compiled step must use the copy's Variables, not silently the
+        # original's), and gets a Function of its own; a plain function is itself
+        fn = copy.deepcopy(self._fn, memo)
+        if fn is self._fn:
+            return self
+        return Function(fn, eager=self.eager, max_paths=self.max_paths,
+                        max_signatures=self.max_signatures)
 
     def __reduce__(self):
         # by reference (module and qualified name), as the function it decorates would be: the

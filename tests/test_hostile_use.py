@@ -308,3 +308,32 @@ def test_primitives_copy_to_themselves_and_pickle_by_name(tmp_path):
     stray = dd._core.Primitive("cube_for_the_copy_test", lambda x: x)   # not the registered one
     with pytest.raises(TypeError, match="not the one registered under its name"):
         pickle.dumps(stray)
+
+
+# ---- a deep-copied model's compiled methods -------------------------------------------------------
+
+def test_a_deep_copied_function_of_a_bound_method_uses_the_copy():
+    # deepcopy returned the same Function, still bound to the original object: the copy's
+    # step silently computed with the original's Variables (plain Python binds the copy)
+    import copy
+
+    class Model:
+        def __init__(self):
+            self.w = dd.Variable(2.0, dtype=dd.float64)
+            self.step = dd.function(self.forward)
+
+        def forward(self, x):
+            return self.w * x
+
+    model = Model()
+    x = _f64(3.0)
+    assert float(model.step(x)) == 6.0
+    twin = copy.deepcopy(model)
+    twin.w.assign(10.0)
+    assert float(twin.step(x)) == 30.0 and float(model.step(x)) == 6.0
+    assert twin.step.max_paths == model.step.max_paths
+
+    @dd.function
+    def plain(x):
+        return x * 2.0
+    assert copy.deepcopy(plain) is plain and copy.deepcopy({"f": plain})["f"] is plain
