@@ -147,12 +147,19 @@ class _CustomGradientFunction:
         return _call_with_custom_gradient(self._f, args)
 
     def __reduce__(self):
-        # pickled by reference, as the function it decorates would be (a method: as the
-        # attribute of its instance)
+        # pickled by reference, as the function it decorates would be; a method with its
+        # instance, and wrapped again on loading: the attribute of the instance is the plain
+        # method when the wrapper was made from it (self.act = custom_gradient(self._act))
         owner = getattr(self._f, "__self__", None)
         if owner is not None and not isinstance(owner, types.ModuleType):
-            return getattr, (owner, self._f.__name__)
+            return _with_custom_gradient, (self._f,)
         return self.__qualname__
+
+
+def _with_custom_gradient(f):
+    """A loaded or copied custom-gradient method: f wrapped, unless it is one already (a method
+    decorated in its class comes back through the class's decorator)."""
+    return f if isinstance(f, _CustomGradientFunction) else _CustomGradientFunction(f)
 
     def __repr__(self):
         return f"<custom_gradient {getattr(self._f, '__qualname__', self._f)!r}>"

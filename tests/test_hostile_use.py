@@ -337,3 +337,29 @@ def test_a_deep_copied_function_of_a_bound_method_uses_the_copy():
     def plain(x):
         return x * 2.0
     assert copy.deepcopy(plain) is plain and copy.deepcopy({"f": plain})["f"] is plain
+
+
+class _ModelWithCustomGradient:
+    """A custom gradient made from a bound method and kept on the instance."""
+
+    def __init__(self):
+        self.k = dd.constant(2.0, dtype=dd.float64)
+        self.act = dd.custom_gradient(self._act)
+
+    def _act(self, x):
+        return x * self.k, lambda u: u * self.k * 10.0
+
+
+@pytest.mark.parametrize("how", ["pickle", "deepcopy"])
+def test_a_custom_gradient_kept_on_an_instance_survives_pickle_and_deepcopy(how):
+    # it came back as the plain method (getattr(instance, "_act")): calls returned the pair
+    # (y, grad_fn) and the custom gradient was gone
+    import copy
+    model = _ModelWithCustomGradient()
+    twin = pickle.loads(pickle.dumps(model)) if how == "pickle" else copy.deepcopy(model)
+    twin.k = dd.constant(3.0, dtype=dd.float64)
+    x = _f64(1.5)
+    with dd.GradientTape() as tape:
+        tape.watch(x)
+        y = twin.act(x)
+    assert float(y) == 4.5 and float(tape.gradient(y, x)) == 30.0
