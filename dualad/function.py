@@ -22,6 +22,7 @@ import copy
 import functools
 import numbers
 import threading
+import types
 import warnings
 import weakref
 
@@ -168,7 +169,11 @@ class Function:
     def __reduce__(self):
         # by reference (module and qualified name), as the function it decorates would be: the
         # traced programs hold objects of this process and never travel; the other side
-        # traces again. A lambda or local function raises pickle's PicklingError.
+        # traces again. A lambda or local function raises pickle's PicklingError. A bound
+        # method (dualad.function(self.forward) kept on the instance) travels with its instance.
+        owner = getattr(self._fn, "__self__", None)
+        if owner is not None and not isinstance(owner, types.ModuleType):
+            return Function, (self._fn, self.eager, self.max_paths, self.max_signatures)
         return self.__qualname__
 
     def __call__(self, *args, **kwargs):

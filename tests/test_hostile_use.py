@@ -312,26 +312,31 @@ def test_primitives_copy_to_themselves_and_pickle_by_name(tmp_path):
 
 # ---- a deep-copied model's compiled methods -------------------------------------------------------
 
-def test_a_deep_copied_function_of_a_bound_method_uses_the_copy():
+class _ModelWithCompiledStep:
+    """A dualad.function made from a bound method and kept on the instance."""
+
+    def __init__(self):
+        self.w = dd.Variable(2.0, dtype=dd.float64)
+        self.step = dd.function(self.forward)
+
+    def forward(self, x):
+        return self.w * x
+
+
+def test_a_copied_or_pickled_function_of_a_bound_method_uses_the_copy():
     # deepcopy returned the same Function, still bound to the original object: the copy's
     # step silently computed with the original's Variables (plain Python binds the copy)
     import copy
-
-    class Model:
-        def __init__(self):
-            self.w = dd.Variable(2.0, dtype=dd.float64)
-            self.step = dd.function(self.forward)
-
-        def forward(self, x):
-            return self.w * x
-
-    model = Model()
+    model = _ModelWithCompiledStep()
     x = _f64(3.0)
     assert float(model.step(x)) == 6.0
     twin = copy.deepcopy(model)
     twin.w.assign(10.0)
     assert float(twin.step(x)) == 30.0 and float(model.step(x)) == 6.0
     assert twin.step.max_paths == model.step.max_paths
+    loaded = pickle.loads(pickle.dumps(model))      # (it raised PicklingError)
+    loaded.w.assign(5.0)
+    assert float(loaded.step(x)) == 15.0 and float(model.step(x)) == 6.0
 
     @dd.function
     def plain(x):
