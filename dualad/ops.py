@@ -15,7 +15,7 @@ import numpy as np
 from . import _core
 from ._core import DType, Tensor, convert_to_tensor
 from .rules import DECLARATIONS, PRIMITIVES as _P, swap_last
-from .shapes import TensorShape, axis_index, index_key, int_tuple, normalize_axes
+from .shapes import TensorShape, axis_index, index_key, int_tuple, int_value, normalize_axes
 
 if TYPE_CHECKING:  # the ops generated below, as type checkers see them (tools/generate_op_stub.py)
     from ._generated_ops import *  # noqa: F401,F403
@@ -944,7 +944,7 @@ def split(value: TensorLike, num_or_size_splits: int | Sequence[int] | Tensor, a
     length = x.shape[axis]
     if np.ndim(num_or_size_splits) == 0 and not isinstance(num_or_size_splits, Tensor) or \
             isinstance(num_or_size_splits, Tensor) and num_or_size_splits.ndim == 0:
-        parts = int(num_or_size_splits)  # type: ignore[arg-type]  # 0-d here (checked above)
+        parts = int_value(num_or_size_splits, "split: the number of parts")  # 0-d (checked)
         if parts <= 0 or length % parts:
             raise ValueError(f"split: {parts} equal parts do not divide axis {axis} of length "
                              f"{length}")
@@ -1102,7 +1102,7 @@ def one_hot(indices: TensorLike, depth: int | Tensor, on_value: TensorLike | Non
     >>> dualad.one_hot([2, 0], 3)  # [[0, 0, 1], [1, 0, 0]]
     """
     idx = _index_array("one_hot", indices)
-    depth = int(depth)
+    depth = int_value(depth, "one_hot: depth")
     if depth < 0:
         raise ValueError(f"one_hot: depth must be >= 0, got {depth}")
     given = [v for v in (on_value, off_value) if v is not None]
@@ -1130,8 +1130,8 @@ def eye(num_rows: int | Tensor, num_columns: int | Tensor | None = None,
 
     >>> dualad.eye(2)  # [[1, 0], [0, 1]]
     """
-    rows = int(num_rows)
-    cols = rows if num_columns is None else int(num_columns)
+    rows = int_value(num_rows, "eye: num_rows")
+    cols = rows if num_columns is None else int_value(num_columns, "eye: num_columns")
     if rows < 0 or cols < 0:
         raise ValueError(f"eye: sizes must be >= 0, got {rows} x {cols}")
     dtype = _core.as_dtype(dtype if dtype is not None else _core.DEFAULT_FLOAT).np
@@ -1148,7 +1148,7 @@ def linspace(start: TensorLike, stop: TensorLike, num: int | Tensor, name: str |
     >>> dualad.linspace(0.0, 1.0, 3)  # [0, 0.5, 1]
     """
     start, stop = _two_floats("linspace", start, stop)
-    num = int(num.numpy() if isinstance(num, Tensor) else num)
+    num = int_value(num, "linspace: num")
     if num < 1:
         raise ValueError(f"linspace: num must be >= 1, got {num}")
     ndim = len(np.broadcast_shapes(start.shape, stop.shape)) + 1

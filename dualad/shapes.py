@@ -13,6 +13,14 @@ def axis_index(axis):
         raise TypeError(f"axis must be an integer, got {axis!r}") from None
 
 
+def int_value(value, what):
+    """One count or size as a Python int, by operator.index as axis_index: int(2.5) == 2."""
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{what} must be an integer, got {value!r:.80}") from None
+
+
 def int_tuple(values, what):
     """A shape or permutation argument as a tuple of Python ints: one integer, or a sequence,
     numpy array or integer Tensor of them. Not int(): int(2.5) == 2 would silently make

@@ -77,9 +77,16 @@ X = dd.constant(np.arange(6.0))
     lambda: dd.constant(1.0, shape=(2.7,)),
     lambda: dd.random.normal((2.5,)),
     lambda: dd.random.uniform(3.0),
+    lambda: dd.eye(2.5),
+    lambda: dd.eye(2, 2.0),
+    lambda: dd.one_hot([0, 1], 3.0),
+    lambda: dd.split(dd.zeros((2, 4)), 2.0, axis=1),
+    lambda: dd.linspace(0.0, 1.0, 3.0),
+    lambda: dd.linspace(0.0, 1.0, dd.constant(3.0)),
 ], ids=["reshape", "reshape_fraction", "reshape_float_tensor", "reshape_nested", "transpose",
         "transpose_array", "broadcast_to", "zeros", "ones", "fill", "fill_tensor", "constant",
-        "normal", "uniform"])
+        "normal", "uniform", "eye", "eye_columns", "one_hot", "split", "linspace",
+        "linspace_tensor"])
 def test_a_shape_or_perm_of_floats_is_a_type_error(call):
     # int(2.5) == 2 made another shape silently; operator.index semantics, as for axes
     with pytest.raises(TypeError, match="integer"):
@@ -98,6 +105,10 @@ def test_integer_shapes_in_every_form_still_work():
     assert dd.zeros(dd.constant(3)).shape == (3,)
     assert dd.transpose(dd.reshape(X, (3, 2)), dd.constant([1, 0])).shape == (2, 3)
     assert dd.transpose(dd.reshape(X, (3, 2)), np.array([1, 0])).shape == (2, 3)
+    for n in (3, np.int64(3), np.array(3), dd.constant(3)):
+        assert dd.eye(n).shape == (3, 3) and dd.one_hot([0], n).shape == (1, 3)
+        assert dd.linspace(0.0, 1.0, n).shape == (3,)
+        assert [t.shape for t in dd.split(dd.zeros((6,)), n)] == [(2,)] * 3
 
 
 # ---- reduce_all / reduce_any take bool tensors --------------------------------------------------
