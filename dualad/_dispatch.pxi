@@ -171,9 +171,10 @@ cdef inline Tensor _read_one(Tensor a, TraceSink tracer):
     cdef Tensor snap
     if not a._is_var:
         return a
-    snap = (<Variable>a)._snapshot()
-    if tracer is not None:
-        tracer.record_read(<Variable>a, snap)
+    if tracer is None:
+        return (<Variable>a)._read_snapshot()
+    snap = (<Variable>a)._snapshot()    # a trace keys its values by the snapshot's identity
+    tracer.record_read(<Variable>a, snap)
     return snap
 
 

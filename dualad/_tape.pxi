@@ -21,8 +21,6 @@ cdef class Tape(Transformation):
         # the arguments are parsed by __init__, whose errors name the public class
         self.is_tape = True
         self.watch_accessed_variables = True
-        self._entries = []
-        self._watched = []
 
     def __init__(self, *args, **kwargs):
         # GradientTape(persistent=False, watch_accessed_variables=True), parsed here so that
@@ -68,6 +66,8 @@ cdef class Tape(Transformation):
             self._listed_key = self.id
             _live_tapes.add(self._listed_key)
             self._listed = True
+        if self._watched is None:
+            self._watched = []
         _set_slot(t, self.id, self._n_slots)
         self._n_slots += 1
         self._watched.append(t)
@@ -113,21 +113,23 @@ cdef class Tape(Transformation):
         non-persistent tape has computed its gradient, the ones it watched then (as in
         TensorFlow)."""
         if self._used:
-            return self._variables_at_release if self._variables_at_release is not None else ()
-        return self._current_variables()
+            return tuple(self._variables_at_release) if self._variables_at_release is not None else ()
+        return tuple(self._released_variables())
 
-    cdef tuple _current_variables(self):
-        # run at every non-persistent release: the common cases (no Variable, or only
-        # Variables) without a Python-level filter
+    cdef object _released_variables(self):
+        # The watched Variables, for a release about to drop the watched list: that list itself
+        # when it holds only Variables (the common case, no copy), else a tuple of them
         cdef Tensor t
         cdef Py_ssize_t n_vars = 0
+        if self._watched is None:
+            return ()
         for t in self._watched:
             if t._is_var:
                 n_vars += 1
         if n_vars == 0:
             return ()
         if n_vars == len(self._watched):
-            return tuple(self._watched)
+            return self._watched
         return tuple([t for t in self._watched if (<Tensor>t)._is_var])
 
     def _refuse_other_thread(self, what):
@@ -141,7 +143,7 @@ cdef class Tape(Transformation):
 
     cdef int _finish_use(self) except -1:
         if not self.persistent:
-            self._variables_at_release = self._current_variables()
+            self._variables_at_release = self._released_variables()
             self._used = True
             self._drop_record()
         return 0
@@ -176,7 +178,7 @@ cdef class Tape(Transformation):
         else:
             return self._gradient_general(target, sources, output_gradients,
                                           unconnected_gradients)
-        active = self in _state().stack
+        active = _active_here(self)
         if active and self.persistent:
             # GradientInContextWarning, raised where the caller's line is known
             return self._gradient_general(target, sources, output_gradients,
@@ -218,11 +220,11 @@ cdef class Tape(Transformation):
         return _slot_of(t, self.id) >= 0
 
     def _watched_tensors(self):
-        return list(self._watched)
+        return list(self._watched) if self._watched is not None else []
 
     @property
     def _n_entries(self):
-        return len(self._entries)
+        return len(self._entries) if self._entries is not None else 0
 
     def _release(self):
         """Drop the record; the tape's slots on tensors it watched are cleared."""
@@ -231,10 +233,11 @@ cdef class Tape(Transformation):
 
     cdef int _drop_record(self) except -1:
         cdef Tensor t
-        for t in self._watched:
-            _clear_slot(t, self.id)
-        self._watched = []
-        self._entries = []
+        if self._watched is not None:
+            for t in self._watched:
+                _clear_slot(t, self.id)
+        self._watched = None    # (the lists stay whole: a sweep or a release may hold them)
+        self._entries = None
         self._n_slots = 0
         self.released = True
         if self._listed:
@@ -317,7 +320,7 @@ def _largest_recorded_size(Tape tape):
     input): what a batched sweep multiplies by its batch size."""
     cdef Entry e
     largest = 0
-    for e in tape._entries:
+    for e in tape._entries or ():
         largest = max(largest, e.out.size)
         for a in e.args:
             if isinstance(a, Tensor):
@@ -764,7 +767,7 @@ cdef list _sweep(Tape tape, list targets, list seeds, list sources, bint raw, Py
     cdef Primitive outer_rule = None
     cdef Py_ssize_t n = tape._n_slots, i, k, so, sk, nargs
     cdef list entries = tape._entries
-    cdef Py_ssize_t n_entries = len(entries)
+    cdef Py_ssize_t n_entries = len(entries) if entries is not None else 0
     cdef Py_ssize_t n_sources = len(sources)
     cdef bint in_place = raw   # nothing records the sweep: the sums it makes are its own
     # products s·b kept lazily (_Scaled): a sweep nothing records, of unbatched cotangents

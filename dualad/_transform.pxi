@@ -18,10 +18,11 @@ cdef class _ThreadState:
         if <PyObject*>self == _cached_state:
             _cached_tsid = 0
             _cached_state = NULL
+        cdef Transformation tr
         if self.stack is not None:
             _n_live -= len(self.stack)
             for tr in self.stack:       # the dead thread's objects may be entered elsewhere
-                _owner_of.pop(<Py_ssize_t><PyObject*>tr, None)
+                tr._owner = 0
         if self.tracer is not None:
             _n_tracing -= 1
 
@@ -36,10 +37,6 @@ cdef Py_ssize_t _n_live = 0          # transformations on any thread's stack: 0 
 cdef Py_ssize_t _n_tracing = 0       # traces being taken on any thread
 cdef long long _next_id = 0
 cdef set _live_tapes = set()         # ids of tapes holding slots, to recycle stale slot fields
-# address of each active transformation (alive: its thread's stack holds it) -> the thread state
-# id that entered it: one object is active on one thread at a time (its hidden counter and
-# recording flag are not per thread). Not its id, which a tape's reset() renews while active.
-cdef dict _owner_of = {}
 
 
 cdef inline _ThreadState _state():
@@ -190,6 +187,8 @@ cdef void _record(Tape tape, Primitive p, tuple args, dict params, Tensor out) e
     e.s1 = s1
     if more is not None:
         e.more_slots = tuple(more)
+    if tape._entries is None:
+        tape._entries = []
     e.out_slot = tape._n_slots
     tape._n_slots += 1
     _set_slot(out, tid, e.out_slot)
@@ -344,19 +343,23 @@ class AlreadyActiveError(RuntimeError, ValueError):
 
 
 cdef int _enter_transformation(Transformation tr) except -1:
+    # tr._owner is set exactly while tr is on its owner's stack (here and in
+    # _leave_transformation, and cleared when that thread's state dies)
     global _n_live
     cdef list stack = _state().stack
-    cdef object me = PyThreadState_GetID(PyThreadState_Get())
-    # setdefault claims the object atomically (under the GIL): two threads racing here cannot
-    # both see it free
-    if _owner_of.setdefault(<Py_ssize_t><PyObject*>tr, me) != me:
+    cdef unsigned long long me = PyThreadState_GetID(PyThreadState_Get())
+    if tr._owner == me:
+        raise AlreadyActiveError(f"this {type(tr).__name__} is already active; "
+                                 "a tape or accumulator cannot be entered twice")
+    if tr._owner != 0:
         raise AlreadyActiveError(f"this {type(tr).__name__} is already active on another thread; "
                                  "a tape or accumulator is used by one thread at a time "
                                  "(create one per thread)")
-    if tr in stack:
-        raise AlreadyActiveError(f"this {type(tr).__name__} is already active; "
-                                 "a tape or accumulator cannot be entered twice")
+    # the append allocates before the claim: from the claim on, no Python code runs (two
+    # threads racing here cannot both see the object free, and no exception separates the
+    # claim from the stack entry)
     stack.append(tr)
+    tr._owner = me
     _n_live += 1
     return 0
 
@@ -369,17 +372,19 @@ cdef bint _leave_transformation(Transformation tr) except -1:
         if stack[i] is tr:
             del stack[i]
             _n_live -= 1
-            _owner_of.pop(<Py_ssize_t><PyObject*>tr, None)
+            tr._owner = 0
             return True
     return False
 
 
 cdef inline bint _active_elsewhere(Transformation tr):
     """Whether tr is active (entered) on a thread other than this one."""
-    if len(_owner_of) == len(_state().stack):
-        return False    # every active transformation is this thread's: no boxing, no lookup
-    owner = _owner_of.get(<Py_ssize_t><PyObject*>tr)
-    return owner is not None and owner != PyThreadState_GetID(PyThreadState_Get())
+    return tr._owner != 0 and tr._owner != PyThreadState_GetID(PyThreadState_Get())
+
+
+cdef inline bint _active_here(Transformation tr):
+    """Whether tr is on this thread's stack."""
+    return tr._owner != 0 and tr._owner == PyThreadState_GetID(PyThreadState_Get())
 
 
 cdef int _refuse_active_elsewhere(Transformation tr, str what) except -1:
@@ -409,7 +414,7 @@ cdef class Transformation:
 
     @property
     def active(self):
-        return self in _state().stack
+        return _active_here(self)
 
 
 cdef dict _tangent_dict(Tensor t):
