@@ -80,7 +80,9 @@ cdef object _normalize_dtype(object dtype):
         return None
     if isinstance(dtype, DType):
         return (<DType>dtype).np
-    return np.dtype(dtype)
+    dtype = np.dtype(dtype)
+    # '>f8' names float64 too, but tensors hold native byte order (see _from_python)
+    return dtype if dtype.isnative else dtype.newbyteorder("=")
 
 
 cdef Tensor _from_python(object value, object dtype):
@@ -115,6 +117,10 @@ cdef Tensor _from_python(object value, object dtype):
                                 f"(numpy made dtype {arr.dtype} of it)")
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"unsupported dtype {arr.dtype}: dualad tensors hold bool, int or float")
+    if not cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>arr):
+        # a big-endian array (a file or pickle from another machine): its dtype would equal
+        # no dualad dtype, so every op with a native tensor would refuse it
+        arr = arr.astype(arr.dtype.newbyteorder("="))
     return _wrap(arr)
 
 
@@ -306,6 +312,11 @@ cdef class DType:
 
     def __repr__(self):
         return f"dualad.{self.np.name}"
+
+    def __reduce__(self):
+        # by name, back to the one constant of that dtype (Cython's default pickle of this
+        # class could not be loaded, and copy.deepcopy of anything holding a dtype failed)
+        return (as_dtype, (self.np.name,))
 
 
 cdef dict _DTYPES = {}

@@ -35,11 +35,37 @@ cdef class Primitive:
     def __repr__(self):
         return f"<dualad.Primitive {self.name}>"
 
+    # A primitive is one registered object, like a function: copies are itself, and a pickle
+    # names it, to be found registered under that name where it is loaded (Cython's default
+    # pickle of this class could not be loaded).
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __reduce__(self):
+        from dualad.rules import PRIMITIVES
+        if PRIMITIVES.get(self.name) is not self:
+            raise TypeError(f"primitive {self.name!r} is not the one registered under its name, "
+                            "so it cannot be pickled (pickles name a primitive made by "
+                            "dualad.extend.primitive)")
+        return (_registered_primitive, (self.name,))
+
     def __call__(self, *args, **params):
         if not args:
             raise TypeError(f"{self.name}: a primitive needs at least one tensor argument")
         return run_op(self, tuple([a if isinstance(a, Tensor) else convert_to_tensor(a)
                                    for a in args]), params or None)
+
+
+def _registered_primitive(name):
+    """The primitive registered under `name` (a pickled Primitive)."""
+    from dualad.rules import PRIMITIVES
+    if not isinstance(name, str) or name not in PRIMITIVES:
+        raise ValueError(f"a pickled primitive names {name!r:.80}, which is not registered in "
+                         "this process; register it (dualad.extend.primitive) before loading")
+    return PRIMITIVES[name]
 
 
 # dualad.debugging.enable_check_numerics: every op result (forward, and inside gradient

@@ -75,6 +75,7 @@ cdef class Tape(Transformation):
 
     def _watch_tensor(self, Tensor t):
         """Give `t` a slot on this tape. Returns False if it already had one."""
+        _refuse_active_elsewhere(self, "watch")
         if self.released:
             self._reopen()
         return self._watch(t)
@@ -98,6 +99,9 @@ cdef class Tape(Transformation):
     def watch(self, tensor):
         """Watch a tensor, Variable, or nested list/tuple/dict of them."""
         if isinstance(tensor, Tensor) and is_float(<Tensor>tensor):
+            # the slot counter and watched list are the recording thread's: a slot given here
+            # meanwhile could be given to a recorded output too (a silently wrong gradient)
+            _refuse_active_elsewhere(self, "watch")
             if self.released:
                 self._reopen()
             self._watch(<Tensor>tensor)

@@ -374,6 +374,12 @@ def _variable_from_pickle(cls, value, trainable, name):
     value, dtype, trainability and name of the original, and nothing of its tape state."""
     if not (isinstance(cls, type) and issubclass(cls, Variable)):
         raise TypeError(f"a pickled Variable names the class {cls!r}, which is not a Variable")
+    # Variable() would take any truthy object and str() of anything: a forged pickle must not
+    if not isinstance(trainable, (bool, np.bool_)):
+        raise TypeError(f"a pickled Variable's trainable flag must be a bool, got "
+                        f"{type(trainable).__name__}")
+    if not isinstance(name, str):
+        raise TypeError(f"a pickled Variable's name must be a str, got {type(name).__name__}")
     cdef Variable v = cls.__new__(cls)
     Variable.__init__(v, _tensor_from_pickle(value), trainable=trainable, name=name)
     return v
