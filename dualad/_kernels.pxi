@@ -250,3 +250,51 @@ def _kernel_size_threshold():
 
 
 _kernel_threads = _default_threads()
+
+
+cdef extern from "numpy/arrayobject.h":
+    # (commented out in numpy's own declarations) the numpy scalar of one element at data
+    object _PyArray_Scalar "PyArray_Scalar"(void* data, cnp.PyArray_Descr* descr, object base)
+
+
+def _norm_of_one(x, axis, keepdims):
+    """norm's value over every axis (axis None or all of them, keepdims False) of a one-element
+    native float64 or float32 array: sqrt(x * x) on C doubles, with numpy's
+    bits (the product rounded to the dtype, then a correctly rounded square root: a float32
+    root taken in double and rounded once more is the correctly rounded float32 root), as
+    the numpy scalar numpy's reduction gives. None for any other call, which the numpy
+    implementation then computes."""
+    cdef cnp.ndarray arr
+    cdef int typenum, ndim
+    cdef double v
+    cdef float f
+    if keepdims is not False or type(x) is not _np_ndarray:
+        return None
+    arr = <cnp.ndarray>x
+    typenum = cnp.PyArray_TYPE(arr)
+    if ((typenum != cnp.NPY_DOUBLE and typenum != cnp.NPY_FLOAT) or cnp.PyArray_SIZE(arr) != 1
+            or not cnp.PyArray_ISNOTSWAPPED(arr)):
+        return None
+    ndim = cnp.PyArray_NDIM(arr)
+    if axis is not None and not _all_axes(axis, ndim):
+        return None
+    # one element: at the data pointer whatever the strides (copied: it may be unaligned)
+    if typenum == cnp.NPY_DOUBLE:
+        memcpy(&v, cnp.PyArray_DATA(arr), sizeof(double))
+        v = sqrt(v * v)
+        return _PyArray_Scalar(&v, cnp.PyArray_DESCR(arr), None)
+    memcpy(&f, cnp.PyArray_DATA(arr), sizeof(float))
+    f = <float>sqrt(<double>(f * f))
+    return _PyArray_Scalar(&f, cnp.PyArray_DESCR(arr), None)
+
+
+cdef bint _all_axes(object axis, int ndim) except -1:
+    """`axis` is the tuple (0, 1, ..., ndim - 1) of Python ints."""
+    cdef Py_ssize_t i
+    if type(axis) is not tuple or len(<tuple>axis) != ndim:
+        return False
+    for i in range(ndim):
+        item = (<tuple>axis)[i]
+        if type(item) is not int or item != i:
+            return False
+    return True
