@@ -203,14 +203,63 @@ cdef void _k_scaled_sum(double* out, const double* acc, double s1, const double*
             out[i] = s1 * b1[i]
 
 
+cdef extern from "numpy/arrayobject.h":
+    # (commented out in numpy's own declarations) the numpy scalar of one element at data
+    object _PyArray_Scalar "PyArray_Scalar"(void* data, cnp.PyArray_Descr* descr, object base)
+
+
+cdef object _one_element_product(object a, object b):
+    """a * b for two one-element native float64 (or float32) arrays of one dtype: one IEEE
+    multiply in C, numpy's bits, shaped as numpy broadcasts them (every axis 1; a numpy scalar
+    for two 0-d arrays). None for any other operands. On one element numpy's ufunc set-up
+    costs ~10x the product (the (1, 1) cotangent chains of W8's loop)."""
+    cdef cnp.ndarray x, y, out
+    cdef int t
+    cdef double u, v
+    cdef float f, g
+    if type(a) is not _np_ndarray or type(b) is not _np_ndarray:
+        return None
+    x = <cnp.ndarray>a
+    y = <cnp.ndarray>b
+    t = cnp.PyArray_TYPE(x)
+    if ((t != cnp.NPY_DOUBLE and t != cnp.NPY_FLOAT) or cnp.PyArray_TYPE(y) != t
+            or cnp.PyArray_SIZE(x) != 1 or cnp.PyArray_SIZE(y) != 1
+            or not (cnp.PyArray_ISNOTSWAPPED(x) and cnp.PyArray_ISNOTSWAPPED(y))):
+        return None
+    if cnp.PyArray_NDIM(y) > cnp.PyArray_NDIM(x):
+        x, y = y, x     # x: the operand with more axes (all of them 1), whose shape the product has
+    # each element at its data pointer whatever the strides (copied: it may be unaligned)
+    if t == cnp.NPY_DOUBLE:
+        memcpy(&u, cnp.PyArray_DATA(x), sizeof(double))
+        memcpy(&v, cnp.PyArray_DATA(y), sizeof(double))
+        u = u * v
+        if cnp.PyArray_NDIM(x) == 0:
+            return _PyArray_Scalar(&u, cnp.PyArray_DESCR(x), None)
+        out = cnp.PyArray_SimpleNew(cnp.PyArray_NDIM(x), cnp.PyArray_DIMS(x), t)
+        memcpy(cnp.PyArray_DATA(out), &u, sizeof(double))
+        return out
+    memcpy(&f, cnp.PyArray_DATA(x), sizeof(float))
+    memcpy(&g, cnp.PyArray_DATA(y), sizeof(float))
+    f = f * g
+    if cnp.PyArray_NDIM(x) == 0:
+        return _PyArray_Scalar(&f, cnp.PyArray_DESCR(x), None)
+    out = cnp.PyArray_SimpleNew(cnp.PyArray_NDIM(x), cnp.PyArray_DIMS(x), t)
+    memcpy(cnp.PyArray_DATA(out), &f, sizeof(float))
+    return out
+
+
 def _multiply_impl(a, b):
-    """multiply's numpy implementation: np.multiply, or the parallel kernel for large float
-    arrays of one shape and dtype (the same bits)."""
+    """multiply's numpy implementation: np.multiply, the parallel kernel for large float
+    arrays of one shape and dtype, or one multiply in C for one-element float arrays (the
+    same bits)."""
     cdef Py_ssize_t n = 0
     cdef int threads = _kernel_threads
     cdef int kind
     cdef bint b_single = False
     cdef cnp.ndarray out
+    one = _one_element_product(a, b)
+    if one is not None:
+        return one
     if threads > 1 or _kernels_at_one_thread:
         kind = _kernel_dtype(a, b, &n, &b_single)
         if kind == 0:
@@ -250,11 +299,6 @@ def _kernel_size_threshold():
 
 
 _kernel_threads = _default_threads()
-
-
-cdef extern from "numpy/arrayobject.h":
-    # (commented out in numpy's own declarations) the numpy scalar of one element at data
-    object _PyArray_Scalar "PyArray_Scalar"(void* data, cnp.PyArray_Descr* descr, object base)
 
 
 def _norm_of_one(x, axis, keepdims):

@@ -70,10 +70,22 @@ cdef class Tensor:
         raise TypeError("make tensors with dualad.constant(...) or dualad.convert_to_tensor(...)")
 
     cdef object _value(self):
+        cdef double v
+        cdef float f
         if self._arr is None:
             if self._dtype is None:
                 _uninitialized()
-            arr = _np_array(self._d, dtype=self._dtype)
+            # made in C: np.array(d, dtype=...) costs ~3x as much
+            if self._kind == K_F64:
+                arr = cnp.PyArray_SimpleNew(0, NULL, cnp.NPY_DOUBLE)
+                v = self._d
+                memcpy(cnp.PyArray_DATA(<cnp.ndarray>arr), &v, sizeof(double))
+            elif self._kind == K_F32:
+                arr = cnp.PyArray_SimpleNew(0, NULL, cnp.NPY_FLOAT)
+                f = <float>self._d      # exact: a float32 scalar's double is a float32 value
+                memcpy(cnp.PyArray_DATA(<cnp.ndarray>arr), &f, sizeof(float))
+            else:
+                arr = _np_array(self._d, dtype=self._dtype)
             _freeze(arr)
             self._arr = arr
         return self._arr
