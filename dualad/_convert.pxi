@@ -31,10 +31,23 @@ cdef inline void _freeze(object arr):
     cnp.PyArray_CLEARFLAGS(<cnp.ndarray>arr, cnp.NPY_ARRAY_WRITEABLE)
 
 
+cdef object _np_float64 = np.float64
+cdef object _np_float32 = np.float32
+
+
 cdef Tensor _wrap(object raw):
     """A Tensor around a raw result (ndarray, numpy scalar, Python number); no copy. The array
     becomes read-only: it must not be one the caller goes on writing."""
-    cdef Tensor t = Tensor.__new__(Tensor)
+    cdef Tensor t
+    cdef float f
+    if type(raw) is _np_float64:
+        # a numpy float scalar (what ufuncs and whole reductions give for 0-d results): a
+        # scalar Tensor on its C double, the array made only if asked for (as new_scalar's)
+        return new_scalar(PyFloat_AS_DOUBLE(raw), K_F64)
+    if type(raw) is _np_float32:
+        cnp.PyArray_ScalarAsCtype(raw, &f)
+        return new_scalar(f, K_F32)
+    t = Tensor.__new__(Tensor)
     cdef cnp.ndarray arr = raw if type(raw) is _np_ndarray else _np_asarray(raw)
     _freeze(arr)
     t._dtype = <object>cnp.PyArray_DESCR(arr)  # (the C fields, not Python attribute lookups)

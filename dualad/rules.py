@@ -617,6 +617,9 @@ log_softmax = declare(
 
 
 def _norm_impl(x, axis=None, keepdims=False):
+    one = _core._norm_of_one(x, axis, keepdims)     # one float element: computed in C
+    if one is not None:
+        return one
     squares = x * x
     if (squares.size == 1 and type(axis) is tuple
             and axis == normalize_axes(None, squares.ndim)):
