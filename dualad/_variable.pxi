@@ -72,7 +72,9 @@ cdef class Variable(Tensor):
         if not self._is_scalar or self._more_slots or self._tangents:
             return self._snapshot()
         if s is not None and s._more_slots is None and s._tangents is None and s._tan_acc == 0:
-            if (s._tape_id == self._tape_id and s._slot == self._slot and s._arr is self._arr
+            if (s._tape_id == self._tape_id and s._slot == self._slot
+                    and s._tape_id2 == self._tape_id2 and s._slot2 == self._slot2
+                    and s._arr is self._arr
                     and _same_bits(s._d, self._d) and s._dtype is self._dtype
                     and s._kind == self._kind and s._is_scalar):
                 return s
@@ -85,6 +87,8 @@ cdef class Variable(Tensor):
                 s._dtype = self._dtype
                 s._tape_id = self._tape_id
                 s._slot = self._slot
+                s._tape_id2 = self._tape_id2
+                s._slot2 = self._slot2
                 return s
         s = self._snapshot()
         self._last_read = s

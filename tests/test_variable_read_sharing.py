@@ -197,3 +197,22 @@ def test_watched_variables_across_release_and_reset():
         y = w * w
     assert kept.watched_variables() == (w,)
     assert float(kept.gradient(y, w)) == 4.0
+
+
+@pytest.mark.parametrize("dtype", [dd.float32, dd.float64])
+def test_a_shared_snapshot_follows_the_variables_second_tape_slot(dtype):
+    # nested tapes give the Variable a second slot field (_tape_id2/_slot2): a snapshot kept
+    # from a read on one tape must not be shared (or refilled without that field) when the
+    # next read happens under two (the tour's d2y/dx2 after a first-order tape)
+    x = dd.Variable(0.0, dtype=dtype)
+    a, b, c = (dd.constant(v, dtype=dtype) for v in (1.0, -2.0, 1.0))
+    for _ in range(2):
+        with dd.GradientTape() as tape:
+            y = a * dd.pow(x, 2) + b * x + c
+        assert float(tape.gradient(y, x)) == -2.0
+        with dd.GradientTape() as outer:
+            with dd.GradientTape() as inner:
+                y = a * dd.pow(x, 2) + b * x + c
+            dy_dx = inner.gradient(y, x)
+        assert dy_dx is not None and float(dy_dx) == -2.0
+        assert float(outer.gradient(dy_dx, x)) == 2.0
