@@ -32,6 +32,15 @@ cdef class Primitive:
             raise ValueError(f"{name}: no scalar opcode {opcode!r} in the core")
         self.differentiable = differentiable
 
+    @property
+    def impl(self):
+        return self._impl
+
+    @impl.setter
+    def impl(self, value):
+        self._impl = value
+        self._quiet_gen = -1    # whether it runs quietly is worked out at its next call
+
     def __repr__(self):
         return f"<dualad.Primitive {self.name}>"
 
@@ -179,7 +188,11 @@ import types as _types
 cdef object _py_function_type = _types.FunctionType  # (a lambda here would be Cython's)
 # built-in impls (Python functions) that only call numpy on arrays, as numpy's ufuncs do:
 # registered by rules.py (run_quietly)
-cdef set _quiet_impls = set()
+# registered by rules.py (run_quietly), and the core's own compiled kernels (_kernels.pxi);
+# compared by identity. Each addition renews _quiet_impls_gen, so that primitives declared
+# before it work out their _quiet flag again.
+cdef list _quiet_impls = []
+cdef Py_ssize_t _quiet_impls_gen = 0
 
 
 def run_quietly(*impls):
@@ -188,7 +201,21 @@ def run_quietly(*impls):
     for impl in impls:
         if type(impl) is not _py_function_type:
             raise TypeError(f"run_quietly takes Python functions, got {type(impl).__name__}")
-        _quiet_impls.add(impl)
+    _add_quiet_impls(impls)
+
+
+cdef void _add_quiet_impls(tuple impls):
+    global _quiet_impls_gen
+    _quiet_impls.extend(impls)
+    _quiet_impls_gen += 1
+
+
+cdef void _classify_impl(Primitive p):
+    # (once per impl, not per call: a frozenset lookup hashes the ufunc each time)
+    impl = p._impl
+    p._quiet = ((type(impl) is _np_ufunc_type and impl in _numpy_ufuncs)
+                or any(impl is q for q in _quiet_impls))
+    p._quiet_gen = _quiet_impls_gen
 
 
 cdef object _call_impl(Primitive p, tuple args, dict params):
@@ -196,9 +223,9 @@ cdef object _call_impl(Primitive p, tuple args, dict params):
     if _np_errstate_var is None:
         with np.errstate(all="ignore"):
             return _call_impl_raw(p, args, params)
-    impl = p.impl
-    if ((type(impl) is _np_ufunc_type and impl in _numpy_ufuncs)
-            or (type(impl) is _py_function_type and impl in _quiet_impls)):
+    if p._quiet_gen != _quiet_impls_gen:
+        _classify_impl(p)
+    if p._quiet:
         st = _state()
         if not st.quiet_entered:
             return _call_ufunc_quietly(st, p, args, params)
@@ -248,13 +275,13 @@ cdef object _call_impl_raw(Primitive p, tuple args, dict params):
     cdef Py_ssize_t n = len(args)
     try:
         if params is None and n == 2:
-            return p.impl((<Tensor>args[0])._value(), (<Tensor>args[1])._value())
+            return p._impl((<Tensor>args[0])._value(), (<Tensor>args[1])._value())
         if params is None and n == 1:
-            return p.impl((<Tensor>args[0])._value())
+            return p._impl((<Tensor>args[0])._value())
         raws = [(<Tensor>t)._value() for t in args]
         if params:
-            return p.impl(*raws, **params)
-        return p.impl(*raws)
+            return p._impl(*raws, **params)
+        return p._impl(*raws)
     except ValueError as e:
         shapes = ", ".join(str(np.shape((<Tensor>t)._value())) for t in args)
         raise ValueError(f"{p.name}: {e} (input shapes {shapes})") from None
