@@ -193,6 +193,9 @@ cdef object _py_function_type = _types.FunctionType  # (a lambda here would be C
 # before it work out their _quiet flag again.
 cdef list _quiet_impls = []
 cdef Py_ssize_t _quiet_impls_gen = 0
+# multiply's impl (_kernels.pxi): small float arrays are multiplied by the core's own loop,
+# called directly (no Python call, no numpy error-state context: it sets none)
+cdef object _core_multiply_impl = None
 
 
 def run_quietly(*impls):
@@ -215,16 +218,21 @@ cdef void _classify_impl(Primitive p):
     impl = p._impl
     p._quiet = ((type(impl) is _np_ufunc_type and impl in _numpy_ufuncs)
                 or any(impl is q for q in _quiet_impls))
+    p._core_multiply = impl is _core_multiply_impl
     p._quiet_gen = _quiet_impls_gen
 
 
 cdef object _call_impl(Primitive p, tuple args, dict params):
     cdef _ThreadState st
+    if p._quiet_gen != _quiet_impls_gen:
+        _classify_impl(p)
+    if p._core_multiply and params is None and len(args) == 2:
+        raw = _multiply_small((<Tensor>args[0])._value(), (<Tensor>args[1])._value())
+        if raw is not None:
+            return raw
     if _np_errstate_var is None:
         with np.errstate(all="ignore"):
             return _call_impl_raw(p, args, params)
-    if p._quiet_gen != _quiet_impls_gen:
-        _classify_impl(p)
     if p._quiet:
         st = _state()
         if not st.quiet_entered:
