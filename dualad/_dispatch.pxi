@@ -193,8 +193,9 @@ cdef object _py_function_type = _types.FunctionType  # (a lambda here would be C
 # before it work out their _quiet flag again.
 cdef list _quiet_impls = []
 cdef Py_ssize_t _quiet_impls_gen = 0
-# multiply's impl (_kernels.pxi): small float arrays are multiplied by the core's own loop,
-# called directly (no Python call, no numpy error-state context: it sets none)
+# multiply's impl (_kernels.pxi); with numpy's add, subtract and true_divide, an impl whose
+# small float arrays the core's own loops compute, called directly (no Python call, no numpy
+# error-state context: they set none)
 cdef object _core_multiply_impl = None
 
 
@@ -218,7 +219,16 @@ cdef void _classify_impl(Primitive p):
     impl = p._impl
     p._quiet = ((type(impl) is _np_ufunc_type and impl in _numpy_ufuncs)
                 or any(impl is q for q in _quiet_impls))
-    p._core_multiply = impl is _core_multiply_impl
+    if impl is _core_multiply_impl or impl is np.multiply:
+        p._small_op = SMALL_MUL
+    elif impl is np.add:
+        p._small_op = SMALL_ADD
+    elif impl is np.subtract:
+        p._small_op = SMALL_SUB
+    elif impl is np.true_divide:
+        p._small_op = SMALL_DIV
+    else:
+        p._small_op = 0
     p._quiet_gen = _quiet_impls_gen
 
 
@@ -226,8 +236,8 @@ cdef object _call_impl(Primitive p, tuple args, dict params):
     cdef _ThreadState st
     if p._quiet_gen != _quiet_impls_gen:
         _classify_impl(p)
-    if p._core_multiply and params is None and len(args) == 2:
-        raw = _multiply_small((<Tensor>args[0])._value(), (<Tensor>args[1])._value())
+    if p._small_op and params is None and len(args) == 2:
+        raw = _small_arith(p._small_op, (<Tensor>args[0])._value(), (<Tensor>args[1])._value())
         if raw is not None:
             return raw
     if _np_errstate_var is None:

@@ -205,33 +205,43 @@ cdef void _k_scaled_sum(double* out, const double* acc, double s1, const double*
 
 # Small arrays: numpy's ufunc call costs ~3,000 instructions around a loop of a few elements
 # (type resolution, its error-state context variable, the output's allocation); the core's
-# serial loop gives the same bits, one IEEE product per element, and sets no error state
+# serial loops give the same bits, one IEEE operation per element, and set no error state
 # numpy would report (NaN and infinity pass silently, as the ops want).
 cdef Py_ssize_t _SMALL_LOOP_MAX = 256
+# the operations of the small loops (Primitive._small_op; 0: none)
+cdef enum:
+    SMALL_MUL = 1
+    SMALL_ADD = 2
+    SMALL_SUB = 3
+    SMALL_DIV = 4
 
 
 cdef extern from *:
     """
+    /* op: SMALL_MUL 1, SMALL_ADD 2, SMALL_SUB 3, SMALL_DIV 4 */
+    #define DUALAD_SMALL_LOOPS                                                           \
+        switch (op) {                                                                     \
+        case 1: for (Py_ssize_t i = 0; i < n; i++) out[i] = a[i] * b[i]; break;           \
+        case 2: for (Py_ssize_t i = 0; i < n; i++) out[i] = a[i] + b[i]; break;           \
+        case 3: for (Py_ssize_t i = 0; i < n; i++) out[i] = a[i] - b[i]; break;           \
+        default: for (Py_ssize_t i = 0; i < n; i++) out[i] = a[i] / b[i]; break;          \
+        }
     __attribute__((optimize("fp-contract=off")))
-    static void dualad_multiply_serial_f64(double* out, const double* a, const double* b,
-                                           Py_ssize_t n) {
-        for (Py_ssize_t i = 0; i < n; i++) out[i] = a[i] * b[i];
-    }
+    static void dualad_small_f64(int op, double* out, const double* a, const double* b,
+                                 Py_ssize_t n) { DUALAD_SMALL_LOOPS }
     __attribute__((optimize("fp-contract=off")))
-    static void dualad_multiply_serial_f32(float* out, const float* a, const float* b,
-                                           Py_ssize_t n) {
-        for (Py_ssize_t i = 0; i < n; i++) out[i] = a[i] * b[i];
-    }
+    static void dualad_small_f32(int op, float* out, const float* a, const float* b,
+                                 Py_ssize_t n) { DUALAD_SMALL_LOOPS }
     """
-    void dualad_multiply_serial_f64(double* out, const double* a, const double* b,
-                                    Py_ssize_t n) noexcept nogil
-    void dualad_multiply_serial_f32(float* out, const float* a, const float* b,
-                                    Py_ssize_t n) noexcept nogil
+    void dualad_small_f64(int op, double* out, const double* a, const double* b,
+                          Py_ssize_t n) noexcept nogil
+    void dualad_small_f32(int op, float* out, const float* a, const float* b,
+                          Py_ssize_t n) noexcept nogil
 
 
-cdef object _multiply_small(object a, object b):
-    """a * b for two aligned, C-contiguous, native-byte-order float arrays of one dtype and
-    one shape (at least one axis, at most _SMALL_LOOP_MAX elements), as np.multiply would
+cdef object _small_arith(int op, object a, object b):
+    """a (op) b for two aligned, C-contiguous, native-byte-order float arrays of one dtype and
+    one shape (at least one axis, at most _SMALL_LOOP_MAX elements), as numpy's ufunc would
     give it (a new C-ordered array); None for anything else (numpy computes it)."""
     cdef cnp.ndarray x, y, out
     cdef int t
@@ -250,13 +260,11 @@ cdef object _multiply_small(object a, object b):
         return None
     out = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(x), cnp.PyArray_DIMS(x), t, 0)
     if t == cnp.NPY_DOUBLE:
-        dualad_multiply_serial_f64(<double*>cnp.PyArray_DATA(out),
-                                   <const double*>cnp.PyArray_DATA(x),
-                                   <const double*>cnp.PyArray_DATA(y), n)
+        dualad_small_f64(op, <double*>cnp.PyArray_DATA(out), <const double*>cnp.PyArray_DATA(x),
+                         <const double*>cnp.PyArray_DATA(y), n)
     else:
-        dualad_multiply_serial_f32(<float*>cnp.PyArray_DATA(out),
-                                   <const float*>cnp.PyArray_DATA(x),
-                                   <const float*>cnp.PyArray_DATA(y), n)
+        dualad_small_f32(op, <float*>cnp.PyArray_DATA(out), <const float*>cnp.PyArray_DATA(x),
+                         <const float*>cnp.PyArray_DATA(y), n)
     return out
 
 
@@ -264,7 +272,7 @@ def _multiply_impl(a, b):
     """multiply's numpy implementation: np.multiply, the core's loop for small float arrays
     of one shape and dtype, or the parallel kernel for large ones (the same bits)."""
     cdef Py_ssize_t n = 0
-    small = _multiply_small(a, b)
+    small = _small_arith(SMALL_MUL, a, b)
     if small is not None:
         return small
     cdef int threads = _kernel_threads

@@ -1,9 +1,9 @@
-"""multiply on small float arrays (issue 12, W10): the core's own loop instead of numpy's ufunc
-call. It must give np.multiply's bits and result (shape, dtype, a new C-ordered array), leave
-everything else to numpy, stay silent on floating-point errors whatever the user's numpy error
-state, and feed tapes, accumulators, traces and check_numerics as numpy's result did. Also the
-per-primitive flags of the op call (whether its impl runs in the quiet context), worked out
-once per impl."""
+"""multiply, add, subtract and divide on small float arrays (issue 12, W10): the core's own
+loops instead of numpy's ufunc call. They must give numpy's bits and result (shape, dtype, a
+new C-ordered array), leave everything else to numpy, stay silent on floating-point errors
+whatever the user's numpy error state, and feed tapes, accumulators, traces and check_numerics
+as numpy's result did. Also the per-primitive flags of the op call (whether its impl runs in
+the quiet context, which small loop computes it), worked out once per impl."""
 import contextvars
 import threading
 import warnings
@@ -26,8 +26,18 @@ def same_bits(got, expected):
 
 
 def numpy_product(a, b):
+    return numpy_result(np.multiply, a, b)
+
+
+def numpy_result(ufunc, a, b):
     with np.errstate(all="ignore"):
-        return np.multiply(a, b)
+        return ufunc(a, b)
+
+
+# the public ops the core's small loops compute, with numpy's ufunc for each
+OPS = [(dd.multiply, np.multiply), (dd.add, np.add), (dd.subtract, np.subtract),
+       (dd.divide, np.true_divide)]
+OP_IDS = ["multiply", "add", "subtract", "divide"]
 
 
 def special_values(dtype):
@@ -36,15 +46,17 @@ def special_values(dtype):
                      info.tiny, info.tiny / 4, info.eps, 3.0e-39, 1e20], dtype=dtype)
 
 
+@pytest.mark.parametrize("op,ufunc", OPS, ids=OP_IDS)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_every_pair_of_special_values_gives_numpys_bits(dtype):
+def test_every_pair_of_special_values_gives_numpys_bits(dtype, op, ufunc):
     v = special_values(dtype)
     a, b = np.repeat(v, len(v)), np.tile(v, len(v))      # all pairs, both orders
     for k in range(0, len(a), 37):                         # arrays of the loop's sizes
         x, y = a[k:k + 37], b[k:k + 37]
-        got = dd.multiply(dd.constant(x), dd.constant(y))
-        assert same_bits(got.numpy(), numpy_product(x, y))
-        assert same_bits(_core._multiply_impl(x, y), numpy_product(x, y))
+        got = op(dd.constant(x), dd.constant(y))
+        assert same_bits(got.numpy(), numpy_result(ufunc, x, y))
+        if ufunc is np.multiply:
+            assert same_bits(_core._multiply_impl(x, y), numpy_product(x, y))
 
 
 float_arrays = st.sampled_from([np.float64, np.float32]).flatmap(
@@ -54,23 +66,25 @@ float_arrays = st.sampled_from([np.float64, np.float32]).flatmap(
 
 
 @settings(max_examples=150, deadline=None)
-@given(float_arrays)
-def test_small_arrays_of_one_shape_give_numpys_bits(pair):
+@given(float_arrays, st.sampled_from(range(len(OPS))))
+def test_small_arrays_of_one_shape_give_numpys_bits(pair, which):
     a, b = pair
-    expected = numpy_product(a, b)
-    got = dd.multiply(dd.constant(a), dd.constant(b))
+    op, ufunc = OPS[which]
+    expected = numpy_result(ufunc, a, b)
+    got = op(dd.constant(a), dd.constant(b))
     assert same_bits(got.numpy(), expected)
     with np.errstate(all="ignore"):     # (numpy's own call beyond the loop's sizes)
         raw = _core._multiply_impl(a, b)
-    assert same_bits(raw, expected) and raw.flags.c_contiguous and raw.flags.owndata
+    assert same_bits(raw, numpy_product(a, b)) and raw.flags.c_contiguous and raw.flags.owndata
 
 
+@pytest.mark.parametrize("op,ufunc", OPS, ids=OP_IDS)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("n", [1, 4, SMALL_MAX - 1, SMALL_MAX, SMALL_MAX + 1, 1000])
-def test_sizes_around_the_limit(dtype, n):
+def test_sizes_around_the_limit(dtype, n, op, ufunc):
     rng = np.random.default_rng(n)
-    a, b = rng.normal(size=n).astype(dtype) * 1e30, rng.normal(size=n).astype(dtype) * 1e30
-    assert same_bits(dd.multiply(dd.constant(a), dd.constant(b)).numpy(), numpy_product(a, b))
+    a, b = rng.normal(size=n).astype(dtype) * 1e30, rng.normal(size=n).astype(dtype) * 1e-10
+    assert same_bits(op(dd.constant(a), dd.constant(b)).numpy(), numpy_result(ufunc, a, b))
 
 
 def pairs_numpy_computes():
@@ -121,6 +135,12 @@ def test_floating_point_errors_stay_silent_under_the_users_errstate():
         assert (dd.multiply(tiny, tiny).numpy() == 0).all()               # underflow
         assert np.isnan(dd.multiply(inf, zero).numpy()).all()             # invalid
         assert np.isposinf((big * big).numpy()).all()                     # the operator
+        huge = dd.constant(np.full(4, np.finfo(np.float64).max))
+        assert np.isposinf((huge + huge).numpy()).all()
+        assert np.isneginf((-huge - huge).numpy()).all()
+        assert np.isposinf((big / tiny).numpy()).all()
+        assert np.isnan((zero / zero).numpy()).all()                      # invalid
+        assert np.isposinf((dd.constant(np.ones(3)) / zero).numpy()).all()  # divide by zero
         assert set(np.geterr().values()) == {"raise"}
         # the flags the core's loop raised do not reach numpy's next call
         np.multiply(np.ones(4), np.ones(4))
