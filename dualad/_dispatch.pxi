@@ -186,8 +186,7 @@ cdef frozenset _numpy_ufuncs = frozenset([f for f in vars(np).values() if type(f
 
 import types as _types
 cdef object _py_function_type = _types.FunctionType  # (a lambda here would be Cython's)
-# built-in impls (Python functions) that only call numpy on arrays, as numpy's ufuncs do:
-# registered by rules.py (run_quietly)
+# built-in impls that only call numpy on arrays, as numpy's ufuncs do: Python functions
 # registered by rules.py (run_quietly), and the core's own compiled kernels (_kernels.pxi);
 # compared by identity. Each addition renews _quiet_impls_gen, so that primitives declared
 # before it work out their _quiet flag again.

@@ -255,8 +255,8 @@ cdef object _small_arith(int op, object a, object b):
     if (n > _SMALL_LOOP_MAX or cnp.PyArray_NDIM(x) == 0 or cnp.PyArray_TYPE(y) != t
             or (t != cnp.NPY_DOUBLE and t != cnp.NPY_FLOAT)
             or cnp.PyArray_NDIM(x) != cnp.PyArray_NDIM(y) or not cnp.PyArray_SAMESHAPE(x, y)
-            or not (cnp.PyArray_ISCARRAY_RO(x) and cnp.PyArray_ISCARRAY_RO(y))
-            or not (cnp.PyArray_ISNOTSWAPPED(x) and cnp.PyArray_ISNOTSWAPPED(y))):
+            # (numpy's "C array" test includes the native byte order)
+            or not (cnp.PyArray_ISCARRAY_RO(x) and cnp.PyArray_ISCARRAY_RO(y))):
         return None
     out = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(x), cnp.PyArray_DIMS(x), t, 0)
     if t == cnp.NPY_DOUBLE:
