@@ -236,7 +236,7 @@ cdef object _call_impl(Primitive p, tuple args, dict params):
     if p._quiet_gen != _quiet_impls_gen:
         _classify_impl(p)
     if p._small_op and params is None and len(args) == 2:
-        raw = _small_arith(p._small_op, (<Tensor>args[0])._value(), (<Tensor>args[1])._value())
+        raw = _small_arith_tensors(p._small_op, <Tensor>args[0], <Tensor>args[1])
         if raw is not None:
             return raw
     if _np_errstate_var is None:

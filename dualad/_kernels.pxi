@@ -226,39 +226,99 @@ cdef extern from *:
         case 3: for (Py_ssize_t i = 0; i < n; i++) out[i] = a[i] - b[i]; break;           \
         default: for (Py_ssize_t i = 0; i < n; i++) out[i] = a[i] / b[i]; break;          \
         }
+    /* one operand a scalar s: out = s op a (s_first) or a op s */
+    #define DUALAD_SMALL_SCALAR_LOOPS                                                    \
+        if (s_first) {                                                                    \
+            switch (op) {                                                                 \
+            case 1: for (Py_ssize_t i = 0; i < n; i++) out[i] = s * a[i]; break;          \
+            case 2: for (Py_ssize_t i = 0; i < n; i++) out[i] = s + a[i]; break;          \
+            case 3: for (Py_ssize_t i = 0; i < n; i++) out[i] = s - a[i]; break;          \
+            default: for (Py_ssize_t i = 0; i < n; i++) out[i] = s / a[i]; break;         \
+            }                                                                             \
+        } else {                                                                          \
+            switch (op) {                                                                 \
+            case 1: for (Py_ssize_t i = 0; i < n; i++) out[i] = a[i] * s; break;          \
+            case 2: for (Py_ssize_t i = 0; i < n; i++) out[i] = a[i] + s; break;          \
+            case 3: for (Py_ssize_t i = 0; i < n; i++) out[i] = a[i] - s; break;          \
+            default: for (Py_ssize_t i = 0; i < n; i++) out[i] = a[i] / s; break;         \
+            }                                                                             \
+        }
     __attribute__((optimize("fp-contract=off")))
     static void dualad_small_f64(int op, double* out, const double* a, const double* b,
                                  Py_ssize_t n) { DUALAD_SMALL_LOOPS }
     __attribute__((optimize("fp-contract=off")))
     static void dualad_small_f32(int op, float* out, const float* a, const float* b,
                                  Py_ssize_t n) { DUALAD_SMALL_LOOPS }
+    __attribute__((optimize("fp-contract=off")))
+    static void dualad_small_scalar_f64(int op, double* out, const double* a, double s,
+                                        int s_first, Py_ssize_t n) { DUALAD_SMALL_SCALAR_LOOPS }
+    __attribute__((optimize("fp-contract=off")))
+    static void dualad_small_scalar_f32(int op, float* out, const float* a, float s,
+                                        int s_first, Py_ssize_t n) { DUALAD_SMALL_SCALAR_LOOPS }
     """
     void dualad_small_f64(int op, double* out, const double* a, const double* b,
                           Py_ssize_t n) noexcept nogil
     void dualad_small_f32(int op, float* out, const float* a, const float* b,
                           Py_ssize_t n) noexcept nogil
+    void dualad_small_scalar_f64(int op, double* out, const double* a, double s, int s_first,
+                                 Py_ssize_t n) noexcept nogil
+    void dualad_small_scalar_f32(int op, float* out, const float* a, float s, int s_first,
+                                 Py_ssize_t n) noexcept nogil
+
+
+cdef object _small_arith_tensors(int op, Tensor a, Tensor b):
+    """_small_arith on two Tensors' values; a float scalar Tensor with an array of its dtype
+    is computed from its C double (no 0-d array made for it), as numpy broadcasts it."""
+    if a._is_scalar != b._is_scalar:
+        if a._is_scalar and a._kind == b._kind:
+            return _small_arith_scalar(op, a._d, b._arr, True)
+        if b._is_scalar and b._kind == a._kind:
+            return _small_arith_scalar(op, b._d, a._arr, False)
+    return _small_arith(op, a._value(), b._value())
+
+
+cdef bint _small_array(object a) noexcept:
+    # an aligned, C-contiguous, native-byte-order float64 or float32 array (numpy's "C array"
+    # test includes the byte order) of at least one axis and at most _SMALL_LOOP_MAX elements
+    if type(a) is not _np_ndarray:
+        return False
+    cdef cnp.ndarray x = <cnp.ndarray>a
+    cdef int t = cnp.PyArray_TYPE(x)
+    return ((t == cnp.NPY_DOUBLE or t == cnp.NPY_FLOAT) and cnp.PyArray_NDIM(x) != 0
+            and cnp.PyArray_SIZE(x) <= _SMALL_LOOP_MAX and cnp.PyArray_ISCARRAY_RO(x))
+
+
+cdef object _small_arith_scalar(int op, double s, object a, bint s_first):
+    """s (op) a, or a (op) s, for a float scalar s of a's dtype (float32 values exact in a
+    double) and an array _small_array takes; None for any other array."""
+    if not _small_array(a):
+        return None
+    cdef cnp.ndarray x = <cnp.ndarray>a
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(x)
+    cdef int t = cnp.PyArray_TYPE(x)
+    cdef cnp.ndarray out = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(x), cnp.PyArray_DIMS(x), t, 0)
+    if t == cnp.NPY_DOUBLE:
+        dualad_small_scalar_f64(op, <double*>cnp.PyArray_DATA(out),
+                                <const double*>cnp.PyArray_DATA(x), s, s_first, n)
+    else:
+        dualad_small_scalar_f32(op, <float*>cnp.PyArray_DATA(out),
+                                <const float*>cnp.PyArray_DATA(x), <float>s, s_first, n)
+    return out
 
 
 cdef object _small_arith(int op, object a, object b):
     """a (op) b for two aligned, C-contiguous, native-byte-order float arrays of one dtype and
     one shape (at least one axis, at most _SMALL_LOOP_MAX elements), as numpy's ufunc would
     give it (a new C-ordered array); None for anything else (numpy computes it)."""
-    cdef cnp.ndarray x, y, out
-    cdef int t
-    cdef Py_ssize_t n
-    if type(a) is not _np_ndarray or type(b) is not _np_ndarray:
+    if not (_small_array(a) and _small_array(b)):
         return None
-    x = <cnp.ndarray>a
-    y = <cnp.ndarray>b
-    n = cnp.PyArray_SIZE(x)
-    t = cnp.PyArray_TYPE(x)
-    if (n > _SMALL_LOOP_MAX or cnp.PyArray_NDIM(x) == 0 or cnp.PyArray_TYPE(y) != t
-            or (t != cnp.NPY_DOUBLE and t != cnp.NPY_FLOAT)
-            or cnp.PyArray_NDIM(x) != cnp.PyArray_NDIM(y) or not cnp.PyArray_SAMESHAPE(x, y)
-            # (numpy's "C array" test includes the native byte order)
-            or not (cnp.PyArray_ISCARRAY_RO(x) and cnp.PyArray_ISCARRAY_RO(y))):
+    cdef cnp.ndarray x = <cnp.ndarray>a, y = <cnp.ndarray>b
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(x)
+    cdef int t = cnp.PyArray_TYPE(x)
+    if (cnp.PyArray_TYPE(y) != t or cnp.PyArray_NDIM(x) != cnp.PyArray_NDIM(y)
+            or not cnp.PyArray_SAMESHAPE(x, y)):
         return None
-    out = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(x), cnp.PyArray_DIMS(x), t, 0)
+    cdef cnp.ndarray out = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(x), cnp.PyArray_DIMS(x), t, 0)
     if t == cnp.NPY_DOUBLE:
         dualad_small_f64(op, <double*>cnp.PyArray_DATA(out), <const double*>cnp.PyArray_DATA(x),
                          <const double*>cnp.PyArray_DATA(y), n)

@@ -245,3 +245,62 @@ def test_impls_marked_quiet_after_a_primitive_first_ran_are_run_quietly_from_the
     finally:
         marker.reset(token)
     assert seen == ["caller", "unset"]
+
+
+scalar_and_array = st.sampled_from([np.float64, np.float32]).flatmap(
+    lambda dtype: st.tuples(
+        st.floats(width=32 if dtype == np.float32 else 64).map(dtype),
+        hnp.arrays(dtype, hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=9),
+                   elements=st.floats(width=32 if dtype == np.float32 else 64))))
+
+
+@settings(max_examples=150, deadline=None)
+@given(scalar_and_array, st.sampled_from(range(len(OPS))), st.booleans())
+def test_a_scalar_operand_gives_numpys_bits_on_either_side(pair, which, scalar_first):
+    s, arr = pair
+    op, ufunc = OPS[which]
+    ts, ta = dd.constant(s), dd.constant(arr)      # a float scalar: the C double fast path
+    if scalar_first:
+        got, expected = op(ts, ta), numpy_result(ufunc, np.asarray(s), arr)
+    else:
+        got, expected = op(ta, ts), numpy_result(ufunc, arr, np.asarray(s))
+    assert same_bits(got.numpy(), expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_python_numbers_and_operators_with_small_arrays(dtype):
+    arr = np.array([1.5, -2.0, 0.0, 3.0e30], dtype=dtype)
+    x = dd.constant(arr)
+    with np.errstate(all="raise"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cases = [(x * 0.1, arr * dtype(0.1)), (0.1 * x, dtype(0.1) * arr),
+                 (x + 1, arr + dtype(1)), (1 - x, dtype(1) - arr), (x - 2.5, arr - dtype(2.5)),
+                 (x / 3, arr / dtype(3)), (1.0 / x, None), (x * 1e30, None)]
+    with np.errstate(all="ignore"):
+        cases[-2] = (cases[-2][0], dtype(1.0) / arr)        # 1/0: inf, silently
+        cases[-1] = (cases[-1][0], arr * dtype(1e30))       # overflow in float32: inf
+    for got, expected in cases:
+        assert got.dtype == dtype and same_bits(got.numpy(), expected)
+
+
+def test_scalar_operand_of_another_dtype_or_shape_goes_to_numpy():
+    x32 = dd.constant(np.array([1.0, 2.0], dtype=np.float32))
+    s64 = dd.constant(np.float64(0.1))
+    with pytest.raises(TypeError, match="different dtypes"):
+        dd.multiply(x32, s64)
+    # a primitive called directly does not check dtypes: numpy promotes, as before
+    got = dd.rules.multiply(x32, s64)
+    assert same_bits(got.numpy(), np.multiply(np.array([1.0, 2.0], np.float32), np.float64(0.1)))
+    big = dd.constant(np.ones(SMALL_MAX + 1))
+    assert same_bits((big * 0.5).numpy(), np.full(SMALL_MAX + 1, 0.5))
+
+
+def test_gradient_through_scalar_times_small_array():
+    x = dd.constant(np.array([1.0, 2.0, 3.0]))
+    c = dd.constant(np.float64(2.5))
+    with dd.GradientTape() as tape:
+        tape.watch([x, c])
+        y = dd.reduce_sum(c * x * x - x / c)
+    gx, gc = tape.gradient(y, [x, c])
+    np.testing.assert_allclose(gx.numpy(), 2 * 2.5 * np.array([1.0, 2.0, 3.0]) - 1 / 2.5)
+    np.testing.assert_allclose(gc.numpy(), 14.0 + 6.0 / 2.5 ** 2)
