@@ -6,7 +6,8 @@
 # element is one IEEE operation, as numpy's loop does it (setup.py builds with
 # -ffp-contract=off: no fused multiply-add), so the result is bit-identical to numpy's whatever
 # the thread count: there is no reduction. Below the size threshold, at one thread, or without
-# OpenMP, numpy runs the operation itself (its SIMD loops are at least as fast on one core).
+# OpenMP, numpy runs the operation itself (its SIMD loops are at least as fast on one core),
+# except on small arrays, where serial loops here (_small_arith) save numpy's call overhead.
 
 from cython.parallel cimport prange
 

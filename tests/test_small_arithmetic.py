@@ -1,9 +1,10 @@
 """multiply, add, subtract and divide on small float arrays (issue 12, W10): the core's own
-loops instead of numpy's ufunc call. They must give numpy's bits and result (shape, dtype, a
-new C-ordered array), leave everything else to numpy, stay silent on floating-point errors
-whatever the user's numpy error state, and feed tapes, accumulators, traces and check_numerics
-as numpy's result did. Also the per-primitive flags of the op call (whether its impl runs in
-the quiet context, which small loop computes it), worked out once per impl."""
+loops instead of numpy's ufunc call, for two arrays of one shape or a float scalar and an array
+of its dtype. They must give numpy's bits and result (shape, dtype, a new C-ordered array),
+leave everything else to numpy, stay silent on floating-point errors whatever the user's numpy
+error state, and feed tapes, accumulators, traces and check_numerics as numpy's result did.
+Also the per-primitive flags of the op call (whether its impl runs in the quiet context, which
+small loop computes it), worked out once per impl."""
 import contextvars
 import threading
 import warnings
