@@ -31,10 +31,23 @@ cdef inline void _freeze(object arr):
     cnp.PyArray_CLEARFLAGS(<cnp.ndarray>arr, cnp.NPY_ARRAY_WRITEABLE)
 
 
+cdef object _np_float64 = np.float64
+cdef object _np_float32 = np.float32
+
+
 cdef Tensor _wrap(object raw):
     """A Tensor around a raw result (ndarray, numpy scalar, Python number); no copy. The array
     becomes read-only: it must not be one the caller goes on writing."""
-    cdef Tensor t = Tensor.__new__(Tensor)
+    cdef Tensor t
+    cdef float f
+    if type(raw) is _np_float64:
+        # a numpy float scalar (what ufuncs and whole reductions give for 0-d results): a
+        # scalar Tensor on its C double, the array made only if asked for (as new_scalar's)
+        return new_scalar(PyFloat_AS_DOUBLE(raw), K_F64)
+    if type(raw) is _np_float32:
+        cnp.PyArray_ScalarAsCtype(raw, &f)
+        return new_scalar(f, K_F32)
+    t = Tensor.__new__(Tensor)
     cdef cnp.ndarray arr = raw if type(raw) is _np_ndarray else _np_asarray(raw)
     _freeze(arr)
     t._dtype = <object>cnp.PyArray_DESCR(arr)  # (the C fields, not Python attribute lookups)
@@ -80,7 +93,9 @@ cdef object _normalize_dtype(object dtype):
         return None
     if isinstance(dtype, DType):
         return (<DType>dtype).np
-    return np.dtype(dtype)
+    dtype = np.dtype(dtype)
+    # '>f8' names float64 too, but tensors hold native byte order (see _from_python)
+    return dtype if dtype.isnative else dtype.newbyteorder("=")
 
 
 cdef Tensor _from_python(object value, object dtype):
@@ -115,6 +130,10 @@ cdef Tensor _from_python(object value, object dtype):
                                 f"(numpy made dtype {arr.dtype} of it)")
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"unsupported dtype {arr.dtype}: dualad tensors hold bool, int or float")
+    if not cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>arr):
+        # a big-endian array (a file or pickle from another machine): its dtype would equal
+        # no dualad dtype, so every op with a native tensor would refuse it
+        arr = arr.astype(arr.dtype.newbyteorder("="))
     return _wrap(arr)
 
 
@@ -307,6 +326,11 @@ cdef class DType:
     def __repr__(self):
         return f"dualad.{self.np.name}"
 
+    def __reduce__(self):
+        # by name, back to the one constant of that dtype (Cython's default pickle of this
+        # class could not be loaded, and copy.deepcopy of anything holding a dtype failed)
+        return (as_dtype, (self.np.name,))
+
 
 cdef dict _DTYPES = {}
 
@@ -333,6 +357,25 @@ cpdef Tensor filled_like(Tensor t, double value, object dtype=None):
     cdef int kind = _kind_of(dt)
     if t._is_scalar and kind != K_OTHER:
         return new_scalar(value, kind)
+    cdef cnp.ndarray src, out
+    cdef Py_ssize_t i, n
+    cdef double* d
+    cdef float* f
+    if (dt is F64 or (dt is F32 and value == <float>value)) and t._arr is not None:
+        # a gradient's seed, every step: filled in C (float32: values it holds exactly)
+        src = t._arr
+        out = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(src), cnp.PyArray_DIMS(src),
+                                cnp.NPY_DOUBLE if dt is F64 else cnp.NPY_FLOAT, 0)
+        n = cnp.PyArray_SIZE(out)
+        if dt is F64:
+            d = <double*>cnp.PyArray_DATA(out)
+            for i in range(n):
+                d[i] = value
+        else:
+            f = <float*>cnp.PyArray_DATA(out)
+            for i in range(n):
+                f[i] = <float>value
+        return _wrap(out)
     arr = np.empty(t._value().shape, dtype=dt)   # empty + fill: np.full is Python code
     arr.fill(value)
     return _wrap(arr)

@@ -7,10 +7,13 @@ cdef class Tensor:
     cdef bint _is_var           # a Variable: read through a snapshot when recorded
     cdef int _kind              # K_F32, K_F64 or K_OTHER
     cdef object _dtype          # numpy dtype
-    # reverse mode: the slot of this tensor on the tape that recorded it first;
-    # slots on further tapes (nested tapes) live in _more_slots {tape id: slot}
+    # reverse mode: the slot of this tensor on the tape that recorded it first, and on a
+    # second one (nested tapes: a gradient of a gradient); slots on further tapes live in
+    # _more_slots {tape id: slot}. A tape id field of 0 holds no slot.
     cdef long long _tape_id
     cdef Py_ssize_t _slot
+    cdef long long _tape_id2
+    cdef Py_ssize_t _slot2
     cdef dict _more_slots
     # forward mode: {accumulator id: tangent Tensor}; a float scalar's tangent under one
     # accumulator may instead be a C double (_tan_d for accumulator _tan_acc, 0: none), never
@@ -31,7 +34,11 @@ cdef class Variable(Tensor):
     cdef Py_ssize_t _stage_slot
     # dualad.function holds Variables passed as arguments weakly (its cache dies with them)
     cdef object __weakref__
+    # the last snapshot of a scalar Variable read by an op, for the next read to share (see
+    # _read_snapshot)
+    cdef Tensor _last_read
     cdef Tensor _snapshot(self)
+    cdef Tensor _read_snapshot(self)
     cdef void _set_from(self, Tensor t)
     cdef Tensor _checked(self, object value, str what)
 
@@ -64,22 +71,29 @@ cdef class Transformation:
     cdef public bint recording     # False while stop_recording() or after a non-persistent gradient
     cdef int hidden                # > 0 while a derivative rule of this or an outer level runs
     cdef bint is_tape
+    # the thread state id (PyThreadState_GetID, never 0) of the thread whose stack holds it,
+    # 0 while inactive: one object is active on one thread at a time (its hidden counter and
+    # recording flag are not per thread)
+    cdef unsigned long long _owner
 
 
 cdef class Tape(Transformation):
-    cdef list _entries
+    cdef list _entries             # None until the first entry (and after a release)
     cdef Py_ssize_t _n_slots
     cdef readonly bint persistent
     cdef readonly bint watch_accessed_variables
-    cdef list _watched             # tensors given a slot by watch (explicit or variable access)
+    cdef list _watched             # tensors given a slot by watch (explicit or variable
+                                   # access); None until the first (and after a release)
     cdef readonly bint released
     cdef public bint _used         # a non-persistent tape that has given its gradient
-    cdef tuple _variables_at_release  # watched_variables() when a non-persistent tape released
+    # watched_variables() when a non-persistent tape released: a tuple, or the released
+    # watched list itself when it held Variables only (no one else holds that list)
+    cdef object _variables_at_release
     cdef bint _listed              # its id is in _live_tapes (from its first slot to its release)
     cdef object _listed_key        # the id as the int in _live_tapes while _listed (boxed once)
 
     cdef bint _watch(self, Tensor t) except -1
-    cdef tuple _current_variables(self)
+    cdef object _released_variables(self)
     cdef int _finish_use(self) except -1
     cdef int _drop_record(self) except -1
     cdef list _sweep_at_level(self, list targets, list seeds, list sources, Py_ssize_t batch=*)

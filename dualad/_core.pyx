@@ -11,8 +11,9 @@ this module owns the hot paths: scalar arithmetic on C doubles, recording, and t
 cimport cython
 from libc.math cimport sin, cos, tan, exp, log, log1p, tanh, sqrt, pow, fabs, isfinite, copysign
 from libc.stdlib cimport calloc, malloc, free
-from libc.string cimport memset
+from libc.string cimport memset, memcpy
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
+from cpython.float cimport PyFloat_AS_DOUBLE
 
 import threading
 import numpy as np

@@ -44,11 +44,37 @@ cdef class Primitive:
     def __repr__(self):
         return f"<dualad.Primitive {self.name}>"
 
+    # A primitive is one registered object, like a function: copies are itself, and a pickle
+    # names it, to be found registered under that name where it is loaded (Cython's default
+    # pickle of this class could not be loaded).
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __reduce__(self):
+        from dualad.rules import PRIMITIVES
+        if PRIMITIVES.get(self.name) is not self:
+            raise TypeError(f"primitive {self.name!r} is not the one registered under its name, "
+                            "so it cannot be pickled (pickles name a primitive made by "
+                            "dualad.extend.primitive)")
+        return (_registered_primitive, (self.name,))
+
     def __call__(self, *args, **params):
         if not args:
             raise TypeError(f"{self.name}: a primitive needs at least one tensor argument")
         return run_op(self, tuple([a if isinstance(a, Tensor) else convert_to_tensor(a)
                                    for a in args]), params or None)
+
+
+def _registered_primitive(name):
+    """The primitive registered under `name` (a pickled Primitive)."""
+    from dualad.rules import PRIMITIVES
+    if not isinstance(name, str) or name not in PRIMITIVES:
+        raise ValueError(f"a pickled primitive names {name!r:.80}, which is not registered in "
+                         "this process; register it (dualad.extend.primitive) before loading")
+    return PRIMITIVES[name]
 
 
 # dualad.debugging.enable_check_numerics: every op result (forward, and inside gradient
@@ -154,9 +180,10 @@ cdef inline Tensor _read_one(Tensor a, TraceSink tracer):
     cdef Tensor snap
     if not a._is_var:
         return a
-    snap = (<Variable>a)._snapshot()
-    if tracer is not None:
-        tracer.record_read(<Variable>a, snap)
+    if tracer is None:
+        return (<Variable>a)._read_snapshot()
+    snap = (<Variable>a)._snapshot()    # a trace keys its values by the snapshot's identity
+    tracer.record_read(<Variable>a, snap)
     return snap
 
 
@@ -186,6 +213,7 @@ cdef frozenset _numpy_ufuncs = frozenset([f for f in vars(np).values() if type(f
 
 import types as _types
 cdef object _py_function_type = _types.FunctionType  # (a lambda here would be Cython's)
+cdef object _core_function_type = type(set_check_numerics)  # the core's own def functions
 # built-in impls that only call numpy on arrays, as numpy's ufuncs do: Python functions
 # registered by rules.py (run_quietly), and the core's own compiled kernels (_kernels.pxi);
 # compared by identity. Each addition renews _quiet_impls_gen, so that primitives declared
@@ -199,10 +227,11 @@ cdef object _core_multiply_impl = None
 
 
 def run_quietly(*impls):
-    """Mark built-in impls (plain Python functions over numpy arrays, calling nothing else)
-    to run as numpy's own ufuncs do, in the per-thread quiet context (_call_ufunc_quietly)."""
+    """Mark built-in impls (plain Python functions or the core's own, over numpy arrays,
+    calling nothing else) to run as numpy's own ufuncs do, in the per-thread quiet context
+    (_call_ufunc_quietly)."""
     for impl in impls:
-        if type(impl) is not _py_function_type:
+        if type(impl) is not _py_function_type and type(impl) is not _core_function_type:
             raise TypeError(f"run_quietly takes Python functions, got {type(impl).__name__}")
     _add_quiet_impls(impls)
 
@@ -339,6 +368,8 @@ cdef Primitive _P_FLOORDIV, _P_FLOORMOD  # the // and % operators
 # these, a sweep nothing records may keep their outer-product cotangents lazily (_Scaled)
 cdef Primitive _P_MATMUL = None, _P_TRANSPOSE = None
 cdef tuple _MATMUL_VJPS = None, _TRANSPOSE_VJPS = None
+# transpose's impl as declared: while it is still this, a sweep may transpose arrays itself
+cdef object _TRANSPOSE_IMPL = None
 cdef dict _P_CMP = {}
 cdef object _unbroadcast_fn = None
 cdef object _stack_fn = None
@@ -347,6 +378,8 @@ cdef bint _installed = False
 # primitive's vjps are still these, the sweep may run the ops they run without calling them
 # (_scalar_vjp_as_ops); a primitive whose rules were replaced gets its rules called.
 cdef list _declared_vjps = [None] * 64
+# The primitive declaring each scalar opcode (the ops those rules run: sin's runs cos)
+cdef list _declared_prims = [None] * 64
 
 
 def install(dict primitives, dict ops, dict ufuncs, dict array_functions, unbroadcast):
@@ -379,6 +412,7 @@ def install(dict primitives, dict ops, dict ufuncs, dict array_functions, unbroa
     for p in primitives.values():
         if p.code != OP_NONE and p.code < len(_declared_vjps):
             _declared_vjps[p.code] = p.vjps
+            _declared_prims[p.code] = p
     _P_ADD = primitives["add"]
     _P_SUB = primitives["subtract"]
     _P_MUL = primitives["multiply"]
@@ -389,11 +423,12 @@ def install(dict primitives, dict ops, dict ufuncs, dict array_functions, unbroa
     global _P_FLOORDIV, _P_FLOORMOD
     _P_FLOORDIV = primitives["floordiv"]
     _P_FLOORMOD = primitives["floormod"]
-    global _P_MATMUL, _P_TRANSPOSE, _MATMUL_VJPS, _TRANSPOSE_VJPS
+    global _P_MATMUL, _P_TRANSPOSE, _MATMUL_VJPS, _TRANSPOSE_VJPS, _TRANSPOSE_IMPL
     _P_MATMUL = primitives["matmul"]
     _P_TRANSPOSE = primitives["transpose"]
     _MATMUL_VJPS = _P_MATMUL.vjps
     _TRANSPOSE_VJPS = _P_TRANSPOSE.vjps
+    _TRANSPOSE_IMPL = _P_TRANSPOSE.impl
     for name in ("less", "less_equal", "greater", "greater_equal", "equal", "not_equal"):
         _P_CMP[name] = primitives[name]
     _ops_fn.update(ops)

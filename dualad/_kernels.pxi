@@ -204,6 +204,51 @@ cdef void _k_scaled_sum(double* out, const double* acc, double s1, const double*
             out[i] = s1 * b1[i]
 
 
+cdef extern from "numpy/arrayobject.h":
+    # (commented out in numpy's own declarations) the numpy scalar of one element at data
+    object _PyArray_Scalar "PyArray_Scalar"(void* data, cnp.PyArray_Descr* descr, object base)
+
+
+cdef object _one_element_product(object a, object b):
+    """a * b for two one-element native float64 (or float32) arrays of one dtype: one IEEE
+    multiply in C, numpy's bits, shaped as numpy broadcasts them (every axis 1; a numpy scalar
+    for two 0-d arrays). None for any other operands. On one element numpy's ufunc set-up
+    costs ~10x the product (the (1, 1) cotangent chains of W8's loop)."""
+    cdef cnp.ndarray x, y, out
+    cdef int t
+    cdef double u, v
+    cdef float f, g
+    if type(a) is not _np_ndarray or type(b) is not _np_ndarray:
+        return None
+    x = <cnp.ndarray>a
+    y = <cnp.ndarray>b
+    t = cnp.PyArray_TYPE(x)
+    if ((t != cnp.NPY_DOUBLE and t != cnp.NPY_FLOAT) or cnp.PyArray_TYPE(y) != t
+            or cnp.PyArray_SIZE(x) != 1 or cnp.PyArray_SIZE(y) != 1
+            or not (cnp.PyArray_ISNOTSWAPPED(x) and cnp.PyArray_ISNOTSWAPPED(y))):
+        return None
+    if cnp.PyArray_NDIM(y) > cnp.PyArray_NDIM(x):
+        x, y = y, x     # x: the operand with more axes (all of them 1), whose shape the product has
+    # each element at its data pointer whatever the strides (copied: it may be unaligned)
+    if t == cnp.NPY_DOUBLE:
+        memcpy(&u, cnp.PyArray_DATA(x), sizeof(double))
+        memcpy(&v, cnp.PyArray_DATA(y), sizeof(double))
+        u = u * v
+        if cnp.PyArray_NDIM(x) == 0:
+            return _PyArray_Scalar(&u, cnp.PyArray_DESCR(x), None)
+        out = cnp.PyArray_SimpleNew(cnp.PyArray_NDIM(x), cnp.PyArray_DIMS(x), t)
+        memcpy(cnp.PyArray_DATA(out), &u, sizeof(double))
+        return out
+    memcpy(&f, cnp.PyArray_DATA(x), sizeof(float))
+    memcpy(&g, cnp.PyArray_DATA(y), sizeof(float))
+    f = f * g
+    if cnp.PyArray_NDIM(x) == 0:
+        return _PyArray_Scalar(&f, cnp.PyArray_DESCR(x), None)
+    out = cnp.PyArray_SimpleNew(cnp.PyArray_NDIM(x), cnp.PyArray_DIMS(x), t)
+    memcpy(cnp.PyArray_DATA(out), &f, sizeof(float))
+    return out
+
+
 # Small arrays: numpy's ufunc call costs ~3,000 instructions around a loop of a few elements
 # (type resolution, its error-state context variable, the output's allocation); the core's
 # serial loops give the same bits, one IEEE operation per element, and set no error state
@@ -331,7 +376,8 @@ cdef object _small_arith(int op, object a, object b):
 
 def _multiply_impl(a, b):
     """multiply's numpy implementation: np.multiply, the core's loop for small float arrays
-    of one shape and dtype, or the parallel kernel for large ones (the same bits)."""
+    of one shape and dtype, one multiply in C for one-element float arrays, or the parallel
+    kernel for large ones (the same bits)."""
     cdef Py_ssize_t n = 0
     small = _small_arith(SMALL_MUL, a, b)
     if small is not None:
@@ -340,6 +386,9 @@ def _multiply_impl(a, b):
     cdef int kind
     cdef bint b_single = False
     cdef cnp.ndarray out
+    one = _one_element_product(a, b)
+    if one is not None:
+        return one
     if threads > 1 or _kernels_at_one_thread:
         kind = _kernel_dtype(a, b, &n, &b_single)
         if kind == 0:
@@ -384,3 +433,88 @@ def _kernel_size_threshold():
 
 
 _kernel_threads = _default_threads()
+
+
+cdef extern from "numpy/arrayobject.h":
+    # what ndarray.dot calls (for operands of rank 2 it returns the array as is)
+    object PyArray_MatrixProduct2(object a, object b, cnp.PyArrayObject* out)
+
+
+# the largest output (elements) _matmul_impl computes with ndarray.dot: beyond it, an outer
+# product by BLAS (inner dimension 1) is far slower than the broadcast product
+cdef Py_ssize_t _SMALL_PRODUCT = 4096
+
+
+def _matmul_impl(a, b):
+    """matmul's numpy implementation (in C: a Python frame costs more than a small product)."""
+    cdef cnp.ndarray x, y
+    cdef int nx, ny
+    cdef Py_ssize_t m, p
+    if type(a) is not _np_ndarray or type(b) is not _np_ndarray:
+        a, b = _np_asarray(a), _np_asarray(b)
+    x, y = a, b
+    nx, ny = cnp.PyArray_NDIM(x), cnp.PyArray_NDIM(y)
+    if nx < 2 or ny < 2:
+        raise ValueError(f"the primitive takes operands of rank >= 2, got ranks {nx} and {ny} "
+                         "(dualad.matmul takes vectors)")
+    if cnp.PyArray_DIM(x, nx - 1) != cnp.PyArray_DIM(y, ny - 2):
+        _inner_dimensions_differ(cnp.PyArray_DIM(x, nx - 1), cnp.PyArray_DIM(y, ny - 2))
+    if nx == 2 and ny == 2:
+        m, p = cnp.PyArray_DIM(x, 0), cnp.PyArray_DIM(y, 1)
+        if m == 0 or p <= _SMALL_PRODUCT // m:     # m * p <= _SMALL_PRODUCT, without overflow
+            # small matrices: ndarray.dot calls the same kernels as matmul without its
+            # generalized-ufunc set-up (~5x the cost of the product itself at these sizes)
+            return PyArray_MatrixProduct2(x, y, NULL)
+    if cnp.PyArray_DIM(x, nx - 1) == 1:
+        # an outer product (the VJP of a vector dot product makes these): numpy's matmul
+        # takes ~10x longer than the broadcast product, which gives the same bits
+        return _multiply_impl(x, y)
+    return np.matmul(x, y)     # (looked up here: tests count its calls)
+
+
+cdef void _inner_dimensions_differ(object inner_a, object inner_b) except *:
+    raise ValueError(f"inner dimensions differ: {inner_a} (last axis of the first operand) vs "
+                     f"{inner_b} (second-to-last axis of the second)")
+
+
+def _norm_of_one(x, axis, keepdims):
+    """norm's value over every axis (axis None or all of them, keepdims False) of a one-element
+    native float64 or float32 array: sqrt(x * x) on C doubles, with numpy's
+    bits (the product rounded to the dtype, then a correctly rounded square root: a float32
+    root taken in double and rounded once more is the correctly rounded float32 root), as
+    the numpy scalar numpy's reduction gives. None for any other call, which the numpy
+    implementation then computes."""
+    cdef cnp.ndarray arr
+    cdef int typenum, ndim
+    cdef double v
+    cdef float f
+    if keepdims is not False or type(x) is not _np_ndarray:
+        return None
+    arr = <cnp.ndarray>x
+    typenum = cnp.PyArray_TYPE(arr)
+    if ((typenum != cnp.NPY_DOUBLE and typenum != cnp.NPY_FLOAT) or cnp.PyArray_SIZE(arr) != 1
+            or not cnp.PyArray_ISNOTSWAPPED(arr)):
+        return None
+    ndim = cnp.PyArray_NDIM(arr)
+    if axis is not None and not _all_axes(axis, ndim):
+        return None
+    # one element: at the data pointer whatever the strides (copied: it may be unaligned)
+    if typenum == cnp.NPY_DOUBLE:
+        memcpy(&v, cnp.PyArray_DATA(arr), sizeof(double))
+        v = sqrt(v * v)
+        return _PyArray_Scalar(&v, cnp.PyArray_DESCR(arr), None)
+    memcpy(&f, cnp.PyArray_DATA(arr), sizeof(float))
+    f = <float>sqrt(<double>(f * f))
+    return _PyArray_Scalar(&f, cnp.PyArray_DESCR(arr), None)
+
+
+cdef bint _all_axes(object axis, int ndim) except -1:
+    """`axis` is the tuple (0, 1, ..., ndim - 1) of Python ints."""
+    cdef Py_ssize_t i
+    if type(axis) is not tuple or len(<tuple>axis) != ndim:
+        return False
+    for i in range(ndim):
+        item = (<tuple>axis)[i]
+        if type(item) is not int or item != i:
+            return False
+    return True

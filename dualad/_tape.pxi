@@ -21,8 +21,6 @@ cdef class Tape(Transformation):
         # the arguments are parsed by __init__, whose errors name the public class
         self.is_tape = True
         self.watch_accessed_variables = True
-        self._entries = []
-        self._watched = []
 
     def __init__(self, *args, **kwargs):
         # GradientTape(persistent=False, watch_accessed_variables=True), parsed here so that
@@ -68,6 +66,8 @@ cdef class Tape(Transformation):
             self._listed_key = self.id
             _live_tapes.add(self._listed_key)
             self._listed = True
+        if self._watched is None:
+            self._watched = []
         _set_slot(t, self.id, self._n_slots)
         self._n_slots += 1
         self._watched.append(t)
@@ -75,6 +75,7 @@ cdef class Tape(Transformation):
 
     def _watch_tensor(self, Tensor t):
         """Give `t` a slot on this tape. Returns False if it already had one."""
+        _refuse_active_elsewhere(self, "watch")
         if self.released:
             self._reopen()
         return self._watch(t)
@@ -98,6 +99,9 @@ cdef class Tape(Transformation):
     def watch(self, tensor):
         """Watch a tensor, Variable, or nested list/tuple/dict of them."""
         if isinstance(tensor, Tensor) and is_float(<Tensor>tensor):
+            # the slot counter and watched list are the recording thread's: a slot given here
+            # meanwhile could be given to a recorded output too (a silently wrong gradient)
+            _refuse_active_elsewhere(self, "watch")
             if self.released:
                 self._reopen()
             self._watch(<Tensor>tensor)
@@ -109,21 +113,23 @@ cdef class Tape(Transformation):
         non-persistent tape has computed its gradient, the ones it watched then (as in
         TensorFlow)."""
         if self._used:
-            return self._variables_at_release if self._variables_at_release is not None else ()
-        return self._current_variables()
+            return tuple(self._variables_at_release) if self._variables_at_release is not None else ()
+        return tuple(self._released_variables())
 
-    cdef tuple _current_variables(self):
-        # run at every non-persistent release: the common cases (no Variable, or only
-        # Variables) without a Python-level filter
+    cdef object _released_variables(self):
+        # The watched Variables, for a release about to drop the watched list: that list itself
+        # when it holds only Variables (the common case, no copy), else a tuple of them
         cdef Tensor t
         cdef Py_ssize_t n_vars = 0
+        if self._watched is None:
+            return ()
         for t in self._watched:
             if t._is_var:
                 n_vars += 1
         if n_vars == 0:
             return ()
         if n_vars == len(self._watched):
-            return tuple(self._watched)
+            return self._watched
         return tuple([t for t in self._watched if (<Tensor>t)._is_var])
 
     def _refuse_other_thread(self, what):
@@ -137,7 +143,7 @@ cdef class Tape(Transformation):
 
     cdef int _finish_use(self) except -1:
         if not self.persistent:
-            self._variables_at_release = self._current_variables()
+            self._variables_at_release = self._released_variables()
             self._used = True
             self._drop_record()
         return 0
@@ -172,7 +178,7 @@ cdef class Tape(Transformation):
         else:
             return self._gradient_general(target, sources, output_gradients,
                                           unconnected_gradients)
-        active = self in _state().stack
+        active = _active_here(self)
         if active and self.persistent:
             # GradientInContextWarning, raised where the caller's line is known
             return self._gradient_general(target, sources, output_gradients,
@@ -214,11 +220,11 @@ cdef class Tape(Transformation):
         return _slot_of(t, self.id) >= 0
 
     def _watched_tensors(self):
-        return list(self._watched)
+        return list(self._watched) if self._watched is not None else []
 
     @property
     def _n_entries(self):
-        return len(self._entries)
+        return len(self._entries) if self._entries is not None else 0
 
     def _release(self):
         """Drop the record; the tape's slots on tensors it watched are cleared."""
@@ -227,10 +233,11 @@ cdef class Tape(Transformation):
 
     cdef int _drop_record(self) except -1:
         cdef Tensor t
-        for t in self._watched:
-            _clear_slot(t, self.id)
-        self._watched = []
-        self._entries = []
+        if self._watched is not None:
+            for t in self._watched:
+                _clear_slot(t, self.id)
+        self._watched = None    # (the lists stay whole: a sweep or a release may hold them)
+        self._entries = None
         self._n_slots = 0
         self.released = True
         if self._listed:
@@ -313,7 +320,7 @@ def _largest_recorded_size(Tape tape):
     input): what a batched sweep multiplies by its batch size."""
     cdef Entry e
     largest = 0
-    for e in tape._entries:
+    for e in tape._entries or ():
         largest = max(largest, e.out.size)
         for a in e.args:
             if isinstance(a, Tensor):
@@ -354,13 +361,47 @@ cdef bint _add_in_place(Tensor acc, Tensor ct) except -1:
     arr = acc._arr
     cnp.PyArray_ENABLEFLAGS(arr, cnp.NPY_ARRAY_WRITEABLE)
     try:
-        if not _kernel_add_into(arr, ct._arr):
+        if not (_small_add_into(arr, ct._arr) or _kernel_add_into(arr, ct._arr)):
             _add_into_quietly(arr, ct._arr)
     finally:
         _freeze(arr)
     global _n_sums_in_place
     _n_sums_in_place += 1
     return True
+
+
+# elements up to which the sweep adds a cotangent into its own sum in a C loop: numpy's call
+# costs more than the additions there
+cdef Py_ssize_t _SMALL_SUM = 1024
+
+
+cdef bint _small_add_into(cnp.ndarray acc, cnp.ndarray other) noexcept:
+    """acc += other by one IEEE addition per element, as numpy's loop (the same bits); False,
+    doing nothing, unless both are aligned C-contiguous float64 or float32 arrays of one
+    shape and at most _SMALL_SUM elements."""
+    cdef Py_ssize_t i, n = cnp.PyArray_SIZE(acc)
+    cdef int t = cnp.PyArray_TYPE(acc)
+    cdef double* da
+    cdef const double* db
+    cdef float* fa
+    cdef const float* fb
+    if (n > _SMALL_SUM or cnp.PyArray_TYPE(other) != t
+            or not (cnp.PyArray_ISCARRAY_RO(acc) and cnp.PyArray_ISCARRAY_RO(other))
+            or not _same_shape(acc, other)):
+        return False
+    if t == cnp.NPY_DOUBLE:
+        da = <double*>cnp.PyArray_DATA(acc)
+        db = <const double*>cnp.PyArray_DATA(other)
+        for i in range(n):
+            da[i] = da[i] + db[i]
+        return True
+    if t == cnp.NPY_FLOAT:
+        fa = <float*>cnp.PyArray_DATA(acc)
+        fb = <const float*>cnp.PyArray_DATA(other)
+        for i in range(n):
+            fa[i] = fa[i] + fb[i]
+        return True
+    return False
 
 
 cdef Py_ssize_t _n_sums_in_place = 0
@@ -402,8 +443,8 @@ cdef inline bint _held_by_sweep_alone(object cur):
 # add would have (same bits). Only the sweep's list holds a _Scaled: every rule, hook and
 # caller gets the Tensor it becomes.
 
-# elements above which matmul's impl multiplies an outer product elementwise (rules.py's
-# _SMALL_PRODUCT): below it ndarray.dot computes it, so no product is kept lazily there
+# elements above which matmul's impl multiplies an outer product elementwise
+# (_SMALL_PRODUCT): below it ndarray.dot computes it, so no product is kept lazily there
 cdef Py_ssize_t _SCALED_MIN_SIZE = 4096
 
 
@@ -463,8 +504,9 @@ cdef object _matmul_scaled_cotangent(Py_ssize_t k, object gobj, tuple args):
     # variables may be assigned (in place) by a callback before the slot is taken
     if a._is_var or other._is_var or other._arr is None or a._arr is None:
         return None
-    if cnp.PyArray_NDIM(other._arr) != 2 or cnp.PyArray_NDIM(a._arr) != 2:
-        return None
+    if (cnp.PyArray_NDIM(other._arr) != 2 or cnp.PyArray_NDIM(a._arr) != 2
+            or cnp.PyArray_SIZE(other._arr) <= _SCALED_MIN_SIZE):
+        return None     # (the size first: small products skip the transposed view)
     base = other._arr.T
     if not _fusable(base) or not _same_shape(base, a._arr):
         return None
@@ -613,6 +655,8 @@ cdef Tensor _as_cotangent(object c, Tensor arg, Primitive p, Py_ssize_t k, Py_ss
         return _as_batched_cotangent(ct, arg, p, k, batch)
     if ct._is_scalar and arg._is_scalar:
         return ct
+    if not (ct._is_scalar or arg._is_scalar) and _same_shape(ct._value(), arg._value()):
+        return ct
     # numpy's shapes (plain tuples): cheaper than the TensorShape of Tensor.shape
     cdef tuple shape = arg._value().shape
     if ct._value().shape != shape:
@@ -657,27 +701,206 @@ cdef object _scalar_vjp_as_ops(int code, Py_ssize_t k, Tensor g, tuple args, Ten
     ones."""
     cdef Tensor a = <Tensor>args[0]
     cdef Tensor b
+    cdef int kind = a._kind
+    cdef list st = _state().stack     # this thread's: the list itself is never replaced
     if code == OP_ADD:
         return g
     if code == OP_NEG:
-        return run_op(_P_NEG, (g,), None)
+        return _derivative_op(_P_NEG, g, None, kind, st)
     if code == OP_SQUARE:   # g * (x * 2)
-        return run_op(_P_MUL, (g, run_op(_P_MUL, (a, new_scalar(2.0, a._kind)), None)), None)
+        return _derivative_op(_P_MUL, g, _derivative_op(_P_MUL, a, 2.0, kind, st), kind, st)
+    if code == OP_SQRT:     # g / (ans * 2)
+        return _derivative_op(_P_DIV, g, _derivative_op(_P_MUL, ans, 2.0, kind, st), kind, st)
+    if code == OP_EXP:      # g * ans
+        return _derivative_op(_P_MUL, g, ans, kind, st)
+    if code == OP_LOG:      # g / x
+        return _derivative_op(_P_DIV, g, a, kind, st)
+    if code == OP_LOG1P:    # g / (x + 1)
+        return _derivative_op(_P_DIV, g, _derivative_op(_P_ADD, a, 1.0, kind, st), kind, st)
+    if code == OP_SIN:      # g * cos(x)
+        return _derivative_op(_P_MUL, g, _derivative_op(_declared_prims[OP_COS], a, None, kind,
+                                                        st), kind, st)
+    if code == OP_COS:      # -(g * sin(x))
+        return _derivative_op(_P_NEG, _derivative_op(_P_MUL, g, _derivative_op(
+            _declared_prims[OP_SIN], a, None, kind, st), kind, st), None, kind, st)
+    if code == OP_TAN:      # g * (square(ans) + 1)
+        return _derivative_op(_P_MUL, g, _derivative_op(_P_ADD, _derivative_op(
+            _declared_prims[OP_SQUARE], ans, None, kind, st), 1.0, kind, st), kind, st)
+    if code == OP_TANH:     # g * (1 - square(ans))
+        return _derivative_op(_P_MUL, g, _derivative_op(_P_SUB, 1.0, _derivative_op(
+            _declared_prims[OP_SQUARE], ans, None, kind, st), kind, st), kind, st)
+    if code == OP_SIGMOID:  # g * (ans * (1 - ans))
+        return _derivative_op(_P_MUL, g, _derivative_op(_P_MUL, ans, _derivative_op(
+            _P_SUB, 1.0, ans, kind, st), kind, st), kind, st)
     if len(args) != 2:
         return None
     b = <Tensor>args[1]
     if code == OP_SUB:
-        return g if k == 0 else run_op(_P_NEG, (g,), None)
+        return g if k == 0 else _derivative_op(_P_NEG, g, None, kind, st)
     if code == OP_MUL:
-        return run_op(_P_MUL, (g, b if k == 0 else a), None)
+        return _derivative_op(_P_MUL, g, b if k == 0 else a, kind, st)
     if code == OP_DIV:      # g / y; -((g * ans) / y)
         if k == 0:
-            return run_op(_P_DIV, (g, b), None)
-        return run_op(_P_NEG, (run_op(_P_DIV, (run_op(_P_MUL, (g, ans), None), b), None),), None)
+            return _derivative_op(_P_DIV, g, b, kind, st)
+        return _derivative_op(_P_NEG, _derivative_op(_P_DIV, _derivative_op(
+            _P_MUL, g, ans, kind, st), b, kind, st), None, kind, st)
     if code == OP_POW and k == 0:   # g * (y * x ** (y - 1))
-        return run_op(_P_MUL, (g, run_op(_P_MUL, (b, run_op(_P_POW, (a, run_op(
-            _P_SUB, (b, new_scalar(1.0, b._kind)), None)), None)), None)), None)
+        return _derivative_op(_P_MUL, g, _derivative_op(_P_MUL, b, _derivative_op(
+            _P_POW, a, _derivative_op(_P_SUB, b, 1.0, kind, st), kind, st), kind, st), kind, st)
     return None
+
+
+# ---- direct VJPs: a sweep nothing records ----------------------------------------------------
+# The VJP rules of matmul, transpose and multiply on arrays, as the numpy calls their ops end
+# in: the same impls on the same arrays (so the same bits), without the rules' Python calls
+# and op dispatch. Only where nothing sees the rules' ops (no tape or accumulator records the
+# sweep, no trace, check_numerics off) and the primitives' rules and transpose's impl are
+# the declared ones; None where the rule must run.
+
+cdef inline bint _has_direct_vjp(Primitive p):
+    if p.variadic_vjp is not None or _P_TRANSPOSE.impl is not _TRANSPOSE_IMPL:
+        return False
+    return ((p is _P_MATMUL and p.vjps is _MATMUL_VJPS)
+            or (p is _P_TRANSPOSE and p.vjps is _TRANSPOSE_VJPS)
+            or (p is _P_MUL and p.vjps is _declared_vjps[OP_MUL]))
+
+
+cdef inline bint _same_shape_as(Tensor g, Tensor out) except -1:
+    # g has out's shape: a cotangent of out, not a batch of them
+    if g._is_scalar or out._is_scalar:
+        return g._is_scalar and out._is_scalar
+    return _same_shape(g._value(), out._value())
+
+
+cdef tuple _swap_last_axes(int ndim):
+    # swap_last's permutation (rules.py): the last two of ndim > 2 axes exchanged
+    cdef list perm = list(range(ndim))
+    perm[ndim - 1], perm[ndim - 2] = ndim - 2, ndim - 1
+    return tuple(perm)
+
+
+cdef Py_ssize_t _n_direct = 0
+
+
+def _direct_vjps():
+    """How many cotangents sweeps have computed by direct numpy calls (for tests)."""
+    return _n_direct
+
+
+cdef object _direct_vjp(Primitive p, Py_ssize_t k, Tensor g, Entry e):
+    """The cotangent of input k of e (primitive p, _has_direct_vjp), g of e's output's shape
+    and not a Variable; None where the declared rule must run."""
+    global _n_direct
+    cdef object ct = _direct_vjp_of(p, k, g, e)
+    if ct is not None:
+        _n_direct += 1
+    return ct
+
+
+cdef object _direct_vjp_of(Primitive p, Py_ssize_t k, Tensor g, Entry e):
+    cdef tuple args = e.args
+    cdef Tensor other
+    cdef cnp.ndarray garr, oarr
+    if p is _P_MUL:
+        # g * the other input, as run_op runs _mul(g, other) on arrays
+        if len(args) != 2:
+            return None
+        other = <Tensor>args[1 - k]
+        if other._is_var or (g._is_scalar and other._is_scalar):
+            return None     # (two scalars: the C path of run_op)
+        if g._dtype is not other._dtype and g._dtype != other._dtype:
+            return None     # the rule's error
+        return _wrap(_call_impl(_P_MUL, (g, other), None))
+    if g._is_scalar or g._arr is None:
+        return None
+    garr = g._arr
+    if p is _P_TRANSPOSE:
+        return _direct_transpose_vjp(garr, e)
+    # matmul: g @ swap_last(b) for a, swap_last(a) @ g for b
+    if len(args) != 2:
+        return None
+    other = <Tensor>args[1 - k]
+    if other._is_var or other._is_scalar:
+        return None
+    oarr = other._value()
+    if cnp.PyArray_NDIM(oarr) < 2 or cnp.PyArray_NDIM(garr) < 2:
+        return None
+    if cnp.PyArray_NDIM(oarr) == 2:
+        other = _wrap(cnp.PyArray_Transpose(oarr, NULL))   # (the axes reversed: swapped)
+    else:
+        other = _wrap(oarr.transpose(_swap_last_axes(cnp.PyArray_NDIM(oarr))))
+    if k == 0:
+        return _wrap(_call_impl(_P_MATMUL, (g, other), None))
+    return _wrap(_call_impl(_P_MATMUL, (other, g), None))
+
+
+cdef object _direct_transpose_vjp(cnp.ndarray garr, Entry e):
+    # g transposed by the inverse of e's permutation (its entries taken modulo its length)
+    cdef object perm = e.params.get("perm") if e.params is not None else None
+    cdef Py_ssize_t n, i, a
+    cdef list inverse
+    if type(perm) is not tuple:
+        return None
+    n = len(perm)
+    if n != cnp.PyArray_NDIM(garr) or n == 0:
+        return None
+    inverse = [None] * n
+    for i in range(n):
+        if type(perm[i]) is not int:
+            return None
+        a = (<object>perm[i]) % n
+        if inverse[a] is not None:
+            return None
+        inverse[a] = i
+    if n == 2 and inverse[0] == 1:
+        return _wrap(cnp.PyArray_Transpose(garr, NULL))     # (the axes reversed: swapped)
+    return _wrap(garr.transpose(tuple(inverse)))
+
+
+cdef inline Tensor _operand(object x, int kind):
+    # a derivative op's operand as a Tensor: a number becomes a scalar of the op's kind, as
+    # binary() converts a rule's number operand
+    return <Tensor>x if isinstance(x, Tensor) else new_scalar(<double>x, kind)
+
+
+cdef Tensor _derivative_op(Primitive p, object x, object y, int kind, list stack):
+    """binary(p, x, y), or p on x alone when y is None, for the ops of _scalar_vjp_as_ops: p a
+    built-in scalar opcode, x and y float scalar Tensors of `kind` (not Variables) or a float
+    number; `stack` this thread's transformations. What run_op does, without its general
+    checks: the value by p's scalar kernel, recorded on the visible tapes holding a slot of an
+    operand (_transform's loop), with a number operand made a Tensor only when something sees
+    the op. check_numerics and a trace being taken go through run_op."""
+    cdef Transformation tr
+    cdef Py_ssize_t i, n, s0 = -1, s1 = -1
+    cdef double vx, vy = 0.0
+    cdef Tensor out
+    cdef tuple args = None
+    if _check_numerics or _n_tracing or not p.differentiable:
+        return run_op(p, (<Tensor>x,), None) if y is None else binary(p, x, y)
+    vx = (<Tensor>x)._d if isinstance(x, Tensor) else _round(<double>x, kind == K_F32)
+    if y is not None:
+        vy = (<Tensor>y)._d if isinstance(y, Tensor) else _round(<double>y, kind == K_F32)
+    out = new_scalar(_scalar_value(p.code, vx, vy), kind)
+    n = len(stack)
+    for i in range(n):
+        if i >= len(stack):
+            break       # (as _transform: a finalizer run by an allocation left a level)
+        tr = <Transformation>stack[i]
+        if tr.hidden or not tr.recording:
+            continue
+        if tr.is_tape:
+            s0 = _slot_of(<Tensor>x, tr.id) if isinstance(x, Tensor) else -1
+            s1 = _slot_of(<Tensor>y, tr.id) if isinstance(y, Tensor) else -1
+            if s0 < 0 and s1 < 0:
+                continue
+        if args is None:
+            args = ((_operand(x, kind),) if y is None
+                    else (_operand(x, kind), _operand(y, kind)))
+        if tr.is_tape:
+            _append_entry(<Tape>tr, p, args, None, out, s0, s1, None)
+        else:
+            _push_tangent(<Accumulator>tr, stack, i, p, args, None, out)
+    return out
 
 
 cdef bint _scalar_entry_of_kind(Entry e, object g) except -1:
@@ -760,7 +983,7 @@ cdef list _sweep(Tape tape, list targets, list seeds, list sources, bint raw, Py
     cdef Primitive outer_rule = None
     cdef Py_ssize_t n = tape._n_slots, i, k, so, sk, nargs
     cdef list entries = tape._entries
-    cdef Py_ssize_t n_entries = len(entries)
+    cdef Py_ssize_t n_entries = len(entries) if entries is not None else 0
     cdef Py_ssize_t n_sources = len(sources)
     cdef bint in_place = raw   # nothing records the sweep: the sums it makes are its own
     # products s·b kept lazily (_Scaled): a sweep nothing records, of unbatched cotangents
@@ -783,7 +1006,7 @@ cdef list _sweep(Tape tape, list targets, list seeds, list sources, bint raw, Py
     cdef Primitive p
     cdef Tensor a, b, t, seed, ct
     cdef double g, da, db
-    cdef bint f32, as_ops
+    cdef bint f32, as_ops, direct
     cdef object gobj, rule, c
     cdef list results
     try:
@@ -840,6 +1063,8 @@ cdef list _sweep(Tape tape, list targets, list seeds, list sources, bint raw, Py
             # a built-in scalar opcode whose rules are the declared ones: their ops run here
             as_ops = (p.code != OP_NONE and batch < 0 and p.code < len(_declared_vjps)
                       and p.vjps is _declared_vjps[p.code] and _scalar_entry_of_kind(e, gobj))
+            direct = (lazy and not _check_numerics and type(gobj) is Tensor and not as_ops
+                      and _has_direct_vjp(p) and _same_shape_as(<Tensor>gobj, e.out))
             for k in range(nargs):
                 if k == 0:
                     sk = e.s0
@@ -857,27 +1082,30 @@ cdef list _sweep(Tape tape, list targets, list seeds, list sources, bint raw, Py
                     if c is not None:
                         _accumulate_scaled(og, fl, sk, <_Scaled>c)
                         continue
-                if _check_numerics:
-                    outer_rule, _rule_of = _rule_of, p
-                try:
-                    if p.variadic_vjp is not None:
-                        c = p.variadic_vjp(k, gobj, e.out, e.args, e.params)
-                    else:
-                        rule = p.vjps[k] if k < len(p.vjps) else None
-                        if rule is NO_GRADIENT:
-                            continue
-                        if rule is None:
-                            _no_vjp_rule(p, k)
-                        c = None
-                        if as_ops:
-                            c = _scalar_vjp_as_ops(p.code, k, <Tensor>gobj, e.args, e.out)
-                        if c is None:
-                            c = rule(gobj, e.out, e.args, e.params)
-                finally:
-                    if _check_numerics:
-                        _rule_of = outer_rule
+                c = None
+                if direct:
+                    c = _direct_vjp(p, k, <Tensor>gobj, e)
                 if c is None:
-                    continue
+                    if _check_numerics:
+                        outer_rule, _rule_of = _rule_of, p
+                    try:
+                        if p.variadic_vjp is not None:
+                            c = p.variadic_vjp(k, gobj, e.out, e.args, e.params)
+                        else:
+                            rule = p.vjps[k] if k < len(p.vjps) else None
+                            if rule is NO_GRADIENT:
+                                continue
+                            if rule is None:
+                                _no_vjp_rule(p, k)
+                            if as_ops:
+                                c = _scalar_vjp_as_ops(p.code, k, <Tensor>gobj, e.args, e.out)
+                            if c is None:
+                                c = rule(gobj, e.out, e.args, e.params)
+                    finally:
+                        if _check_numerics:
+                            _rule_of = outer_rule
+                    if c is None:
+                        continue
                 ct = _as_cotangent(c, <Tensor>e.args[k], p, k, batch)
                 if raw and ct._is_scalar and og[sk] is None:
                     _acc_d(dg, fl, sk, ct._d, ct._kind == K_F32)

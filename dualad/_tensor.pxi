@@ -5,6 +5,62 @@
 # Tensor
 # --------------------------------------------------------------------------------------------
 
+# Comparisons of two float scalars (a Python number operand taking the tensor's dtype, as
+# binary's conversion gives it) run on their C doubles: the comparison of the same two values
+# numpy makes, NaN included. The bool results share two 0-d arrays, views of frozen arrays so
+# that no one can make them writeable again.
+cdef enum:
+    _CMP_LT, _CMP_LE, _CMP_GT, _CMP_GE, _CMP_EQ, _CMP_NE
+
+cdef object _FALSE_0D = np.array(False)
+cdef object _TRUE_0D = np.array(True)
+_freeze(_FALSE_0D)
+_freeze(_TRUE_0D)
+_FALSE_0D = _FALSE_0D.view()
+_TRUE_0D = _TRUE_0D.view()
+_freeze(_FALSE_0D)
+_freeze(_TRUE_0D)
+cdef object _BOOL_DTYPE = <object>cnp.PyArray_DESCR(<cnp.ndarray>_TRUE_0D)
+
+
+cdef inline bint _compare_doubles(double x, double y, int code) noexcept:
+    if code == _CMP_LT:
+        return x < y
+    if code == _CMP_LE:
+        return x <= y
+    if code == _CMP_GT:
+        return x > y
+    if code == _CMP_GE:
+        return x >= y
+    if code == _CMP_EQ:
+        return x == y
+    return x != y
+
+
+cdef Tensor _compare(Tensor a, object other, str name, int code):
+    """a <op> other: on C doubles for two float scalars outside any trace (the comparison
+    primitives are not differentiable, so no tape or accumulator takes them; Variables are
+    left to run_op, which makes tapes watch them), else the primitive's call."""
+    cdef Tensor b, t
+    cdef double y
+    cdef bint truth
+    if a._is_scalar and not a._is_var and not _n_tracing:
+        if type(other) is float or type(other) is int:
+            y = _round(<double>other, a._kind == K_F32)     # as _like converts it
+        elif (isinstance(other, Tensor) and (<Tensor>other)._is_scalar
+              and not (<Tensor>other)._is_var and (<Tensor>other)._kind == a._kind):
+            y = (<Tensor>other)._d
+        else:
+            return binary(_P_CMP[name], a, other)
+        truth = _compare_doubles(a._d, y, code)
+        t = Tensor.__new__(Tensor)
+        t._arr = _TRUE_0D if truth else _FALSE_0D
+        t._dtype = _BOOL_DTYPE
+        t._kind = K_OTHER
+        return t
+    return binary(_P_CMP[name], a, other)
+
+
 @cython.freelist(256)
 @cython.no_gc  # a Tensor never references a Tensor that references it back (see _set_tangent)
 cdef class Tensor:
@@ -14,10 +70,22 @@ cdef class Tensor:
         raise TypeError("make tensors with dualad.constant(...) or dualad.convert_to_tensor(...)")
 
     cdef object _value(self):
+        cdef double v
+        cdef float f
         if self._arr is None:
             if self._dtype is None:
                 _uninitialized()
-            arr = _np_array(self._d, dtype=self._dtype)
+            # made in C: np.array(d, dtype=...) costs ~3x as much
+            if self._kind == K_F64:
+                arr = cnp.PyArray_SimpleNew(0, NULL, cnp.NPY_DOUBLE)
+                v = self._d
+                memcpy(cnp.PyArray_DATA(<cnp.ndarray>arr), &v, sizeof(double))
+            elif self._kind == K_F32:
+                arr = cnp.PyArray_SimpleNew(0, NULL, cnp.NPY_FLOAT)
+                f = <float>self._d      # exact: a float32 scalar's double is a float32 value
+                memcpy(cnp.PyArray_DATA(<cnp.ndarray>arr), &f, sizeof(float))
+            else:
+                arr = _np_array(self._d, dtype=self._dtype)
             _freeze(arr)
             self._arr = arr
         return self._arr
@@ -104,6 +172,10 @@ cdef class Tensor:
         elif self._arr.size != 1:
             raise ValueError(f"the truth value of a tensor with shape {self._arr.shape} is "
                              "ambiguous; reduce it first (dualad.reduce_all / reduce_any)")
+        elif (cnp.PyArray_NDIM(<cnp.ndarray>self._arr) == 0
+              and cnp.PyArray_TYPE(<cnp.ndarray>self._arr) == cnp.NPY_BOOL):
+            # a comparison's result: its one byte read directly (numpy's truth is byte != 0)
+            truth = (<cnp.npy_bool*>cnp.PyArray_DATA(<cnp.ndarray>self._arr))[0] != 0
         else:
             truth = bool(self._arr.reshape(()))
         if _n_tracing:
@@ -229,26 +301,26 @@ cdef class Tensor:
         return _ops_fn["getitem"](self, key)
 
     def __lt__(self, other):
-        return binary(_P_CMP["less"], self, other)
+        return _compare(self, other, "less", _CMP_LT)
 
     def __le__(self, other):
-        return binary(_P_CMP["less_equal"], self, other)
+        return _compare(self, other, "less_equal", _CMP_LE)
 
     def __gt__(self, other):
-        return binary(_P_CMP["greater"], self, other)
+        return _compare(self, other, "greater", _CMP_GT)
 
     def __ge__(self, other):
-        return binary(_P_CMP["greater_equal"], self, other)
+        return _compare(self, other, "greater_equal", _CMP_GE)
 
     def __eq__(self, other):
         if other is None:
             return False
-        return binary(_P_CMP["equal"], self, other)
+        return _compare(self, other, "equal", _CMP_EQ)
 
     def __ne__(self, other):
         if other is None:
             return True
-        return binary(_P_CMP["not_equal"], self, other)
+        return _compare(self, other, "not_equal", _CMP_NE)
 
     # ---- numpy interop: numpy functions on tensors are recorded, or refuse ----------------
 
@@ -291,7 +363,8 @@ cdef object _numpy_repr(Tensor t):
 
 
 cdef bint _is_tracked(Tensor t):
-    return t._tape_id != 0 or bool(t._more_slots) or bool(t._tangents) or t._tan_acc != 0
+    return (t._tape_id != 0 or t._tape_id2 != 0 or bool(t._more_slots) or bool(t._tangents)
+            or t._tan_acc != 0)
 
 
 cdef void _refuse_write(str name) except *:
@@ -373,6 +446,12 @@ def _variable_from_pickle(cls, value, trainable, name):
     value, dtype, trainability and name of the original, and nothing of its tape state."""
     if not (isinstance(cls, type) and issubclass(cls, Variable)):
         raise TypeError(f"a pickled Variable names the class {cls!r}, which is not a Variable")
+    # Variable() would take any truthy object and str() of anything: a forged pickle must not
+    if not isinstance(trainable, (bool, np.bool_)):
+        raise TypeError(f"a pickled Variable's trainable flag must be a bool, got "
+                        f"{type(trainable).__name__}")
+    if not isinstance(name, str):
+        raise TypeError(f"a pickled Variable's name must be a str, got {type(name).__name__}")
     cdef Variable v = cls.__new__(cls)
     Variable.__init__(v, _tensor_from_pickle(value), trainable=trainable, name=name)
     return v

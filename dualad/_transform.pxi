@@ -18,10 +18,11 @@ cdef class _ThreadState:
         if <PyObject*>self == _cached_state:
             _cached_tsid = 0
             _cached_state = NULL
+        cdef Transformation tr
         if self.stack is not None:
             _n_live -= len(self.stack)
             for tr in self.stack:       # the dead thread's objects may be entered elsewhere
-                _owner_of.pop(<Py_ssize_t><PyObject*>tr, None)
+                tr._owner = 0
         if self.tracer is not None:
             _n_tracing -= 1
 
@@ -36,10 +37,6 @@ cdef Py_ssize_t _n_live = 0          # transformations on any thread's stack: 0 
 cdef Py_ssize_t _n_tracing = 0       # traces being taken on any thread
 cdef long long _next_id = 0
 cdef set _live_tapes = set()         # ids of tapes holding slots, to recycle stale slot fields
-# address of each active transformation (alive: its thread's stack holds it) -> the thread state
-# id that entered it: one object is active on one thread at a time (its hidden counter and
-# recording flag are not per thread). Not its id, which a tape's reset() renews while active.
-cdef dict _owner_of = {}
 
 
 cdef inline _ThreadState _state():
@@ -115,6 +112,8 @@ cdef inline object _tape_key(long long tape_id):
 cdef inline Py_ssize_t _slot_of(Tensor t, long long tape_id):
     if t._tape_id == tape_id:
         return t._slot
+    if t._tape_id2 == tape_id:
+        return t._slot2
     if t._more_slots is not None:
         s = t._more_slots.get(_tape_key(tape_id))
         if s is not None:
@@ -123,9 +122,25 @@ cdef inline Py_ssize_t _slot_of(Tensor t, long long tape_id):
 
 
 cdef void _set_slot(Tensor t, long long tape_id, Py_ssize_t slot) except *:
-    if t._tape_id == 0 or t._tape_id == tape_id or _tape_key(t._tape_id) not in _live_tapes:
+    # a free field first, then one holding a released tape's slot (set lookups), then the dict
+    if t._tape_id2 == tape_id:
+        t._slot2 = slot
+        return
+    if t._tape_id == 0 or t._tape_id == tape_id:
         t._tape_id = tape_id
         t._slot = slot
+        return
+    if t._tape_id2 == 0:
+        t._tape_id2 = tape_id
+        t._slot2 = slot
+        return
+    if _tape_key(t._tape_id) not in _live_tapes:
+        t._tape_id = tape_id
+        t._slot = slot
+        return
+    if _tape_key(t._tape_id2) not in _live_tapes:
+        t._tape_id2 = tape_id
+        t._slot2 = slot
         return
     if t._more_slots is None:
         t._more_slots = {}
@@ -140,6 +155,8 @@ cdef void _set_slot(Tensor t, long long tape_id, Py_ssize_t slot) except *:
 cdef void _clear_slot(Tensor t, long long tape_id) except *:
     if t._tape_id == tape_id:
         t._tape_id = 0
+    elif t._tape_id2 == tape_id:
+        t._tape_id2 = 0
     elif t._more_slots is not None:
         t._more_slots.pop(_tape_key(tape_id), None)
 
@@ -181,6 +198,12 @@ cdef void _record(Tape tape, Primitive p, tuple args, dict params, Tensor out) e
                 found = True
     if not found:
         return
+    _append_entry(tape, p, args, params, out, s0, s1, None if more is None else tuple(more))
+
+
+cdef inline void _append_entry(Tape tape, Primitive p, tuple args, dict params, Tensor out,
+                               Py_ssize_t s0, Py_ssize_t s1, tuple more_slots) except *:
+    # the entry of an op one of whose inputs has a slot on `tape` (s0, s1, more_slots)
     cdef Entry e = Entry.__new__(Entry)
     e.prim = p
     e.args = args
@@ -188,11 +211,12 @@ cdef void _record(Tape tape, Primitive p, tuple args, dict params, Tensor out) e
     e.out = out
     e.s0 = s0
     e.s1 = s1
-    if more is not None:
-        e.more_slots = tuple(more)
+    e.more_slots = more_slots
+    if tape._entries is None:
+        tape._entries = []
     e.out_slot = tape._n_slots
     tape._n_slots += 1
-    _set_slot(out, tid, e.out_slot)
+    _set_slot(out, tape.id, e.out_slot)
     tape._entries.append(e)
 
 
@@ -344,19 +368,23 @@ class AlreadyActiveError(RuntimeError, ValueError):
 
 
 cdef int _enter_transformation(Transformation tr) except -1:
+    # tr._owner is set exactly while tr is on its owner's stack (here and in
+    # _leave_transformation, and cleared when that thread's state dies)
     global _n_live
     cdef list stack = _state().stack
-    cdef object me = PyThreadState_GetID(PyThreadState_Get())
-    # setdefault claims the object atomically (under the GIL): two threads racing here cannot
-    # both see it free
-    if _owner_of.setdefault(<Py_ssize_t><PyObject*>tr, me) != me:
+    cdef unsigned long long me = PyThreadState_GetID(PyThreadState_Get())
+    if tr._owner == me:
+        raise AlreadyActiveError(f"this {type(tr).__name__} is already active; "
+                                 "a tape or accumulator cannot be entered twice")
+    if tr._owner != 0:
         raise AlreadyActiveError(f"this {type(tr).__name__} is already active on another thread; "
                                  "a tape or accumulator is used by one thread at a time "
                                  "(create one per thread)")
-    if tr in stack:
-        raise AlreadyActiveError(f"this {type(tr).__name__} is already active; "
-                                 "a tape or accumulator cannot be entered twice")
+    # the append allocates before the claim: from the claim on, no Python code runs (two
+    # threads racing here cannot both see the object free, and no exception separates the
+    # claim from the stack entry)
     stack.append(tr)
+    tr._owner = me
     _n_live += 1
     return 0
 
@@ -369,15 +397,19 @@ cdef bint _leave_transformation(Transformation tr) except -1:
         if stack[i] is tr:
             del stack[i]
             _n_live -= 1
-            _owner_of.pop(<Py_ssize_t><PyObject*>tr, None)
+            tr._owner = 0
             return True
     return False
 
 
 cdef inline bint _active_elsewhere(Transformation tr):
     """Whether tr is active (entered) on a thread other than this one."""
-    owner = _owner_of.get(<Py_ssize_t><PyObject*>tr)
-    return owner is not None and owner != PyThreadState_GetID(PyThreadState_Get())
+    return tr._owner != 0 and tr._owner != PyThreadState_GetID(PyThreadState_Get())
+
+
+cdef inline bint _active_here(Transformation tr):
+    """Whether tr is on this thread's stack."""
+    return tr._owner != 0 and tr._owner == PyThreadState_GetID(PyThreadState_Get())
 
 
 cdef int _refuse_active_elsewhere(Transformation tr, str what) except -1:
@@ -407,7 +439,7 @@ cdef class Transformation:
 
     @property
     def active(self):
-        return self in _state().stack
+        return _active_here(self)
 
 
 cdef dict _tangent_dict(Tensor t):

@@ -61,6 +61,35 @@ cdef class Variable(Tensor):
         self._kind = t._kind
         self._dtype = t._dtype
 
+    cdef Tensor _read_snapshot(self):
+        # _snapshot for an op's read outside a trace. A float scalar Variable without extra
+        # tape slots or tangents keeps its last read's snapshot: the next read shares it while
+        # it holds exactly what a new snapshot would (the same bits, array, slot; nothing
+        # added to it since), and refills it when the Variable held the only reference to it
+        # (no record, op or caller can see the change: it is a new snapshot in an old box).
+        cdef Tensor s = self._last_read
+        cdef object dropped
+        if not self._is_scalar or self._more_slots or self._tangents:
+            return self._snapshot()
+        if s is not None and s._more_slots is None and s._tangents is None and s._tan_acc == 0:
+            if (s._tape_id == self._tape_id and s._slot == self._slot and s._arr is self._arr
+                    and _same_bits(s._d, self._d) and s._dtype is self._dtype
+                    and s._kind == self._kind and s._is_scalar):
+                return s
+            if Py_REFCNT(s) == 2:   # self._last_read and s
+                dropped = s._arr    # released after s is filled (its release may run code)
+                s._arr = self._arr
+                s._d = self._d
+                s._is_scalar = True
+                s._kind = self._kind
+                s._dtype = self._dtype
+                s._tape_id = self._tape_id
+                s._slot = self._slot
+                return s
+        s = self._snapshot()
+        self._last_read = s
+        return s
+
     cdef Tensor _snapshot(self):
         # The value read by an op: it keeps this read's value even if the Variable is
         # assigned later, and carries the Variable's tape slots and tangents.
@@ -72,6 +101,8 @@ cdef class Variable(Tensor):
         s._dtype = self._dtype
         s._tape_id = self._tape_id
         s._slot = self._slot
+        s._tape_id2 = self._tape_id2
+        s._slot2 = self._slot2
         if self._more_slots:
             s._more_slots = dict(self._more_slots)
         if self._tangents:
@@ -161,6 +192,11 @@ def state_variable(initial_value, str name):
     return v
 
 
+cdef inline bint _same_bits(double a, double b) noexcept:
+    # a == b is true of 0.0 and -0.0 and false of NaNs: compare the representations
+    return memcmp(&a, &b, sizeof(double)) == 0
+
+
 cdef Tensor raw_arith(Tensor a, Tensor b, int sign):
     """a + sign * b outside any tape, the update used by assign_add/assign_sub."""
     if a._is_scalar and b._is_scalar:
@@ -192,7 +228,7 @@ from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.tuple cimport PyTuple_CheckExact, PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from cpython.ref cimport Py_XDECREF, Py_REFCNT
 from libc.stdlib cimport qsort
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memcmp
 
 cdef enum:
     _RULE_SGD = 0
@@ -647,22 +683,67 @@ cdef object _optimizer_scalar_step(object optimizer, list pairs):
     return _opt_step(rule, pairs, <dict>slots, <Variable>steps, lr, h, flag)
 
 
+cdef extern from "pythread.h":
+    ctypedef void* PyThread_type_lock
+    ctypedef enum PyLockStatus:
+        PY_LOCK_FAILURE, PY_LOCK_ACQUIRED, PY_LOCK_INTR
+    PyThread_type_lock PyThread_allocate_lock()
+    void PyThread_free_lock(PyThread_type_lock lock)
+    PyLockStatus PyThread_acquire_lock_timed(PyThread_type_lock lock, long long microseconds,
+                                             int intr_flag) nogil
+    void PyThread_release_lock(PyThread_type_lock lock) nogil
+
+from cpython.exc cimport PyErr_CheckSignals
+
+
 cdef class StepGuard:
     """An optimizer's exclusion: one step or state change at a time (threads take turns), and
     no step while one of its own is being computed (a callback calling back in). Compiled, so
     that no exception (an asynchronous KeyboardInterrupt) can arrive between taking the lock
     and setting the flag, or between clearing the flag and releasing the lock: either would
-    leave the optimizer refusing every later step, or its lock held."""
-    cdef object _lock
-    cdef object _acquire, _release   # the lock's bound methods (looked up once)
+    leave the optimizer refusing every later step, or its lock held. The lock is re-entrant
+    (as threading.RLock) and kept in C: taking it free costs no Python call."""
+    cdef PyThread_type_lock _lock
+    cdef unsigned long long _holder  # the thread state id of the thread holding it, 0 if none
+    cdef Py_ssize_t _depth           # the holder's nested acquisitions
     cdef readonly bint busy          # a step is being computed
     cdef str _reentry_message
 
     def __cinit__(self, str reentry_message):
-        self._lock = threading.RLock()
-        self._acquire = self._lock.acquire
-        self._release = self._lock.release
+        self._lock = PyThread_allocate_lock()
+        if self._lock == NULL:
+            raise MemoryError("StepGuard: no lock could be allocated")
         self._reentry_message = reentry_message
+
+    def __dealloc__(self):
+        if self._lock != NULL:
+            PyThread_free_lock(self._lock)
+
+    cdef int _acquire(self) except -1:
+        # Waiting releases the GIL and lets signal handlers run: one that raises interrupts
+        # the wait, and the lock is not taken then (as with threading.RLock's acquire).
+        cdef unsigned long long me = PyThreadState_GetID(PyThreadState_Get())
+        cdef PyLockStatus got
+        if self._holder == me:
+            self._depth += 1
+            return 0
+        if PyThread_acquire_lock_timed(self._lock, 0, 0) != PY_LOCK_ACQUIRED:
+            while True:
+                with nogil:
+                    got = PyThread_acquire_lock_timed(self._lock, -1, 1)
+                if got == PY_LOCK_ACQUIRED:
+                    break
+                PyErr_CheckSignals()
+        self._holder = me
+        self._depth = 1
+        return 0
+
+    cdef void _release(self) noexcept:
+        # by the holder only (each _acquire's finally)
+        self._depth -= 1
+        if self._depth == 0:
+            self._holder = 0
+            PyThread_release_lock(self._lock)
 
     def scalar_step(self, object optimizer, object pairs):
         """apply_gradients' C path on scalar Variables: `optimizer`'s rule (its class's
@@ -685,7 +766,7 @@ cdef class StepGuard:
 
     def step(self, fn, a, b):
         """fn(a, b) holding the lock, with `busy` set; RuntimeError if `busy` already."""
-        self._lock.acquire()  # (interrupted while waiting, it has not taken the lock)
+        self._acquire()  # (interrupted while waiting, it has not taken the lock)
         try:
             if self.busy:
                 raise RuntimeError(self._reentry_message)
@@ -695,15 +776,15 @@ cdef class StepGuard:
             finally:
                 self.busy = False
         finally:
-            self._lock.release()
+            self._release()
 
     def locked(self, fn, *args):
         """fn(*args) holding the lock."""
-        self._lock.acquire()
+        self._acquire()
         try:
             return fn(*args)
         finally:
-            self._lock.release()
+            self._release()
 
     def __reduce__(self):
         raise TypeError("an optimizer's StepGuard cannot be pickled")

@@ -38,17 +38,38 @@ def primitive(name, impl, vjp=(), jvp=None, linear=False, batched_jvp=False):
     p = rules.primitive(name, impl)
     # None in `vjp`: no gradient to that input, by the user's choice (an input beyond the
     # rules given has none and raises in reverse mode)
-    rules.defvjp(p, *(rules.NO_GRADIENT if rule is None else rule for rule in vjp))
+    rules.defvjp(p, *(rules.NO_GRADIENT if rule is None else _checked_rule(name, "VJP", k, rule)
+                      for k, rule in enumerate(vjp)))
     if linear:
         rules.deflinear_jvp(p)
     elif jvp is not None:
-        rules.defjvp(p, *jvp)
+        rules.defjvp(p, *(None if rule is None else _checked_rule(name, "JVP", k, rule)
+                          for k, rule in enumerate(jvp)))
     else:
         p.jvp = _no_jvp(name)
         return p
     if not batched_jvp:
         p.jvp = _one_direction_at_a_time(p.jvp)
     return p
+
+
+def _checked_rule(name, mode, k, rule):
+    """A user's rule for input k whose Tensor result must have the dtype of what it is the
+    derivative of (the input for a VJP, the output for a JVP): a result of another dtype
+    would come out of the tape or accumulator as a gradient in the wrong dtype. A Variable
+    result is read: the Variable itself could come out as the gradient."""
+    def checked(g_or_t, ans, args, params):
+        out = rule(g_or_t, ans, args, params)
+        if isinstance(out, _core.Tensor):
+            ref = args[k] if mode == "VJP" else ans
+            if _core.is_float(ref) and out.dtype != ref.dtype:
+                raise TypeError(f"primitive {name!r}: its {mode} rule for input {k} returned "
+                                f"dtype {out.dtype.name}, not the {ref.dtype.name} of the "
+                                f"{'input' if mode == 'VJP' else 'output'}")
+            if isinstance(out, _core.Variable):
+                out = out.read_value()  # not the Variable itself, which may be assigned later
+        return out
+    return checked
 
 
 def _no_jvp(name):
@@ -126,12 +147,19 @@ class _CustomGradientFunction:
         return _call_with_custom_gradient(self._f, args)
 
     def __reduce__(self):
-        # pickled by reference, as the function it decorates would be (a method: as the
-        # attribute of its instance)
+        # pickled by reference, as the function it decorates would be; a method with its
+        # instance, and wrapped again on loading: the attribute of the instance is the plain
+        # method when the wrapper was made from it (self.act = custom_gradient(self._act))
         owner = getattr(self._f, "__self__", None)
         if owner is not None and not isinstance(owner, types.ModuleType):
-            return getattr, (owner, self._f.__name__)
+            return _with_custom_gradient, (self._f,)
         return self.__qualname__
+
+
+def _with_custom_gradient(f):
+    """A loaded or copied custom-gradient method: f wrapped, unless it is one already (a method
+    decorated in its class comes back through the class's decorator)."""
+    return f if isinstance(f, _CustomGradientFunction) else _CustomGradientFunction(f)
 
     def __repr__(self):
         return f"<custom_gradient {getattr(self._f, '__qualname__', self._f)!r}>"
@@ -239,7 +267,19 @@ def _call_with_custom_gradient(f, args):
         grads = []
         for k, d in enumerate(input_grads + variable_grads):
             if d is not None:
-                d = _core.convert_to_tensor(d)
+                x = inputs[k]
+                if not _core.is_float(x):
+                    d = _core.convert_to_tensor(d)
+                else:
+                    # a list or array takes the input's dtype; a Tensor of another dtype would
+                    # come out of the tape as the gradient of x in the wrong dtype
+                    d = _core.like(d, x, "custom_gradient")
+                    if d.dtype != x.dtype:
+                        raise TypeError(f"custom_gradient: {name}'s grad_fn returned a gradient "
+                                        f"of dtype {d.dtype.name} for input {k} of dtype "
+                                        f"{x.dtype.name}")
+                if isinstance(d, _core.Variable):
+                    d = d.read_value()   # not the Variable itself, which may be assigned later
                 if d.shape != in_shapes[k]:  # summed over broadcasting, in both modes alike
                     try:
                         d = rules.unbroadcast(d, in_shapes[k])

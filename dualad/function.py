@@ -18,9 +18,11 @@ while tracing, as in TensorFlow.
 """
 import builtins
 import collections
+import copy
 import functools
 import numbers
 import threading
+import types
 import warnings
 import weakref
 
@@ -154,10 +156,24 @@ class Function:
             return self
         return functools.partial(self.__call__, obj)
 
+    def __deepcopy__(self, memo):
+        # as deepcopy treats the function it wraps: a bound method is copied with its instance
+        # (a deep-copied model's compiled step must use the copy's Variables, not silently the
+        # original's), and gets a Function of its own; a plain function is itself
+        fn = copy.deepcopy(self._fn, memo)
+        if fn is self._fn:
+            return self
+        return Function(fn, eager=self.eager, max_paths=self.max_paths,
+                        max_signatures=self.max_signatures)
+
     def __reduce__(self):
         # by reference (module and qualified name), as the function it decorates would be: the
         # traced programs hold objects of this process and never travel; the other side
-        # traces again. A lambda or local function raises pickle's PicklingError.
+        # traces again. A lambda or local function raises pickle's PicklingError. A bound
+        # method (dualad.function(self.forward) kept on the instance) travels with its instance.
+        owner = getattr(self._fn, "__self__", None)
+        if owner is not None and not isinstance(owner, types.ModuleType):
+            return Function, (self._fn, self.eager, self.max_paths, self.max_signatures)
         return self.__qualname__
 
     def __call__(self, *args, **kwargs):

@@ -15,7 +15,7 @@ import numpy as np
 from . import _core
 from ._core import DType, Tensor, convert_to_tensor
 from .rules import DECLARATIONS, PRIMITIVES as _P, swap_last
-from .shapes import TensorShape, axis_index, index_key, normalize_axes
+from .shapes import TensorShape, axis_index, index_key, int_tuple, int_value, normalize_axes
 
 if TYPE_CHECKING:  # the ops generated below, as type checkers see them (tools/generate_op_stub.py)
     from ._generated_ops import *  # noqa: F401,F403
@@ -162,8 +162,26 @@ def _reduce(name: str) -> _Reduction:
 reduce_sum = _reduce("reduce_sum")
 reduce_max = _reduce("reduce_max")
 reduce_min = _reduce("reduce_min")
-reduce_all = _reduce("reduce_all")
-reduce_any = _reduce("reduce_any")
+
+
+def _bool_reduce(name: str) -> _Reduction:
+    prim = _P[name]
+
+    def op(input_tensor: TensorLike, axis: Axis = None, keepdims: bool = False,
+           name: str | None = None) -> Tensor:
+        x = convert_to_tensor(input_tensor)
+        if x.dtype.np.kind != "b":
+            # as TensorFlow: numpy's truth value of a float would hide a forgotten comparison
+            raise TypeError(f"{op.__name__}: expected a bool tensor, got dtype {x.dtype.name} "
+                            "(compare it first, e.g. dualad.not_equal(x, 0))")
+        return prim(x, axis=_axis_param(x, axis), keepdims=bool(keepdims))
+
+    op.__name__ = op.__qualname__ = name
+    return op
+
+
+reduce_all = _bool_reduce("reduce_all")
+reduce_any = _bool_reduce("reduce_any")
 reduce_sum.__doc__ = "Sum over `axis` (all axes when None)."
 reduce_max.__doc__ = "Maximum over `axis`; tied maxima share the gradient equally."
 reduce_min.__doc__ = "Minimum over `axis`; tied minima share the gradient equally."
@@ -346,7 +364,7 @@ def reshape(tensor: TensorLike, shape: ShapeLike, name: str | None = None) -> Te
     >>> dualad.reshape(dualad.constant([1.0, 2.0, 3.0, 4.0]), (2, -1)).shape  # (2, 2)
     """
     x = convert_to_tensor(tensor)
-    shape = tuple(int(d) for d in np.asarray(shape, dtype=np.int64).reshape(-1))
+    shape = int_tuple(shape, "reshape: the shape")
     if shape == x.shape:
         return x
     return _P["reshape"](x, shape=shape)
@@ -359,7 +377,7 @@ def broadcast_to(input: TensorLike, shape: ShapeLike, name: str | None = None) -
     >>> dualad.broadcast_to(dualad.constant([1.0, 2.0]), (3, 2)).shape  # (3, 2)
     """
     x = convert_to_tensor(input)
-    shape = tuple(int(d) for d in shape)
+    shape = int_tuple(shape, "broadcast_to: the shape")
     if shape == x.shape:
         return x
     return _P["broadcast_to"](x, shape=shape)
@@ -370,7 +388,7 @@ def transpose(a: TensorLike, perm: Sequence[int] | None = None, name: str | None
     x = convert_to_tensor(a)
     if perm is None:
         return _P["transpose"](x, perm=tuple(range(x.ndim - 1, -1, -1)))
-    perm = tuple(int(p) for p in perm)
+    perm = int_tuple(perm, "transpose: perm")
     if sorted(perm) != list(range(x.ndim)):
         raise ValueError(f"transpose: perm {perm} is not a permutation of the {x.ndim} axes of "
                          f"a tensor of shape {x.shape}")
@@ -483,7 +501,7 @@ def constant(value: TensorLike, dtype: DTypeLike = None, shape: ShapeLike | None
     """A Tensor holding `value` (copied). Python floats become float32, ints int32."""
     t = convert_to_tensor(value.numpy() if isinstance(value, Tensor) else value, dtype)
     if shape is not None:
-        shape = tuple(int(d) for d in shape)
+        shape = int_tuple(shape, "constant: the shape")
         if t.shape != shape:
             if t.size != 1 and t.size != int(np.prod(shape)):
                 raise ValueError(f"constant: cannot make a tensor of shape {shape} from a value "
@@ -494,15 +512,9 @@ def constant(value: TensorLike, dtype: DTypeLike = None, shape: ShapeLike | None
     return t
 
 
-def _shape_tuple(shape):
-    if isinstance(shape, (int, np.integer)):
-        return (int(shape),)
-    return tuple(int(d) for d in shape)
-
-
 def _filled(shape, dtype, value):
     dtype = _core.as_dtype(dtype if dtype is not None else _core.DEFAULT_FLOAT).np
-    shape = _shape_tuple(shape)
+    shape = int_tuple(shape, "the shape")
     if shape == () and dtype.kind == "f":
         return _core.scalar(value, dtype)
     return _core.wrap(np.full(shape, value, dtype=dtype))
@@ -535,7 +547,7 @@ def fill(dims: ShapeLike, value: TensorLike, name: str | None = None) -> Tensor:
     if v.ndim:
         raise ValueError(f"fill: value must be a scalar, got shape {v.shape}")
     if isinstance(value, Tensor):
-        return broadcast_to(identity(v), _shape_tuple(dims))  # noqa: F821 - generated
+        return broadcast_to(identity(v), int_tuple(dims, "fill: dims"))  # noqa: F821 - generated
     return _filled(dims, v.dtype, np.asarray(v))
 
 
@@ -932,7 +944,7 @@ def split(value: TensorLike, num_or_size_splits: int | Sequence[int] | Tensor, a
     length = x.shape[axis]
     if np.ndim(num_or_size_splits) == 0 and not isinstance(num_or_size_splits, Tensor) or \
             isinstance(num_or_size_splits, Tensor) and num_or_size_splits.ndim == 0:
-        parts = int(num_or_size_splits)  # type: ignore[arg-type]  # 0-d here (checked above)
+        parts = int_value(num_or_size_splits, "split: the number of parts")  # 0-d (checked)
         if parts <= 0 or length % parts:
             raise ValueError(f"split: {parts} equal parts do not divide axis {axis} of length "
                              f"{length}")
@@ -1090,7 +1102,7 @@ def one_hot(indices: TensorLike, depth: int | Tensor, on_value: TensorLike | Non
     >>> dualad.one_hot([2, 0], 3)  # [[0, 0, 1], [1, 0, 0]]
     """
     idx = _index_array("one_hot", indices)
-    depth = int(depth)
+    depth = int_value(depth, "one_hot: depth")
     if depth < 0:
         raise ValueError(f"one_hot: depth must be >= 0, got {depth}")
     given = [v for v in (on_value, off_value) if v is not None]
@@ -1118,8 +1130,8 @@ def eye(num_rows: int | Tensor, num_columns: int | Tensor | None = None,
 
     >>> dualad.eye(2)  # [[1, 0], [0, 1]]
     """
-    rows = int(num_rows)
-    cols = rows if num_columns is None else int(num_columns)
+    rows = int_value(num_rows, "eye: num_rows")
+    cols = rows if num_columns is None else int_value(num_columns, "eye: num_columns")
     if rows < 0 or cols < 0:
         raise ValueError(f"eye: sizes must be >= 0, got {rows} x {cols}")
     dtype = _core.as_dtype(dtype if dtype is not None else _core.DEFAULT_FLOAT).np
@@ -1136,7 +1148,7 @@ def linspace(start: TensorLike, stop: TensorLike, num: int | Tensor, name: str |
     >>> dualad.linspace(0.0, 1.0, 3)  # [0, 0.5, 1]
     """
     start, stop = _two_floats("linspace", start, stop)
-    num = int(num.numpy() if isinstance(num, Tensor) else num)
+    num = int_value(num, "linspace: num")
     if num < 1:
         raise ValueError(f"linspace: num must be >= 1, got {num}")
     ndim = len(np.broadcast_shapes(start.shape, stop.shape)) + 1

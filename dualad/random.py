@@ -3,6 +3,7 @@ generator that `set_seed` resets."""
 import numpy as np
 
 from . import _core
+from .shapes import int_tuple
 
 _global = np.random.default_rng()
 
@@ -30,7 +31,7 @@ def _float_dtype(dtype):
 
 
 def _shape(shape):
-    return (int(shape),) if np.ndim(shape) == 0 else tuple(int(d) for d in shape)
+    return int_tuple(shape, "the shape")
 
 
 def normal(shape, mean=0.0, stddev=1.0, dtype=_core.DEFAULT_FLOAT, seed=None, name=None):

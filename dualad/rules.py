@@ -617,6 +617,9 @@ log_softmax = declare(
 
 
 def _norm_impl(x, axis=None, keepdims=False):
+    one = _core._norm_of_one(x, axis, keepdims)     # one float element: computed in C
+    if one is not None:
+        return one
     squares = x * x
     if (squares.size == 1 and type(axis) is tuple
             and axis == normalize_axes(None, squares.ndim)):
@@ -646,26 +649,6 @@ norm = declare(
 # ============================================================================================
 
 
-def _matmul_impl(a, b):
-    if a.shape[-1] != b.shape[-2]:
-        raise ValueError(f"inner dimensions differ: {a.shape[-1]} (last axis of the first "
-                         f"operand) vs {b.shape[-2]} (second-to-last axis of the second)")
-    if a.ndim == 2 and b.ndim == 2 and a.shape[0] * b.shape[1] <= _SMALL_PRODUCT:
-        # small matrices: ndarray.dot calls the same kernels as matmul without its
-        # generalized-ufunc set-up (~5x the cost of the product itself at these sizes)
-        return a.dot(b)
-    if a.shape[-1] == 1 and a.ndim >= 2 and b.ndim >= 2:
-        # an outer product (the VJP of a vector dot product makes these): numpy's matmul
-        # takes ~10x longer than the broadcast product, which gives the same bits
-        return _core._multiply_impl(a, b)
-    return np.matmul(a, b)
-
-
-# the largest output (elements) _matmul_impl computes with ndarray.dot: beyond it, an outer
-# product by BLAS (inner dimension 1) is far slower than the broadcast product
-_SMALL_PRODUCT = 4096
-
-
 # Rules call the primitive itself: its operands (and tangents, batched or not) are always of
 # rank >= 2 here, so dualad.matmul's checks and vector cases are not needed.
 def _matmul_vjp_b(g, ans, args, p):
@@ -678,7 +661,9 @@ def _matmul_vjp_b(g, ans, args, p):
     return matmul(swap_last(a), g)
 
 
-matmul = declare("matmul", _matmul_impl,
+# _core._matmul_impl: ndarray.dot for small matrices, the broadcast product for outer products
+# (inner dimension 1), else np.matmul
+matmul = declare("matmul", _core._matmul_impl,
                  vjp=[lambda g, ans, args, p: matmul(g, swap_last(args[1])), _matmul_vjp_b],
                  jvp=[lambda t, ans, args, p: matmul(t, args[1]),
                       lambda t, ans, args, p: matmul(args[0], t)],
@@ -736,9 +721,9 @@ def _plain_perm(perm):
 
 
 # impls that only call numpy on arrays run as numpy's ufuncs do (see _core.run_quietly)
-_core.run_quietly(_matmul_impl, reshape.impl, broadcast_to.impl, transpose.impl,
-                  _reduce_sum_impl, _softmax_impl, _log_softmax_impl, _logsumexp_impl,
-                  _norm_impl)
+_core.run_quietly(_core._matmul_impl, _core._multiply_impl, reshape.impl, broadcast_to.impl,
+                  transpose.impl, _reduce_sum_impl, _softmax_impl, _log_softmax_impl,
+                  _logsumexp_impl, _norm_impl)
 
 
 def _batched_perm(perm, lead):

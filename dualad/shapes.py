@@ -13,6 +13,27 @@ def axis_index(axis):
         raise TypeError(f"axis must be an integer, got {axis!r}") from None
 
 
+def int_value(value, what):
+    """One count or size as a Python int, by operator.index as axis_index: int(2.5) == 2."""
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{what} must be an integer, got {value!r:.80}") from None
+
+
+def int_tuple(values, what):
+    """A shape or permutation argument as a tuple of Python ints: one integer, or a sequence,
+    numpy array or integer Tensor of them. Not int(): int(2.5) == 2 would silently make
+    another shape, so floats are refused as operator.index refuses them."""
+    if type(values) is tuple and all(type(v) is int for v in values):
+        return values       # the common case, without numpy
+    arr = np.asarray(values)
+    if arr.ndim > 1 or (arr.size and arr.dtype.kind not in "iu"):
+        raise TypeError(f"{what} must be an integer or a flat sequence of integers, got "
+                        f"{values!r:.80}")
+    return tuple(int(v) for v in arr.reshape(-1))
+
+
 # every axis of a tensor of rank n, for the n reductions are usually over (one tuple each)
 _ALL_AXES = tuple(tuple(range(n)) for n in range(33))
 

@@ -192,6 +192,10 @@ class GradientTape(_core.Tape):
                 out.append(ops.ones_like(t))
                 continue
             s = _core.like(s, t, "output_gradients")
+            if isinstance(s, _core.Variable):
+                # its value now: the Variable itself could come back as a gradient, which a
+                # later assign (an optimizer step) would change under the caller
+                s = s.read_value()
             if s.shape != t.shape:
                 raise ValueError(f"output_gradients: shape {s.shape} does not match the target "
                                  f"shape {t.shape}")

@@ -246,7 +246,7 @@ def test_hvp_runs_as_many_matrix_products_as_the_hand_written_one(monkeypatch):
     # H·v of sum(tanh(A·x)) by hand: A·x, A·v, Aᵀ·(...): three passes over A. Forward over
     # reverse also computed the gradient Aᵀ·(1 - t²), which H·v does not need (a fourth).
     rng = np.random.default_rng(5)
-    # X and V of 200 columns: products with more than rules._SMALL_PRODUCT entries go through
+    # X and V of 200 columns: products with more than _core._matmul_impl's 4096 entries go through
     # np.matmul (smaller ones through ndarray.dot, which cannot be counted here)
     a, x, v = (dd.constant(t) for t in (rng.normal(size=(30, 30)), rng.normal(size=(30, 200)),
                                         rng.normal(size=(30, 200))))

@@ -46,6 +46,9 @@ _CALLS = {
     "batch_jacobian": lambda tape, x, y: tape.batch_jacobian(dd.reshape(y, (2, 1)),
                                                              dd.reshape(x, (2, 1))),
     "reset": lambda tape, x, y: tape.reset(),
+    # watch would take a slot number the recording thread may give to an output meanwhile
+    "watch": lambda tape, x, y: tape.watch(dd.constant(1.0, dtype=dd.float64)),
+    "watch_nested": lambda tape, x, y: tape.watch([dd.constant(1.0), dd.Variable(2.0)]),
 }
 
 
