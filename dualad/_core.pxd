@@ -45,7 +45,10 @@ cdef class Variable(Tensor):
 
 cdef class Primitive:
     cdef readonly str name
-    cdef public object impl        # impl(*raw values, **params) -> raw value
+    cdef object _impl              # impl(*raw values, **params) -> raw value (the property impl)
+    cdef bint _quiet               # _impl runs in the quiet per-thread context (_call_impl)
+    cdef int _small_op             # _impl's operation in the core's small loops, or 0
+    cdef Py_ssize_t _quiet_gen     # the _quiet_impls_gen _quiet was worked out at; -1: not yet
     cdef public tuple vjps         # per input: vjp(g, ans, args, params) -> cotangent, or None
     cdef public object variadic_vjp  # for any number of inputs: vjp(k, g, ans, args, params)
     cdef public object jvp         # jvp(tangents, ans, args, params) -> tangent of the output

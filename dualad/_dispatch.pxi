@@ -32,6 +32,15 @@ cdef class Primitive:
             raise ValueError(f"{name}: no scalar opcode {opcode!r} in the core")
         self.differentiable = differentiable
 
+    @property
+    def impl(self):
+        return self._impl
+
+    @impl.setter
+    def impl(self, value):
+        self._impl = value
+        self._quiet_gen = -1    # whether it runs quietly is worked out at its next call
+
     def __repr__(self):
         return f"<dualad.Primitive {self.name}>"
 
@@ -205,9 +214,16 @@ cdef frozenset _numpy_ufuncs = frozenset([f for f in vars(np).values() if type(f
 import types as _types
 cdef object _py_function_type = _types.FunctionType  # (a lambda here would be Cython's)
 cdef object _core_function_type = type(set_check_numerics)  # the core's own def functions
-# built-in impls (Python functions) that only call numpy on arrays, as numpy's ufuncs do:
-# registered by rules.py (run_quietly)
-cdef set _quiet_impls = set()
+# built-in impls that only call numpy on arrays, as numpy's ufuncs do: Python functions
+# registered by rules.py (run_quietly), and the core's own compiled kernels (_kernels.pxi);
+# compared by identity. Each addition renews _quiet_impls_gen, so that primitives declared
+# before it work out their _quiet flag again.
+cdef list _quiet_impls = []
+cdef Py_ssize_t _quiet_impls_gen = 0
+# multiply's impl (_kernels.pxi); with numpy's add, subtract and true_divide, an impl whose
+# small float arrays the core's own loops compute, called directly (no Python call, no numpy
+# error-state context: they set none)
+cdef object _core_multiply_impl = None
 
 
 def run_quietly(*impls):
@@ -217,18 +233,45 @@ def run_quietly(*impls):
     for impl in impls:
         if type(impl) is not _py_function_type and type(impl) is not _core_function_type:
             raise TypeError(f"run_quietly takes Python functions, got {type(impl).__name__}")
-        _quiet_impls.add(impl)
+    _add_quiet_impls(impls)
+
+
+cdef void _add_quiet_impls(tuple impls):
+    global _quiet_impls_gen
+    _quiet_impls.extend(impls)
+    _quiet_impls_gen += 1
+
+
+cdef void _classify_impl(Primitive p):
+    # (once per impl, not per call: a frozenset lookup hashes the ufunc each time)
+    impl = p._impl
+    p._quiet = ((type(impl) is _np_ufunc_type and impl in _numpy_ufuncs)
+                or any(impl is q for q in _quiet_impls))
+    if impl is _core_multiply_impl or impl is np.multiply:
+        p._small_op = SMALL_MUL
+    elif impl is np.add:
+        p._small_op = SMALL_ADD
+    elif impl is np.subtract:
+        p._small_op = SMALL_SUB
+    elif impl is np.true_divide:
+        p._small_op = SMALL_DIV
+    else:
+        p._small_op = 0
+    p._quiet_gen = _quiet_impls_gen
 
 
 cdef object _call_impl(Primitive p, tuple args, dict params):
     cdef _ThreadState st
+    if p._quiet_gen != _quiet_impls_gen:
+        _classify_impl(p)
+    if p._small_op and params is None and len(args) == 2:
+        raw = _small_arith_tensors(p._small_op, <Tensor>args[0], <Tensor>args[1])
+        if raw is not None:
+            return raw
     if _np_errstate_var is None:
         with np.errstate(all="ignore"):
             return _call_impl_raw(p, args, params)
-    impl = p.impl
-    if ((type(impl) is _np_ufunc_type and impl in _numpy_ufuncs)
-            or ((type(impl) is _py_function_type or type(impl) is _core_function_type)
-                and impl in _quiet_impls)):
+    if p._quiet:
         st = _state()
         if not st.quiet_entered:
             return _call_ufunc_quietly(st, p, args, params)
@@ -278,13 +321,13 @@ cdef object _call_impl_raw(Primitive p, tuple args, dict params):
     cdef Py_ssize_t n = len(args)
     try:
         if params is None and n == 2:
-            return p.impl((<Tensor>args[0])._value(), (<Tensor>args[1])._value())
+            return p._impl((<Tensor>args[0])._value(), (<Tensor>args[1])._value())
         if params is None and n == 1:
-            return p.impl((<Tensor>args[0])._value())
+            return p._impl((<Tensor>args[0])._value())
         raws = [(<Tensor>t)._value() for t in args]
         if params:
-            return p.impl(*raws, **params)
-        return p.impl(*raws)
+            return p._impl(*raws, **params)
+        return p._impl(*raws)
     except ValueError as e:
         shapes = ", ".join(str(np.shape((<Tensor>t)._value())) for t in args)
         raise ValueError(f"{p.name}: {e} (input shapes {shapes})") from None

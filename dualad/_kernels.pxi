@@ -6,7 +6,8 @@
 # element is one IEEE operation, as numpy's loop does it (setup.py builds with
 # -ffp-contract=off: no fused multiply-add), so the result is bit-identical to numpy's whatever
 # the thread count: there is no reduction. Below the size threshold, at one thread, or without
-# OpenMP, numpy runs the operation itself (its SIMD loops are at least as fast on one core).
+# OpenMP, numpy runs the operation itself (its SIMD loops are at least as fast on one core),
+# except on small arrays, where serial loops here (_small_arith) save numpy's call overhead.
 
 from cython.parallel cimport prange
 
@@ -248,11 +249,139 @@ cdef object _one_element_product(object a, object b):
     return out
 
 
+# Small arrays: numpy's ufunc call costs ~3,000 instructions around a loop of a few elements
+# (type resolution, its error-state context variable, the output's allocation); the core's
+# serial loops give the same bits, one IEEE operation per element, and set no error state
+# numpy would report (NaN and infinity pass silently, as the ops want).
+cdef Py_ssize_t _SMALL_LOOP_MAX = 256
+# the operations of the small loops (Primitive._small_op; 0: none)
+cdef enum:
+    SMALL_MUL = 1
+    SMALL_ADD = 2
+    SMALL_SUB = 3
+    SMALL_DIV = 4
+
+
+cdef extern from *:
+    """
+    /* op: SMALL_MUL 1, SMALL_ADD 2, SMALL_SUB 3, SMALL_DIV 4 */
+    #define DUALAD_SMALL_LOOPS                                                           \
+        switch (op) {                                                                     \
+        case 1: for (Py_ssize_t i = 0; i < n; i++) out[i] = a[i] * b[i]; break;           \
+        case 2: for (Py_ssize_t i = 0; i < n; i++) out[i] = a[i] + b[i]; break;           \
+        case 3: for (Py_ssize_t i = 0; i < n; i++) out[i] = a[i] - b[i]; break;           \
+        default: for (Py_ssize_t i = 0; i < n; i++) out[i] = a[i] / b[i]; break;          \
+        }
+    /* one operand a scalar s: out = s op a (s_first) or a op s */
+    #define DUALAD_SMALL_SCALAR_LOOPS                                                    \
+        if (s_first) {                                                                    \
+            switch (op) {                                                                 \
+            case 1: for (Py_ssize_t i = 0; i < n; i++) out[i] = s * a[i]; break;          \
+            case 2: for (Py_ssize_t i = 0; i < n; i++) out[i] = s + a[i]; break;          \
+            case 3: for (Py_ssize_t i = 0; i < n; i++) out[i] = s - a[i]; break;          \
+            default: for (Py_ssize_t i = 0; i < n; i++) out[i] = s / a[i]; break;         \
+            }                                                                             \
+        } else {                                                                          \
+            switch (op) {                                                                 \
+            case 1: for (Py_ssize_t i = 0; i < n; i++) out[i] = a[i] * s; break;          \
+            case 2: for (Py_ssize_t i = 0; i < n; i++) out[i] = a[i] + s; break;          \
+            case 3: for (Py_ssize_t i = 0; i < n; i++) out[i] = a[i] - s; break;          \
+            default: for (Py_ssize_t i = 0; i < n; i++) out[i] = a[i] / s; break;         \
+            }                                                                             \
+        }
+    __attribute__((optimize("fp-contract=off")))
+    static void dualad_small_f64(int op, double* out, const double* a, const double* b,
+                                 Py_ssize_t n) { DUALAD_SMALL_LOOPS }
+    __attribute__((optimize("fp-contract=off")))
+    static void dualad_small_f32(int op, float* out, const float* a, const float* b,
+                                 Py_ssize_t n) { DUALAD_SMALL_LOOPS }
+    __attribute__((optimize("fp-contract=off")))
+    static void dualad_small_scalar_f64(int op, double* out, const double* a, double s,
+                                        int s_first, Py_ssize_t n) { DUALAD_SMALL_SCALAR_LOOPS }
+    __attribute__((optimize("fp-contract=off")))
+    static void dualad_small_scalar_f32(int op, float* out, const float* a, float s,
+                                        int s_first, Py_ssize_t n) { DUALAD_SMALL_SCALAR_LOOPS }
+    """
+    void dualad_small_f64(int op, double* out, const double* a, const double* b,
+                          Py_ssize_t n) noexcept nogil
+    void dualad_small_f32(int op, float* out, const float* a, const float* b,
+                          Py_ssize_t n) noexcept nogil
+    void dualad_small_scalar_f64(int op, double* out, const double* a, double s, int s_first,
+                                 Py_ssize_t n) noexcept nogil
+    void dualad_small_scalar_f32(int op, float* out, const float* a, float s, int s_first,
+                                 Py_ssize_t n) noexcept nogil
+
+
+cdef object _small_arith_tensors(int op, Tensor a, Tensor b):
+    """_small_arith on two Tensors' values; a float scalar Tensor with an array of its dtype
+    is computed from its C double (no 0-d array made for it), as numpy broadcasts it."""
+    if a._is_scalar != b._is_scalar:
+        if a._is_scalar and a._kind == b._kind:
+            return _small_arith_scalar(op, a._d, b._arr, True)
+        if b._is_scalar and b._kind == a._kind:
+            return _small_arith_scalar(op, b._d, a._arr, False)
+    return _small_arith(op, a._value(), b._value())
+
+
+cdef bint _small_array(object a) noexcept:
+    # an aligned, C-contiguous, native-byte-order float64 or float32 array (numpy's "C array"
+    # test includes the byte order) of at least one axis and at most _SMALL_LOOP_MAX elements
+    if type(a) is not _np_ndarray:
+        return False
+    cdef cnp.ndarray x = <cnp.ndarray>a
+    cdef int t = cnp.PyArray_TYPE(x)
+    return ((t == cnp.NPY_DOUBLE or t == cnp.NPY_FLOAT) and cnp.PyArray_NDIM(x) != 0
+            and cnp.PyArray_SIZE(x) <= _SMALL_LOOP_MAX and cnp.PyArray_ISCARRAY_RO(x))
+
+
+cdef object _small_arith_scalar(int op, double s, object a, bint s_first):
+    """s (op) a, or a (op) s, for a float scalar s of a's dtype (float32 values exact in a
+    double) and an array _small_array takes; None for any other array."""
+    if not _small_array(a):
+        return None
+    cdef cnp.ndarray x = <cnp.ndarray>a
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(x)
+    cdef int t = cnp.PyArray_TYPE(x)
+    cdef cnp.ndarray out = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(x), cnp.PyArray_DIMS(x), t, 0)
+    if t == cnp.NPY_DOUBLE:
+        dualad_small_scalar_f64(op, <double*>cnp.PyArray_DATA(out),
+                                <const double*>cnp.PyArray_DATA(x), s, s_first, n)
+    else:
+        dualad_small_scalar_f32(op, <float*>cnp.PyArray_DATA(out),
+                                <const float*>cnp.PyArray_DATA(x), <float>s, s_first, n)
+    return out
+
+
+cdef object _small_arith(int op, object a, object b):
+    """a (op) b for two aligned, C-contiguous, native-byte-order float arrays of one dtype and
+    one shape (at least one axis, at most _SMALL_LOOP_MAX elements), as numpy's ufunc would
+    give it (a new C-ordered array); None for anything else (numpy computes it)."""
+    if not (_small_array(a) and _small_array(b)):
+        return None
+    cdef cnp.ndarray x = <cnp.ndarray>a, y = <cnp.ndarray>b
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(x)
+    cdef int t = cnp.PyArray_TYPE(x)
+    if (cnp.PyArray_TYPE(y) != t or cnp.PyArray_NDIM(x) != cnp.PyArray_NDIM(y)
+            or not cnp.PyArray_SAMESHAPE(x, y)):
+        return None
+    cdef cnp.ndarray out = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(x), cnp.PyArray_DIMS(x), t, 0)
+    if t == cnp.NPY_DOUBLE:
+        dualad_small_f64(op, <double*>cnp.PyArray_DATA(out), <const double*>cnp.PyArray_DATA(x),
+                         <const double*>cnp.PyArray_DATA(y), n)
+    else:
+        dualad_small_f32(op, <float*>cnp.PyArray_DATA(out), <const float*>cnp.PyArray_DATA(x),
+                         <const float*>cnp.PyArray_DATA(y), n)
+    return out
+
+
 def _multiply_impl(a, b):
-    """multiply's numpy implementation: np.multiply, the parallel kernel for large float
-    arrays of one shape and dtype, or one multiply in C for one-element float arrays (the
-    same bits)."""
+    """multiply's numpy implementation: np.multiply, the core's loop for small float arrays
+    of one shape and dtype, one multiply in C for one-element float arrays, or the parallel
+    kernel for large ones (the same bits)."""
     cdef Py_ssize_t n = 0
+    small = _small_arith(SMALL_MUL, a, b)
+    if small is not None:
+        return small
     cdef int threads = _kernel_threads
     cdef int kind
     cdef bint b_single = False
@@ -282,6 +411,11 @@ def _multiply_impl(a, b):
                                 threads)
             return out
     return _np_multiply(a, b)
+
+
+# it calls only numpy and the C loops above: it runs as numpy's own ufuncs do
+_add_quiet_impls((_multiply_impl,))
+_core_multiply_impl = _multiply_impl
 
 
 def _run_kernels_at_one_thread(flag):
