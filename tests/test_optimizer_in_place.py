@@ -477,3 +477,34 @@ def test_a_sgd_step_on_a_watched_variable_under_a_tape_and_a_function():
     step()
     step()
     np.testing.assert_array_equal(np.asarray(v), expected_before - np.float32(1.5))
+
+
+def test_threads_stepping_plain_sgd_over_one_variable_never_see_a_torn_value():
+    # (the commit's own descent pass, in place, against a reader and a second optimizer)
+    n = 1 << 18
+    w = dd.Variable(np.zeros(n, np.float32), name="w")
+    grads = [np.full(n, 1.0, np.float32), np.full(n, -0.5, np.float32)]
+    optimizers_ = [SGD(0.01), SGD(0.03)]
+    torn = []
+
+    def work(optimizer, grad):
+        for _ in range(60):
+            optimizer.apply_gradients([(grad, w)])
+            value = np.asarray(w)
+            if value.min() != value.max():
+                torn.append(value.copy())
+
+    def read():
+        for _ in range(300):
+            value = np.asarray(w)
+            if value.min() != value.max():
+                torn.append(value.copy())
+
+    threads = [threading.Thread(target=work, args=(o, g)) for o, g in zip(optimizers_, grads)]
+    threads.append(threading.Thread(target=read))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not torn
+    assert [o.iterations for o in optimizers_] == [60, 60]
