@@ -239,8 +239,8 @@ cdef extern from *:
     """
     /* w - g*lr in one pass, each product and difference rounded (fp-contract=off): the bits
        of numpy's multiply into a buffer followed by its subtract (SGD's step). An AVX2 clone
-       where gcc can dispatch on the CPU (SSE2 alone is slower than numpy's two SIMD passes);
-       the same IEEE operations either way. */
+       where gcc can dispatch on the CPU, as numpy's own loops do; the same IEEE operations
+       either way. */
     #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
     #define DUALAD_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
     #else

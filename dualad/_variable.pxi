@@ -561,8 +561,8 @@ cdef object _check_target(object target):
 
 cdef _check_descent(tuple target, cnp.ndarray arr, str name):
     # a (.., gradient, learning rate) target: a gradient array of the variable's float dtype
-    # and shape, C-contiguous, sharing no memory with its array (or being it), and a learning
-    # rate that is a numpy scalar of that dtype
+    # and shape, C-contiguous, sharing no memory with its array (or being it), a C-contiguous
+    # value, and a learning rate that is a numpy scalar of that dtype
     g, lr = target[3], target[4]
     cdef int t = cnp.PyArray_TYPE(arr)
     if not ((t == cnp.NPY_FLOAT and type(lr) is _np_float32)
@@ -572,6 +572,9 @@ cdef _check_descent(tuple target, cnp.ndarray arr, str name):
     if not (type(g) is _np_ndarray and _buffer_matches(<cnp.ndarray>g, arr)):
         raise ValueError(f"commit_in_place: the gradient for Variable '{name}' is not a "
                          "C-contiguous array of its dtype and shape")
+    if not cnp.PyArray_ISCARRAY_RO(arr):  # (the step reads w as one contiguous run)
+        raise ValueError(f"commit_in_place: the step of Variable '{name}' needs its value "
+                         "C-contiguous")
     cdef char* a = <char*>cnp.PyArray_DATA(arr)
     cdef char* b = <char*>cnp.PyArray_DATA(<cnp.ndarray>g)
     cdef Py_ssize_t nbytes = cnp.PyArray_NBYTES(arr)

@@ -332,7 +332,8 @@ class Optimizer:
                 buffers = self._buffers.get(var)
                 if buffers is None or len(buffers) != len(names) + 2:
                     buffers = self._buffers[var] = [None] * (len(names) + 2)
-                if descends and type(g) is np.ndarray and g.flags.c_contiguous and g.flags.aligned:
+                if (descends and type(g) is np.ndarray and g.flags.c_contiguous
+                        and g.flags.aligned and _contiguous_value(var)):
                     # w - lr·g left to the commit: straight into the Variable's array when it
                     # is the sole owner (one pass, no copy), else into the buffer
                     self._fresh_buffers(var, dtype, buffers, 1)
@@ -605,6 +606,12 @@ def _current_value(var):
 def _restore(var, value):
     """Assign back a value taken by _current_value."""
     var.assign(var.dtype.np.type(value) if type(value) is float else value)
+
+
+def _contiguous_value(var):
+    """Whether var's array is C-contiguous and aligned (a Variable may hold a strided view)."""
+    flags = np.asarray(var).flags
+    return flags.c_contiguous and flags.aligned
 
 
 def _gradient_value(grad, var, dtype):

@@ -508,3 +508,29 @@ def test_threads_stepping_plain_sgd_over_one_variable_never_see_a_torn_value():
         t.join()
     assert not torn
     assert [o.iterations for o in optimizers_] == [60, 60]
+
+
+def test_plain_sgd_on_a_variable_holding_a_strided_view_gives_the_right_values():
+    base = dd.constant(np.arange(6.0).reshape(2, 3))
+    v = dd.Variable(np.zeros((3, 2)))
+    optimizer = SGD(0.5)
+    optimizer.apply_gradients([(np.ones((3, 2)), v)])
+    v.assign(dd.transpose(base))                     # a strided view of base's array
+    expected = np.arange(6.0).reshape(2, 3).T.copy()
+    g = np.arange(6.0).reshape(3, 2)
+    for _ in range(2):
+        optimizer.apply_gradients([(g, v)])
+        expected = expected - g * 0.5
+        np.testing.assert_array_equal(np.asarray(v), expected)
+    np.testing.assert_array_equal(np.asarray(base), np.arange(6.0).reshape(2, 3))
+
+
+def test_commit_in_place_refuses_a_descent_on_a_strided_value():
+    base = dd.constant(np.arange(6.0).reshape(2, 3))
+    v = dd.Variable(np.zeros((3, 2)))
+    v.assign(dd.transpose(base))
+    steps = _core.state_variable(np.float64(0), "iterations")
+    with pytest.raises(ValueError, match="needs its value C-contiguous"):
+        _core.commit_in_place(_descent_target(v, np.ones((3, 2)), np.float64(0.5)), steps)
+    np.testing.assert_array_equal(np.asarray(v), np.arange(6.0).reshape(2, 3).T)
+    assert float(steps) == 0.0
