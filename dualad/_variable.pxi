@@ -497,10 +497,6 @@ cdef object _opt_step(int rule, list pairs, dict tracked, Variable steps, double
 # into the Variable's array where it is the sole owner, one pass and no copy, else into the
 # buffer, which the Variable adopts.
 
-cdef object _np_float32 = np.float32
-cdef object _np_float64 = np.float64
-
-
 cdef inline bint _buffer_matches(cnp.ndarray buf, cnp.ndarray arr) noexcept:
     # `buf` holds a value of `arr`'s dtype and shape, as a C-contiguous array (arr's own
     # layout is _sole_owner's concern)
@@ -565,8 +561,8 @@ cdef _check_descent(tuple target, cnp.ndarray arr, str name):
     # value, and a learning rate that is a numpy scalar of that dtype
     g, lr = target[3], target[4]
     cdef int t = cnp.PyArray_TYPE(arr)
-    if not ((t == cnp.NPY_FLOAT and type(lr) is _np_float32)
-            or (t == cnp.NPY_DOUBLE and type(lr) is _np_float64)):
+    if not ((t == cnp.NPY_FLOAT and type(lr) is np.float32)
+            or (t == cnp.NPY_DOUBLE and type(lr) is np.float64)):
         raise TypeError(f"commit_in_place: the step of Variable '{name}' needs a float32 or "
                         "float64 Variable and a learning rate of its dtype")
     if not (type(g) is _np_ndarray and _buffer_matches(<cnp.ndarray>g, arr)):
