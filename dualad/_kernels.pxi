@@ -418,6 +418,52 @@ _add_quiet_impls((_multiply_impl,))
 _core_multiply_impl = _multiply_impl
 
 
+cdef extern from *:
+    """
+    /* w - g*lr in one pass, each product and difference rounded (fp-contract=off): the bits
+       of numpy's multiply into a buffer followed by its subtract (SGD's step). An AVX2 clone
+       where gcc can dispatch on the CPU, as numpy's own loops do; the same IEEE operations
+       either way. */
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+    #define DUALAD_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+    #else
+    #define DUALAD_SIMD_CLONES
+    #endif
+    DUALAD_SIMD_CLONES
+    __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic", "fp-contract=off")))
+    static void dualad_sgd_step_f32(float* out, const float* w, const float* g, float lr,
+                                    Py_ssize_t n) {
+        Py_ssize_t i;
+        #pragma GCC ivdep
+        for (i = 0; i < n; i++) out[i] = w[i] - g[i] * lr;
+    }
+    DUALAD_SIMD_CLONES
+    __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic", "fp-contract=off")))
+    static void dualad_sgd_step_f64(double* out, const double* w, const double* g, double lr,
+                                    Py_ssize_t n) {
+        Py_ssize_t i;
+        #pragma GCC ivdep
+        for (i = 0; i < n; i++) out[i] = w[i] - g[i] * lr;
+    }
+    """
+    void dualad_sgd_step_f32(float* out, const float* w, const float* g, float lr,
+                             Py_ssize_t n) noexcept nogil
+    void dualad_sgd_step_f64(double* out, const double* w, const double* g, double lr,
+                             Py_ssize_t n) noexcept nogil
+
+
+cdef inline void _descent_step(cnp.ndarray out, cnp.ndarray w, cnp.ndarray g, double lr) noexcept:
+    # out = w - g * lr (arrays of one dtype, float32 or float64, and size, C-contiguous; out
+    # either w itself or apart from both): SGD's step, for commit_in_place
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(out)
+    if cnp.PyArray_TYPE(out) == cnp.NPY_FLOAT:
+        dualad_sgd_step_f32(<float*>cnp.PyArray_DATA(out), <const float*>cnp.PyArray_DATA(w),
+                            <const float*>cnp.PyArray_DATA(g), <float>lr, n)
+    else:
+        dualad_sgd_step_f64(<double*>cnp.PyArray_DATA(out), <const double*>cnp.PyArray_DATA(w),
+                            <const double*>cnp.PyArray_DATA(g), lr, n)
+
+
 def _run_kernels_at_one_thread(flag):
     """Run the kernels (not numpy) even at one thread: for tests and measurements. Returns the
     previous setting."""

@@ -533,6 +533,9 @@ cdef object _opt_step(int rule, list pairs, dict tracked, Variable steps, double
 # is no view of another array) and it is a plain C-contiguous ndarray of the buffer's dtype and
 # shape. Otherwise the Variable adopts the buffer (made read-only, and taken from the
 # optimizer's list, which then makes a new one): copy-on-write.
+# A target may also leave SGD's step w - lr·g to the commit (it cannot fail): computed straight
+# into the Variable's array where it is the sole owner, one pass and no copy, else into the
+# buffer, which the Variable adopts.
 
 cdef inline bint _buffer_matches(cnp.ndarray buf, cnp.ndarray arr) noexcept:
     # `buf` holds a value of `arr`'s dtype and shape, as a C-contiguous array (arr's own
@@ -559,11 +562,12 @@ cdef inline bint _sole_owner(Variable v) noexcept:
 
 
 cdef object _check_target(object target):
-    """The buffer of one commit_in_place target, a (Variable, buffer list, index) tuple,
-    checked, or raise."""
-    if not (PyTuple_CheckExact(target) and PyTuple_GET_SIZE(target) == 3):
+    """The buffer of one commit_in_place target, a (Variable, buffer list, index) tuple or a
+    (Variable, buffer list, index, gradient, learning rate) one, checked, or raise."""
+    if not (PyTuple_CheckExact(target) and (PyTuple_GET_SIZE(target) == 3
+                                            or PyTuple_GET_SIZE(target) == 5)):
         raise TypeError("commit_in_place: each target is a (Variable, list, index) tuple")
-    var, buffers, index = <tuple>target
+    var, buffers, index = (<tuple>target)[:3]
     if type(var) is not Variable or type(buffers) is not list or type(index) is not int:
         raise TypeError("commit_in_place: each target is a (Variable, list, index) tuple")
     if not 0 <= index < PyList_GET_SIZE(buffers):
@@ -586,21 +590,51 @@ cdef object _check_target(object target):
             and cnp.PyArray_BASE(<cnp.ndarray>buf) == NULL):
         raise ValueError(f"commit_in_place: the buffer for Variable '{name}' is not a "
                          "C-contiguous array of its dtype and shape")
+    if PyTuple_GET_SIZE(target) == 5:
+        _check_descent(<tuple>target, <cnp.ndarray>arr, name)
     return buf
+
+
+cdef _check_descent(tuple target, cnp.ndarray arr, str name):
+    # a (.., gradient, learning rate) target: a gradient array of the variable's float dtype
+    # and shape, C-contiguous, sharing no memory with its array (or being it), a C-contiguous
+    # value, and a learning rate that is a numpy scalar of that dtype
+    g, lr = target[3], target[4]
+    cdef int t = cnp.PyArray_TYPE(arr)
+    if not ((t == cnp.NPY_FLOAT and type(lr) is np.float32)
+            or (t == cnp.NPY_DOUBLE and type(lr) is np.float64)):
+        raise TypeError(f"commit_in_place: the step of Variable '{name}' needs a float32 or "
+                        "float64 Variable and a learning rate of its dtype")
+    if not (type(g) is _np_ndarray and _buffer_matches(<cnp.ndarray>g, arr)):
+        raise ValueError(f"commit_in_place: the gradient for Variable '{name}' is not a "
+                         "C-contiguous array of its dtype and shape")
+    if not cnp.PyArray_ISCARRAY_RO(arr):  # (the step reads w as one contiguous run)
+        raise ValueError(f"commit_in_place: the step of Variable '{name}' needs its value "
+                         "C-contiguous")
+    cdef char* a = <char*>cnp.PyArray_DATA(arr)
+    cdef char* b = <char*>cnp.PyArray_DATA(<cnp.ndarray>g)
+    cdef Py_ssize_t nbytes = cnp.PyArray_NBYTES(arr)
+    if not (a == b or a + nbytes <= b or b + nbytes <= a):
+        raise ValueError(f"commit_in_place: the gradient for Variable '{name}' overlaps its "
+                         "array")
 
 
 def commit_in_place(list targets, Variable steps):
     """Write each (Variable, buffers, index) target's new value, buffers[index], into the
     Variable's array if the Variable is that array's sole owner (see above), else make the
     Variable adopt the buffer (buffers[index] becomes None); then add 1 to `steps`, a float64
-    scalar Variable. Every target is checked before anything is written (TypeError, ValueError
-    or IndexError, nothing changed); the writes run no Python code. Returns how many targets
-    were written in place."""
+    scalar Variable. A (Variable, buffers, index, g, lr) target's new value is w - g * lr
+    (w: the Variable's value), computed here: in place for a sole owner, else into
+    buffers[index], adopted as above. Every target is checked before anything is written
+    (TypeError, ValueError or IndexError, nothing changed); the writes run no Python code.
+    Returns how many targets were written in place."""
     cdef Py_ssize_t i, index, n = PyList_GET_SIZE(targets), in_place = 0
     cdef Variable var
     cdef list buffers
     cdef tuple target
-    cdef cnp.ndarray buf
+    cdef cnp.ndarray buf, g = None
+    cdef double lr = 0.0
+    cdef bint descent
     if not (steps._is_scalar and steps._kind == K_F64):
         raise TypeError("commit_in_place: the step count must be a float64 scalar Variable")
     cdef set seen = set()
@@ -611,6 +645,12 @@ def commit_in_place(list targets, Variable steps):
         seen.add(buffer_id)
     # the arrays the Variables drop, released once everything is written (allocated first)
     cdef list released = [None] * (n + 1)
+    # the learning rates of the descent targets, as C doubles (exact for float32 rates)
+    cdef list rates = [None] * n
+    for i in range(n):
+        target = <tuple>PyList_GET_ITEM(targets, i)
+        if PyTuple_GET_SIZE(target) == 5:
+            rates[i] = float(<object>PyTuple_GET_ITEM(target, 4))
     # From here to the return no Python code runs and nothing fails: the checks still hold.
     for i in range(n):
         target = <tuple>PyList_GET_ITEM(targets, i)
@@ -618,11 +658,20 @@ def commit_in_place(list targets, Variable steps):
         buffers = <list>PyTuple_GET_ITEM(target, 1)
         index = <object>PyTuple_GET_ITEM(target, 2)
         buf = <cnp.ndarray>PyList_GET_ITEM(buffers, index)
+        descent = PyTuple_GET_SIZE(target) == 5
+        if descent:
+            g = <cnp.ndarray>PyTuple_GET_ITEM(target, 3)
+            lr = PyFloat_AS_DOUBLE(<object>PyList_GET_ITEM(rates, i))
         if _sole_owner(var):
-            memcpy(cnp.PyArray_DATA(<cnp.ndarray>var._arr), cnp.PyArray_DATA(buf),
-                   cnp.PyArray_NBYTES(buf))
+            if descent:
+                _descent_step(<cnp.ndarray>var._arr, <cnp.ndarray>var._arr, g, lr)
+            else:
+                memcpy(cnp.PyArray_DATA(<cnp.ndarray>var._arr), cnp.PyArray_DATA(buf),
+                       cnp.PyArray_NBYTES(buf))
             in_place += 1
         else:
+            if descent:  # (the buffer shares no memory with w or g: no one else holds it)
+                _descent_step(buf, <cnp.ndarray>var._arr, g, lr)
             _freeze(buf)
             released[i] = var._arr
             var._arr = buf

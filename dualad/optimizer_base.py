@@ -326,11 +326,19 @@ class Optimizer:
             if slot_vars is None or any(name not in slot_vars for name in names):
                 return False  # its first step makes its slots (with _slot_fill)
         targets = []
+        descends = self._descends_at_commit()
         with np.errstate(all="ignore"):  # one error state for every pair's rule
             for var, dtype, g in pairs:
                 buffers = self._buffers.get(var)
                 if buffers is None or len(buffers) != len(names) + 2:
                     buffers = self._buffers[var] = [None] * (len(names) + 2)
+                if (descends and type(g) is np.ndarray and g.flags.c_contiguous
+                        and g.flags.aligned and _contiguous_value(var)):
+                    # w - lr·g left to the commit: straight into the Variable's array when it
+                    # is the sole owner (one pass, no copy), else into the buffer
+                    self._fresh_buffers(var, dtype, buffers, 1)
+                    targets.append((var, buffers, 0, g, dtype.type(lr)))
+                    continue
                 slot_vars = self._slots[var]
                 self._compute_into(rule, var, dtype, g, lr, step, slot_vars, names, buffers)
                 targets.append((var, buffers, 0))
@@ -342,17 +350,28 @@ class Optimizer:
     def _compute_into(self, rule, var, dtype, g, lr, step, slot_vars, names, buffers):
         # (its own frame: the arrays read here are released on return, before the commit
         # counts the references to them)
-        for i in range(len(buffers) if self._uses_work_buffer() else len(buffers) - 1):
-            # None: the first step here, or a Variable adopted the buffer; referenced also
-            # elsewhere (2: the list's and the argument's): kept by the traceback of an
-            # interrupted step. Either way a new one.
-            if buffers[i] is None or sys.getrefcount(buffers[i]) != 2:
-                buffers[i] = np.empty(var.shape, dtype)
+        self._fresh_buffers(var, dtype, buffers,
+                            len(buffers) if self._uses_work_buffer() else len(buffers) - 1)
         out = {name: buffers[i + 1] for i, name in enumerate(names)}
         out["value"], out["work"] = buffers[0], buffers[-1]
         slots = {name: np.asarray(slot_vars[name]) for name in names}
         # (under _array_step's error state)
         rule(self, np.asarray(var), g, dtype.type(lr), slots, dtype.type(step), out)
+
+    @staticmethod
+    def _fresh_buffers(var, dtype, buffers, count):
+        """Make buffers[:count] arrays for var's values that no one else holds."""
+        for i in range(count):
+            # None: the first step here, or a Variable adopted the buffer; referenced also
+            # elsewhere (2: the list's and the argument's): kept by the traceback of an
+            # interrupted step. Either way a new one.
+            if buffers[i] is None or sys.getrefcount(buffers[i]) != 2:
+                buffers[i] = np.empty(var.shape, dtype)
+
+    def _descends_at_commit(self):
+        """Whether this step is w - lr·g with no slots, which commit_in_place can compute
+        itself (only gradient descent's own _update_into, see SGD)."""
+        return False
 
     _uses_step = False  # whether _update reads its `step` argument
 
@@ -587,6 +606,12 @@ def _current_value(var):
 def _restore(var, value):
     """Assign back a value taken by _current_value."""
     var.assign(var.dtype.np.type(value) if type(value) is float else value)
+
+
+def _contiguous_value(var):
+    """Whether var's array is C-contiguous and aligned (a Variable may hold a strided view)."""
+    flags = np.asarray(var).flags
+    return flags.c_contiguous and flags.aligned
 
 
 def _gradient_value(grad, var, dtype):

@@ -122,6 +122,10 @@ class SGD(Optimizer):
     def _uses_work_buffer(self):
         return self.momentum != 0 and self.nesterov
 
+    def _descends_at_commit(self):
+        # (a subclass or a patch with its own _update_into gets it)
+        return self.momentum == 0 and type(self)._update_into is _SGD_UPDATE_INTO
+
     def _update_into(self, w, g, lr, slots, step, out):
         value = out["value"]
         if self.momentum == 0:
@@ -316,3 +320,5 @@ class Adagrad(Optimizer):
 for _cls in (SGD, Adam, RMSprop, Adagrad):
     _cls._rule_of_update_into = _cls._update
 del _cls
+# the rule whose momentum-free step commit_in_place computes itself
+_SGD_UPDATE_INTO = SGD._update_into

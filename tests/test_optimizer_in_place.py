@@ -342,3 +342,195 @@ def test_a_variable_holding_a_strided_view_gets_a_new_array():
         expected.apply_gradients([(np.ones((3, 2)), reference)])
     np.testing.assert_array_equal(np.asarray(base), np.arange(6.0).reshape(2, 3))
     np.testing.assert_array_equal(np.asarray(v), np.asarray(reference))
+
+
+# ---- SGD without momentum: the commit computes w - lr·g itself ----------------------------------
+
+def _descent_target(v, g, lr):
+    return [(v, [np.empty(v.shape, v.dtype.np)], 0, g, lr)]
+
+
+@pytest.mark.parametrize("make, error, match", [
+    (lambda v: _descent_target(v, np.ones(3), 0.5), TypeError, "learning rate of its dtype"),
+    (lambda v: _descent_target(v, np.ones(3), np.float32(0.5)), TypeError,
+     "learning rate of its dtype"),
+    (lambda v: _descent_target(v, np.ones(3, np.float32), np.float64(0.5)), ValueError,
+     "gradient for Variable .* is not a C-contiguous array"),
+    (lambda v: _descent_target(v, np.ones(4), np.float64(0.5)), ValueError,
+     "gradient for Variable .* is not a C-contiguous array"),
+    (lambda v: _descent_target(v, np.ones(6)[::2], np.float64(0.5)), ValueError,
+     "gradient for Variable .* is not a C-contiguous array"),
+    (lambda v: _descent_target(v, [1.0, 1.0, 1.0], np.float64(0.5)), ValueError,
+     "gradient for Variable .* is not a C-contiguous array"),
+    (lambda v: [(v, [np.empty(3)], 0, np.ones(3))], TypeError, r"\(Variable, list, index\) tuple"),
+])
+def test_commit_in_place_checks_a_descent_target_before_writing(make, error, match):
+    v, _ = _target_variable()
+    steps = _core.state_variable(np.float64(0), "iterations")
+    with pytest.raises(error, match=match):
+        _core.commit_in_place([(v, [np.full(3, 5.0)], 0)] + make(v), steps)
+    np.testing.assert_array_equal(np.asarray(v), 0.0)
+    assert float(steps) == 0.0
+
+
+def test_commit_in_place_refuses_a_gradient_overlapping_the_variables_array():
+    base = dd.constant(np.arange(8.0))
+    v = dd.Variable(np.zeros(4))
+    v.assign(base[0:4])                 # v holds a view of base's array
+    g = np.asarray(base)[1:5]           # one element further on: partly the same memory
+    assert np.shares_memory(np.asarray(v), g)
+    steps = _core.state_variable(np.float64(0), "iterations")
+    with pytest.raises(ValueError, match="overlaps its array"):
+        _core.commit_in_place(_descent_target(v, g, np.float64(0.5)), steps)
+    np.testing.assert_array_equal(np.asarray(v), [0.0, 1.0, 2.0, 3.0])
+    assert float(steps) == 0.0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_commit_in_place_descent_writes_a_sole_owner_in_place_else_the_adopted_buffer(dtype):
+    rng = np.random.default_rng(5)
+    w0 = rng.normal(size=(4, 5)).astype(dtype)
+    g = rng.normal(size=(4, 5)).astype(dtype)
+    lr = dtype(0.3)
+    expected = np.subtract(w0, np.multiply(g, lr))
+    steps = _core.state_variable(np.float64(0), "iterations")
+    v = dd.Variable(w0)
+    where = address(v)
+    buffers = [np.empty((4, 5), dtype)]
+    assert _core.commit_in_place([(v, buffers, 0, g, lr)], steps) == 1
+    assert address(v) == where and buffers[0] is not None
+    assert bits(v) == bits(expected)
+    held = v.read_value()                # now the array has a second owner
+    assert _core.commit_in_place([(v, buffers, 0, g, lr)], steps) == 0
+    assert buffers[0] is None and address(v) != where
+    assert bits(held) == bits(expected)
+    assert bits(v) == bits(np.subtract(expected, np.multiply(g, lr)))
+    assert not np.asarray(v).flags.writeable
+    assert float(steps) == 2.0
+
+
+def _general_sgd():
+    class GeneralPath(SGD):  # its own _update: the in-place rule is not used for it
+        def _update(self, *args):
+            return super()._update(*args)
+    return GeneralPath
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sgd_steps_give_the_bits_of_the_general_path_across_magnitudes(dtype):
+    # values from subnormal to near overflow, signs and special values, with learning rates
+    # whose products round (the commit's one pass against the general path's numpy ops)
+    rng = np.random.default_rng(11)
+    info = np.finfo(dtype)
+    shape = (7, 9)
+    exponents = rng.uniform(np.log2(float(info.smallest_subnormal)), np.log2(float(info.max)) - 1,
+                            size=(2,) + shape)
+    w0, g0 = (np.exp2(exponents) * rng.choice([-1.0, 1.0], size=(2,) + shape)).astype(dtype)
+    w0.flat[:3] = [np.inf, -np.inf, np.nan]
+    g0.flat[3:8] = [np.nan, np.inf, -np.inf, 0.0, -0.0]
+    for lr in (0.1, 1e-3, 3.0, 0.0):
+        runs = []
+        for kind in (SGD, _general_sgd()):
+            v = dd.Variable(w0)
+            optimizer = kind(learning_rate=lr)
+            for k in range(3):
+                optimizer.apply_gradients([(g0 * dtype(k + 1), v)])
+            runs.append(bits(v))
+        assert runs[0] == runs[1], lr
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sgd_with_a_strided_gradient_or_a_held_value_gives_the_same_bits(dtype):
+    rng = np.random.default_rng(2)
+    w0 = rng.normal(size=(3, 4)).astype(dtype)
+    grads = [rng.normal(size=(4, 3)).astype(dtype).T for _ in range(3)]  # not C-contiguous
+    grads[1] = np.ascontiguousarray(grads[1])
+    results = []
+    for kind in (SGD, _general_sgd()):
+        v = dd.Variable(w0)
+        optimizer = kind(learning_rate=0.25)
+        held = []
+        for g in grads:
+            optimizer.apply_gradients([(g, v)])
+            held.append((v.read_value(), np.array(v)))   # a holder each step: copy-on-write
+        assert all(bits(h) == bits(copy) for h, copy in held)
+        results.append([bits(copy) for _, copy in held])
+    assert results[0] == results[1]
+
+
+def test_a_sgd_step_on_a_watched_variable_under_a_tape_and_a_function():
+    v = dd.Variable(np.arange(6.0, dtype=np.float32).reshape(2, 3))
+    optimizer = SGD(learning_rate=0.5)
+    g = np.ones((2, 3), np.float32)
+    optimizer.apply_gradients([(g, v)])
+    with dd.GradientTape(persistent=True) as tape:
+        y = dd.reduce_sum(v * v)
+        optimizer.apply_gradients([(g, v)])           # not recorded; the read keeps its value
+        z = dd.reduce_sum(v * v)
+    expected_before = np.arange(6.0, dtype=np.float32).reshape(2, 3) - np.float32(0.5)
+    np.testing.assert_array_equal(tape.gradient(y, v), 2 * expected_before)
+    np.testing.assert_array_equal(tape.gradient(z, v), 2 * (expected_before - np.float32(0.5)))
+
+    @dd.function
+    def step():
+        optimizer.apply_gradients([(dd.constant(g), v)])
+    step()
+    step()
+    np.testing.assert_array_equal(np.asarray(v), expected_before - np.float32(1.5))
+
+
+def test_threads_stepping_plain_sgd_over_one_variable_never_see_a_torn_value():
+    # (the commit's own descent pass, in place, against a reader and a second optimizer)
+    n = 1 << 18
+    w = dd.Variable(np.zeros(n, np.float32), name="w")
+    grads = [np.full(n, 1.0, np.float32), np.full(n, -0.5, np.float32)]
+    optimizers_ = [SGD(0.01), SGD(0.03)]
+    torn = []
+
+    def work(optimizer, grad):
+        for _ in range(60):
+            optimizer.apply_gradients([(grad, w)])
+            value = np.asarray(w)
+            if value.min() != value.max():
+                torn.append(value.copy())
+
+    def read():
+        for _ in range(300):
+            value = np.asarray(w)
+            if value.min() != value.max():
+                torn.append(value.copy())
+
+    threads = [threading.Thread(target=work, args=(o, g)) for o, g in zip(optimizers_, grads)]
+    threads.append(threading.Thread(target=read))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not torn
+    assert [o.iterations for o in optimizers_] == [60, 60]
+
+
+def test_plain_sgd_on_a_variable_holding_a_strided_view_gives_the_right_values():
+    base = dd.constant(np.arange(6.0).reshape(2, 3))
+    v = dd.Variable(np.zeros((3, 2)))
+    optimizer = SGD(0.5)
+    optimizer.apply_gradients([(np.ones((3, 2)), v)])
+    v.assign(dd.transpose(base))                     # a strided view of base's array
+    expected = np.arange(6.0).reshape(2, 3).T.copy()
+    g = np.arange(6.0).reshape(3, 2)
+    for _ in range(2):
+        optimizer.apply_gradients([(g, v)])
+        expected = expected - g * 0.5
+        np.testing.assert_array_equal(np.asarray(v), expected)
+    np.testing.assert_array_equal(np.asarray(base), np.arange(6.0).reshape(2, 3))
+
+
+def test_commit_in_place_refuses_a_descent_on_a_strided_value():
+    base = dd.constant(np.arange(6.0).reshape(2, 3))
+    v = dd.Variable(np.zeros((3, 2)))
+    v.assign(dd.transpose(base))
+    steps = _core.state_variable(np.float64(0), "iterations")
+    with pytest.raises(ValueError, match="needs its value C-contiguous"):
+        _core.commit_in_place(_descent_target(v, np.ones((3, 2)), np.float64(0.5)), steps)
+    np.testing.assert_array_equal(np.asarray(v), np.arange(6.0).reshape(2, 3).T)
+    assert float(steps) == 0.0
