@@ -268,6 +268,8 @@ cdef object _call_impl(Primitive p, tuple args, dict params):
         raw = _small_arith_tensors(p._small_op, <Tensor>args[0], <Tensor>args[1])
         if raw is not None:
             return raw
+    if p._impl is _TRANSPOSE_IMPL:
+        return _call_impl_raw(p, args, params)   # a view: no arithmetic, no error state to set
     if _np_errstate_var is None:
         with np.errstate(all="ignore"):
             return _call_impl_raw(p, args, params)
@@ -346,6 +348,47 @@ def bind(Primitive p, *args, **params):
         if not isinstance(a, Tensor):
             raise TypeError(f"{p.name}: expected Tensors, got {type(a).__name__}")
     return run_op(p, args, params or None)
+
+
+cdef tuple _SWAP_PERM = (1, 0)
+
+
+cdef inline bint _is_matrix(Tensor t):
+    # a rank-2 numpy value (what the compiled matmul and transpose take directly)
+    if t._is_scalar:
+        return False
+    v = t._value()
+    return type(v) is _np_ndarray and cnp.PyArray_NDIM(<cnp.ndarray>v) == 2
+
+
+def matmul_op(general):
+    """The public matmul (ops.py names it): two matrices of one dtype with matching inner
+    dimensions and no flags go to the primitive directly, as `general`'s own fast path would;
+    everything else to `general`, which converts, checks and reports."""
+    def matmul(a, b, transpose_a=False, transpose_b=False, adjoint_a=False, adjoint_b=False,
+               a_is_sparse=False, b_is_sparse=False, output_type=None, name=None):
+        cdef Tensor ta, tb
+        if (isinstance(a, Tensor) and isinstance(b, Tensor) and transpose_a is False
+                and transpose_b is False and adjoint_a is False and adjoint_b is False
+                and output_type is None):
+            ta, tb = <Tensor>a, <Tensor>b
+            if (ta._dtype is tb._dtype and _is_matrix(ta) and _is_matrix(tb)
+                    and cnp.PyArray_DIM(<cnp.ndarray>ta._value(), 1)
+                    == cnp.PyArray_DIM(<cnp.ndarray>tb._value(), 0)):
+                return run_op(_P_MATMUL, (ta, tb), None)
+        return general(a, b, transpose_a, transpose_b, adjoint_a, adjoint_b, a_is_sparse,
+                       b_is_sparse, output_type, name)
+    return matmul
+
+
+def transpose_op(general):
+    """The public transpose (ops.py names it): a matrix with perm None goes to the primitive
+    directly (perm (1, 0)); everything else to `general`, which checks the permutation."""
+    def transpose(a, perm=None, name=None):
+        if perm is None and isinstance(a, Tensor) and _is_matrix(<Tensor>a):
+            return run_op(_P_TRANSPOSE, (a,), {"perm": _SWAP_PERM})
+        return general(a, perm, name)
+    return transpose
 
 
 class _NoGradient:

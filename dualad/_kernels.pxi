@@ -486,6 +486,11 @@ cdef extern from "numpy/arrayobject.h":
     object PyArray_MatrixProduct2(object a, object b, cnp.PyArrayObject* out)
 
 
+def _transpose_impl(x, perm):
+    """transpose's numpy implementation (in C: a Python frame costs more than the view)."""
+    return x.transpose(perm)
+
+
 # the largest output (elements) _matmul_impl computes with ndarray.dot: beyond it, an outer
 # product by BLAS (inner dimension 1) is far slower than the broadcast product
 cdef Py_ssize_t _SMALL_PRODUCT = 4096

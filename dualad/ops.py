@@ -284,7 +284,7 @@ def argmin(input: TensorLike, axis: int | None = 0, output_type: DTypeLike = "in
 # ---- linear algebra ---------------------------------------------------------------------------
 
 
-def matmul(a: TensorLike, b: TensorLike, transpose_a: bool = False, transpose_b: bool = False,
+def _matmul_general(a: TensorLike, b: TensorLike, transpose_a: bool = False, transpose_b: bool = False,
            adjoint_a: bool = False, adjoint_b: bool = False, a_is_sparse: bool = False,
            b_is_sparse: bool = False, output_type: DTypeLike = None,
            name: str | None = None) -> Tensor:
@@ -348,6 +348,17 @@ def matmul(a: TensorLike, b: TensorLike, transpose_a: bool = False, transpose_b:
 _matmul_p, _reshape_p = _P["matmul"], _P["reshape"]
 
 
+def _compiled(op, general, name):
+    # the core's function taking the common case directly, documented as the general one
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = general.__doc__
+    op.__module__ = __name__
+    return op
+
+
+matmul = _compiled(_core.matmul_op(_matmul_general), _matmul_general, "matmul")
+
+
 def _matmul_shapes(given, transpose_a, transpose_b):
     flags = (f" (transpose_a={transpose_a}, transpose_b={transpose_b})"
              if transpose_a or transpose_b else "")
@@ -383,7 +394,8 @@ def broadcast_to(input: TensorLike, shape: ShapeLike, name: str | None = None) -
     return _P["broadcast_to"](x, shape=shape)
 
 
-def transpose(a: TensorLike, perm: Sequence[int] | None = None, name: str | None = None) -> Tensor:
+def _transpose_general(a: TensorLike, perm: Sequence[int] | None = None,
+                       name: str | None = None) -> Tensor:
     """Permute axes (reverse them when perm is None)."""
     x = convert_to_tensor(a)
     if perm is None:
@@ -393,6 +405,9 @@ def transpose(a: TensorLike, perm: Sequence[int] | None = None, name: str | None
         raise ValueError(f"transpose: perm {perm} is not a permutation of the {x.ndim} axes of "
                          f"a tensor of shape {x.shape}")
     return _P["transpose"](x, perm=perm)
+
+
+transpose = _compiled(_core.transpose_op(_transpose_general), _transpose_general, "transpose")
 
 
 def expand_dims(input: TensorLike, axis: int, name: str | None = None) -> Tensor:

@@ -708,7 +708,7 @@ def _transpose_vjp(g, ans, args, p):
     return transpose(g, perm=_batched_perm(inverse, cotangent_lead(g, ans)))
 
 
-transpose = declare("transpose", lambda x, perm: x.transpose(perm),
+transpose = declare("transpose", _core._transpose_impl,
                     vjp=[_transpose_vjp],
                     linear=lambda p, k: dict(p, perm=(0,) + tuple(_past_batch_axis(a)
                                                                   for a in p["perm"])),
