@@ -269,7 +269,7 @@ cdef object _call_impl(Primitive p, tuple args, dict params):
         if raw is not None:
             return raw
     if p._impl is _TRANSPOSE_IMPL:
-        return _call_impl_raw(p, args, params)   # a view: no arithmetic, no error state to set
+        return _call_transpose(p, args, params)  # a view: no arithmetic, no error state to set
     if _np_errstate_var is None:
         with np.errstate(all="ignore"):
             return _call_impl_raw(p, args, params)
@@ -333,6 +333,18 @@ cdef object _call_impl_raw(Primitive p, tuple args, dict params):
     except ValueError as e:
         shapes = ", ".join(str(np.shape((<Tensor>t)._value())) for t in args)
         raise ValueError(f"{p.name}: {e} (input shapes {shapes})") from None
+
+
+cdef object _call_transpose(Primitive p, tuple args, dict params):
+    # a matrix swapped (what matmul's users and rules make) without an impl call: numpy's
+    # reversal of the axes is the same view as its transpose by perm (1, 0)
+    if len(args) == 1 and params is not None and len(params) == 1:
+        x = (<Tensor>args[0])._value()
+        perm = params.get("perm")
+        if (type(x) is _np_ndarray and cnp.PyArray_NDIM(<cnp.ndarray>x) == 2
+                and (perm is _SWAP_PERM or (type(perm) is tuple and perm == _SWAP_PERM))):
+            return cnp.PyArray_Transpose(<cnp.ndarray>x, NULL)
+    return _call_impl_raw(p, args, params)
 
 
 cpdef Tensor unary(Primitive p, Tensor x):

@@ -284,7 +284,7 @@ def argmin(input: TensorLike, axis: int | None = 0, output_type: DTypeLike = "in
 # ---- linear algebra ---------------------------------------------------------------------------
 
 
-def _matmul_general(a: TensorLike, b: TensorLike, transpose_a: bool = False, transpose_b: bool = False,
+def matmul(a: TensorLike, b: TensorLike, transpose_a: bool = False, transpose_b: bool = False,
            adjoint_a: bool = False, adjoint_b: bool = False, a_is_sparse: bool = False,
            b_is_sparse: bool = False, output_type: DTypeLike = None,
            name: str | None = None) -> Tensor:
@@ -348,15 +348,18 @@ def _matmul_general(a: TensorLike, b: TensorLike, transpose_a: bool = False, tra
 _matmul_p, _reshape_p = _P["matmul"], _P["reshape"]
 
 
-def _compiled(op, general, name):
-    # the core's function taking the common case directly, documented as the general one
-    op.__name__ = op.__qualname__ = name
+def _compiled(make, general):
+    # the core's function taking the common case directly and the rest to `general`, named
+    # and documented as it (type checkers read `general`'s annotations)
+    op = make(general)
+    op.__name__ = op.__qualname__ = general.__name__
     op.__doc__ = general.__doc__
     op.__module__ = __name__
     return op
 
 
-matmul = _compiled(_core.matmul_op(_matmul_general), _matmul_general, "matmul")
+if not TYPE_CHECKING:
+    matmul = _compiled(_core.matmul_op, matmul)
 
 
 def _matmul_shapes(given, transpose_a, transpose_b):
@@ -394,8 +397,7 @@ def broadcast_to(input: TensorLike, shape: ShapeLike, name: str | None = None) -
     return _P["broadcast_to"](x, shape=shape)
 
 
-def _transpose_general(a: TensorLike, perm: Sequence[int] | None = None,
-                       name: str | None = None) -> Tensor:
+def transpose(a: TensorLike, perm: Sequence[int] | None = None, name: str | None = None) -> Tensor:
     """Permute axes (reverse them when perm is None)."""
     x = convert_to_tensor(a)
     if perm is None:
@@ -407,7 +409,8 @@ def _transpose_general(a: TensorLike, perm: Sequence[int] | None = None,
     return _P["transpose"](x, perm=perm)
 
 
-transpose = _compiled(_core.transpose_op(_transpose_general), _transpose_general, "transpose")
+if not TYPE_CHECKING:
+    transpose = _compiled(_core.transpose_op, transpose)
 
 
 def expand_dims(input: TensorLike, axis: int, name: str | None = None) -> Tensor:

@@ -215,3 +215,93 @@ def test_matmul_fast_path_keeps_the_checks_of_the_general_path():
         y = dd.matmul(m, v)
     assert y.shape == (2,)
     np.testing.assert_array_equal(tape.gradient(y, v).numpy(), [2.0, 2.0, 2.0])
+
+
+def _general(**flags):
+    # a flag that is not the literal False sends dualad.matmul/transpose past the core's direct
+    # path to the Python one (numpy's False means the same to it)
+    return flags
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shapes", [((4, 1), (1, 4)), ((1, 4), (4, 1)), ((3, 2), (2, 5)),
+                                    ((1, 1), (1, 1)), ((0, 3), (3, 2)), ((2, 0), (0, 3))])
+def test_compiled_matmul_and_transpose_give_the_bits_of_the_general_paths(dtype, shapes):
+    rng = np.random.default_rng(7)
+    x = dd.constant(rng.standard_normal(shapes[0]).astype(dtype))
+    w = dd.Variable(rng.standard_normal(shapes[1]).astype(dtype))
+
+    def run(direct):
+        flags = {} if direct else _general(transpose_a=np.False_)
+        with dd.GradientTape(persistent=True) as tape:
+            tape.watch(x)
+            with dd.GradientTape() as inner:
+                inner.watch(x)
+                y = dd.matmul(x, w, **flags)
+                t = dd.transpose(y) if direct else dd.transpose(y, perm=[1, 0])
+                z = dd.reduce_sum(t * t)
+            g = inner.gradient(z, [x, w])
+            gg = dd.reduce_sum(g[0] * g[0])
+        return [y, t, *g, *tape.gradient(gg, [x, w])]
+
+    for direct, general in zip(run(True), run(False)):
+        assert direct.dtype == general.dtype and direct.shape == general.shape
+        np.testing.assert_array_equal(direct.numpy(), general.numpy())
+
+
+def test_compiled_matmul_and_transpose_under_accumulators_traces_and_threads():
+    x = dd.constant(np.arange(6.0).reshape(3, 2))
+    with dd.ForwardAccumulator(x, dd.ones_like(x)) as acc:
+        y = dd.matmul(dd.transpose(x), x)
+    ones = np.ones((3, 2))
+    np.testing.assert_array_equal(acc.jvp(y).numpy(), ones.T @ x.numpy() + x.numpy().T @ ones)
+
+    @dd.function
+    def f(a):
+        return dd.matmul(dd.transpose(a), a)
+    np.testing.assert_array_equal(f(x).numpy(), x.numpy().T @ x.numpy())
+    np.testing.assert_array_equal(f(x + 1.0).numpy(), (x.numpy() + 1).T @ (x.numpy() + 1))
+
+    results = []
+    def work():
+        results.append(dd.matmul(dd.transpose(x), x).numpy())
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for r in results:
+        np.testing.assert_array_equal(r, x.numpy().T @ x.numpy())
+
+
+def test_compiled_matmul_and_transpose_leave_the_rest_to_the_general_paths():
+    m = dd.constant(np.ones((2, 3)))
+    np.testing.assert_array_equal(dd.matmul(np.ones((2, 3)), np.ones((3, 1))).numpy(),
+                                  [[3.0], [3.0]])
+    np.testing.assert_array_equal(dd.matmul(m, m, transpose_b=True).numpy(), np.full((2, 2), 3.0))
+    np.testing.assert_array_equal(dd.matmul(dd.constant(np.ones((2, 3), np.int64)),
+                                            dd.constant(np.ones((3, 2), np.int64))).numpy(),
+                                  np.full((2, 2), 3))
+    with pytest.raises(TypeError, match="different dtypes"):
+        dd.matmul(m, dd.constant(np.ones((3, 2), np.float32)))
+    with pytest.raises(ValueError, match="output_type"):
+        dd.matmul(m, dd.transpose(m), output_type=dd.float32)
+    assert dd.transpose(dd.constant(np.ones((2, 3, 4)))).shape == (4, 3, 2)
+    assert dd.transpose(dd.constant(np.ones(3))).shape == (3,)
+    assert dd.transpose(dd.constant(2.0)).shape == ()
+    np.testing.assert_array_equal(dd.transpose([[1.0, 2.0]]).numpy(), [[1.0], [2.0]])
+    with pytest.raises(ValueError, match="not a permutation"):
+        dd.transpose(m, perm=(0, 0))
+    assert dd.matmul.__name__ == "matmul" and "numpy's rules" in dd.matmul.__doc__
+    assert dd.transpose.__name__ == "transpose" and "Permute" in dd.transpose.__doc__
+
+
+def test_transpose_primitive_swaps_matrices_directly_and_leaves_other_perms_to_its_impl():
+    m = dd.constant(np.arange(6.0).reshape(2, 3))
+    p = dd.rules.PRIMITIVES["transpose"]
+    for perm in [(1, 0), (-1, 0), (-1, -2), (np.int64(1), 0), [1, 0], np.array([1, 0])]:
+        out = dd._core.bind(p, m, perm=perm)
+        assert out.shape == (3, 2)
+        np.testing.assert_array_equal(out.numpy(), m.numpy().T)
+    with pytest.raises(ValueError, match="transpose: .*input shapes"):
+        dd._core.bind(p, m, perm=(0, 0))
