@@ -365,12 +365,13 @@ def bind(Primitive p, *args, **params):
 cdef tuple _SWAP_PERM = (1, 0)
 
 
-cdef inline bint _is_matrix(Tensor t):
-    # a rank-2 numpy value (what the compiled matmul and transpose take directly)
+cdef inline object _matrix_of(Tensor t):
+    # the value of `t` if it is a rank-2 numpy array (what the compiled matmul and transpose
+    # take directly), else None
     if t._is_scalar:
-        return False
+        return None
     v = t._value()
-    return type(v) is _np_ndarray and cnp.PyArray_NDIM(<cnp.ndarray>v) == 2
+    return v if type(v) is _np_ndarray and cnp.PyArray_NDIM(<cnp.ndarray>v) == 2 else None
 
 
 def matmul_op(general):
@@ -379,15 +380,13 @@ def matmul_op(general):
     everything else to `general`, which converts, checks and reports."""
     def matmul(a, b, transpose_a=False, transpose_b=False, adjoint_a=False, adjoint_b=False,
                a_is_sparse=False, b_is_sparse=False, output_type=None, name=None):
-        cdef Tensor ta, tb
         if (isinstance(a, Tensor) and isinstance(b, Tensor) and transpose_a is False
                 and transpose_b is False and adjoint_a is False and adjoint_b is False
-                and output_type is None):
-            ta, tb = <Tensor>a, <Tensor>b
-            if (ta._dtype is tb._dtype and _is_matrix(ta) and _is_matrix(tb)
-                    and cnp.PyArray_DIM(<cnp.ndarray>ta._value(), 1)
-                    == cnp.PyArray_DIM(<cnp.ndarray>tb._value(), 0)):
-                return run_op(_P_MATMUL, (ta, tb), None)
+                and output_type is None and (<Tensor>a)._dtype is (<Tensor>b)._dtype):
+            va, vb = _matrix_of(<Tensor>a), _matrix_of(<Tensor>b)
+            if (va is not None and vb is not None
+                    and cnp.PyArray_DIM(<cnp.ndarray>va, 1) == cnp.PyArray_DIM(<cnp.ndarray>vb, 0)):
+                return run_op(_P_MATMUL, (a, b), None)
         return general(a, b, transpose_a, transpose_b, adjoint_a, adjoint_b, a_is_sparse,
                        b_is_sparse, output_type, name)
     return matmul
@@ -397,7 +396,7 @@ def transpose_op(general):
     """The public transpose (ops.py names it): a matrix with perm None goes to the primitive
     directly (perm (1, 0)); everything else to `general`, which checks the permutation."""
     def transpose(a, perm=None, name=None):
-        if perm is None and isinstance(a, Tensor) and _is_matrix(<Tensor>a):
+        if perm is None and isinstance(a, Tensor) and _matrix_of(<Tensor>a) is not None:
             return run_op(_P_TRANSPOSE, (a,), {"perm": _SWAP_PERM})
         return general(a, perm, name)
     return transpose
