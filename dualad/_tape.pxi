@@ -141,6 +141,12 @@ cdef class Tape(Transformation):
         """After a gradient or Jacobian: a non-persistent tape releases its record."""
         self._finish_use()
 
+    def _abandon_use(self):
+        """After a gradient or Jacobian that raised: a non-persistent tape keeps its record
+        and can be asked again (TensorFlow releases it only once a gradient is computed)."""
+        if not self.persistent:
+            self._used = False
+
     cdef int _finish_use(self) except -1:
         if not self.persistent:
             self._variables_at_release = self._released_variables()
@@ -195,8 +201,10 @@ cdef class Tape(Transformation):
             _refuse_active_elsewhere(self, "gradient")
         try:
             grads = self._sweep_at_level([t], [seed], flat)
-        finally:
-            self._finish_use()
+        except BaseException:
+            self._abandon_use()
+            raise
+        self._finish_use()
         # grads has one entry per element of flat, a list no one else holds
         for i in range(len(grads)):
             if grads[i] is not None and not is_float(<Tensor>flat[i]):

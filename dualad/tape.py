@@ -175,8 +175,10 @@ class GradientTape(_core.Tape):
                                   "no gradient (cast it to a float dtype)", NonFloatTargetWarning,
                                   stacklevel=2)
             grads = self._sweep(targets, seeds, flat_sources)
-        finally:
-            self._end_use()
+        except BaseException:
+            self._abandon_use()
+            raise
+        self._end_use()
         return pack(self._finish(grads, flat_sources, mode))
 
     @staticmethod
@@ -243,8 +245,10 @@ class GradientTape(_core.Tape):
             # an int/bool target has no recorded float path to follow: nothing to sweep
             grads = (self._sweep_rows([target], flat_sources, n, seed_rows) if float_target
                      else [None] * len(flat_sources))
-        finally:
-            self._end_use()
+        except BaseException:
+            self._abandon_use()
+            raise
+        self._end_use()
         out = []
         for g, s in zip(grads, flat_sources):
             if not _is_float(s) or (g is None and mode == "none"):
@@ -335,8 +339,10 @@ class GradientTape(_core.Tape):
         try:
             g = (self._sweep_rows([target], [source], n_inner, seed_rows)[0] if float_target
                  else None)
-        finally:
-            self._end_use()
+        except BaseException:
+            self._abandon_use()
+            raise
+        self._end_use()
         if not _is_float(source) or (g is None and mode == "none"):
             return None
         if g is None:

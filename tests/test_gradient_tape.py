@@ -760,3 +760,36 @@ def test_gradient_tape_signature_and_a_misspelt_keyword():
         dd.GradientTape(persistant=True)
     tape = dd.GradientTape(True, watch_accessed_variables=False)
     assert tape.persistent and not tape.watch_accessed_variables
+
+
+@pytest.mark.parametrize("ask", ["gradient", "gradient-list", "jacobian", "batch_jacobian"])
+def test_a_non_persistent_gradient_that_raised_can_be_asked_again(ask):
+    # TensorFlow releases a non-persistent tape only once a gradient is computed: a grad_fn
+    # that fails once (a transient error, a KeyboardInterrupt) leaves the record for a retry
+    failures = [1]
+
+    @dd.custom_gradient
+    def flaky_square(x):
+        def grad(dy):
+            if failures[0]:
+                failures[0] -= 1
+                raise ValueError("transient failure in grad_fn")
+            return dy * 2.0 * x
+        return x * x, grad
+
+    x = t64([[1.0, 2.0]])
+    with dd.GradientTape() as tape:
+        tape.watch(x)
+        y = flaky_square(x)
+    calls = {"gradient": lambda: tape.gradient(y, x),
+             "gradient-list": lambda: tape.gradient(y, [x])[0],
+             "jacobian": lambda: tape.jacobian(y, x),
+             "batch_jacobian": lambda: tape.batch_jacobian(y, x)}
+    expected = {"gradient": [[2.0, 4.0]], "gradient-list": [[2.0, 4.0]],
+                "jacobian": [[[[2.0, 0.0]], [[0.0, 4.0]]]],
+                "batch_jacobian": [[[2.0, 0.0], [0.0, 4.0]]]}
+    with pytest.raises(ValueError, match="transient failure"):
+        calls[ask]()
+    np.testing.assert_array_equal(npy(calls[ask]()), expected[ask])
+    with pytest.raises(RuntimeError, match="persistent"):   # released by the success
+        calls[ask]()
