@@ -336,8 +336,10 @@ cdef bint _small_array(object a) noexcept:
 
 cdef object _small_arith_scalar(int op, double s, object a, bint s_first):
     """s (op) a, or a (op) s, for a float scalar s of a's dtype (float32 values exact in a
-    double) and an array _small_array takes; None for any other array."""
-    if not _small_array(a):
+    double) and an array _small_array takes; None for any other array, and for a NaN s:
+    where both operands are NaN, which payload and sign numpy's loop keeps depends on its
+    operand order, which C's commutative multiply and add do not fix."""
+    if s != s or not _small_array(a):
         return None
     cdef cnp.ndarray x = <cnp.ndarray>a
     cdef Py_ssize_t n = cnp.PyArray_SIZE(x)
