@@ -289,12 +289,18 @@ cdef extern from *:
             default: for (Py_ssize_t i = 0; i < n; i++) out[i] = a[i] / s; break;         \
             }                                                                             \
         }
+    /* 1 where some element of out is NaN: where both operands are NaN, which payload and
+       sign numpy keeps depends on its operand order, which C's commutative multiply and add
+       do not fix, so the caller leaves such arrays to numpy */
+    #define DUALAD_ANY_NAN                                                               \
+        for (Py_ssize_t i = 0; i < n; i++) if (out[i] != out[i]) return 1;               \
+        return 0;
     __attribute__((optimize("fp-contract=off")))
-    static void dualad_small_f64(int op, double* out, const double* a, const double* b,
-                                 Py_ssize_t n) { DUALAD_SMALL_LOOPS }
+    static int dualad_small_f64(int op, double* out, const double* a, const double* b,
+                                Py_ssize_t n) { DUALAD_SMALL_LOOPS DUALAD_ANY_NAN }
     __attribute__((optimize("fp-contract=off")))
-    static void dualad_small_f32(int op, float* out, const float* a, const float* b,
-                                 Py_ssize_t n) { DUALAD_SMALL_LOOPS }
+    static int dualad_small_f32(int op, float* out, const float* a, const float* b,
+                                Py_ssize_t n) { DUALAD_SMALL_LOOPS DUALAD_ANY_NAN }
     __attribute__((optimize("fp-contract=off")))
     static void dualad_small_scalar_f64(int op, double* out, const double* a, double s,
                                         int s_first, Py_ssize_t n) { DUALAD_SMALL_SCALAR_LOOPS }
@@ -302,10 +308,10 @@ cdef extern from *:
     static void dualad_small_scalar_f32(int op, float* out, const float* a, float s,
                                         int s_first, Py_ssize_t n) { DUALAD_SMALL_SCALAR_LOOPS }
     """
-    void dualad_small_f64(int op, double* out, const double* a, const double* b,
-                          Py_ssize_t n) noexcept nogil
-    void dualad_small_f32(int op, float* out, const float* a, const float* b,
-                          Py_ssize_t n) noexcept nogil
+    int dualad_small_f64(int op, double* out, const double* a, const double* b,
+                         Py_ssize_t n) noexcept nogil
+    int dualad_small_f32(int op, float* out, const float* a, const float* b,
+                         Py_ssize_t n) noexcept nogil
     void dualad_small_scalar_f64(int op, double* out, const double* a, double s, int s_first,
                                  Py_ssize_t n) noexcept nogil
     void dualad_small_scalar_f32(int op, float* out, const float* a, float s, int s_first,
@@ -357,7 +363,8 @@ cdef object _small_arith_scalar(int op, double s, object a, bint s_first):
 cdef object _small_arith(int op, object a, object b):
     """a (op) b for two aligned, C-contiguous, native-byte-order float arrays of one dtype and
     one shape (at least one axis, at most _SMALL_LOOP_MAX elements), as numpy's ufunc would
-    give it (a new C-ordered array); None for anything else (numpy computes it)."""
+    give it (a new C-ordered array); None for anything else, and where a result is NaN (numpy
+    computes it)."""
     if not (_small_array(a) and _small_array(b)):
         return None
     cdef cnp.ndarray x = <cnp.ndarray>a, y = <cnp.ndarray>b
@@ -367,13 +374,16 @@ cdef object _small_arith(int op, object a, object b):
             or not cnp.PyArray_SAMESHAPE(x, y)):
         return None
     cdef cnp.ndarray out = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(x), cnp.PyArray_DIMS(x), t, 0)
+    cdef int nan
     if t == cnp.NPY_DOUBLE:
-        dualad_small_f64(op, <double*>cnp.PyArray_DATA(out), <const double*>cnp.PyArray_DATA(x),
-                         <const double*>cnp.PyArray_DATA(y), n)
+        nan = dualad_small_f64(op, <double*>cnp.PyArray_DATA(out),
+                               <const double*>cnp.PyArray_DATA(x),
+                               <const double*>cnp.PyArray_DATA(y), n)
     else:
-        dualad_small_f32(op, <float*>cnp.PyArray_DATA(out), <const float*>cnp.PyArray_DATA(x),
-                         <const float*>cnp.PyArray_DATA(y), n)
-    return out
+        nan = dualad_small_f32(op, <float*>cnp.PyArray_DATA(out),
+                               <const float*>cnp.PyArray_DATA(x),
+                               <const float*>cnp.PyArray_DATA(y), n)
+    return None if nan else out
 
 
 def _multiply_impl(a, b):
