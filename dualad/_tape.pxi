@@ -173,15 +173,13 @@ cdef class Tape(Transformation):
                 or not is_float(<Tensor>target) or self._used):
             return self._gradient_general(target, sources, output_gradients,
                                           unconnected_gradients)
-        if single:
-            flat = [sources]
-        elif type(sources) is list or type(sources) is tuple:
+        if type(sources) is list or type(sources) is tuple:
             flat = list(sources)
             for i in range(len(flat)):
                 if not isinstance(flat[i], Tensor):
                     return self._gradient_general(target, sources, output_gradients,
                                                   unconnected_gradients)
-        else:
+        elif not single:
             return self._gradient_general(target, sources, output_gradients,
                                           unconnected_gradients)
         active = _active_here(self)
@@ -190,7 +188,6 @@ cdef class Tape(Transformation):
             return self._gradient_general(target, sources, output_gradients,
                                           unconnected_gradients)
         t = <Tensor>target
-        seed = filled_like(t, 1.0, None)
         if active:
             self.recording = False  # as in TensorFlow: a non-persistent tape stops recording
         if not self.persistent:
@@ -200,17 +197,22 @@ cdef class Tape(Transformation):
             self._used = False
             _refuse_active_elsewhere(self, "gradient")
         try:
-            grads = self._sweep_at_level([t], [seed], flat)
+            if single:
+                # one source: no lists, the seed of ones made only where the sweep needs it
+                g = _sweep_visible(self, None, None, None, -1, t, <Tensor>sources)
+            else:
+                grads = _sweep_visible(self, [t], [filled_like(t, 1.0, None)], flat, -1,
+                                       None, None)
         except BaseException:
             self._abandon_use()
             raise
         self._finish_use()
+        if single:
+            return g if g is None or is_float(<Tensor>sources) else None
         # grads has one entry per element of flat, a list no one else holds
         for i in range(len(grads)):
             if grads[i] is not None and not is_float(<Tensor>flat[i]):
                 grads[i] = None
-        if single:
-            return grads[0]
         return grads if type(sources) is list else tuple(grads)
 
     def _reopen(self):
@@ -283,30 +285,40 @@ cdef class Tape(Transformation):
 
     cdef list _sweep_at_level(self, list targets, list seeds, list sources, Py_ssize_t batch=-1):
         # _sweep with its arguments checked (every element a Tensor, one seed per target)
-        cdef _ThreadState st = _state()
-        cdef list stack = st.stack
-        cdef list hide = None     # the levels hidden (a copy: rules may change the stack)
-        cdef Py_ssize_t i
-        cdef Transformation tr
-        cdef bint raw
-        for i in range(len(stack)):
-            if stack[i] is self:
-                hide = stack[i + 1:] if self.persistent and self.recording else stack[i:]
+        return <list>_sweep_visible(self, targets, seeds, sources, batch, None, None)
+
+
+cdef object _sweep_visible(Tape tape, list targets, list seeds, list sources, Py_ssize_t batch,
+                           Tensor target, Tensor source):
+    # _sweep at the tape's level: the levels it hides are hidden while it runs, and it is raw
+    # when nothing that records sees it
+    cdef _ThreadState st = _state()
+    cdef list stack = st.stack
+    cdef list hide = None     # the levels hidden (a copy: rules may change the stack)
+    cdef Py_ssize_t i
+    cdef Transformation tr
+    cdef bint raw
+    if len(stack) == 0:     # (a gradient outside every with block: nothing to hide or see it)
+        return _sweep(tape, targets, seeds, sources, target, source,
+                      not (_n_tracing and st.tracer is not None), batch)
+    for i in range(len(stack)):
+        if stack[i] is tape:
+            hide = stack[i + 1:] if tape.persistent and tape.recording else stack[i:]
+            break
+    if hide is not None:
+        for tr in hide:
+            tr.hidden += 1
+    try:
+        raw = not (_n_tracing and st.tracer is not None)
+        for tr in stack:
+            if tr.hidden == 0 and tr.recording:
+                raw = False
                 break
+        return _sweep(tape, targets, seeds, sources, target, source, raw, batch)
+    finally:
         if hide is not None:
             for tr in hide:
-                tr.hidden += 1
-        try:
-            raw = not (_n_tracing and st.tracer is not None)
-            for tr in stack:
-                if tr.hidden == 0 and tr.recording:
-                    raw = False
-                    break
-            return _sweep(self, targets, seeds, sources, raw, batch)
-        finally:
-            if hide is not None:
-                for tr in hide:
-                    tr.hidden -= 1
+                tr.hidden -= 1
 
 
 # The primitives whose VJP rules accept a batched cotangent (a leading axis of k cotangents)
@@ -981,7 +993,43 @@ cdef inline void _scratch_give_back(void* buf, bint lent) noexcept:
         free(buf)
 
 
-cdef list _sweep(Tape tape, list targets, list seeds, list sources, bint raw, Py_ssize_t batch):
+# The sweep's list of slot gradients, lent as the scratch buffer is: every item None between
+# sweeps (a sweep sets back the ones it filled before giving it back). Lists above _OG_KEPT
+# slots are not kept.
+cdef list _sweep_og = []
+cdef bint _sweep_og_lent = False
+cdef Py_ssize_t _OG_KEPT = 1 << 12
+
+
+cdef list _og_take(Py_ssize_t n, bint* lent):
+    """A list of at least n Nones: the shared one (*lent set) or a fresh one."""
+    global _sweep_og_lent
+    if not _sweep_og_lent and n <= _OG_KEPT:
+        if len(_sweep_og) < n:
+            _sweep_og.extend([None] * (n - len(_sweep_og)))
+        _sweep_og_lent = True
+        lent[0] = True
+        return _sweep_og
+    lent[0] = False
+    return [None] * n
+
+
+cdef void _og_give_back(list og, Py_ssize_t n, bint lent) noexcept:
+    global _sweep_og_lent
+    cdef Py_ssize_t i
+    if lent:
+        # still lent while the items go: a finalizer sweeping meanwhile gets its own list
+        for i in range(n):
+            if og[i] is not None:
+                og[i] = None
+        _sweep_og_lent = False
+
+
+cdef object _sweep(Tape tape, list targets, list seeds, list sources, Tensor target,
+                   Tensor source, bint raw, Py_ssize_t batch):
+    # Returns a list, one gradient per source; with targets None (and seeds and sources), the
+    # gradient of `target`, seeded with ones, for `source` alone: gradient()'s common call,
+    # with no lists around it.
     # Everything indexing the buffers is checked against n, fixed here: derivative rules run
     # Python code (custom gradients, user primitives) that can watch tensors and record new
     # entries while the sweep runs. Entries recorded from now on are past n_entries and never
@@ -992,7 +1040,7 @@ cdef list _sweep(Tape tape, list targets, list seeds, list sources, bint raw, Py
     cdef Py_ssize_t n = tape._n_slots, i, k, so, sk, nargs
     cdef list entries = tape._entries
     cdef Py_ssize_t n_entries = len(entries) if entries is not None else 0
-    cdef Py_ssize_t n_sources = len(sources)
+    cdef Py_ssize_t n_sources = 1 if sources is None else len(sources)
     cdef bint in_place = raw   # nothing records the sweep: the sums it makes are its own
     # products s·b kept lazily (_Scaled): a sweep nothing records, of unbatched cotangents
     cdef bint lazy = raw and batch < 0
@@ -1009,7 +1057,8 @@ cdef list _sweep(Tape tape, list targets, list seeds, list sources, bint raw, Py
     cdef Py_ssize_t* source_slots = <Py_ssize_t*>(dg + n + 1)
     cdef int* source_kinds = <int*>(source_slots + n_sources)
     cdef char* fl = <char*>(source_kinds + n_sources)
-    cdef list og
+    cdef bint og_lent = False
+    cdef list og = None
     cdef Entry e
     cdef Primitive p
     cdef Tensor a, b, t, seed, ct
@@ -1019,23 +1068,31 @@ cdef list _sweep(Tape tape, list targets, list seeds, list sources, bint raw, Py
     cdef list results
     try:
         for k in range(n_sources):
-            t = <Tensor>sources[k]
+            t = source if sources is None else <Tensor>sources[k]
             sk = _slot_below(t, tape.id, n)
             source_slots[k] = sk
             source_kinds[k] = t._kind
             if sk >= 0:
                 fl[sk] |= KEEP
-        og = [None] * n
-        for k in range(len(targets)):
-            t = targets[k]
-            so = _slot_below(t, tape.id, n)
-            if so < 0:
-                continue
-            seed = seeds[k]
-            if raw and seed._is_scalar:
-                _acc_d(dg, fl, so, seed._d, seed._kind == K_F32)
-            else:
-                og[so] = _add(og[so], seed)
+        og = _og_take(n, &og_lent)
+        if targets is None:
+            so = _slot_below(target, tape.id, n)
+            if so >= 0:
+                if raw and target._is_scalar and target._kind != K_OTHER:
+                    _acc_d(dg, fl, so, 1.0, target._kind == K_F32)  # (filled_like's scalar)
+                else:
+                    og[so] = filled_like(target, 1.0, None)
+        else:
+            for k in range(len(targets)):
+                t = targets[k]
+                so = _slot_below(t, tape.id, n)
+                if so < 0:
+                    continue
+                seed = seeds[k]
+                if raw and seed._is_scalar:
+                    _acc_d(dg, fl, so, seed._d, seed._kind == K_F32)
+                else:
+                    og[so] = _add(og[so], seed)
         for i in range(n_entries - 1, -1, -1):
             e = <Entry>entries[i]
             so = e.out_slot
@@ -1119,6 +1176,9 @@ cdef list _sweep(Tape tape, list targets, list seeds, list sources, bint raw, Py
                     _acc_d(dg, fl, sk, ct._d, ct._kind == K_F32)
                 else:
                     _accumulate(og, fl, sk, ct, in_place)
+        if sources is None:
+            sk = source_slots[0]
+            return _take(dg, fl, og, sk, source_kinds[0]) if sk >= 0 else None
         results = [None] * n_sources
         for k in range(n_sources):
             sk = source_slots[k]
@@ -1126,4 +1186,6 @@ cdef list _sweep(Tape tape, list targets, list seeds, list sources, bint raw, Py
                 results[k] = _take(dg, fl, og, sk, source_kinds[k])
         return results
     finally:
+        if og is not None:
+            _og_give_back(og, n, og_lent)
         _scratch_give_back(scratch, lent)
