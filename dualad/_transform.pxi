@@ -109,16 +109,21 @@ cdef inline object _tape_key(long long tape_id):
     return key
 
 
-cdef inline Py_ssize_t _slot_of(Tensor t, long long tape_id):
+cdef inline Py_ssize_t _slot_of(Tensor t, long long tape_id) except -2:
+    # t's slot on the tape, -1 for none (-2, never a slot: an error, so that a -1 costs no
+    # check of the error state)
     if t._tape_id == tape_id:
         return t._slot
     if t._tape_id2 == tape_id:
         return t._slot2
     if t._more_slots is not None:
-        s = t._more_slots.get(_tape_key(tape_id))
-        if s is not None:
-            return <Py_ssize_t>s
+        return _more_slot_of(t, tape_id)
     return -1
+
+
+cdef Py_ssize_t _more_slot_of(Tensor t, long long tape_id) except -2:
+    s = t._more_slots.get(_tape_key(tape_id))
+    return -1 if s is None else <Py_ssize_t>s
 
 
 cdef int _set_slot(Tensor t, long long tape_id, Py_ssize_t slot) except -1:
