@@ -309,14 +309,6 @@ cdef class Tape(Transformation):
                     tr.hidden -= 1
 
 
-def _recorded_entries(Tape tape):
-    """The tape's record as tuples (primitive, args, params, out, s0, s1, out_slot,
-    more_slots), for tests."""
-    cdef Entry e
-    return [(e.prim, e.args, e.params, e.out, e.s0, e.s1, e.out_slot, e.more_slots)
-            for e in tape._entries or ()]
-
-
 # The primitives whose VJP rules accept a batched cotangent (a leading axis of k cotangents)
 # and return one for their input: the built-in ones (dualad.rules), not users' primitives or
 # custom gradients, which the batched sweep leaves to one sweep per row.

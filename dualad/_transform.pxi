@@ -400,6 +400,14 @@ cdef class Entry:
     pass
 
 
+def _recorded_entries(Tape tape):
+    """The tape's record as tuples (primitive, args, params, out, s0, s1, out_slot,
+    more_slots), for tests."""
+    cdef Entry e
+    return [(e.prim, e.args, e.params, e.out, e.s0, e.s1, e.out_slot, e.more_slots)
+            for e in tape._entries or ()]
+
+
 # --------------------------------------------------------------------------------------------
 # Transformations: tapes (reverse mode) and accumulators (forward mode)
 # --------------------------------------------------------------------------------------------
