@@ -201,9 +201,12 @@ cdef bint _contains_tensor(object seq, int depth=0) except -1:
 
 cdef Tensor _like(object value, Tensor ref, str opname):
     """Convert the non-Tensor operand of a binary op to the dtype of the Tensor operand."""
-    if ref._kind != K_OTHER and (type(value) is float or type(value) is int
-                                 or isinstance(value, np.floating)):
-        return new_scalar(<double>value, ref._kind)
+    if ref._kind != K_OTHER:
+        if type(value) is int:
+            # float(value)'s conversion (its OverflowError too), without the float object
+            return new_scalar(PyLong_AsDouble(value), ref._kind)
+        if type(value) is float or isinstance(value, np.floating):
+            return new_scalar(<double>value, ref._kind)
     if isinstance(value, (float, np.floating)) and ref._dtype.kind in "iub":
         raise TypeError(f"{opname}: cannot combine a {dtype_name(ref._dtype)} tensor with the "
                         f"float {value!r}; cast the tensor with dualad.cast first")
@@ -258,6 +261,8 @@ cpdef Tensor binary(Primitive p, object a, object b):
         ta = convert_to_tensor(a)
         tb = _like(b, ta, p.name)
     _check_same_dtype(ta, tb, p.name)
+    if _takes_scalar_path(p, ta, tb):
+        return _scalar_op(p, ta, tb, None)   # (no argument tuple unless the op is recorded)
     return run_op(p, (ta, tb), None)
 
 

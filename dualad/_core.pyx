@@ -14,6 +14,7 @@ from libc.stdlib cimport calloc, malloc, free
 from libc.string cimport memset, memcpy
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
 from cpython.float cimport PyFloat_AS_DOUBLE
+from cpython.long cimport PyLong_AsDouble
 
 import threading
 import numpy as np

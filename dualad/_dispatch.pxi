@@ -125,6 +125,11 @@ cdef Tensor run_op(Primitive p, tuple args, dict params):
     cdef Py_ssize_t n = len(args)
     cdef object raw
     cdef TraceSink tracer = None
+    if p.code != OP_NONE and 0 < n <= 2:
+        a = <Tensor>args[0]
+        b = <Tensor>args[n - 1]
+        if _takes_scalar_path(p, a, b):
+            return _scalar_op(p, a, b if n == 2 else None, args)
     if _n_live or _n_tracing:
         if _n_tracing:
             tracer = _state().tracer
@@ -155,6 +160,60 @@ cdef Tensor run_op(Primitive p, tuple args, dict params):
     return out
 
 
+cdef bint _scalar_op_path = True    # off only in tests, which compare it with run_op's general path
+
+
+def _set_scalar_op_path(bint enabled):
+    """Whether ops take _scalar_op where they can (tests compare both paths); returns the
+    previous setting."""
+    global _scalar_op_path
+    previous = _scalar_op_path
+    _scalar_op_path = enabled
+    return previous
+
+
+cdef inline bint _takes_scalar_path(Primitive p, Tensor a, Tensor b) noexcept:
+    # p's scalar kernel on a and b (b is a for one input), float scalars of one kind, with no
+    # trace being taken and check_numerics off: only tapes and accumulators see the op
+    return (a._is_scalar and b._is_scalar and a._kind == b._kind and p.code != OP_NONE
+            and not _check_numerics and not _n_tracing and p.differentiable and _scalar_op_path)
+
+
+cdef Tensor _scalar_op(Primitive p, Tensor a, Tensor b, tuple args):
+    """run_op(p, (a, b)) (b None: (a,)) where _takes_scalar_path: the same Variable reads,
+    value, entries and tangents, without run_op's general steps; `args` the argument tuple,
+    or None: it is made only when a tape or accumulator takes the op."""
+    cdef int kind = a._kind
+    cdef list stack
+    cdef Transformation tr
+    cdef Tensor out
+    if _n_live == 0:
+        return new_scalar(_scalar_value(p.code, a._d, 0.0 if b is None else b._d), kind)
+    stack = _state().stack
+    if a._is_var or (b is not None and b._is_var):
+        # as _read_variables: the tapes watching accessed variables watch them, then the op
+        # takes snapshots
+        for tr in stack:
+            if _watches_accessed(tr):
+                if a._is_var and (<Variable>a).trainable:
+                    (<Tape>tr)._watch(a)
+                if b is not None and b._is_var and (<Variable>b).trainable:
+                    (<Tape>tr)._watch(b)
+        a = _read_one(a, None)
+        if b is not None:
+            b = _read_one(b, None)
+        args = None
+    out = new_scalar(_scalar_value(p.code, a._d, 0.0 if b is None else b._d), kind)
+    _record_scalar(p, a, b, args, kind, out, stack)
+    return out
+
+
+cdef inline bint _watches_accessed(Transformation tr) noexcept:
+    # a tape of this thread that watches the trainable Variables an op reads now
+    return (tr.is_tape and tr.hidden == 0 and tr.recording
+            and (<Tape>tr).watch_accessed_variables)
+
+
 cdef tuple _read_variables(tuple args, TraceSink tracer):
     """Variables among an op's inputs become snapshots of their current value (the residual a
     tape keeps must not change when the Variable is assigned later). Tapes that watch accessed
@@ -163,7 +222,7 @@ cdef tuple _read_variables(tuple args, TraceSink tracer):
     cdef Transformation tr
     if _n_live:
         for tr in _state().stack:
-            if tr.is_tape and tr.hidden == 0 and tr.recording and (<Tape>tr).watch_accessed_variables:
+            if _watches_accessed(tr):
                 for a in args:
                     if a._is_var and (<Variable>a).trainable:
                         (<Tape>tr)._watch(a)

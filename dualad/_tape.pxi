@@ -877,49 +877,22 @@ cdef object _direct_transpose_vjp(cnp.ndarray garr, Entry e):
     return _wrap(garr.transpose(tuple(inverse)))
 
 
-cdef inline Tensor _operand(object x, int kind):
-    # a derivative op's operand as a Tensor: a number becomes a scalar of the op's kind, as
-    # binary() converts a rule's number operand
-    return <Tensor>x if isinstance(x, Tensor) else new_scalar(<double>x, kind)
-
-
 cdef Tensor _derivative_op(Primitive p, object x, object y, int kind, list stack):
     """binary(p, x, y), or p on x alone when y is None, for the ops of _scalar_vjp_as_ops: p a
     built-in scalar opcode, x and y float scalar Tensors of `kind` (not Variables) or a float
     number; `stack` this thread's transformations. What run_op does, without its general
-    checks: the value by p's scalar kernel, recorded on the visible tapes holding a slot of an
-    operand (_transform's loop), with a number operand made a Tensor only when something sees
-    the op. check_numerics and a trace being taken go through run_op."""
-    cdef Transformation tr
-    cdef Py_ssize_t i, n, s0 = -1, s1 = -1
+    checks: the value by p's scalar kernel, recorded as _record_scalar records, with a number
+    operand made a Tensor only when something sees the op. check_numerics and a trace being
+    taken go through run_op."""
     cdef double vx, vy = 0.0
     cdef Tensor out
-    cdef tuple args = None
     if _check_numerics or _n_tracing or not p.differentiable:
         return run_op(p, (<Tensor>x,), None) if y is None else binary(p, x, y)
     vx = (<Tensor>x)._d if isinstance(x, Tensor) else _round(<double>x, kind == K_F32)
     if y is not None:
         vy = (<Tensor>y)._d if isinstance(y, Tensor) else _round(<double>y, kind == K_F32)
     out = new_scalar(_scalar_value(p.code, vx, vy), kind)
-    n = len(stack)
-    for i in range(n):
-        if i >= len(stack):
-            break       # (as _transform: a finalizer run by an allocation left a level)
-        tr = <Transformation>stack[i]
-        if tr.hidden or not tr.recording:
-            continue
-        if tr.is_tape:
-            s0 = _slot_of(<Tensor>x, tr.id) if isinstance(x, Tensor) else -1
-            s1 = _slot_of(<Tensor>y, tr.id) if isinstance(y, Tensor) else -1
-            if s0 < 0 and s1 < 0:
-                continue
-        if args is None:
-            args = ((_operand(x, kind),) if y is None
-                    else (_operand(x, kind), _operand(y, kind)))
-        if tr.is_tape:
-            _append_entry(<Tape>tr, p, args, None, out, s0, s1, None)
-        else:
-            _push_tangent(<Accumulator>tr, stack, i, p, args, None, out)
+    _record_scalar(p, x, y, None, kind, out, stack)
     return out
 
 

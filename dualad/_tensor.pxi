@@ -379,7 +379,7 @@ cdef bint _would_watch(Tensor t):
     if not t._is_var or not (<Variable>t).trainable:
         return False
     for tr in _state().stack:
-        if tr.is_tape and tr.hidden == 0 and tr.recording and (<Tape>tr).watch_accessed_variables:
+        if _watches_accessed(tr):
             return True
     return False
 

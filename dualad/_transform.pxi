@@ -109,39 +109,44 @@ cdef inline object _tape_key(long long tape_id):
     return key
 
 
-cdef inline Py_ssize_t _slot_of(Tensor t, long long tape_id):
+cdef inline Py_ssize_t _slot_of(Tensor t, long long tape_id) except -2:
+    # t's slot on the tape, -1 for none (-2, never a slot: an error, so that a -1 costs no
+    # check of the error state)
     if t._tape_id == tape_id:
         return t._slot
     if t._tape_id2 == tape_id:
         return t._slot2
     if t._more_slots is not None:
-        s = t._more_slots.get(_tape_key(tape_id))
-        if s is not None:
-            return <Py_ssize_t>s
+        return _more_slot_of(t, tape_id)
     return -1
 
 
-cdef void _set_slot(Tensor t, long long tape_id, Py_ssize_t slot) except *:
+cdef Py_ssize_t _more_slot_of(Tensor t, long long tape_id) except -2:
+    s = t._more_slots.get(_tape_key(tape_id))
+    return -1 if s is None else <Py_ssize_t>s
+
+
+cdef int _set_slot(Tensor t, long long tape_id, Py_ssize_t slot) except -1:
     # a free field first, then one holding a released tape's slot (set lookups), then the dict
     if t._tape_id2 == tape_id:
         t._slot2 = slot
-        return
+        return 0
     if t._tape_id == 0 or t._tape_id == tape_id:
         t._tape_id = tape_id
         t._slot = slot
-        return
+        return 0
     if t._tape_id2 == 0:
         t._tape_id2 = tape_id
         t._slot2 = slot
-        return
+        return 0
     if _tape_key(t._tape_id) not in _live_tapes:
         t._tape_id = tape_id
         t._slot = slot
-        return
+        return 0
     if _tape_key(t._tape_id2) not in _live_tapes:
         t._tape_id2 = tape_id
         t._slot2 = slot
-        return
+        return 0
     if t._more_slots is None:
         t._more_slots = {}
     elif len(t._more_slots) >= 8:
@@ -150,6 +155,7 @@ cdef void _set_slot(Tensor t, long long tape_id, Py_ssize_t slot) except *:
         for dead in [k for k in t._more_slots if k not in _live_tapes]:
             del t._more_slots[dead]
     t._more_slots[_tape_key(tape_id)] = slot
+    return 0
 
 
 cdef void _clear_slot(Tensor t, long long tape_id) except *:
@@ -201,8 +207,8 @@ cdef void _record(Tape tape, Primitive p, tuple args, dict params, Tensor out) e
     _append_entry(tape, p, args, params, out, s0, s1, None if more is None else tuple(more))
 
 
-cdef inline void _append_entry(Tape tape, Primitive p, tuple args, dict params, Tensor out,
-                               Py_ssize_t s0, Py_ssize_t s1, tuple more_slots) except *:
+cdef int _append_entry(Tape tape, Primitive p, tuple args, dict params, Tensor out,
+                       Py_ssize_t s0, Py_ssize_t s1, tuple more_slots) except -1:
     # the entry of an op one of whose inputs has a slot on `tape` (s0, s1, more_slots)
     cdef Entry e = Entry.__new__(Entry)
     e.prim = p
@@ -218,6 +224,42 @@ cdef inline void _append_entry(Tape tape, Primitive p, tuple args, dict params, 
     tape._n_slots += 1
     _set_slot(out, tape.id, e.out_slot)
     tape._entries.append(e)
+    return 0
+
+
+cdef inline Tensor _operand(object x, int kind):
+    # a scalar op's operand as a Tensor: a number becomes a scalar of the op's kind, as
+    # binary() converts a rule's number operand
+    return <Tensor>x if isinstance(x, Tensor) else new_scalar(<double>x, kind)
+
+
+cdef int _record_scalar(Primitive p, object x, object y, tuple args, int kind, Tensor out,
+                        list stack) except -1:
+    """_transform of a scalar opcode's op on x and y (y None: x alone), float scalar Tensors
+    of `kind` (not Variables) or numbers of that kind, giving `out`; `stack` this thread's
+    transformations. `args` is the op's argument tuple, or None: it is made (numbers made
+    Tensors) only when a tape holding a slot of an operand, or an accumulator, takes the op."""
+    cdef Transformation tr
+    cdef Py_ssize_t i, n = len(stack), s0 = -1, s1 = -1
+    for i in range(n):
+        if i >= len(stack):
+            break       # (as _transform: a rule or a finalizer left a level)
+        tr = <Transformation>stack[i]
+        if tr.hidden or not tr.recording:
+            continue
+        if tr.is_tape:
+            s0 = _slot_of(<Tensor>x, tr.id) if isinstance(x, Tensor) else -1
+            s1 = _slot_of(<Tensor>y, tr.id) if isinstance(y, Tensor) else -1
+            if s0 < 0 and s1 < 0:
+                continue
+        if args is None:
+            args = ((_operand(x, kind),) if y is None
+                    else (_operand(x, kind), _operand(y, kind)))
+        if tr.is_tape:
+            _append_entry(<Tape>tr, p, args, None, out, s0, s1, None)
+        else:
+            _push_tangent(<Accumulator>tr, stack, i, p, args, None, out)
+    return 0
 
 
 # The last accumulator id converted to the int keying tangent dicts: one conversion per
@@ -356,6 +398,14 @@ cdef class Entry:
     """One recorded primitive call: residual inputs, output, and tape slots. The collector
     follows entries: a custom primitive's rules may close over objects that hold the tape."""
     pass
+
+
+def _recorded_entries(Tape tape):
+    """The tape's record as tuples (primitive, args, params, out, s0, s1, out_slot,
+    more_slots), for tests."""
+    cdef Entry e
+    return [(e.prim, e.args, e.params, e.out, e.s0, e.s1, e.out_slot, e.more_slots)
+            for e in tape._entries or ()]
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,329 @@
+"""The C path of a scalar op under tapes and accumulators (_scalar_op in dualad/_dispatch.pxi):
+an op of a scalar opcode on float scalars of one kind, with no trace being taken and
+check_numerics off, reads Variables, computes and records without run_op's general steps. It
+must give what the general path gives: the same value and gradient bits, the same entries
+(primitive, arguments, slots) on every tape, the same tangents and watched variables, in
+every setting (nested and persistent tapes, accumulators, traces, check_numerics,
+stop_recording, watch_accessed_variables=False, another thread recording at the same time).
+
+Each scenario runs twice, with the path on and off (_core._set_scalar_op_path), and the two
+runs' observations are compared."""
+import itertools
+import math
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import dualad as dd
+from dualad import ForwardAccumulator, _core, rules
+
+SCALAR_PRIMITIVES = sorted((d.primitive for d in rules.DECLARATIONS.values()
+                            if d.primitive.code != 0), key=lambda p: p.name)
+ARITY = {d.primitive.name: d.arity for d in rules.DECLARATIONS.values()}
+DTYPES = [np.float32, np.float64]
+
+
+def bits(t):
+    # (numpy() reads a scalar's C double: it does not materialise an array, which would change
+    # how later reads share snapshots)
+    return None if t is None else (str(t.dtype), np.asarray(t.numpy()).tobytes())
+
+
+class Recorder:
+    """Observations of one run; tensors are named by the order they are first seen, so that
+    two runs compare by structure (which entry takes which tensor) and bits."""
+
+    def __init__(self):
+        self.seen = {}
+        self.log = []
+
+    def name(self, t):
+        if not isinstance(t, dd.Tensor):
+            return ("value", repr(t))
+        key = id(t)
+        if key not in self.seen:
+            self.seen[key] = (len(self.seen), t)    # (t kept alive: ids are not reused)
+        return (self.seen[key][0], isinstance(t, dd.Variable), bits(t))
+
+    def entries(self, tape):
+        self.log.append([(p.name, tuple(self.name(a) for a in args), params, self.name(out), s0,
+                          s1, out_slot, more)
+                         for p, args, params, out, s0, s1, out_slot, more
+                         in _core._recorded_entries(tape)])
+
+    def values(self, *ts):
+        self.log.append([self.name(t) for t in ts])
+
+
+def both_paths(scenario, *args):
+    """scenario(recorder, *args) with the C scalar path on and off: the two observations."""
+    runs = []
+    for enabled in (True, False):
+        previous = _core._set_scalar_op_path(enabled)
+        try:
+            rec = Recorder()
+            scenario(rec, *args)
+            runs.append(rec.log)
+        finally:
+            _core._set_scalar_op_path(previous)
+    return runs
+
+
+def assert_same_on_both_paths(scenario, *args):
+    fast, general = both_paths(scenario, *args)
+    assert fast == general
+
+
+def w1(x, a, b, c):
+    return a * dd.pow(x, 2) + b * x + c
+
+
+def inputs(dtype, variable=True, x0=0.75):
+    x = (dd.Variable(x0, dtype=dtype) if variable
+         else dd.constant(np.asarray(x0, dtype)))
+    a, b, c = (dd.constant(np.asarray(v, dtype)) for v in (1.0, -2.0, 1.0))
+    return x, a, b, c
+
+
+# ---- one tape, Variables and constants, every scalar primitive -------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("variable", [True, False])
+def test_w1_step_one_tape(dtype, variable):
+    def scenario(rec):
+        x, a, b, c = inputs(dtype, variable)
+        opt = dd.optimizers.SGD(learning_rate=0.01)
+        for _ in range(3):
+            with dd.GradientTape() as tape:
+                if not variable:
+                    tape.watch(x)
+                y = w1(x, a, b, c)
+            rec.entries(tape)
+            rec.values(*tape.watched_variables())
+            g = tape.gradient(y, x)
+            rec.values(y, g)
+            if variable:
+                opt.apply_gradients([(g, x)])
+                rec.values(x)
+    assert_same_on_both_paths(scenario)
+
+
+GRID = [-1.5, -0.0, 0.0, 0.5, 2.0, math.inf, math.nan]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("p", SCALAR_PRIMITIVES, ids=lambda p: p.name)
+def test_every_scalar_primitive(p, dtype):
+    arity = ARITY[p.name]
+
+    def scenario(rec):
+        for values in itertools.product(GRID, repeat=arity):
+            xs = [dd.constant(np.asarray(v, dtype)) for v in values]
+            with dd.GradientTape(persistent=True) as tape:
+                tape.watch(xs)
+                y = p(*xs)
+                z = p(*[y] * arity)     # an op on a recorded output
+            rec.entries(tape)
+            rec.values(y, z, *tape.gradient(z, xs))
+    assert_same_on_both_paths(scenario)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.floats(allow_nan=True, allow_infinity=True), st.floats(allow_nan=True),
+       st.sampled_from(DTYPES), st.sampled_from([p for p in SCALAR_PRIMITIVES]))
+def test_random_values(u, v, dtype, p):
+    values = [u, v][:ARITY[p.name]]
+
+    def scenario(rec):
+        xs = [dd.Variable(np.asarray(w, dtype)) for w in values]
+        with dd.GradientTape() as tape:
+            y = p(*xs)
+        rec.entries(tape)
+        rec.values(y, *tape.gradient(y, xs))
+    with np.errstate(all="ignore"):
+        assert_same_on_both_paths(scenario)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_python_number_operands_and_the_same_variable_twice(dtype):
+    def scenario(rec):
+        x = dd.Variable(1.5, dtype=dtype)
+        frozen = dd.Variable(2.0, dtype=dtype, trainable=False)
+        with dd.GradientTape() as tape:
+            y = 2 * x ** 3 - x * x / 4.0 + frozen * x - (-x) + abs(x) - frozen
+        rec.entries(tape)
+        rec.values(*tape.watched_variables())
+        rec.values(y, *tape.gradient(y, [x, frozen]))
+    assert_same_on_both_paths(scenario)
+
+
+def test_an_int_operand_converts_as_float_does():
+    x = dd.constant(3.0)
+    assert np.asarray(dd.pow(x, 2)).tobytes() == np.asarray(dd.pow(x, 2.0)).tobytes()
+    assert (x * (2 ** 60 + 1)).numpy() == np.float32(float(2 ** 60 + 1) * 3.0)
+    with pytest.raises(OverflowError, match="int too large to convert to float"):
+        x * 10 ** 400
+
+
+def test_broadcasting_operands_take_the_general_path():
+    def scenario(rec):
+        x = dd.Variable(0.5, dtype=dd.float64)
+        v = dd.constant(np.array([1.0, -2.0, 3.0]))
+        with dd.GradientTape() as tape:
+            y = dd.reduce_sum(x * v + x)
+        rec.entries(tape)
+        rec.values(y, tape.gradient(y, x))
+    assert_same_on_both_paths(scenario)
+
+
+# ---- nesting, persistence, accumulators, traces, check_numerics, recording flags ------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_nested_tapes(dtype):
+    def scenario(rec):
+        x, a, b, c = inputs(dtype)
+        with dd.GradientTape() as outer:
+            with dd.GradientTape() as inner:
+                y = w1(x, a, b, c) * x
+            rec.entries(inner)
+            d = inner.gradient(y, x)
+        rec.entries(outer)
+        rec.values(y, d, outer.gradient(d, x))
+    assert_same_on_both_paths(scenario)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_persistent_tape(dtype):
+    def scenario(rec):
+        x, a, b, c = inputs(dtype, variable=False)
+        with dd.GradientTape(persistent=True) as tape:
+            tape.watch(x)
+            y = w1(x, a, b, c)
+            z = dd.sin(y) * y
+        rec.entries(tape)
+        rec.values(y, z, tape.gradient(y, x), tape.gradient(z, [x, y]), tape.gradient(z, x))
+    assert_same_on_both_paths(scenario)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("order", ["tape_outside", "tape_inside", "accumulator_only"])
+def test_forward_accumulator_active(dtype, order):
+    def scenario(rec):
+        x, a, b, c = inputs(dtype, variable=False)
+        t = dd.constant(np.asarray(1.25, dtype))
+        if order == "tape_outside":
+            with dd.GradientTape(persistent=True) as tape:
+                tape.watch(x)
+                with ForwardAccumulator(x, t) as acc:
+                    y = w1(x, a, b, c)
+                    jvp = acc.jvp(y)
+            rec.entries(tape)
+            rec.values(y, jvp, tape.gradient(y, x), tape.gradient(jvp, x))
+        elif order == "tape_inside":
+            with ForwardAccumulator(x, t) as acc:
+                with dd.GradientTape() as tape:
+                    tape.watch(x)
+                    y = w1(x, a, b, c)
+                g = tape.gradient(y, x)
+            rec.values(y, g, acc.jvp(y), acc.jvp(g))
+        else:
+            with ForwardAccumulator(x, t) as acc:
+                y = w1(x, a, b, c)
+            rec.values(y, acc.jvp(y))
+    assert_same_on_both_paths(scenario)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_trace_being_taken(dtype):
+    def scenario(rec):
+        x, a, b, c = inputs(dtype)
+
+        @dd.function
+        def step():
+            with dd.GradientTape() as tape:
+                y = w1(x, a, b, c)
+            g = tape.gradient(y, x)
+            x.assign_sub(0.01 * g)
+            return y, g
+        for _ in range(3):
+            rec.values(*step(), x)
+        with dd.GradientTape() as tape:    # and eagerly, on the Variable the trace changed
+            y = w1(x, a, b, c)
+        rec.entries(tape)
+        rec.values(y, tape.gradient(y, x))
+    assert_same_on_both_paths(scenario)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_check_numerics_on(dtype):
+    def scenario(rec):
+        x, a, b, c = inputs(dtype)
+        dd.debugging.enable_check_numerics()
+        try:
+            with dd.GradientTape() as tape:
+                y = w1(x, a, b, c)
+            rec.entries(tape)
+            rec.values(y, tape.gradient(y, x))
+            with pytest.raises(FloatingPointError):
+                dd.log(dd.constant(np.asarray(-1.0, dtype)) * x)
+        finally:
+            dd.debugging.disable_check_numerics()
+    assert_same_on_both_paths(scenario)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_stop_recording_and_unwatched_variables(dtype):
+    def scenario(rec):
+        x, a, b, c = inputs(dtype)
+        with dd.GradientTape(persistent=True) as tape:
+            y = w1(x, a, b, c)
+            with tape.stop_recording():
+                z = y * x + c
+            u = z * y
+        rec.entries(tape)
+        rec.values(y, z, u, *tape.gradient(u, [x, y, z]))
+        with dd.GradientTape(watch_accessed_variables=False) as tape:
+            y = w1(x, a, b, c)
+        rec.entries(tape)
+        rec.values(y, tape.gradient(y, x), *tape.watched_variables())
+        with dd.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(x)
+            y = w1(x, a, b, c)
+        rec.entries(tape)
+        rec.values(y, tape.gradient(y, x))
+    assert_same_on_both_paths(scenario)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_another_thread_recording_at_the_same_time(dtype):
+    n_steps = 200
+
+    def steps(results, k):
+        x, a, b, c = inputs(dtype, x0=0.25 * k)
+        opt = dd.optimizers.SGD(learning_rate=0.01)
+        out = []
+        for _ in range(n_steps):
+            with dd.GradientTape() as tape:
+                y = w1(x, a, b, c)
+            n_entries = tape._n_entries
+            g = tape.gradient(y, x)
+            opt.apply_gradients([(g, x)])
+            out.append((bits(y), bits(g), n_entries))
+        results[k] = out
+
+    def scenario(rec):
+        results = {}
+        threads = [threading.Thread(target=steps, args=(results, k)) for k in (1, 2)]
+        for th in threads:
+            th.start()
+        steps(results, 0)
+        for th in threads:
+            th.join()
+        rec.log.append(sorted(results.items()))
+    fast, general = both_paths(scenario)
+    assert fast == general
+    alone = {}
+    steps(alone, 1)
+    assert fast[0][1] == (1, alone[1])      # the same as a thread recording alone
