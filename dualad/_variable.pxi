@@ -230,7 +230,7 @@ from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from cpython.dict cimport PyDict_GetItemWithError
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.tuple cimport PyTuple_CheckExact, PyTuple_GET_ITEM, PyTuple_GET_SIZE
-from cpython.ref cimport Py_XDECREF, Py_REFCNT
+from cpython.ref cimport Py_XDECREF, Py_REFCNT, Py_TYPE
 from libc.stdlib cimport qsort
 from libc.string cimport memcpy, memcmp
 
@@ -682,55 +682,106 @@ def commit_in_place(list targets, Variable steps):
     return in_place
 
 
-cdef inline bint _opt_hyper(object optimizer, str name, double* out) except -1:
+cdef extern from *:
+    """
+    /* a type's own attribute dict (read only here) */
+    static PyObject* dualad_type_dict(PyObject* type) { return ((PyTypeObject*)type)->tp_dict; }
+    """
+    PyObject* dualad_type_dict(object type)
+    dict PyObject_GenericGetDict(object o, void* context)
+
+
+# the built-in optimizer classes (dualad.optimizers): their instances' attributes are plain
+# entries of the instance dict (no class defines a descriptor for the names the C step reads)
+cdef tuple _builtin_optimizer_types = ()
+
+
+def register_builtin_optimizers(*classes):
+    """Declare the optimizer classes whose attributes the C step may read from the instance
+    dict (dualad.optimizers calls this once)."""
+    global _builtin_optimizer_types
+    _builtin_optimizer_types = classes
+
+
+cdef inline bint _is_builtin_optimizer(object optimizer) noexcept:
+    cdef Py_ssize_t i
+    cdef PyObject* cls = <PyObject*>Py_TYPE(optimizer)
+    for i in range(PyTuple_GET_SIZE(_builtin_optimizer_types)):
+        if cls == PyTuple_GET_ITEM(_builtin_optimizer_types, i):
+            return True
+    return False
+
+
+cdef inline object _opt_attribute(dict attributes, object optimizer, str name):
+    # optimizer.name, from its instance dict `attributes` when it has one (a built-in
+    # optimizer's: the same value getattr finds, without its type and descriptor lookups)
+    cdef PyObject* found
+    if attributes is not None:
+        found = PyDict_GetItemWithError(attributes, name)
+        if found != NULL:
+            return <object>found
+    return getattr(optimizer, name)
+
+
+cdef inline bint _opt_hyper(dict attributes, object optimizer, str name,
+                            double* out) except -1:
     # a hyperparameter the C step can use: a Python float (anything else: the general path)
-    value = getattr(optimizer, name)
+    value = _opt_attribute(attributes, optimizer, name)
     if not PyFloat_CheckExact(value):
         return False
     out[0] = PyFloat_AS_DOUBLE(value)
     return True
 
 
-cdef inline int _opt_switch(object optimizer, str name) except -2:
+cdef inline int _opt_switch(dict attributes, object optimizer, str name) except -2:
     # a boolean option as 0/1, or -1 when it is not a bool (its truth test could run Python code)
-    value = getattr(optimizer, name)
+    value = _opt_attribute(attributes, optimizer, name)
     return 1 if value is True else (0 if value is False else -1)
 
 
-cdef object _optimizer_scalar_step(object optimizer, list pairs):
-    # StepGuard.scalar_step's work, with the guard held
+cdef object _optimizer_scalar_step(object optimizer, dict attributes, list pairs):
+    # StepGuard.scalar_step's work, with the guard held; `attributes`: the optimizer's instance
+    # dict if it is a built-in one, else None (its attributes are read with getattr)
     cdef double h[_OPT_MAX_SLOTS]
     cdef double lr
     cdef int rule, flag = 0
-    rule_code = optimizer._scalar_rule
+    cdef PyObject* found
+    if attributes is not None:  # the class's own rule (None: a subclass, see Optimizer)
+        found = PyDict_GetItemWithError(<object>dualad_type_dict(type(optimizer)),
+                                        "_scalar_rule")
+        rule_code = None if found == NULL else <object>found
+    else:
+        rule_code = optimizer._scalar_rule
     if type(rule_code) is not int:  # None: no C rule for this class
         return None
     rule = rule_code
-    if not _opt_hyper(optimizer, "_lr", &lr):
+    if not _opt_hyper(attributes, optimizer, "_lr", &lr):
         return None  # a schedule
     if rule == _RULE_SGD:
-        if not _opt_hyper(optimizer, "momentum", &h[0]):
+        if not _opt_hyper(attributes, optimizer, "momentum", &h[0]):
             return None
-        flag = _opt_switch(optimizer, "nesterov")
+        flag = _opt_switch(attributes, optimizer, "nesterov")
     elif rule == _RULE_ADAM:
-        if not (_opt_hyper(optimizer, "beta_1", &h[0]) and _opt_hyper(optimizer, "beta_2", &h[1])
-                and _opt_hyper(optimizer, "epsilon", &h[2])):
+        if not (_opt_hyper(attributes, optimizer, "beta_1", &h[0])
+                and _opt_hyper(attributes, optimizer, "beta_2", &h[1])
+                and _opt_hyper(attributes, optimizer, "epsilon", &h[2])):
             return None
-        flag = _opt_switch(optimizer, "amsgrad")
+        flag = _opt_switch(attributes, optimizer, "amsgrad")
     elif rule == _RULE_RMSPROP:
-        if not (_opt_hyper(optimizer, "rho", &h[0]) and _opt_hyper(optimizer, "momentum", &h[1])
-                and _opt_hyper(optimizer, "epsilon", &h[2])):
+        if not (_opt_hyper(attributes, optimizer, "rho", &h[0])
+                and _opt_hyper(attributes, optimizer, "momentum", &h[1])
+                and _opt_hyper(attributes, optimizer, "epsilon", &h[2])):
             return None
-        flag = _opt_switch(optimizer, "centered")
+        flag = _opt_switch(attributes, optimizer, "centered")
     elif rule == _RULE_ADAGRAD:
-        if not _opt_hyper(optimizer, "epsilon", &h[0]):
+        if not _opt_hyper(attributes, optimizer, "epsilon", &h[0]):
             return None
     else:
         return None
     if flag < 0:
         return None
-    slots = optimizer._slots
-    steps = optimizer._steps
+    slots = _opt_attribute(attributes, optimizer, "_slots")
+    steps = _opt_attribute(attributes, optimizer, "_steps")
     if type(slots) is not dict or type(steps) is not Variable:
         return None
     return _opt_step(rule, pairs, <dict>slots, <Variable>steps, lr, h, flag)
@@ -803,7 +854,13 @@ cdef class StepGuard:
         `_scalar_rule`, reading its hyperparameters, `_lr`, `_slots` and `_steps`) applied to
         the list `pairs` under this guard, or None when the step needs the general path
         (nothing changed then; the general path also raises the re-entry error)."""
-        if type(pairs) is not list or self.busy:
+        if type(pairs) is not list:
+            return None
+        return self._scalar_step(optimizer, None, <list>pairs)
+
+    cdef object _scalar_step(self, object optimizer, dict attributes, list pairs):
+        # scalar_step, `attributes` as _optimizer_scalar_step takes it
+        if self.busy:
             return None
         self._acquire()  # (interrupted while waiting, it has not taken the lock)
         try:
@@ -811,7 +868,7 @@ cdef class StepGuard:
                 return None
             self.busy = True
             try:  # (the state is read under the lock: set_state may replace it)
-                return _optimizer_scalar_step(optimizer, <list>pairs)
+                return _optimizer_scalar_step(optimizer, attributes, pairs)
             finally:
                 self.busy = False
         finally:
@@ -841,3 +898,25 @@ cdef class StepGuard:
 
     def __reduce__(self):
         raise TypeError("an optimizer's StepGuard cannot be pickled")
+
+
+def apply_gradients(self, grads_and_vars):
+    """Apply one step to each (gradient, variable) pair and return the new `iterations`.
+
+    Variables must be float `dualad.Variable` objects (TypeError otherwise); a gradient must
+    have its variable's shape (ValueError naming the variable). A None gradient skips its
+    variable with a warning; a call whose gradients are all None raises ValueError. An empty
+    list is a no-op. Everything is checked before any variable changes."""
+    # (Optimizer.apply_gradients, compiled: a step on scalar Variables runs no Python frame)
+    if type(grads_and_vars) is zip:  # (TensorFlow's idiom) as a list, which the C path takes
+        grads_and_vars = list(grads_and_vars)
+    cdef dict attributes = (PyObject_GenericGetDict(self, NULL) if _is_builtin_optimizer(self)
+                            else None)
+    guard = _opt_attribute(attributes, self, "_guard")
+    if type(guard) is StepGuard and type(grads_and_vars) is list:
+        # tracked float32/float64 scalars: checked, computed and committed in one C call
+        step = (<StepGuard>guard)._scalar_step(self, attributes, <list>grads_and_vars)
+        if step is not None:
+            return step
+    # (no Python frame of its own here: the caller's is the warnings' stacklevel 2)
+    return guard.step(self._apply_locked, grads_and_vars, 2)

@@ -129,20 +129,8 @@ class Optimizer:
 
     # ---- steps -------------------------------------------------------------------------------
 
-    def apply_gradients(self, grads_and_vars):
-        """Apply one step to each (gradient, variable) pair and return the new `iterations`.
-
-        Variables must be float `dualad.Variable` objects (TypeError otherwise); a gradient must
-        have its variable's shape (ValueError naming the variable). A None gradient skips its
-        variable with a warning; a call whose gradients are all None raises ValueError. An empty
-        list is a no-op. Everything is checked before any variable changes."""
-        if type(grads_and_vars) is zip:  # (TensorFlow's idiom) as a list, which the C path takes
-            grads_and_vars = list(grads_and_vars)
-        # tracked float32/float64 scalars: checked, computed and committed in one C call
-        step = self._guard.scalar_step(self, grads_and_vars)
-        if step is not None:
-            return step
-        return self._guard.step(self._apply_locked, grads_and_vars, 3)
+    # (compiled, _core.apply_gradients: its general path is _apply_locked)
+    apply_gradients = _core.apply_gradients
 
     def minimize(self, loss, var_list, tape=None):
         """Compute the gradients of `loss` with respect to `var_list` and apply them.
@@ -569,6 +557,9 @@ class Optimizer:
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
         return f"<dualad.optimizers.{type(self).__name__} '{self.name}' {args}>"
+
+
+Optimizer.apply_gradients.__qualname__ = "Optimizer.apply_gradients"
 
 
 def _check_variable(var):

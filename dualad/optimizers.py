@@ -320,5 +320,7 @@ class Adagrad(Optimizer):
 for _cls in (SGD, Adam, RMSprop, Adagrad):
     _cls._rule_of_update_into = _cls._update
 del _cls
+# their instances' attributes are read by the C step from their dicts
+_core.register_builtin_optimizers(SGD, Adam, RMSprop, Adagrad)
 # the rule whose momentum-free step commit_in_place computes itself
 _SGD_UPDATE_INTO = SGD._update_into
