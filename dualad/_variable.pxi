@@ -562,10 +562,11 @@ cdef inline bint _sole_owner(Variable v) noexcept:
 
 
 cdef object _check_target(object target):
-    """The buffer of one commit_in_place target, a (Variable, buffer list, index) tuple or a
-    (Variable, buffer list, index, gradient, learning rate) one, checked, or raise."""
-    if not (PyTuple_CheckExact(target) and (PyTuple_GET_SIZE(target) == 3
-                                            or PyTuple_GET_SIZE(target) == 5)):
+    """The buffer of one commit_in_place target, a (Variable, buffer list, index) tuple, a
+    (Variable, buffer list, index, gradient, learning rate) one or a (Variable, buffer list,
+    index, gradient, fused rule, slot Variables) one, checked, or raise."""
+    if not (PyTuple_CheckExact(target) and 3 <= PyTuple_GET_SIZE(target) <= 6
+            and PyTuple_GET_SIZE(target) != 4):
         raise TypeError("commit_in_place: each target is a (Variable, list, index) tuple")
     var, buffers, index = (<tuple>target)[:3]
     if type(var) is not Variable or type(buffers) is not list or type(index) is not int:
@@ -592,6 +593,8 @@ cdef object _check_target(object target):
                          "C-contiguous array of its dtype and shape")
     if PyTuple_GET_SIZE(target) == 5:
         _check_descent(<tuple>target, <cnp.ndarray>arr, name)
+    elif PyTuple_GET_SIZE(target) == 6:
+        _check_fused(<tuple>target, <cnp.ndarray>arr, name)
     return buf
 
 
@@ -605,18 +608,69 @@ cdef _check_descent(tuple target, cnp.ndarray arr, str name):
             or (t == cnp.NPY_DOUBLE and type(lr) is np.float64)):
         raise TypeError(f"commit_in_place: the step of Variable '{name}' needs a float32 or "
                         "float64 Variable and a learning rate of its dtype")
+    _check_step_gradient(g, arr, name)
+
+
+cdef _check_step_gradient(object g, cnp.ndarray arr, str name):
+    # the gradient of a step computed by the commit: an array of the variable's float dtype
+    # and shape, C-contiguous, sharing no memory with its array (or being it), and the
+    # variable's value C-contiguous
     if not (type(g) is _np_ndarray and _buffer_matches(<cnp.ndarray>g, arr)):
         raise ValueError(f"commit_in_place: the gradient for Variable '{name}' is not a "
                          "C-contiguous array of its dtype and shape")
     if not cnp.PyArray_ISCARRAY_RO(arr):  # (the step reads w as one contiguous run)
         raise ValueError(f"commit_in_place: the step of Variable '{name}' needs its value "
                          "C-contiguous")
-    cdef char* a = <char*>cnp.PyArray_DATA(arr)
-    cdef char* b = <char*>cnp.PyArray_DATA(<cnp.ndarray>g)
-    cdef Py_ssize_t nbytes = cnp.PyArray_NBYTES(arr)
-    if not (a == b or a + nbytes <= b or b + nbytes <= a):
+    if not _apart_or_same(arr, <cnp.ndarray>g):
         raise ValueError(f"commit_in_place: the gradient for Variable '{name}' overlaps its "
                          "array")
+
+
+cdef inline bint _apart_or_same(cnp.ndarray x, cnp.ndarray y) noexcept:
+    # two arrays of one size: the same memory, or no shared byte
+    cdef char* a = <char*>cnp.PyArray_DATA(x)
+    cdef char* b = <char*>cnp.PyArray_DATA(y)
+    cdef Py_ssize_t nbytes = cnp.PyArray_NBYTES(x)
+    return a == b or a + nbytes <= b or b + nbytes <= a
+
+
+cdef _check_fused(tuple target, cnp.ndarray arr, str name):
+    # a (.., gradient, (rule, parameters...), slot Variables) target: a float32 or float64
+    # Variable, a gradient as _check_step_gradient takes it, a known rule with its float
+    # parameters, and its slot Variables: arrays of the variable's dtype and shape,
+    # C-contiguous, each with a buffer after the variable's in the list
+    g, rule, slots = target[3], target[4], target[5]
+    buffers, index = target[1], target[2]
+    cdef int t = cnp.PyArray_TYPE(arr)
+    if t != cnp.NPY_FLOAT and t != cnp.NPY_DOUBLE:
+        raise TypeError(f"commit_in_place: the step of Variable '{name}' needs a float32 or "
+                        "float64 Variable")
+    _check_step_gradient(g, arr, name)
+    if not (type(rule) is tuple and 2 <= len(rule) <= 1 + DUALAD_FUSED_MAX_PARAMS
+            and type(rule[0]) is int and DUALAD_FUSED_SGD_MOMENTUM <= rule[0] < DUALAD_FUSED_RULES_END
+            and all(type(p) is float for p in rule[1:])):
+        raise TypeError(f"commit_in_place: the rule of Variable '{name}' is not a (rule code, "
+                        "float parameters...) tuple")
+    if not (type(slots) is tuple and len(slots) == _fused_slot_count(rule[0])):
+        raise TypeError(f"commit_in_place: the rule of Variable '{name}' needs a tuple of "
+                        f"{_fused_slot_count(rule[0])} slot Variables")
+    if index + len(slots) >= PyList_GET_SIZE(buffers):
+        raise IndexError(f"commit_in_place: no buffers for the slots of Variable '{name}'")
+    for k, slot in enumerate(slots):
+        if slot is target[0] or any(slot is other for other in slots[:k]):
+            raise ValueError(f"commit_in_place: the slots of Variable '{name}' are not "
+                             "distinct Variables")
+        if type(slot) is not Variable or (<Variable>slot)._is_scalar:
+            raise TypeError(f"commit_in_place: a slot of Variable '{name}' is not an array "
+                            "Variable")
+        slot_arr = (<Variable>slot)._arr
+        if not (type(slot_arr) is _np_ndarray and _buffer_matches(<cnp.ndarray>slot_arr, arr)):
+            raise ValueError(f"commit_in_place: a slot of Variable '{name}' is not a "
+                             "C-contiguous array of its dtype and shape")
+        if not _apart_or_same(<cnp.ndarray>slot_arr, <cnp.ndarray>g):
+            raise ValueError(f"commit_in_place: the gradient for Variable '{name}' overlaps "
+                             "a slot's array")
+        _check_target((slot, buffers, index + 1 + k))  # its buffer
 
 
 def commit_in_place(list targets, Variable steps):
@@ -638,19 +692,30 @@ def commit_in_place(list targets, Variable steps):
     if not (steps._is_scalar and steps._kind == K_F64):
         raise TypeError("commit_in_place: the step count must be a float64 scalar Variable")
     cdef set seen = set()
+    cdef Py_ssize_t n_slots = 0, k
     for i in range(n):
-        buffer_id = id(_check_target(<object>PyList_GET_ITEM(targets, i)))
-        if buffer_id in seen:  # (adopted by the first, it would be gone for the second)
-            raise ValueError("commit_in_place: two targets name the same buffer")
-        seen.add(buffer_id)
+        target = <tuple>PyList_GET_ITEM(targets, i)
+        buffer_ids = [id(_check_target(target))]
+        if PyTuple_GET_SIZE(target) == 6:  # and its slots' buffers
+            for k in range(len(target[5])):
+                buffer_ids.append(id(target[1][target[2] + 1 + k]))
+            n_slots += len(target[5])
+        for buffer_id in buffer_ids:
+            if buffer_id in seen:  # (adopted by the first, it would be gone for the second)
+                raise ValueError("commit_in_place: two targets name the same buffer")
+            seen.add(buffer_id)
     # the arrays the Variables drop, released once everything is written (allocated first)
-    cdef list released = [None] * (n + 1)
+    cdef list released = [None] * (n + n_slots + 1)
     # the learning rates of the descent targets, as C doubles (exact for float32 rates)
     cdef list rates = [None] * n
     for i in range(n):
         target = <tuple>PyList_GET_ITEM(targets, i)
         if PyTuple_GET_SIZE(target) == 5:
             rates[i] = float(<object>PyTuple_GET_ITEM(target, 4))
+    cdef double p[DUALAD_FUSED_MAX_PARAMS]
+    cdef void* slots_out[DUALAD_FUSED_MAX_SLOTS]
+    cdef const void* slots_in[DUALAD_FUSED_MAX_SLOTS]
+    cdef Py_ssize_t n_released = n
     # From here to the return no Python code runs and nothing fails: the checks still hold.
     for i in range(n):
         target = <tuple>PyList_GET_ITEM(targets, i)
@@ -658,6 +723,10 @@ def commit_in_place(list targets, Variable steps):
         buffers = <list>PyTuple_GET_ITEM(target, 1)
         index = <object>PyTuple_GET_ITEM(target, 2)
         buf = <cnp.ndarray>PyList_GET_ITEM(buffers, index)
+        if PyTuple_GET_SIZE(target) == 6:
+            in_place += _commit_fused(target, var, buffers, index, released, &n_released,
+                                      p, slots_out, slots_in)
+            continue
         descent = PyTuple_GET_SIZE(target) == 5
         if descent:
             g = <cnp.ndarray>PyTuple_GET_ITEM(target, 3)
@@ -676,9 +745,56 @@ def commit_in_place(list targets, Variable steps):
             released[i] = var._arr
             var._arr = buf
             buffers[index] = None  # (the Variable's reference keeps it)
-    released[n] = steps._arr  # after the variables, as assign_add
+    released[n_released] = steps._arr  # after the variables, as assign_add
     steps._arr = None
     steps._d = steps._d + 1.0
+    return in_place
+
+
+cdef Py_ssize_t _commit_fused(tuple target, Variable var, list buffers, Py_ssize_t index,
+                              list released, Py_ssize_t* n_released, double* p,
+                              void** slots_out, const void** slots_in) except -1:
+    # commit_in_place's write of a checked fused target (nothing here fails): the rule's pass
+    # writes the value and each slot into its Variable's own array where the Variable is its
+    # sole owner, else into its buffer, which the Variable then adopts. Returns how many were
+    # written in place.
+    cdef tuple rule = <tuple>PyTuple_GET_ITEM(target, 4)
+    cdef tuple slot_vars = <tuple>PyTuple_GET_ITEM(target, 5)
+    cdef Py_ssize_t k, n_slots = PyTuple_GET_SIZE(slot_vars), in_place = 0
+    cdef int code = <object>PyTuple_GET_ITEM(rule, 0)
+    cdef bint sole[1 + DUALAD_FUSED_MAX_SLOTS]
+    cdef Variable holder
+    cdef cnp.ndarray buf
+    # (first, before this function holds any of the arrays: _sole_owner counts references)
+    sole[0] = _sole_owner(var)
+    for k in range(n_slots):
+        sole[1 + k] = _sole_owner(<Variable>PyTuple_GET_ITEM(slot_vars, k))
+    for k in range(DUALAD_FUSED_MAX_PARAMS):
+        p[k] = (PyFloat_AS_DOUBLE(<object>PyTuple_GET_ITEM(rule, k + 1))
+                if k + 1 < PyTuple_GET_SIZE(rule) else 0.0)
+    for k in range(DUALAD_FUSED_MAX_SLOTS):
+        slots_out[k] = NULL
+        slots_in[k] = NULL
+    for k in range(n_slots):
+        holder = <Variable>PyTuple_GET_ITEM(slot_vars, k)
+        slots_in[k] = cnp.PyArray_DATA(<cnp.ndarray>holder._arr)
+        slots_out[k] = (cnp.PyArray_DATA(<cnp.ndarray>holder._arr) if sole[1 + k] else
+                        cnp.PyArray_DATA(<cnp.ndarray>PyList_GET_ITEM(buffers, index + 1 + k)))
+    _fused_step(code, <cnp.ndarray>var._arr if sole[0]
+                else <cnp.ndarray>PyList_GET_ITEM(buffers, index),
+                <cnp.ndarray>var._arr, <cnp.ndarray>PyTuple_GET_ITEM(target, 3),
+                slots_out, slots_in, p)
+    for k in range(1 + n_slots):
+        if sole[k]:
+            in_place += 1
+            continue
+        holder = var if k == 0 else <Variable>PyTuple_GET_ITEM(slot_vars, k - 1)
+        buf = <cnp.ndarray>PyList_GET_ITEM(buffers, index + k)
+        _freeze(buf)
+        released[n_released[0]] = holder._arr
+        n_released[0] += 1
+        holder._arr = buf
+        buffers[index + k] = None  # (the Variable's reference keeps it)
     return in_place
 
 

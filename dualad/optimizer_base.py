@@ -315,19 +315,32 @@ class Optimizer:
                 return False  # its first step makes its slots (with _slot_fill)
         targets = []
         descends = self._descends_at_commit()
+        fuses = type(self)._update_into is type(self)._fused_update_into
+        fused_rules = {}  # dtype -> this step's fused rule (None: none)
         with np.errstate(all="ignore"):  # one error state for every pair's rule
             for var, dtype, g in pairs:
                 buffers = self._buffers.get(var)
                 if buffers is None or len(buffers) != len(names) + 2:
                     buffers = self._buffers[var] = [None] * (len(names) + 2)
-                if (descends and type(g) is np.ndarray and g.flags.c_contiguous
-                        and g.flags.aligned and _contiguous_value(var)):
-                    # w - lr·g left to the commit: straight into the Variable's array when it
-                    # is the sole owner (one pass, no copy), else into the buffer
-                    self._fresh_buffers(var, dtype, buffers, 1)
-                    targets.append((var, buffers, 0, g, dtype.type(lr)))
-                    continue
                 slot_vars = self._slots[var]
+                if ((descends or fuses) and type(g) is np.ndarray and g.flags.c_contiguous
+                        and g.flags.aligned and _contiguous_value(var)):
+                    if descends:
+                        # w - lr·g left to the commit: straight into the Variable's array when
+                        # it is the sole owner (one pass, no copy), else into the buffer
+                        self._fresh_buffers(var, dtype, buffers, 1)
+                        targets.append((var, buffers, 0, g, dtype.type(lr)))
+                        continue
+                    if dtype not in fused_rules:
+                        fused_rules[dtype] = self._fused_rule(dtype, lr, step)
+                    slots = tuple(slot_vars[name] for name in names)
+                    if fused_rules[dtype] is not None and all(map(_contiguous_value, slots)):
+                        # the whole update left to the commit: one pass writing the value and
+                        # the slots into the Variables' arrays where each is the sole owner,
+                        # else into the buffers
+                        self._fresh_buffers(var, dtype, buffers, 1 + len(names))
+                        targets.append((var, buffers, 0, g, fused_rules[dtype], slots))
+                        continue
                 self._compute_into(rule, var, dtype, g, lr, step, slot_vars, names, buffers)
                 targets.append((var, buffers, 0))
                 targets.extend((slot_vars[name], buffers, i + 1)
@@ -360,6 +373,14 @@ class Optimizer:
         """Whether this step is w - lr·g with no slots, which commit_in_place can compute
         itself (only gradient descent's own _update_into, see SGD)."""
         return False
+
+    # `_fused_rule(dtype, lr, step)`: the step of `_update_into` as one of commit_in_place's
+    # fused rules, (_core.FUSED_RULES code, its parameters as Python floats), or None; used
+    # only while the class's `_update_into` is `_fused_update_into` (the built-in one)
+    _fused_update_into = None
+
+    def _fused_rule(self, dtype, lr, step):
+        return None
 
     _uses_step = False  # whether _update reads its `step` argument
 

@@ -84,6 +84,8 @@ from .schedules import ExponentialDecay, LearningRateSchedule, PiecewiseConstant
 # second name
 sys.modules[__name__ + ".schedules"] = schedules
 
+_FUSED = _core.FUSED_RULES  # the commit's fused rules (see Optimizer._fused_rule)
+
 
 def __dir__():
     """The optimizers' namespace without the modules it imports (numpy, sys), except
@@ -141,6 +143,13 @@ class SGD(Optimizer):
             np.add(w, value, out=value)
         else:
             np.add(w, m, out=value)
+
+    def _fused_rule(self, dtype, lr, step):
+        if self.momentum == 0:
+            return None
+        dt = dtype.type
+        return (_FUSED["SGD_NESTEROV" if self.nesterov else "SGD_MOMENTUM"], float(dt(lr)),
+                float(dt(self.momentum)))
 
     def get_slot_names(self):
         return ("momentum",) if self.momentum != 0 else ()
@@ -201,6 +210,13 @@ class Adam(Optimizer):
         np.multiply(m, alpha, out=value)
         np.add(np.sqrt(v, out=work), dt(self.epsilon), out=work)
         np.subtract(w, np.divide(value, work, out=value), out=value)
+
+    def _fused_rule(self, dtype, lr, step):
+        dt = dtype.type
+        lr, t = dt(lr), dt(step)
+        alpha = lr * np.sqrt(1 - dt(self.beta_2) ** t) / (1 - dt(self.beta_1) ** t)
+        return (_FUSED["ADAM_AMSGRAD" if self.amsgrad else "ADAM"], float(alpha),
+                float(dt(1 - self.beta_1)), float(dt(1 - self.beta_2)), float(dt(self.epsilon)))
 
     def get_slot_names(self):
         return ("momentum", "velocity") + (("velocity_hat",) if self.amsgrad else ())
@@ -268,6 +284,13 @@ class RMSprop(Optimizer):
         else:
             np.subtract(w, increment, out=value)
 
+    def _fused_rule(self, dtype, lr, step):
+        dt = dtype.type
+        name = "RMSPROP" + ("_CENTERED" if self.centered else "") + (
+            "_MOMENTUM" if self.momentum > 0 else "")
+        return (_FUSED[name], float(dt(lr)), float(dt(self.rho)), float(dt(1 - self.rho)),
+                float(dt(self.epsilon)), float(dt(self.momentum)))
+
     def get_slot_names(self):
         return (("velocity",) + (("momentum",) if self.momentum > 0 else ())
                 + (("average_gradient",) if self.centered else ()))
@@ -307,6 +330,10 @@ class Adagrad(Optimizer):
         value = np.multiply(lr, g, out=out["value"])
         np.subtract(w, np.divide(value, np.sqrt(work, out=work), out=value), out=value)
 
+    def _fused_rule(self, dtype, lr, step):
+        dt = dtype.type
+        return (_FUSED["ADAGRAD"], float(dt(lr)), float(dt(self.epsilon)))
+
     def get_slot_names(self):
         return ("accumulator",)
 
@@ -316,9 +343,11 @@ class Adagrad(Optimizer):
                 "epsilon": self.epsilon}
 
 
-# each built-in rule's in-place form, used while the class's _update is the one it implements
+# each built-in rule's in-place form, used while the class's _update is the one it implements,
+# and fused by the commit while its _update_into is the built-in one
 for _cls in (SGD, Adam, RMSprop, Adagrad):
     _cls._rule_of_update_into = _cls._update
+    _cls._fused_update_into = _cls._update_into
 del _cls
 # their instances' attributes are read by the C step from their dicts
 _core.register_builtin_optimizers(SGD, Adam, RMSprop, Adagrad)
