@@ -226,6 +226,7 @@ cdef Tensor _cast_value(Tensor t, object dtype):
 # arrive between two of its assignments: a step is applied completely or not at all.
 
 from cpython.float cimport PyFloat_CheckExact, PyFloat_AS_DOUBLE
+from cpython.long cimport PyLong_FromLongLong
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from cpython.dict cimport PyDict_GetItemWithError
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
@@ -508,7 +509,7 @@ cdef object _opt_step(int rule, list pairs, dict tracked, Variable steps, double
                 n_old += 1
         _opt_assign(steps, steps._d + 1.0, &old[n_old])  # after the variables, as assign_add
         n_old += 1
-        return int(t)
+        return PyLong_FromLongLong(<long long>t)  # (t < 2**53: exact)
     finally:
         for i in range(n_refs):
             for k in range(2 + n_slots):
@@ -807,14 +808,67 @@ cdef extern from *:
     dict PyObject_GenericGetDict(object o, void* context)
 
 
-# the built-in optimizer classes (dualad.optimizers): their instances' attributes are plain
-# entries of the instance dict (no class defines a descriptor for the names the C step reads)
+# The attributes the C step reads of a built-in optimizer (dualad.optimizers) live in its
+# StepGuard's `_fields`, behind OptimizerField descriptors on the classes: the step reads them
+# without a lookup, and no instance dict entry can shadow them (a data descriptor wins).
+cdef enum:
+    _FIELD_LR = 0          # _lr: a float, or a schedule
+    _FIELD_HYPER = 1       # 1, 2, 3: the hyperparameters _opt_update takes as h
+    _FIELD_FLAG = 4        # nesterov, amsgrad or centered
+    _FIELD_SLOTS = 5       # _slots
+    _FIELD_STEPS = 6       # _steps
+    _N_FIELDS = 7
+
+cdef object _UNSET = object()  # a field not assigned yet
+
+
+cdef StepGuard _guard_of(object optimizer):
+    # the optimizer's StepGuard, from its instance dict
+    cdef PyObject* found = PyDict_GetItemWithError(PyObject_GenericGetDict(optimizer, NULL),
+                                                   "_guard")
+    if found == NULL or type(<object>found) is not StepGuard:
+        raise AttributeError(f"{type(optimizer).__name__} has no StepGuard in its '_guard' "
+                             "attribute (Optimizer.__init__ makes it first)")
+    return <StepGuard>found
+
+
+cdef class OptimizerField:
+    """A data descriptor of the built-in optimizer classes: the attribute is kept in the
+    optimizer's StepGuard, where the C step on scalar Variables reads it."""
+    cdef Py_ssize_t _index
+    cdef str _name
+
+    def __cinit__(self, Py_ssize_t index):
+        if not 0 <= index < _N_FIELDS:
+            raise ValueError(f"OptimizerField: index {index} out of range")
+        self._index = index
+        self._name = "?"
+
+    def __set_name__(self, owner, name):
+        self._name = name
+
+    def __get__(self, instance, owner):
+        if instance is None:
+            return self
+        value = <object>PyList_GET_ITEM(_guard_of(instance)._fields, self._index)
+        if value is _UNSET:
+            raise AttributeError(f"'{type(instance).__name__}' object has no attribute "
+                                 f"'{self._name}'")
+        return value
+
+    def __set__(self, instance, value):
+        _guard_of(instance)._fields[self._index] = value
+
+    def __delete__(self, instance):
+        raise AttributeError(f"the optimizer attribute '{self._name}' cannot be deleted")
+
+
 cdef tuple _builtin_optimizer_types = ()
 
 
 def register_builtin_optimizers(*classes):
-    """Declare the optimizer classes whose attributes the C step may read from the instance
-    dict (dualad.optimizers calls this once)."""
+    """Declare the optimizer classes whose attributes the C step reads from the StepGuard's
+    fields (dualad.optimizers calls this once: its classes keep them in OptimizerFields)."""
     global _builtin_optimizer_types
     _builtin_optimizer_types = classes
 
@@ -828,41 +882,28 @@ cdef inline bint _is_builtin_optimizer(object optimizer) noexcept:
     return False
 
 
-cdef inline object _opt_attribute(dict attributes, object optimizer, str name):
-    # optimizer.name, from its instance dict `attributes` when it has one (a built-in
-    # optimizer's: the same value getattr finds, without its type and descriptor lookups)
-    cdef PyObject* found
-    if attributes is not None:
-        found = PyDict_GetItemWithError(attributes, name)
-        if found != NULL:
-            return <object>found
-    return getattr(optimizer, name)
-
-
-cdef inline bint _opt_hyper(dict attributes, object optimizer, str name,
-                            double* out) except -1:
+cdef inline bint _opt_float(object value, double* out) noexcept:
     # a hyperparameter the C step can use: a Python float (anything else: the general path)
-    value = _opt_attribute(attributes, optimizer, name)
     if not PyFloat_CheckExact(value):
         return False
     out[0] = PyFloat_AS_DOUBLE(value)
     return True
 
 
-cdef inline int _opt_switch(dict attributes, object optimizer, str name) except -2:
+cdef inline int _opt_bool(object value) noexcept:
     # a boolean option as 0/1, or -1 when it is not a bool (its truth test could run Python code)
-    value = _opt_attribute(attributes, optimizer, name)
     return 1 if value is True else (0 if value is False else -1)
 
 
-cdef object _optimizer_scalar_step(object optimizer, dict attributes, list pairs):
-    # StepGuard.scalar_step's work, with the guard held; `attributes`: the optimizer's instance
-    # dict if it is a built-in one, else None (its attributes are read with getattr)
+cdef object _optimizer_scalar_step(object optimizer, list fields, list pairs):
+    # StepGuard.scalar_step's work, with the guard held; `fields`: the guard's fields for a
+    # built-in optimizer, else None (its attributes are read with getattr)
     cdef double h[_OPT_MAX_SLOTS]
     cdef double lr
     cdef int rule, flag = 0
+    cdef Py_ssize_t k, n_hyper
     cdef PyObject* found
-    if attributes is not None:  # the class's own rule (None: a subclass, see Optimizer)
+    if fields is not None:  # the class's own rule (None: a subclass, see Optimizer)
         found = PyDict_GetItemWithError(<object>dualad_type_dict(type(optimizer)),
                                         "_scalar_rule")
         rule_code = None if found == NULL else <object>found
@@ -871,33 +912,60 @@ cdef object _optimizer_scalar_step(object optimizer, dict attributes, list pairs
     if type(rule_code) is not int:  # None: no C rule for this class
         return None
     rule = rule_code
-    if not _opt_hyper(attributes, optimizer, "_lr", &lr):
+    if fields is None:
+        return _optimizer_scalar_step_getattr(optimizer, rule, pairs)
+    if not _opt_float(<object>PyList_GET_ITEM(fields, _FIELD_LR), &lr):
+        return None  # a schedule
+    if rule == _RULE_SGD or rule == _RULE_ADAGRAD:
+        n_hyper = 1
+    elif rule == _RULE_ADAM or rule == _RULE_RMSPROP:
+        n_hyper = 3
+    else:
+        return None
+    for k in range(n_hyper):
+        if not _opt_float(<object>PyList_GET_ITEM(fields, _FIELD_HYPER + k), &h[k]):
+            return None
+    if rule != _RULE_ADAGRAD:
+        flag = _opt_bool(<object>PyList_GET_ITEM(fields, _FIELD_FLAG))
+        if flag < 0:
+            return None
+    slots = <object>PyList_GET_ITEM(fields, _FIELD_SLOTS)
+    steps = <object>PyList_GET_ITEM(fields, _FIELD_STEPS)
+    if type(slots) is not dict or type(steps) is not Variable:
+        return None
+    return _opt_step(rule, pairs, <dict>slots, <Variable>steps, lr, h, flag)
+
+
+cdef object _optimizer_scalar_step_getattr(object optimizer, int rule, list pairs):
+    # _optimizer_scalar_step of another optimizer class, its attributes read with getattr
+    cdef double h[_OPT_MAX_SLOTS]
+    cdef double lr
+    cdef int flag = 0
+    if not _opt_float(optimizer._lr, &lr):
         return None  # a schedule
     if rule == _RULE_SGD:
-        if not _opt_hyper(attributes, optimizer, "momentum", &h[0]):
+        if not _opt_float(optimizer.momentum, &h[0]):
             return None
-        flag = _opt_switch(attributes, optimizer, "nesterov")
+        flag = _opt_bool(optimizer.nesterov)
     elif rule == _RULE_ADAM:
-        if not (_opt_hyper(attributes, optimizer, "beta_1", &h[0])
-                and _opt_hyper(attributes, optimizer, "beta_2", &h[1])
-                and _opt_hyper(attributes, optimizer, "epsilon", &h[2])):
+        if not (_opt_float(optimizer.beta_1, &h[0]) and _opt_float(optimizer.beta_2, &h[1])
+                and _opt_float(optimizer.epsilon, &h[2])):
             return None
-        flag = _opt_switch(attributes, optimizer, "amsgrad")
+        flag = _opt_bool(optimizer.amsgrad)
     elif rule == _RULE_RMSPROP:
-        if not (_opt_hyper(attributes, optimizer, "rho", &h[0])
-                and _opt_hyper(attributes, optimizer, "momentum", &h[1])
-                and _opt_hyper(attributes, optimizer, "epsilon", &h[2])):
+        if not (_opt_float(optimizer.rho, &h[0]) and _opt_float(optimizer.momentum, &h[1])
+                and _opt_float(optimizer.epsilon, &h[2])):
             return None
-        flag = _opt_switch(attributes, optimizer, "centered")
+        flag = _opt_bool(optimizer.centered)
     elif rule == _RULE_ADAGRAD:
-        if not _opt_hyper(attributes, optimizer, "epsilon", &h[0]):
+        if not _opt_float(optimizer.epsilon, &h[0]):
             return None
     else:
         return None
     if flag < 0:
         return None
-    slots = _opt_attribute(attributes, optimizer, "_slots")
-    steps = _opt_attribute(attributes, optimizer, "_steps")
+    slots = optimizer._slots
+    steps = optimizer._steps
     if type(slots) is not dict or type(steps) is not Variable:
         return None
     return _opt_step(rule, pairs, <dict>slots, <Variable>steps, lr, h, flag)
@@ -928,12 +996,14 @@ cdef class StepGuard:
     cdef Py_ssize_t _depth           # the holder's nested acquisitions
     cdef readonly bint busy          # a step is being computed
     cdef str _reentry_message
+    cdef list _fields                # a built-in optimizer's OptimizerFields
 
     def __cinit__(self, str reentry_message):
         self._lock = PyThread_allocate_lock()
         if self._lock == NULL:
             raise MemoryError("StepGuard: no lock could be allocated")
         self._reentry_message = reentry_message
+        self._fields = [_UNSET] * _N_FIELDS
 
     def __dealloc__(self):
         if self._lock != NULL:
@@ -972,10 +1042,10 @@ cdef class StepGuard:
         (nothing changed then; the general path also raises the re-entry error)."""
         if type(pairs) is not list:
             return None
-        return self._scalar_step(optimizer, None, <list>pairs)
+        return self._scalar_step(optimizer, pairs)
 
-    cdef object _scalar_step(self, object optimizer, dict attributes, list pairs):
-        # scalar_step, `attributes` as _optimizer_scalar_step takes it
+    cdef object _scalar_step(self, object optimizer, list pairs):
+        # scalar_step (a built-in optimizer's attributes read from this guard's fields)
         if self.busy:
             return None
         self._acquire()  # (interrupted while waiting, it has not taken the lock)
@@ -984,7 +1054,9 @@ cdef class StepGuard:
                 return None
             self.busy = True
             try:  # (the state is read under the lock: set_state may replace it)
-                return _optimizer_scalar_step(optimizer, attributes, pairs)
+                return _optimizer_scalar_step(
+                    optimizer, self._fields if _is_builtin_optimizer(optimizer) else None,
+                    pairs)
             finally:
                 self.busy = False
         finally:
@@ -1026,12 +1098,13 @@ def apply_gradients(self, grads_and_vars):
     # (Optimizer.apply_gradients, compiled: a step on scalar Variables runs no Python frame)
     if type(grads_and_vars) is zip:  # (TensorFlow's idiom) as a list, which the C path takes
         grads_and_vars = list(grads_and_vars)
-    cdef dict attributes = (PyObject_GenericGetDict(self, NULL) if _is_builtin_optimizer(self)
-                            else None)
-    guard = _opt_attribute(attributes, self, "_guard")
+    # (a built-in optimizer's from its instance dict: no class and descriptor lookups)
+    cdef PyObject* found = (PyDict_GetItemWithError(PyObject_GenericGetDict(self, NULL), "_guard")
+                            if _is_builtin_optimizer(self) else NULL)
+    guard = <object>found if found != NULL else self._guard
     if type(guard) is StepGuard and type(grads_and_vars) is list:
         # tracked float32/float64 scalars: checked, computed and committed in one C call
-        step = (<StepGuard>guard)._scalar_step(self, attributes, <list>grads_and_vars)
+        step = (<StepGuard>guard)._scalar_step(self, <list>grads_and_vars)
         if step is not None:
             return step
     # (no Python frame of its own here: the caller's is the warnings' stacklevel 2)

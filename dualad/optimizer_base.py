@@ -72,6 +72,10 @@ class Optimizer:
     non-trainable Variables, so that compiled steps and eager steps share one state."""
 
     def __init__(self, learning_rate, name=None):
+        # one step or state change at a time; a step refuses re-entry from a callback. (First:
+        # the built-in classes keep attributes in it, see optimizers.py.)
+        self._guard = _core.StepGuard(f"{type(self).__name__}.apply_gradients was called again "
+                                      "while one of its steps was being computed")
         self.name = type(self).__name__.lower() if name is None else str(name)
         self._steps = _core.state_variable(np.float64(0), "iterations")  # exact to 2**53
         self._lr_vars = {}  # numpy dtype -> Variable holding the float learning rate
@@ -82,9 +86,6 @@ class Optimizer:
         # Variable -> the buffers an array Variable's in-place steps compute into: its new value,
         # each slot's (in get_slot_names() order), a work array (see _array_step)
         self._buffers = {}
-        # one step or state change at a time; a step refuses re-entry from a callback
-        self._guard = _core.StepGuard(f"{type(self).__name__}.apply_gradients was called again "
-                                      "while one of its steps was being computed")
         self._compiled_constant_rate = False  # a program reads the rate from _lr_vars
         self.learning_rate = learning_rate
 

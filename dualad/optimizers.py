@@ -85,6 +85,7 @@ from .schedules import ExponentialDecay, LearningRateSchedule, PiecewiseConstant
 sys.modules[__name__ + ".schedules"] = schedules
 
 _FUSED = _core.FUSED_RULES  # the commit's fused rules (see Optimizer._fused_rule)
+_Field = _core.OptimizerField  # an attribute kept where the C step reads it (its index there)
 
 
 def __dir__():
@@ -103,6 +104,10 @@ class SGD(Optimizer):
         momentum > 0:   m ← momentum·m − lr·g;   w ← w + m
         nesterov:       m as above;              w ← w + momentum·m − lr·g
     """
+
+    # (the C step's fields: see _core.OptimizerField)
+    _lr, momentum, nesterov = _Field(0), _Field(1), _Field(4)
+    _slots, _steps = _Field(5), _Field(6)
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, name=None):
         super().__init__(learning_rate, name)
@@ -166,6 +171,9 @@ class Adam(Optimizer):
         α = lr·√(1 − β₂ᵗ) / (1 − β₁ᵗ),  t = iterations + 1
         w ← w − α·m / (√v + ε)
     """
+
+    _lr, beta_1, beta_2, epsilon, amsgrad = _Field(0), _Field(1), _Field(2), _Field(3), _Field(4)
+    _slots, _steps = _Field(5), _Field(6)
 
     _uses_step = True
 
@@ -234,6 +242,9 @@ class RMSprop(Optimizer):
         Δ = lr·g / √d
         momentum > 0: μ ← momentum·μ + Δ;  w ← w − μ        otherwise: w ← w − Δ
     """
+
+    _lr, rho, momentum, epsilon, centered = _Field(0), _Field(1), _Field(2), _Field(3), _Field(4)
+    _slots, _steps = _Field(5), _Field(6)
 
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7,
                  centered=False, name=None):
@@ -306,6 +317,9 @@ class Adagrad(Optimizer):
         A ← A + g²;   w ← w − lr·g / √(A + ε)
     """
 
+    _lr, epsilon = _Field(0), _Field(1)
+    _slots, _steps = _Field(5), _Field(6)
+
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7,
                  name=None):
         super().__init__(learning_rate, name)
@@ -349,7 +363,7 @@ for _cls in (SGD, Adam, RMSprop, Adagrad):
     _cls._rule_of_update_into = _cls._update
     _cls._fused_update_into = _cls._update_into
 del _cls
-# their instances' attributes are read by the C step from their dicts
+# their instances' OptimizerFields are read by the C step
 _core.register_builtin_optimizers(SGD, Adam, RMSprop, Adagrad)
 # the rule whose momentum-free step commit_in_place computes itself
 _SGD_UPDATE_INTO = SGD._update_into
