@@ -1096,13 +1096,13 @@ def apply_gradients(self, grads_and_vars):
     variable with a warning; a call whose gradients are all None raises ValueError. An empty
     list is a no-op. Everything is checked before any variable changes."""
     # (Optimizer.apply_gradients, compiled: a step on scalar Variables runs no Python frame)
-    if type(grads_and_vars) is zip:  # (TensorFlow's idiom) as a list, which the C path takes
-        grads_and_vars = list(grads_and_vars)
+    if type(grads_and_vars) is not list:  # a zip (TensorFlow's idiom), a tuple, a generator:
+        grads_and_vars = list(grads_and_vars)  # as the list the C path takes (iterated once)
     # (a built-in optimizer's from its instance dict: no class and descriptor lookups)
     cdef PyObject* found = (PyDict_GetItemWithError(PyObject_GenericGetDict(self, NULL), "_guard")
                             if _is_builtin_optimizer(self) else NULL)
     guard = <object>found if found != NULL else self._guard
-    if type(guard) is StepGuard and type(grads_and_vars) is list:
+    if type(guard) is StepGuard:
         # tracked float32/float64 scalars: checked, computed and committed in one C call
         step = (<StepGuard>guard)._scalar_step(self, <list>grads_and_vars)
         if step is not None:

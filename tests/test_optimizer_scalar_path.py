@@ -297,6 +297,21 @@ def test_an_interrupt_at_any_line_leaves_the_optimizer_usable(action, shape):
         assert fire_at > 3
 
 
+@pytest.mark.parametrize("container", [tuple, iter, lambda pairs: (p for p in pairs)],
+                         ids=["tuple", "iterator", "generator"])
+def test_pairs_given_as_a_tuple_or_a_generator_take_the_c_path(container):
+    x = dd.Variable(1.0, dtype=dd.float64, name="x")
+    y = dd.Variable(2.0, dtype=dd.float32, name="y")
+    optimizer = Adam(0.25)
+    optimizer.apply_gradients(container([(1.0, x), (1.0, y)]))  # the first step makes the slots
+    reference, rx, ry = Adam(0.25), dd.Variable(1.0, dtype=dd.float64), dd.Variable(2.0)
+    reference.apply_gradients([(1.0, rx), (1.0, ry)])
+    forbid_general_path(optimizer)
+    assert optimizer.apply_gradients(container([(1.0, x), (2.0, y)])) == 2
+    reference.apply_gradients([(1.0, rx), (2.0, ry)])
+    assert (x.numpy(), y.numpy()) == (rx.numpy(), ry.numpy())
+
+
 def test_pairs_given_as_a_zip_take_the_c_path():
     x = dd.Variable(1.0, dtype=dd.float64, name="x")
     y = dd.Variable(2.0, dtype=dd.float64, name="y")
