@@ -69,10 +69,13 @@ OPENMP = openmp_flags()
 # The core (one extension assembled from dualad/_*.pxi) and the trace/replay machine of
 # dualad.function (its own extension, calling the core through _core.pxd).
 # -ffp-contract=off: no fused multiply-adds, so that the kernels round each operation as numpy
-# does (their results are bit-identical to numpy's).
+# does (their results are bit-identical to numpy's). -fno-math-errno (the core): the optimizer
+# kernels' square roots vectorize (errno is the only difference: sqrt is correctly rounded, and
+# libm's other functions stay the same calls; gcc's per-function optimize attribute does not
+# take this option).
 extensions = [Extension(f"dualad.{name}", [f"dualad/{name}.pyx"],
                         extra_compile_args=["-O2", "-ffp-contract=off"]
-                        + (OPENMP if name == "_core" else []),
+                        + (["-fno-math-errno"] + OPENMP if name == "_core" else []),
                         extra_link_args=OPENMP if name == "_core" else [],
                         include_dirs=[numpy.get_include()],
                         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")])

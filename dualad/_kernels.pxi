@@ -581,3 +581,182 @@ cdef bint _all_axes(object axis, int ndim) except -1:
         if type(item) is not int or item != i:
             return False
     return True
+
+
+# ---- the slot-keeping optimizers' steps, fused (commit_in_place's fused targets) -------------
+# One pass per Variable computes the new value and every new slot of SGD with momentum
+# (Nesterov or not), Adam (AMSGrad or not), RMSprop (centered, with momentum or not) and
+# Adagrad, in the operations, the order and the dtype of their numpy formulations
+# (optimizers.py `_update_into`): each product, sum, quotient and square root rounded to the
+# dtype (fp-contract=off: no fused multiply-add; square root and division are correctly
+# rounded in C as in numpy), so the bits are numpy's. (Where both operands of an addition are
+# NaN, numpy itself keeps either payload depending on the array's length: only NaN-ness is
+# defined there.) Each element's inputs are read before its outputs are written, so an output
+# may be its input's own array (in place); otherwise no two arrays overlap.
+
+cdef extern from *:
+    """
+    enum {
+        DUALAD_FUSED_SGD_MOMENTUM = 1,      /* p: lr, momentum;         slots: momentum */
+        DUALAD_FUSED_SGD_NESTEROV,          /* p: lr, momentum;         slots: momentum */
+        DUALAD_FUSED_ADAM,                  /* p: alpha, 1-b1, 1-b2, eps; slots: m, v */
+        DUALAD_FUSED_ADAM_AMSGRAD,          /* as Adam;                 slots: m, v, v_hat */
+        DUALAD_FUSED_RMSPROP,               /* p: lr, rho, 1-rho, eps, momentum; slots: v */
+        DUALAD_FUSED_RMSPROP_MOMENTUM,      /* slots: v, momentum */
+        DUALAD_FUSED_RMSPROP_CENTERED,      /* slots: v, average gradient */
+        DUALAD_FUSED_RMSPROP_CENTERED_MOMENTUM,  /* slots: v, momentum, average gradient */
+        DUALAD_FUSED_ADAGRAD,               /* p: lr, eps;              slots: accumulator */
+        DUALAD_FUSED_RULES_END
+    };
+    #define DUALAD_FUSED_MAX_SLOTS 3
+    #define DUALAD_FUSED_MAX_PARAMS 5
+
+    /* numpy's maximum: NaN-propagating, and b where a == b (so +0 or -0 as numpy gives it) */
+    #define DUALAD_MAXIMUM(a, b) (((a) > (b) || (a) != (a)) ? (a) : (b))
+
+    /* CENTERED, MOMENTUM: constants; AO, AI: the average gradient's slot (after the
+       momentum's, if any) */
+    #define DUALAD_RMSPROP_LOOP(T, SQRT, CENTERED, MOMENTUM, AO, AI)                       \
+        _Pragma("GCC ivdep") for (i = 0; i < n; i++) {                                    \
+            T w = wi[i], g = gi[i], v = i0[i], work, value, a = 0, mu = 0;                \
+            if (CENTERED) a = AI[i];                                                      \
+            if (MOMENTUM) mu = i1[i];                                                     \
+            v = p1 * v; work = g * g; work = p2 * work; v = v + work;                     \
+            if (CENTERED) {                                                               \
+                a = p1 * a; work = p2 * g; a = a + work;                                  \
+                work = a * a; work = v - work; work = work + p3;                          \
+            } else {                                                                      \
+                work = v + p3;                                                            \
+            }                                                                             \
+            value = p0 * g; work = SQRT(work); value = value / work;                      \
+            if (MOMENTUM) { mu = p4 * mu; mu = mu + value; value = mu; }                  \
+            o0[i] = v;                                                                    \
+            if (CENTERED) AO[i] = a;                                                      \
+            if (MOMENTUM) o1[i] = mu;                                                     \
+            wo[i] = w - value;                                                            \
+        }
+
+    #define DUALAD_FUSED_LOOPS(T, SQRT)                                                   \
+        const T p0 = (T)p[0], p1 = (T)p[1], p2 = (T)p[2], p3 = (T)p[3], p4 = (T)p[4];   \
+        T* o0 = so[0]; T* o1 = so[1]; T* o2 = so[2];                                      \
+        const T* i0 = si[0]; const T* i1 = si[1]; const T* i2 = si[2];                    \
+        Py_ssize_t i;                                                                     \
+        switch (rule) {                                                                   \
+        case DUALAD_FUSED_SGD_MOMENTUM:                                                   \
+            _Pragma("GCC ivdep") for (i = 0; i < n; i++) {                                \
+                T w = wi[i], g = gi[i], m = i0[i];                                        \
+                m = m * p1; m = m - g * p0;                                               \
+                o0[i] = m; wo[i] = w + m;                                                 \
+            } break;                                                                      \
+        case DUALAD_FUSED_SGD_NESTEROV:                                                   \
+            _Pragma("GCC ivdep") for (i = 0; i < n; i++) {                                \
+                T w = wi[i], g = gi[i], m = i0[i], value;                                 \
+                m = m * p1; m = m - g * p0;                                               \
+                value = m * p1; value = value - g * p0;                                   \
+                o0[i] = m; wo[i] = w + value;                                             \
+            } break;                                                                      \
+        case DUALAD_FUSED_ADAM:                                                           \
+            _Pragma("GCC ivdep") for (i = 0; i < n; i++) {                                \
+                T w = wi[i], g = gi[i], m0 = i0[i], v0 = i1[i], m, v, value, work;        \
+                m = g - m0; m = m * p1; m = m0 + m;                                       \
+                v = g * g; v = v - v0; v = v * p2; v = v0 + v;                            \
+                value = m * p0; work = SQRT(v); work = work + p3; value = value / work;   \
+                o0[i] = m; o1[i] = v; wo[i] = w - value;                                  \
+            } break;                                                                      \
+        case DUALAD_FUSED_ADAM_AMSGRAD:                                                   \
+            _Pragma("GCC ivdep") for (i = 0; i < n; i++) {                                \
+                T w = wi[i], g = gi[i], m0 = i0[i], v0 = i1[i], h0 = i2[i], m, v, h;      \
+                T value, work;                                                            \
+                m = g - m0; m = m * p1; m = m0 + m;                                       \
+                v = g * g; v = v - v0; v = v * p2; v = v0 + v;                            \
+                h = DUALAD_MAXIMUM(h0, v);                                                \
+                value = m * p0; work = SQRT(h); work = work + p3; value = value / work;   \
+                o0[i] = m; o1[i] = v; o2[i] = h; wo[i] = w - value;                       \
+            } break;                                                                      \
+        case DUALAD_FUSED_RMSPROP:                                                        \
+            DUALAD_RMSPROP_LOOP(T, SQRT, 0, 0, o1, i1) break;                             \
+        case DUALAD_FUSED_RMSPROP_MOMENTUM:                                               \
+            DUALAD_RMSPROP_LOOP(T, SQRT, 0, 1, o1, i1) break;                             \
+        case DUALAD_FUSED_RMSPROP_CENTERED:                                               \
+            DUALAD_RMSPROP_LOOP(T, SQRT, 1, 0, o1, i1) break;                             \
+        case DUALAD_FUSED_RMSPROP_CENTERED_MOMENTUM:                                      \
+            DUALAD_RMSPROP_LOOP(T, SQRT, 1, 1, o2, i2) break;                             \
+        default: /* DUALAD_FUSED_ADAGRAD */                                               \
+            _Pragma("GCC ivdep") for (i = 0; i < n; i++) {                                \
+                T w = wi[i], g = gi[i], acc = i0[i], work, value;                         \
+                work = g * g; acc = acc + work; work = acc + p1;                          \
+                value = p0 * g; work = SQRT(work); value = value / work;                  \
+                o0[i] = acc; wo[i] = w - value;                                           \
+            } break;                                                                      \
+        }
+
+    DUALAD_SIMD_CLONES
+    __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic", "fp-contract=off")))
+    static void dualad_fused_step_f32(int rule, Py_ssize_t n, float* wo, const float* wi,
+                                      const float* gi, float** so, const float** si,
+                                      const double* p) {
+        DUALAD_FUSED_LOOPS(float, __builtin_sqrtf)
+    }
+    DUALAD_SIMD_CLONES
+    __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic", "fp-contract=off")))
+    static void dualad_fused_step_f64(int rule, Py_ssize_t n, double* wo, const double* wi,
+                                      const double* gi, double** so, const double** si,
+                                      const double* p) {
+        DUALAD_FUSED_LOOPS(double, __builtin_sqrt)
+    }
+    """
+    enum:
+        DUALAD_FUSED_SGD_MOMENTUM
+        DUALAD_FUSED_SGD_NESTEROV
+        DUALAD_FUSED_ADAM
+        DUALAD_FUSED_ADAM_AMSGRAD
+        DUALAD_FUSED_RMSPROP
+        DUALAD_FUSED_RMSPROP_MOMENTUM
+        DUALAD_FUSED_RMSPROP_CENTERED
+        DUALAD_FUSED_RMSPROP_CENTERED_MOMENTUM
+        DUALAD_FUSED_ADAGRAD
+        DUALAD_FUSED_RULES_END
+        DUALAD_FUSED_MAX_SLOTS
+        DUALAD_FUSED_MAX_PARAMS
+    void dualad_fused_step_f32(int rule, Py_ssize_t n, float* wo, const float* wi,
+                               const float* gi, float** so, const float** si,
+                               const double* p) noexcept nogil
+    void dualad_fused_step_f64(int rule, Py_ssize_t n, double* wo, const double* wi,
+                               const double* gi, double** so, const double** si,
+                               const double* p) noexcept nogil
+
+
+# the fused rules' codes and slot counts, for the optimizers (dualad/optimizers.py)
+FUSED_RULES = {"SGD_MOMENTUM": DUALAD_FUSED_SGD_MOMENTUM,
+               "SGD_NESTEROV": DUALAD_FUSED_SGD_NESTEROV,
+               "ADAM": DUALAD_FUSED_ADAM, "ADAM_AMSGRAD": DUALAD_FUSED_ADAM_AMSGRAD,
+               "RMSPROP": DUALAD_FUSED_RMSPROP,
+               "RMSPROP_MOMENTUM": DUALAD_FUSED_RMSPROP_MOMENTUM,
+               "RMSPROP_CENTERED": DUALAD_FUSED_RMSPROP_CENTERED,
+               "RMSPROP_CENTERED_MOMENTUM": DUALAD_FUSED_RMSPROP_CENTERED_MOMENTUM,
+               "ADAGRAD": DUALAD_FUSED_ADAGRAD}
+
+
+cdef inline int _fused_slot_count(int rule) noexcept nogil:
+    if rule == DUALAD_FUSED_ADAM or rule == DUALAD_FUSED_RMSPROP_MOMENTUM \
+            or rule == DUALAD_FUSED_RMSPROP_CENTERED:
+        return 2
+    if rule == DUALAD_FUSED_ADAM_AMSGRAD or rule == DUALAD_FUSED_RMSPROP_CENTERED_MOMENTUM:
+        return 3
+    return 1
+
+
+cdef void _fused_step(int rule, cnp.ndarray w_out, cnp.ndarray w, cnp.ndarray g,
+                      void** slots_out, const void** slots_in, const double* p) noexcept:
+    # one fused rule over arrays of one dtype (float32 or float64) and size, C-contiguous;
+    # each output either its input's own array or apart from every array read
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(w)
+    if cnp.PyArray_TYPE(w) == cnp.NPY_FLOAT:
+        dualad_fused_step_f32(rule, n, <float*>cnp.PyArray_DATA(w_out),
+                              <const float*>cnp.PyArray_DATA(w), <const float*>cnp.PyArray_DATA(g),
+                              <float**>slots_out, <const float**>slots_in, p)
+    else:
+        dualad_fused_step_f64(rule, n, <double*>cnp.PyArray_DATA(w_out),
+                              <const double*>cnp.PyArray_DATA(w),
+                              <const double*>cnp.PyArray_DATA(g), <double**>slots_out,
+                              <const double**>slots_in, p)

@@ -226,11 +226,12 @@ cdef Tensor _cast_value(Tensor t, object dtype):
 # arrive between two of its assignments: a step is applied completely or not at all.
 
 from cpython.float cimport PyFloat_CheckExact, PyFloat_AS_DOUBLE
+from cpython.long cimport PyLong_FromLongLong
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from cpython.dict cimport PyDict_GetItemWithError
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.tuple cimport PyTuple_CheckExact, PyTuple_GET_ITEM, PyTuple_GET_SIZE
-from cpython.ref cimport Py_XDECREF, Py_REFCNT
+from cpython.ref cimport Py_XDECREF, Py_REFCNT, Py_TYPE
 from libc.stdlib cimport qsort
 from libc.string cimport memcpy, memcmp
 
@@ -508,7 +509,7 @@ cdef object _opt_step(int rule, list pairs, dict tracked, Variable steps, double
                 n_old += 1
         _opt_assign(steps, steps._d + 1.0, &old[n_old])  # after the variables, as assign_add
         n_old += 1
-        return int(t)
+        return PyLong_FromLongLong(<long long>t)  # (t < 2**53: exact)
     finally:
         for i in range(n_refs):
             for k in range(2 + n_slots):
@@ -562,10 +563,11 @@ cdef inline bint _sole_owner(Variable v) noexcept:
 
 
 cdef object _check_target(object target):
-    """The buffer of one commit_in_place target, a (Variable, buffer list, index) tuple or a
-    (Variable, buffer list, index, gradient, learning rate) one, checked, or raise."""
-    if not (PyTuple_CheckExact(target) and (PyTuple_GET_SIZE(target) == 3
-                                            or PyTuple_GET_SIZE(target) == 5)):
+    """The buffer of one commit_in_place target, a (Variable, buffer list, index) tuple, a
+    (Variable, buffer list, index, gradient, learning rate) one or a (Variable, buffer list,
+    index, gradient, fused rule, slot Variables) one, checked, or raise."""
+    if not (PyTuple_CheckExact(target) and 3 <= PyTuple_GET_SIZE(target) <= 6
+            and PyTuple_GET_SIZE(target) != 4):
         raise TypeError("commit_in_place: each target is a (Variable, list, index) tuple")
     var, buffers, index = (<tuple>target)[:3]
     if type(var) is not Variable or type(buffers) is not list or type(index) is not int:
@@ -592,6 +594,8 @@ cdef object _check_target(object target):
                          "C-contiguous array of its dtype and shape")
     if PyTuple_GET_SIZE(target) == 5:
         _check_descent(<tuple>target, <cnp.ndarray>arr, name)
+    elif PyTuple_GET_SIZE(target) == 6:
+        _check_fused(<tuple>target, <cnp.ndarray>arr, name)
     return buf
 
 
@@ -605,18 +609,69 @@ cdef _check_descent(tuple target, cnp.ndarray arr, str name):
             or (t == cnp.NPY_DOUBLE and type(lr) is np.float64)):
         raise TypeError(f"commit_in_place: the step of Variable '{name}' needs a float32 or "
                         "float64 Variable and a learning rate of its dtype")
+    _check_step_gradient(g, arr, name)
+
+
+cdef _check_step_gradient(object g, cnp.ndarray arr, str name):
+    # the gradient of a step computed by the commit: an array of the variable's float dtype
+    # and shape, C-contiguous, sharing no memory with its array (or being it), and the
+    # variable's value C-contiguous
     if not (type(g) is _np_ndarray and _buffer_matches(<cnp.ndarray>g, arr)):
         raise ValueError(f"commit_in_place: the gradient for Variable '{name}' is not a "
                          "C-contiguous array of its dtype and shape")
     if not cnp.PyArray_ISCARRAY_RO(arr):  # (the step reads w as one contiguous run)
         raise ValueError(f"commit_in_place: the step of Variable '{name}' needs its value "
                          "C-contiguous")
-    cdef char* a = <char*>cnp.PyArray_DATA(arr)
-    cdef char* b = <char*>cnp.PyArray_DATA(<cnp.ndarray>g)
-    cdef Py_ssize_t nbytes = cnp.PyArray_NBYTES(arr)
-    if not (a == b or a + nbytes <= b or b + nbytes <= a):
+    if not _apart_or_same(arr, <cnp.ndarray>g):
         raise ValueError(f"commit_in_place: the gradient for Variable '{name}' overlaps its "
                          "array")
+
+
+cdef inline bint _apart_or_same(cnp.ndarray x, cnp.ndarray y) noexcept:
+    # two arrays of one size: the same memory, or no shared byte
+    cdef char* a = <char*>cnp.PyArray_DATA(x)
+    cdef char* b = <char*>cnp.PyArray_DATA(y)
+    cdef Py_ssize_t nbytes = cnp.PyArray_NBYTES(x)
+    return a == b or a + nbytes <= b or b + nbytes <= a
+
+
+cdef _check_fused(tuple target, cnp.ndarray arr, str name):
+    # a (.., gradient, (rule, parameters...), slot Variables) target: a float32 or float64
+    # Variable, a gradient as _check_step_gradient takes it, a known rule with its float
+    # parameters, and its slot Variables: arrays of the variable's dtype and shape,
+    # C-contiguous, each with a buffer after the variable's in the list
+    g, rule, slots = target[3], target[4], target[5]
+    buffers, index = target[1], target[2]
+    cdef int t = cnp.PyArray_TYPE(arr)
+    if t != cnp.NPY_FLOAT and t != cnp.NPY_DOUBLE:
+        raise TypeError(f"commit_in_place: the step of Variable '{name}' needs a float32 or "
+                        "float64 Variable")
+    _check_step_gradient(g, arr, name)
+    if not (type(rule) is tuple and 2 <= len(rule) <= 1 + DUALAD_FUSED_MAX_PARAMS
+            and type(rule[0]) is int and DUALAD_FUSED_SGD_MOMENTUM <= rule[0] < DUALAD_FUSED_RULES_END
+            and all(type(p) is float for p in rule[1:])):
+        raise TypeError(f"commit_in_place: the rule of Variable '{name}' is not a (rule code, "
+                        "float parameters...) tuple")
+    if not (type(slots) is tuple and len(slots) == _fused_slot_count(rule[0])):
+        raise TypeError(f"commit_in_place: the rule of Variable '{name}' needs a tuple of "
+                        f"{_fused_slot_count(rule[0])} slot Variables")
+    if index + len(slots) >= PyList_GET_SIZE(buffers):
+        raise IndexError(f"commit_in_place: no buffers for the slots of Variable '{name}'")
+    for k, slot in enumerate(slots):
+        if slot is target[0] or any(slot is other for other in slots[:k]):
+            raise ValueError(f"commit_in_place: the slots of Variable '{name}' are not "
+                             "distinct Variables")
+        if type(slot) is not Variable or (<Variable>slot)._is_scalar:
+            raise TypeError(f"commit_in_place: a slot of Variable '{name}' is not an array "
+                            "Variable")
+        slot_arr = (<Variable>slot)._arr
+        if not (type(slot_arr) is _np_ndarray and _buffer_matches(<cnp.ndarray>slot_arr, arr)):
+            raise ValueError(f"commit_in_place: a slot of Variable '{name}' is not a "
+                             "C-contiguous array of its dtype and shape")
+        if not _apart_or_same(<cnp.ndarray>slot_arr, <cnp.ndarray>g):
+            raise ValueError(f"commit_in_place: the gradient for Variable '{name}' overlaps "
+                             "a slot's array")
+        _check_target((slot, buffers, index + 1 + k))  # its buffer
 
 
 def commit_in_place(list targets, Variable steps):
@@ -638,19 +693,30 @@ def commit_in_place(list targets, Variable steps):
     if not (steps._is_scalar and steps._kind == K_F64):
         raise TypeError("commit_in_place: the step count must be a float64 scalar Variable")
     cdef set seen = set()
+    cdef Py_ssize_t n_slots = 0, k
     for i in range(n):
-        buffer_id = id(_check_target(<object>PyList_GET_ITEM(targets, i)))
-        if buffer_id in seen:  # (adopted by the first, it would be gone for the second)
-            raise ValueError("commit_in_place: two targets name the same buffer")
-        seen.add(buffer_id)
+        target = <tuple>PyList_GET_ITEM(targets, i)
+        buffer_ids = [id(_check_target(target))]
+        if PyTuple_GET_SIZE(target) == 6:  # and its slots' buffers
+            for k in range(len(target[5])):
+                buffer_ids.append(id(target[1][target[2] + 1 + k]))
+            n_slots += len(target[5])
+        for buffer_id in buffer_ids:
+            if buffer_id in seen:  # (adopted by the first, it would be gone for the second)
+                raise ValueError("commit_in_place: two targets name the same buffer")
+            seen.add(buffer_id)
     # the arrays the Variables drop, released once everything is written (allocated first)
-    cdef list released = [None] * (n + 1)
+    cdef list released = [None] * (n + n_slots + 1)
     # the learning rates of the descent targets, as C doubles (exact for float32 rates)
     cdef list rates = [None] * n
     for i in range(n):
         target = <tuple>PyList_GET_ITEM(targets, i)
         if PyTuple_GET_SIZE(target) == 5:
             rates[i] = float(<object>PyTuple_GET_ITEM(target, 4))
+    cdef double p[DUALAD_FUSED_MAX_PARAMS]
+    cdef void* slots_out[DUALAD_FUSED_MAX_SLOTS]
+    cdef const void* slots_in[DUALAD_FUSED_MAX_SLOTS]
+    cdef Py_ssize_t n_released = n
     # From here to the return no Python code runs and nothing fails: the checks still hold.
     for i in range(n):
         target = <tuple>PyList_GET_ITEM(targets, i)
@@ -658,6 +724,10 @@ def commit_in_place(list targets, Variable steps):
         buffers = <list>PyTuple_GET_ITEM(target, 1)
         index = <object>PyTuple_GET_ITEM(target, 2)
         buf = <cnp.ndarray>PyList_GET_ITEM(buffers, index)
+        if PyTuple_GET_SIZE(target) == 6:
+            in_place += _commit_fused(target, var, buffers, index, released, &n_released,
+                                      p, slots_out, slots_in)
+            continue
         descent = PyTuple_GET_SIZE(target) == 5
         if descent:
             g = <cnp.ndarray>PyTuple_GET_ITEM(target, 3)
@@ -676,54 +746,219 @@ def commit_in_place(list targets, Variable steps):
             released[i] = var._arr
             var._arr = buf
             buffers[index] = None  # (the Variable's reference keeps it)
-    released[n] = steps._arr  # after the variables, as assign_add
+    released[n_released] = steps._arr  # after the variables, as assign_add
     steps._arr = None
     steps._d = steps._d + 1.0
     return in_place
 
 
-cdef inline bint _opt_hyper(object optimizer, str name, double* out) except -1:
+cdef Py_ssize_t _commit_fused(tuple target, Variable var, list buffers, Py_ssize_t index,
+                              list released, Py_ssize_t* n_released, double* p,
+                              void** slots_out, const void** slots_in) except -1:
+    # commit_in_place's write of a checked fused target (nothing here fails): the rule's pass
+    # writes the value and each slot into its Variable's own array where the Variable is its
+    # sole owner, else into its buffer, which the Variable then adopts. Returns how many were
+    # written in place.
+    cdef tuple rule = <tuple>PyTuple_GET_ITEM(target, 4)
+    cdef tuple slot_vars = <tuple>PyTuple_GET_ITEM(target, 5)
+    cdef Py_ssize_t k, n_slots = PyTuple_GET_SIZE(slot_vars), in_place = 0
+    cdef int code = <object>PyTuple_GET_ITEM(rule, 0)
+    cdef bint sole[1 + DUALAD_FUSED_MAX_SLOTS]
+    cdef Variable holder
+    cdef cnp.ndarray buf
+    # (first, before this function holds any of the arrays: _sole_owner counts references)
+    sole[0] = _sole_owner(var)
+    for k in range(n_slots):
+        sole[1 + k] = _sole_owner(<Variable>PyTuple_GET_ITEM(slot_vars, k))
+    for k in range(DUALAD_FUSED_MAX_PARAMS):
+        p[k] = (PyFloat_AS_DOUBLE(<object>PyTuple_GET_ITEM(rule, k + 1))
+                if k + 1 < PyTuple_GET_SIZE(rule) else 0.0)
+    for k in range(DUALAD_FUSED_MAX_SLOTS):
+        slots_out[k] = NULL
+        slots_in[k] = NULL
+    for k in range(n_slots):
+        holder = <Variable>PyTuple_GET_ITEM(slot_vars, k)
+        slots_in[k] = cnp.PyArray_DATA(<cnp.ndarray>holder._arr)
+        slots_out[k] = (cnp.PyArray_DATA(<cnp.ndarray>holder._arr) if sole[1 + k] else
+                        cnp.PyArray_DATA(<cnp.ndarray>PyList_GET_ITEM(buffers, index + 1 + k)))
+    _fused_step(code, <cnp.ndarray>var._arr if sole[0]
+                else <cnp.ndarray>PyList_GET_ITEM(buffers, index),
+                <cnp.ndarray>var._arr, <cnp.ndarray>PyTuple_GET_ITEM(target, 3),
+                slots_out, slots_in, p)
+    for k in range(1 + n_slots):
+        if sole[k]:
+            in_place += 1
+            continue
+        holder = var if k == 0 else <Variable>PyTuple_GET_ITEM(slot_vars, k - 1)
+        buf = <cnp.ndarray>PyList_GET_ITEM(buffers, index + k)
+        _freeze(buf)
+        released[n_released[0]] = holder._arr
+        n_released[0] += 1
+        holder._arr = buf
+        buffers[index + k] = None  # (the Variable's reference keeps it)
+    return in_place
+
+
+cdef extern from *:
+    """
+    /* a type's own attribute dict (read only here) */
+    static PyObject* dualad_type_dict(PyObject* type) { return ((PyTypeObject*)type)->tp_dict; }
+    """
+    PyObject* dualad_type_dict(object type)
+    dict PyObject_GenericGetDict(object o, void* context)
+
+
+# The attributes the C step reads of a built-in optimizer (dualad.optimizers) live in its
+# StepGuard's `_fields`, behind OptimizerField descriptors on the classes: the step reads them
+# without a lookup, and no instance dict entry can shadow them (a data descriptor wins).
+cdef enum:
+    _FIELD_LR = 0          # _lr: a float, or a schedule
+    _FIELD_HYPER = 1       # 1, 2, 3: the hyperparameters _opt_update takes as h
+    _FIELD_FLAG = 4        # nesterov, amsgrad or centered
+    _FIELD_SLOTS = 5       # _slots
+    _FIELD_STEPS = 6       # _steps
+    _N_FIELDS = 7
+
+cdef object _UNSET = object()  # a field not assigned yet
+
+
+cdef StepGuard _guard_of(object optimizer):
+    # the optimizer's StepGuard, from its instance dict
+    cdef PyObject* found = PyDict_GetItemWithError(PyObject_GenericGetDict(optimizer, NULL),
+                                                   "_guard")
+    if found == NULL or type(<object>found) is not StepGuard:
+        raise AttributeError(f"{type(optimizer).__name__} has no StepGuard in its '_guard' "
+                             "attribute (Optimizer.__init__ makes it first)")
+    return <StepGuard>found
+
+
+cdef class OptimizerField:
+    """A data descriptor of the built-in optimizer classes: the attribute is kept in the
+    optimizer's StepGuard, where the C step on scalar Variables reads it."""
+    cdef Py_ssize_t _index
+    cdef str _name
+
+    def __cinit__(self, Py_ssize_t index):
+        if not 0 <= index < _N_FIELDS:
+            raise ValueError(f"OptimizerField: index {index} out of range")
+        self._index = index
+        self._name = "?"
+
+    def __set_name__(self, owner, name):
+        self._name = name
+
+    def __get__(self, instance, owner):
+        if instance is None:
+            return self
+        value = <object>PyList_GET_ITEM(_guard_of(instance)._fields, self._index)
+        if value is _UNSET:
+            raise AttributeError(f"'{type(instance).__name__}' object has no attribute "
+                                 f"'{self._name}'")
+        return value
+
+    def __set__(self, instance, value):
+        _guard_of(instance)._fields[self._index] = value
+
+    def __delete__(self, instance):
+        raise AttributeError(f"the optimizer attribute '{self._name}' cannot be deleted")
+
+
+cdef tuple _builtin_optimizer_types = ()
+
+
+def register_builtin_optimizers(*classes):
+    """Declare the optimizer classes whose attributes the C step reads from the StepGuard's
+    fields (dualad.optimizers calls this once: its classes keep them in OptimizerFields)."""
+    global _builtin_optimizer_types
+    _builtin_optimizer_types = classes
+
+
+cdef inline bint _is_builtin_optimizer(object optimizer) noexcept:
+    cdef Py_ssize_t i
+    cdef PyObject* cls = <PyObject*>Py_TYPE(optimizer)
+    for i in range(PyTuple_GET_SIZE(_builtin_optimizer_types)):
+        if cls == PyTuple_GET_ITEM(_builtin_optimizer_types, i):
+            return True
+    return False
+
+
+cdef inline bint _opt_float(object value, double* out) noexcept:
     # a hyperparameter the C step can use: a Python float (anything else: the general path)
-    value = getattr(optimizer, name)
     if not PyFloat_CheckExact(value):
         return False
     out[0] = PyFloat_AS_DOUBLE(value)
     return True
 
 
-cdef inline int _opt_switch(object optimizer, str name) except -2:
+cdef inline int _opt_bool(object value) noexcept:
     # a boolean option as 0/1, or -1 when it is not a bool (its truth test could run Python code)
-    value = getattr(optimizer, name)
     return 1 if value is True else (0 if value is False else -1)
 
 
-cdef object _optimizer_scalar_step(object optimizer, list pairs):
-    # StepGuard.scalar_step's work, with the guard held
+cdef object _optimizer_scalar_step(object optimizer, list fields, list pairs):
+    # StepGuard.scalar_step's work, with the guard held; `fields`: the guard's fields for a
+    # built-in optimizer, else None (its attributes are read with getattr)
     cdef double h[_OPT_MAX_SLOTS]
     cdef double lr
     cdef int rule, flag = 0
-    rule_code = optimizer._scalar_rule
+    cdef Py_ssize_t k, n_hyper
+    cdef PyObject* found
+    if fields is not None:  # the class's own rule (None: a subclass, see Optimizer)
+        found = PyDict_GetItemWithError(<object>dualad_type_dict(type(optimizer)),
+                                        "_scalar_rule")
+        rule_code = None if found == NULL else <object>found
+    else:
+        rule_code = optimizer._scalar_rule
     if type(rule_code) is not int:  # None: no C rule for this class
         return None
     rule = rule_code
-    if not _opt_hyper(optimizer, "_lr", &lr):
+    if fields is None:
+        return _optimizer_scalar_step_getattr(optimizer, rule, pairs)
+    if not _opt_float(<object>PyList_GET_ITEM(fields, _FIELD_LR), &lr):
+        return None  # a schedule
+    if rule == _RULE_SGD or rule == _RULE_ADAGRAD:
+        n_hyper = 1
+    elif rule == _RULE_ADAM or rule == _RULE_RMSPROP:
+        n_hyper = 3
+    else:
+        return None
+    for k in range(n_hyper):
+        if not _opt_float(<object>PyList_GET_ITEM(fields, _FIELD_HYPER + k), &h[k]):
+            return None
+    if rule != _RULE_ADAGRAD:
+        flag = _opt_bool(<object>PyList_GET_ITEM(fields, _FIELD_FLAG))
+        if flag < 0:
+            return None
+    slots = <object>PyList_GET_ITEM(fields, _FIELD_SLOTS)
+    steps = <object>PyList_GET_ITEM(fields, _FIELD_STEPS)
+    if type(slots) is not dict or type(steps) is not Variable:
+        return None
+    return _opt_step(rule, pairs, <dict>slots, <Variable>steps, lr, h, flag)
+
+
+cdef object _optimizer_scalar_step_getattr(object optimizer, int rule, list pairs):
+    # _optimizer_scalar_step of another optimizer class, its attributes read with getattr
+    cdef double h[_OPT_MAX_SLOTS]
+    cdef double lr
+    cdef int flag = 0
+    if not _opt_float(optimizer._lr, &lr):
         return None  # a schedule
     if rule == _RULE_SGD:
-        if not _opt_hyper(optimizer, "momentum", &h[0]):
+        if not _opt_float(optimizer.momentum, &h[0]):
             return None
-        flag = _opt_switch(optimizer, "nesterov")
+        flag = _opt_bool(optimizer.nesterov)
     elif rule == _RULE_ADAM:
-        if not (_opt_hyper(optimizer, "beta_1", &h[0]) and _opt_hyper(optimizer, "beta_2", &h[1])
-                and _opt_hyper(optimizer, "epsilon", &h[2])):
+        if not (_opt_float(optimizer.beta_1, &h[0]) and _opt_float(optimizer.beta_2, &h[1])
+                and _opt_float(optimizer.epsilon, &h[2])):
             return None
-        flag = _opt_switch(optimizer, "amsgrad")
+        flag = _opt_bool(optimizer.amsgrad)
     elif rule == _RULE_RMSPROP:
-        if not (_opt_hyper(optimizer, "rho", &h[0]) and _opt_hyper(optimizer, "momentum", &h[1])
-                and _opt_hyper(optimizer, "epsilon", &h[2])):
+        if not (_opt_float(optimizer.rho, &h[0]) and _opt_float(optimizer.momentum, &h[1])
+                and _opt_float(optimizer.epsilon, &h[2])):
             return None
-        flag = _opt_switch(optimizer, "centered")
+        flag = _opt_bool(optimizer.centered)
     elif rule == _RULE_ADAGRAD:
-        if not _opt_hyper(optimizer, "epsilon", &h[0]):
+        if not _opt_float(optimizer.epsilon, &h[0]):
             return None
     else:
         return None
@@ -761,12 +996,14 @@ cdef class StepGuard:
     cdef Py_ssize_t _depth           # the holder's nested acquisitions
     cdef readonly bint busy          # a step is being computed
     cdef str _reentry_message
+    cdef list _fields                # a built-in optimizer's OptimizerFields
 
     def __cinit__(self, str reentry_message):
         self._lock = PyThread_allocate_lock()
         if self._lock == NULL:
             raise MemoryError("StepGuard: no lock could be allocated")
         self._reentry_message = reentry_message
+        self._fields = [_UNSET] * _N_FIELDS
 
     def __dealloc__(self):
         if self._lock != NULL:
@@ -803,7 +1040,13 @@ cdef class StepGuard:
         `_scalar_rule`, reading its hyperparameters, `_lr`, `_slots` and `_steps`) applied to
         the list `pairs` under this guard, or None when the step needs the general path
         (nothing changed then; the general path also raises the re-entry error)."""
-        if type(pairs) is not list or self.busy:
+        if type(pairs) is not list:
+            return None
+        return self._scalar_step(optimizer, pairs)
+
+    cdef object _scalar_step(self, object optimizer, list pairs):
+        # scalar_step (a built-in optimizer's attributes read from this guard's fields)
+        if self.busy:
             return None
         self._acquire()  # (interrupted while waiting, it has not taken the lock)
         try:
@@ -811,7 +1054,9 @@ cdef class StepGuard:
                 return None
             self.busy = True
             try:  # (the state is read under the lock: set_state may replace it)
-                return _optimizer_scalar_step(optimizer, <list>pairs)
+                return _optimizer_scalar_step(
+                    optimizer, self._fields if _is_builtin_optimizer(optimizer) else None,
+                    pairs)
             finally:
                 self.busy = False
         finally:
@@ -841,3 +1086,26 @@ cdef class StepGuard:
 
     def __reduce__(self):
         raise TypeError("an optimizer's StepGuard cannot be pickled")
+
+
+def apply_gradients(self, grads_and_vars):
+    """Apply one step to each (gradient, variable) pair and return the new `iterations`.
+
+    Variables must be float `dualad.Variable` objects (TypeError otherwise); a gradient must
+    have its variable's shape (ValueError naming the variable). A None gradient skips its
+    variable with a warning; a call whose gradients are all None raises ValueError. An empty
+    list is a no-op. Everything is checked before any variable changes."""
+    # (Optimizer.apply_gradients, compiled: a step on scalar Variables runs no Python frame)
+    if type(grads_and_vars) is not list:  # a zip (TensorFlow's idiom), a tuple, a generator:
+        grads_and_vars = list(grads_and_vars)  # as the list the C path takes (iterated once)
+    # (a built-in optimizer's from its instance dict: no class and descriptor lookups)
+    cdef PyObject* found = (PyDict_GetItemWithError(PyObject_GenericGetDict(self, NULL), "_guard")
+                            if _is_builtin_optimizer(self) else NULL)
+    guard = <object>found if found != NULL else self._guard
+    if type(guard) is StepGuard:
+        # tracked float32/float64 scalars: checked, computed and committed in one C call
+        step = (<StepGuard>guard)._scalar_step(self, <list>grads_and_vars)
+        if step is not None:
+            return step
+    # (no Python frame of its own here: the caller's is the warnings' stacklevel 2)
+    return guard.step(self._apply_locked, grads_and_vars, 2)

@@ -72,6 +72,10 @@ class Optimizer:
     non-trainable Variables, so that compiled steps and eager steps share one state."""
 
     def __init__(self, learning_rate, name=None):
+        # one step or state change at a time; a step refuses re-entry from a callback. (First:
+        # the built-in classes keep attributes in it, see optimizers.py.)
+        self._guard = _core.StepGuard(f"{type(self).__name__}.apply_gradients was called again "
+                                      "while one of its steps was being computed")
         self.name = type(self).__name__.lower() if name is None else str(name)
         self._steps = _core.state_variable(np.float64(0), "iterations")  # exact to 2**53
         self._lr_vars = {}  # numpy dtype -> Variable holding the float learning rate
@@ -82,9 +86,6 @@ class Optimizer:
         # Variable -> the buffers an array Variable's in-place steps compute into: its new value,
         # each slot's (in get_slot_names() order), a work array (see _array_step)
         self._buffers = {}
-        # one step or state change at a time; a step refuses re-entry from a callback
-        self._guard = _core.StepGuard(f"{type(self).__name__}.apply_gradients was called again "
-                                      "while one of its steps was being computed")
         self._compiled_constant_rate = False  # a program reads the rate from _lr_vars
         self.learning_rate = learning_rate
 
@@ -129,20 +130,8 @@ class Optimizer:
 
     # ---- steps -------------------------------------------------------------------------------
 
-    def apply_gradients(self, grads_and_vars):
-        """Apply one step to each (gradient, variable) pair and return the new `iterations`.
-
-        Variables must be float `dualad.Variable` objects (TypeError otherwise); a gradient must
-        have its variable's shape (ValueError naming the variable). A None gradient skips its
-        variable with a warning; a call whose gradients are all None raises ValueError. An empty
-        list is a no-op. Everything is checked before any variable changes."""
-        if type(grads_and_vars) is zip:  # (TensorFlow's idiom) as a list, which the C path takes
-            grads_and_vars = list(grads_and_vars)
-        # tracked float32/float64 scalars: checked, computed and committed in one C call
-        step = self._guard.scalar_step(self, grads_and_vars)
-        if step is not None:
-            return step
-        return self._guard.step(self._apply_locked, grads_and_vars, 3)
+    # (compiled, _core.apply_gradients: its general path is _apply_locked)
+    apply_gradients = _core.apply_gradients
 
     def minimize(self, loss, var_list, tape=None):
         """Compute the gradients of `loss` with respect to `var_list` and apply them.
@@ -327,19 +316,32 @@ class Optimizer:
                 return False  # its first step makes its slots (with _slot_fill)
         targets = []
         descends = self._descends_at_commit()
+        fuses = type(self)._update_into is type(self)._fused_update_into
+        fused_rules = {}  # dtype -> this step's fused rule (None: none)
         with np.errstate(all="ignore"):  # one error state for every pair's rule
             for var, dtype, g in pairs:
                 buffers = self._buffers.get(var)
                 if buffers is None or len(buffers) != len(names) + 2:
                     buffers = self._buffers[var] = [None] * (len(names) + 2)
-                if (descends and type(g) is np.ndarray and g.flags.c_contiguous
-                        and g.flags.aligned and _contiguous_value(var)):
-                    # w - lr·g left to the commit: straight into the Variable's array when it
-                    # is the sole owner (one pass, no copy), else into the buffer
-                    self._fresh_buffers(var, dtype, buffers, 1)
-                    targets.append((var, buffers, 0, g, dtype.type(lr)))
-                    continue
                 slot_vars = self._slots[var]
+                if ((descends or fuses) and type(g) is np.ndarray and g.flags.c_contiguous
+                        and g.flags.aligned and _contiguous_value(var)):
+                    if descends:
+                        # w - lr·g left to the commit: straight into the Variable's array when
+                        # it is the sole owner (one pass, no copy), else into the buffer
+                        self._fresh_buffers(var, dtype, buffers, 1)
+                        targets.append((var, buffers, 0, g, dtype.type(lr)))
+                        continue
+                    if dtype not in fused_rules:
+                        fused_rules[dtype] = self._fused_rule(dtype, lr, step)
+                    slots = tuple(slot_vars[name] for name in names)
+                    if fused_rules[dtype] is not None and all(map(_contiguous_value, slots)):
+                        # the whole update left to the commit: one pass writing the value and
+                        # the slots into the Variables' arrays where each is the sole owner,
+                        # else into the buffers
+                        self._fresh_buffers(var, dtype, buffers, 1 + len(names))
+                        targets.append((var, buffers, 0, g, fused_rules[dtype], slots))
+                        continue
                 self._compute_into(rule, var, dtype, g, lr, step, slot_vars, names, buffers)
                 targets.append((var, buffers, 0))
                 targets.extend((slot_vars[name], buffers, i + 1)
@@ -372,6 +374,14 @@ class Optimizer:
         """Whether this step is w - lr·g with no slots, which commit_in_place can compute
         itself (only gradient descent's own _update_into, see SGD)."""
         return False
+
+    # `_fused_rule(dtype, lr, step)`: the step of `_update_into` as one of commit_in_place's
+    # fused rules, (_core.FUSED_RULES code, its parameters as Python floats), or None; used
+    # only while the class's `_update_into` is `_fused_update_into` (the built-in one)
+    _fused_update_into = None
+
+    def _fused_rule(self, dtype, lr, step):
+        return None
 
     _uses_step = False  # whether _update reads its `step` argument
 
@@ -569,6 +579,9 @@ class Optimizer:
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
         return f"<dualad.optimizers.{type(self).__name__} '{self.name}' {args}>"
+
+
+Optimizer.apply_gradients.__qualname__ = "Optimizer.apply_gradients"
 
 
 def _check_variable(var):

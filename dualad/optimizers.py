@@ -84,6 +84,9 @@ from .schedules import ExponentialDecay, LearningRateSchedule, PiecewiseConstant
 # second name
 sys.modules[__name__ + ".schedules"] = schedules
 
+_FUSED = _core.FUSED_RULES  # the commit's fused rules (see Optimizer._fused_rule)
+_Field = _core.OptimizerField  # an attribute kept where the C step reads it (its index there)
+
 
 def __dir__():
     """The optimizers' namespace without the modules it imports (numpy, sys), except
@@ -101,6 +104,10 @@ class SGD(Optimizer):
         momentum > 0:   m ← momentum·m − lr·g;   w ← w + m
         nesterov:       m as above;              w ← w + momentum·m − lr·g
     """
+
+    # (the C step's fields: see _core.OptimizerField)
+    _lr, momentum, nesterov = _Field(0), _Field(1), _Field(4)
+    _slots, _steps = _Field(5), _Field(6)
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, name=None):
         super().__init__(learning_rate, name)
@@ -142,6 +149,13 @@ class SGD(Optimizer):
         else:
             np.add(w, m, out=value)
 
+    def _fused_rule(self, dtype, lr, step):
+        if self.momentum == 0:
+            return None
+        dt = dtype.type
+        return (_FUSED["SGD_NESTEROV" if self.nesterov else "SGD_MOMENTUM"], float(dt(lr)),
+                float(dt(self.momentum)))
+
     def get_slot_names(self):
         return ("momentum",) if self.momentum != 0 else ()
 
@@ -157,6 +171,9 @@ class Adam(Optimizer):
         α = lr·√(1 − β₂ᵗ) / (1 − β₁ᵗ),  t = iterations + 1
         w ← w − α·m / (√v + ε)
     """
+
+    _lr, beta_1, beta_2, epsilon, amsgrad = _Field(0), _Field(1), _Field(2), _Field(3), _Field(4)
+    _slots, _steps = _Field(5), _Field(6)
 
     _uses_step = True
 
@@ -202,6 +219,13 @@ class Adam(Optimizer):
         np.add(np.sqrt(v, out=work), dt(self.epsilon), out=work)
         np.subtract(w, np.divide(value, work, out=value), out=value)
 
+    def _fused_rule(self, dtype, lr, step):
+        dt = dtype.type
+        lr, t = dt(lr), dt(step)
+        alpha = lr * np.sqrt(1 - dt(self.beta_2) ** t) / (1 - dt(self.beta_1) ** t)
+        return (_FUSED["ADAM_AMSGRAD" if self.amsgrad else "ADAM"], float(alpha),
+                float(dt(1 - self.beta_1)), float(dt(1 - self.beta_2)), float(dt(self.epsilon)))
+
     def get_slot_names(self):
         return ("momentum", "velocity") + (("velocity_hat",) if self.amsgrad else ())
 
@@ -218,6 +242,9 @@ class RMSprop(Optimizer):
         Δ = lr·g / √d
         momentum > 0: μ ← momentum·μ + Δ;  w ← w − μ        otherwise: w ← w − Δ
     """
+
+    _lr, rho, momentum, epsilon, centered = _Field(0), _Field(1), _Field(2), _Field(3), _Field(4)
+    _slots, _steps = _Field(5), _Field(6)
 
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7,
                  centered=False, name=None):
@@ -268,6 +295,13 @@ class RMSprop(Optimizer):
         else:
             np.subtract(w, increment, out=value)
 
+    def _fused_rule(self, dtype, lr, step):
+        dt = dtype.type
+        name = "RMSPROP" + ("_CENTERED" if self.centered else "") + (
+            "_MOMENTUM" if self.momentum > 0 else "")
+        return (_FUSED[name], float(dt(lr)), float(dt(self.rho)), float(dt(1 - self.rho)),
+                float(dt(self.epsilon)), float(dt(self.momentum)))
+
     def get_slot_names(self):
         return (("velocity",) + (("momentum",) if self.momentum > 0 else ())
                 + (("average_gradient",) if self.centered else ()))
@@ -282,6 +316,9 @@ class Adagrad(Optimizer):
 
         A ← A + g²;   w ← w − lr·g / √(A + ε)
     """
+
+    _lr, epsilon = _Field(0), _Field(1)
+    _slots, _steps = _Field(5), _Field(6)
 
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7,
                  name=None):
@@ -307,6 +344,10 @@ class Adagrad(Optimizer):
         value = np.multiply(lr, g, out=out["value"])
         np.subtract(w, np.divide(value, np.sqrt(work, out=work), out=value), out=value)
 
+    def _fused_rule(self, dtype, lr, step):
+        dt = dtype.type
+        return (_FUSED["ADAGRAD"], float(dt(lr)), float(dt(self.epsilon)))
+
     def get_slot_names(self):
         return ("accumulator",)
 
@@ -316,9 +357,13 @@ class Adagrad(Optimizer):
                 "epsilon": self.epsilon}
 
 
-# each built-in rule's in-place form, used while the class's _update is the one it implements
+# each built-in rule's in-place form, used while the class's _update is the one it implements,
+# and fused by the commit while its _update_into is the built-in one
 for _cls in (SGD, Adam, RMSprop, Adagrad):
     _cls._rule_of_update_into = _cls._update
+    _cls._fused_update_into = _cls._update_into
 del _cls
+# their instances' OptimizerFields are read by the C step
+_core.register_builtin_optimizers(SGD, Adam, RMSprop, Adagrad)
 # the rule whose momentum-free step commit_in_place computes itself
 _SGD_UPDATE_INTO = SGD._update_into
