@@ -421,6 +421,7 @@ cdef Primitive _P_FLOORDIV, _P_FLOORMOD  # the // and % operators
 # matmul and transpose with the rules they were declared with: while their vjps are still
 # these, a sweep nothing records may keep their outer-product cotangents lazily (_Scaled)
 cdef Primitive _P_MATMUL = None, _P_TRANSPOSE = None
+cdef Primitive _P_REDUCE_SUM = None     # unbroadcast's sum, for add's direct VJP
 cdef tuple _MATMUL_VJPS = None, _TRANSPOSE_VJPS = None
 # transpose's impl as declared: while it is still this, a sweep may transpose arrays itself
 cdef object _TRANSPOSE_IMPL = None
@@ -480,6 +481,8 @@ def install(dict primitives, dict ops, dict ufuncs, dict array_functions, unbroa
     global _P_MATMUL, _P_TRANSPOSE, _MATMUL_VJPS, _TRANSPOSE_VJPS, _TRANSPOSE_IMPL
     _P_MATMUL = primitives["matmul"]
     _P_TRANSPOSE = primitives["transpose"]
+    global _P_REDUCE_SUM
+    _P_REDUCE_SUM = primitives["reduce_sum"]
     _MATMUL_VJPS = _P_MATMUL.vjps
     _TRANSPOSE_VJPS = _P_TRANSPOSE.vjps
     _TRANSPOSE_IMPL = _P_TRANSPOSE.impl

@@ -571,3 +571,73 @@ cdef bint _all_axes(object axis, int ndim) except -1:
         if type(item) is not int or item != i:
             return False
     return True
+
+
+cdef extern from *:
+    """
+    /* tanh's VJP g * (1 - y*y) in one pass, each product and difference rounded
+       (fp-contract=off): the bits of the rule's square, subtract and multiply. Returns
+       whether any result is NaN: where g and y are both NaN, which payload numpy's multiply
+       keeps depends on its operand order, which gcc may swap; the caller then runs the rule. */
+    DUALAD_SIMD_CLONES
+    __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic", "fp-contract=off")))
+    static int dualad_tanh_vjp_f32(float* restrict out, const float* restrict g,
+                                   const float* restrict y, Py_ssize_t n) {
+        Py_ssize_t i;
+        int nan = 0;
+        for (i = 0; i < n; i++) {
+            float v = g[i] * (1.0f - y[i] * y[i]);
+            out[i] = v;
+            nan |= v != v;
+        }
+        return nan;
+    }
+    DUALAD_SIMD_CLONES
+    __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic", "fp-contract=off")))
+    static int dualad_tanh_vjp_f64(double* restrict out, const double* restrict g,
+                                   const double* restrict y, Py_ssize_t n) {
+        Py_ssize_t i;
+        int nan = 0;
+        for (i = 0; i < n; i++) {
+            double v = g[i] * (1.0 - y[i] * y[i]);
+            out[i] = v;
+            nan |= v != v;
+        }
+        return nan;
+    }
+    """
+    int dualad_tanh_vjp_f32(float* out, const float* g, const float* y, Py_ssize_t n) noexcept nogil
+    int dualad_tanh_vjp_f64(double* out, const double* g, const double* y,
+                            Py_ssize_t n) noexcept nogil
+
+
+cdef object _tanh_vjp_fused(object g, object y):
+    """g * (1 - y * y) for two aligned, C-contiguous, native float arrays of one dtype and
+    shape, as tanh's rule computes it (a new array); None for anything else, or where a
+    result is NaN (the rule then runs)."""
+    if type(g) is not _np_ndarray or type(y) is not _np_ndarray:
+        return None
+    cdef cnp.ndarray ga = <cnp.ndarray>g, ya = <cnp.ndarray>y
+    cdef int t = cnp.PyArray_TYPE(ga)
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(ga)
+    cdef int nan
+    if ((t != cnp.NPY_DOUBLE and t != cnp.NPY_FLOAT) or cnp.PyArray_TYPE(ya) != t
+            or not (cnp.PyArray_ISCARRAY_RO(ga) and cnp.PyArray_ISCARRAY_RO(ya))
+            or cnp.PyArray_NDIM(ga) != cnp.PyArray_NDIM(ya) or not cnp.PyArray_SAMESHAPE(ga, ya)):
+        return None
+    cdef cnp.ndarray out = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(ga), cnp.PyArray_DIMS(ga), t, 0)
+    if t == cnp.NPY_DOUBLE:
+        with nogil:
+            nan = dualad_tanh_vjp_f64(<double*>cnp.PyArray_DATA(out),
+                                      <const double*>cnp.PyArray_DATA(ga),
+                                      <const double*>cnp.PyArray_DATA(ya), n)
+    else:
+        with nogil:
+            nan = dualad_tanh_vjp_f32(<float*>cnp.PyArray_DATA(out),
+                                      <const float*>cnp.PyArray_DATA(ga),
+                                      <const float*>cnp.PyArray_DATA(ya), n)
+    return None if nan else out
+
+
+def _tanh_vjp_fused_for_tests(g, y):
+    return _tanh_vjp_fused(g, y)

@@ -759,18 +759,21 @@ cdef object _scalar_vjp_as_ops(int code, Py_ssize_t k, Tensor g, tuple args, Ten
 
 
 # ---- direct VJPs: a sweep nothing records ----------------------------------------------------
-# The VJP rules of matmul, transpose and multiply on arrays, as the numpy calls their ops end
-# in: the same impls on the same arrays (so the same bits), without the rules' Python calls
-# and op dispatch. Only where nothing sees the rules' ops (no tape or accumulator records the
-# sweep, no trace, check_numerics off) and the primitives' rules and transpose's impl are
-# the declared ones; None where the rule must run.
+# The VJP rules of matmul, transpose, multiply and add on arrays, as the numpy calls their ops
+# end in: the same impls on the same arrays (so the same bits), without the rules' Python calls
+# and op dispatch; tanh's rule as one fused pass of the same IEEE operations. Only where
+# nothing sees the rules' ops (no tape or accumulator records the sweep, no trace,
+# check_numerics off) and the primitives' rules and transpose's impl are the declared ones;
+# None where the rule must run.
 
 cdef inline bint _has_direct_vjp(Primitive p):
     if p.variadic_vjp is not None or _P_TRANSPOSE.impl is not _TRANSPOSE_IMPL:
         return False
     return ((p is _P_MATMUL and p.vjps is _MATMUL_VJPS)
             or (p is _P_TRANSPOSE and p.vjps is _TRANSPOSE_VJPS)
-            or (p is _P_MUL and p.vjps is _declared_vjps[OP_MUL]))
+            or (p is _P_MUL and p.vjps is _declared_vjps[OP_MUL])
+            or (p is _P_ADD and p.vjps is _declared_vjps[OP_ADD])
+            or (p.code == OP_TANH and p.vjps is _declared_vjps[OP_TANH]))
 
 
 cdef inline bint _same_shape_as(Tensor g, Tensor out) except -1:
@@ -809,6 +812,7 @@ cdef object _direct_vjp_of(Primitive p, Py_ssize_t k, Tensor g, Entry e):
     cdef tuple args = e.args
     cdef Tensor other
     cdef cnp.ndarray garr, oarr
+    cdef object ct
     if p is _P_MUL:
         # g * the other input, as run_op runs _mul(g, other) on arrays
         if len(args) != 2:
@@ -824,6 +828,14 @@ cdef object _direct_vjp_of(Primitive p, Py_ssize_t k, Tensor g, Entry e):
     garr = g._arr
     if p is _P_TRANSPOSE:
         return _direct_transpose_vjp(garr, e)
+    if p is _P_ADD:
+        return _direct_add_vjp(k, g, garr, e)
+    if p.code == OP_TANH:
+        # g * (1 - square(ans)): the rule's three passes over memory in one
+        if e.out._is_scalar:
+            return None
+        ct = _tanh_vjp_fused(garr, e.out._value())
+        return None if ct is None else _wrap(ct)
     # matmul: g @ swap_last(b) for a, swap_last(a) @ g for b
     if len(args) != 2:
         return None
@@ -840,6 +852,29 @@ cdef object _direct_vjp_of(Primitive p, Py_ssize_t k, Tensor g, Entry e):
     if k == 0:
         return _wrap(_call_impl(_P_MATMUL, (g, other), None))
     return _wrap(_call_impl(_P_MATMUL, (other, g), None))
+
+
+cdef object _direct_add_vjp(Py_ssize_t k, Tensor g, cnp.ndarray garr, Entry e):
+    # g for an input of g's shape; summed over the leading axes broadcasting added (a bias), as
+    # unbroadcast calls reduce_sum's impl for them; None otherwise (the rule and unbroadcast)
+    cdef Tensor arg
+    cdef cnp.ndarray aarr
+    cdef int lead, i
+    if len(e.args) != 2:
+        return None
+    arg = <Tensor>e.args[k]
+    if arg._is_scalar:
+        return None
+    aarr = arg._value()
+    lead = cnp.PyArray_NDIM(garr) - cnp.PyArray_NDIM(aarr)
+    if lead < 0:
+        return None
+    for i in range(cnp.PyArray_NDIM(aarr)):
+        if cnp.PyArray_DIM(aarr, i) != cnp.PyArray_DIM(garr, lead + i):
+            return None     # an axis stretched by broadcasting
+    if lead == 0:
+        return g
+    return _wrap(_call_impl(_P_REDUCE_SUM, (g,), {"axis": tuple(range(lead)), "keepdims": False}))
 
 
 cdef object _direct_transpose_vjp(cnp.ndarray garr, Entry e):
