@@ -773,7 +773,9 @@ cdef inline bint _has_direct_vjp(Primitive p):
             or (p is _P_TRANSPOSE and p.vjps is _TRANSPOSE_VJPS)
             or (p is _P_MUL and p.vjps is _declared_vjps[OP_MUL])
             or (p is _P_ADD and p.vjps is _declared_vjps[OP_ADD])
-            or (p.code == OP_TANH and p.vjps is _declared_vjps[OP_TANH]))
+            or (p.code == OP_TANH and p.vjps is _declared_vjps[OP_TANH])
+            or (p is _P_REDUCE_SUM and p.vjps is _REDUCE_SUM_VJPS)
+            or (p is _P_LOG_SOFTMAX and p.vjps is _LOG_SOFTMAX_VJPS))
 
 
 cdef inline bint _same_shape_as(Tensor g, Tensor out) except -1:
@@ -823,8 +825,12 @@ cdef object _direct_vjp_of(Primitive p, Py_ssize_t k, Tensor g, Entry e):
         if g._dtype is not other._dtype and g._dtype != other._dtype:
             return None     # the rule's error
         return _wrap(_call_impl(_P_MUL, (g, other), None))
+    if p is _P_REDUCE_SUM:
+        return _direct_reduce_sum_vjp(g, e)
     if g._is_scalar or g._arr is None:
         return None
+    if p is _P_LOG_SOFTMAX:
+        return _direct_log_softmax_vjp(g, e)
     garr = g._arr
     if p is _P_TRANSPOSE:
         return _direct_transpose_vjp(garr, e)
@@ -875,6 +881,53 @@ cdef object _direct_add_vjp(Py_ssize_t k, Tensor g, cnp.ndarray garr, Entry e):
     if lead == 0:
         return g
     return _wrap(_call_impl(_P_REDUCE_SUM, (g,), {"axis": tuple(range(lead)), "keepdims": False}))
+
+
+cdef object _direct_reduce_sum_vjp(Tensor g, Entry e):
+    # g brought back to the input's shape (_expand_reduced): reshaped to the kept axes, then
+    # broadcast (views), where the axes are a normalized tuple (what the public op passes)
+    cdef object axis, keepdims, a, previous = -1
+    cdef tuple shape, kept
+    cdef list dims
+    cdef Py_ssize_t ndim, i
+    if len(e.args) != 1 or e.params is None or (<Tensor>e.args[0])._is_scalar:
+        return None
+    axis = e.params.get("axis")
+    keepdims = e.params.get("keepdims", False)
+    if type(axis) is not tuple or (keepdims is not False and keepdims is not True):
+        return None
+    shape = (<Tensor>e.args[0])._value().shape
+    ndim = len(shape)
+    dims = list(shape)
+    for a in <tuple>axis:
+        if type(a) is not int or not previous < a < ndim:
+            return None     # (sorted, distinct and in range: as normalize_axes gives them)
+        previous = a
+        dims[a] = 1
+    kept = tuple(dims)
+    if g._value().shape != (kept if keepdims else tuple([d for i, d in enumerate(shape)
+                                                          if i not in axis])):
+        return None         # (a batch of cotangents: the rule)
+    if not keepdims and kept != g._value().shape:
+        g = _wrap(_call_impl(_P_RESHAPE, (g,), {"shape": kept}))
+    if kept != shape:
+        g = _wrap(_call_impl(_P_BROADCAST_TO, (g,), {"shape": shape}))
+    return g
+
+
+cdef object _direct_log_softmax_vjp(Tensor g, Entry e):
+    # g - exp(ans) * sum(g, axis, keepdims): the rule's four ops by their impls
+    cdef Tensor ans = e.out
+    cdef object axis = e.params.get("axis") if e.params is not None else None
+    if type(axis) is not int or ans._is_scalar or len(e.args) != 1:
+        return None
+    if g._dtype is not ans._dtype and g._dtype != ans._dtype:
+        return None
+    if not 0 <= axis < cnp.PyArray_NDIM(g._arr):
+        return None         # (the rule normalizes other axes, or raises)
+    total = _wrap(_call_impl(_P_REDUCE_SUM, (g,), {"axis": (axis,), "keepdims": True}))
+    scaled = _wrap(_call_impl(_P_MUL, (_wrap(_call_impl(_P_EXP, (ans,), None)), total), None))
+    return _wrap(_call_impl(_P_SUB, (g, scaled), None))
 
 
 cdef object _direct_transpose_vjp(cnp.ndarray garr, Entry e):

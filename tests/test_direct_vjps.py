@@ -100,7 +100,24 @@ def transposed_cotangent(x, w):
     return dd.reduce_sum(dd.transpose(dd.tanh(x)) * w)
 
 
+def sums(x, w):
+    # reduce_sum's cotangent reshaped and broadcast back: one axis, two, kept, all, none
+    y = dd.reduce_sum(x * w, axis=1) * 2.0
+    y = dd.reduce_sum(y, axis=(0, 1), keepdims=True) + dd.reduce_sum(x, axis=-1, keepdims=True)
+    y = y * dd.reduce_mean(x * x) + dd.reduce_sum(rules.reduce_sum(x, axis=(), keepdims=False))
+    return dd.reduce_sum(y)
+
+
+def cross_entropy(z, onehot):
+    # W7's loss: log_softmax's cotangent by its rule's impls, along each axis
+    return (-dd.reduce_mean(dd.reduce_sum(onehot * dd.nn.log_softmax(z), axis=-1))
+            + dd.reduce_sum(dd.nn.log_softmax(z, axis=0) * onehot)
+            + dd.reduce_sum(rules.log_softmax(z, axis=1) * 0.5))
+
+
 CASES = [(quadratic, [(4, 1)]), (quadratic, [(5, 3)]),
+         (sums, [(2, 3, 4), (3, 4)]), (cross_entropy, [(8, 5), (8, 5)]),
+         (cross_entropy, [(2, 8, 5), (8, 5)]),
          (tanh_layer, [(6, 4), (4, 3), (3,)]), (tanh_layer, [(300, 4), (4, 300), (300,)]),
          (stacked_bias, [(2, 3, 4), (3, 4), (4,)]), (stretched_bias, [(3, 5), (1, 5)]),
          (transposed_cotangent, [(3, 4), (4, 3)]),
