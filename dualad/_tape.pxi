@@ -759,9 +759,10 @@ cdef object _scalar_vjp_as_ops(int code, Py_ssize_t k, Tensor g, tuple args, Ten
 
 
 # ---- direct VJPs: a sweep nothing records ----------------------------------------------------
-# The VJP rules of matmul, transpose, multiply and add on arrays, as the numpy calls their ops
-# end in: the same impls on the same arrays (so the same bits), without the rules' Python calls
-# and op dispatch; tanh's rule as one fused pass of the same IEEE operations. Only where
+# The VJP rules of matmul, transpose, multiply, add, reduce_sum and log_softmax on arrays, as
+# the numpy calls their ops end in: the same impls on the same arrays (so the same bits),
+# without the rules' Python calls and op dispatch; tanh's rule as one fused pass of the same
+# IEEE operations (W7's MLP step: these are all its VJPs). Only where
 # nothing sees the rules' ops (no tape or accumulator records the sweep, no trace,
 # check_numerics off) and the primitives' rules and transpose's impl are the declared ones;
 # None where the rule must run.
@@ -887,9 +888,9 @@ cdef object _direct_reduce_sum_vjp(Tensor g, Entry e):
     # g brought back to the input's shape (_expand_reduced): reshaped to the kept axes, then
     # broadcast (views), where the axes are a normalized tuple (what the public op passes)
     cdef object axis, keepdims, a, previous = -1
-    cdef tuple shape, kept
+    cdef tuple shape, kept, reduced
     cdef list dims
-    cdef Py_ssize_t ndim, i
+    cdef Py_ssize_t ndim
     if len(e.args) != 1 or e.params is None or (<Tensor>e.args[0])._is_scalar:
         return None
     axis = e.params.get("axis")
@@ -905,8 +906,8 @@ cdef object _direct_reduce_sum_vjp(Tensor g, Entry e):
         previous = a
         dims[a] = 1
     kept = tuple(dims)
-    if g._value().shape != (kept if keepdims else tuple([d for i, d in enumerate(shape)
-                                                          if i not in axis])):
+    reduced = tuple([shape[j] for j in range(ndim) if j not in axis])
+    if g._value().shape != (kept if keepdims else reduced):
         return None         # (a batch of cotangents: the rule)
     if not keepdims and kept != g._value().shape:
         g = _wrap(_call_impl(_P_RESHAPE, (g,), {"shape": kept}))
