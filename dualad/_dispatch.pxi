@@ -480,6 +480,11 @@ cdef Primitive _P_FLOORDIV, _P_FLOORMOD  # the // and % operators
 # matmul and transpose with the rules they were declared with: while their vjps are still
 # these, a sweep nothing records may keep their outer-product cotangents lazily (_Scaled)
 cdef Primitive _P_MATMUL = None, _P_TRANSPOSE = None
+# the ops of the direct VJPs of add, reduce_sum and log_softmax (_tape.pxi), and the rules
+# they stand for
+cdef Primitive _P_REDUCE_SUM = None, _P_RESHAPE = None, _P_BROADCAST_TO = None
+cdef Primitive _P_EXP = None, _P_LOG_SOFTMAX = None
+cdef tuple _REDUCE_SUM_VJPS = None, _LOG_SOFTMAX_VJPS = None
 cdef tuple _MATMUL_VJPS = None, _TRANSPOSE_VJPS = None
 # transpose's impl as declared: while it is still this, a sweep may transpose arrays itself
 cdef object _TRANSPOSE_IMPL = None
@@ -539,6 +544,15 @@ def install(dict primitives, dict ops, dict ufuncs, dict array_functions, unbroa
     global _P_MATMUL, _P_TRANSPOSE, _MATMUL_VJPS, _TRANSPOSE_VJPS, _TRANSPOSE_IMPL
     _P_MATMUL = primitives["matmul"]
     _P_TRANSPOSE = primitives["transpose"]
+    global _P_REDUCE_SUM, _P_RESHAPE, _P_BROADCAST_TO, _P_EXP, _P_LOG_SOFTMAX
+    global _REDUCE_SUM_VJPS, _LOG_SOFTMAX_VJPS
+    _P_REDUCE_SUM = primitives["reduce_sum"]
+    _P_RESHAPE = primitives["reshape"]
+    _P_BROADCAST_TO = primitives["broadcast_to"]
+    _P_EXP = primitives["exp"]
+    _P_LOG_SOFTMAX = primitives["log_softmax"]
+    _REDUCE_SUM_VJPS = _P_REDUCE_SUM.vjps
+    _LOG_SOFTMAX_VJPS = _P_LOG_SOFTMAX.vjps
     _MATMUL_VJPS = _P_MATMUL.vjps
     _TRANSPOSE_VJPS = _P_TRANSPOSE.vjps
     _TRANSPOSE_IMPL = _P_TRANSPOSE.impl

@@ -771,18 +771,24 @@ cdef object _scalar_vjp_as_ops(int code, Py_ssize_t k, Tensor g, tuple args, Ten
 
 
 # ---- direct VJPs: a sweep nothing records ----------------------------------------------------
-# The VJP rules of matmul, transpose and multiply on arrays, as the numpy calls their ops end
-# in: the same impls on the same arrays (so the same bits), without the rules' Python calls
-# and op dispatch. Only where nothing sees the rules' ops (no tape or accumulator records the
-# sweep, no trace, check_numerics off) and the primitives' rules and transpose's impl are
-# the declared ones; None where the rule must run.
+# The VJP rules of matmul, transpose, multiply, add, reduce_sum and log_softmax on arrays, as
+# the numpy calls their ops end in: the same impls on the same arrays (so the same bits),
+# without the rules' Python calls and op dispatch; tanh's rule as one fused pass of the same
+# IEEE operations (W7's MLP step: these are all its VJPs). Only where
+# nothing sees the rules' ops (no tape or accumulator records the sweep, no trace,
+# check_numerics off) and the primitives' rules and transpose's impl are the declared ones;
+# None where the rule must run.
 
 cdef inline bint _has_direct_vjp(Primitive p):
     if p.variadic_vjp is not None or _P_TRANSPOSE.impl is not _TRANSPOSE_IMPL:
         return False
     return ((p is _P_MATMUL and p.vjps is _MATMUL_VJPS)
             or (p is _P_TRANSPOSE and p.vjps is _TRANSPOSE_VJPS)
-            or (p is _P_MUL and p.vjps is _declared_vjps[OP_MUL]))
+            or (p is _P_MUL and p.vjps is _declared_vjps[OP_MUL])
+            or (p is _P_ADD and p.vjps is _declared_vjps[OP_ADD])
+            or (p.code == OP_TANH and p.vjps is _declared_vjps[OP_TANH])
+            or (p is _P_REDUCE_SUM and p.vjps is _REDUCE_SUM_VJPS)
+            or (p is _P_LOG_SOFTMAX and p.vjps is _LOG_SOFTMAX_VJPS))
 
 
 cdef inline bint _same_shape_as(Tensor g, Tensor out) except -1:
@@ -821,6 +827,7 @@ cdef object _direct_vjp_of(Primitive p, Py_ssize_t k, Tensor g, Entry e):
     cdef tuple args = e.args
     cdef Tensor other
     cdef cnp.ndarray garr, oarr
+    cdef object ct
     if p is _P_MUL:
         # g * the other input, as run_op runs _mul(g, other) on arrays
         if len(args) != 2:
@@ -831,11 +838,23 @@ cdef object _direct_vjp_of(Primitive p, Py_ssize_t k, Tensor g, Entry e):
         if g._dtype is not other._dtype and g._dtype != other._dtype:
             return None     # the rule's error
         return _wrap(_call_impl(_P_MUL, (g, other), None))
+    if p is _P_REDUCE_SUM:
+        return _direct_reduce_sum_vjp(g, e)
     if g._is_scalar or g._arr is None:
         return None
+    if p is _P_LOG_SOFTMAX:
+        return _direct_log_softmax_vjp(g, e)
     garr = g._arr
     if p is _P_TRANSPOSE:
         return _direct_transpose_vjp(garr, e)
+    if p is _P_ADD:
+        return _direct_add_vjp(k, g, garr, e)
+    if p.code == OP_TANH:
+        # g * (1 - square(ans)): the rule's three passes over memory in one
+        if e.out._is_scalar:
+            return None
+        ct = _tanh_vjp_fused(garr, e.out._value())
+        return None if ct is None else _wrap(ct)
     # matmul: g @ swap_last(b) for a, swap_last(a) @ g for b
     if len(args) != 2:
         return None
@@ -852,6 +871,76 @@ cdef object _direct_vjp_of(Primitive p, Py_ssize_t k, Tensor g, Entry e):
     if k == 0:
         return _wrap(_call_impl(_P_MATMUL, (g, other), None))
     return _wrap(_call_impl(_P_MATMUL, (other, g), None))
+
+
+cdef object _direct_add_vjp(Py_ssize_t k, Tensor g, cnp.ndarray garr, Entry e):
+    # g for an input of g's shape; summed over the leading axes broadcasting added (a bias), as
+    # unbroadcast calls reduce_sum's impl for them; None otherwise (the rule and unbroadcast)
+    cdef Tensor arg
+    cdef cnp.ndarray aarr
+    cdef int lead, i
+    if len(e.args) != 2:
+        return None
+    arg = <Tensor>e.args[k]
+    if arg._is_scalar:
+        return None
+    aarr = arg._value()
+    lead = cnp.PyArray_NDIM(garr) - cnp.PyArray_NDIM(aarr)
+    if lead < 0:
+        return None
+    for i in range(cnp.PyArray_NDIM(aarr)):
+        if cnp.PyArray_DIM(aarr, i) != cnp.PyArray_DIM(garr, lead + i):
+            return None     # an axis stretched by broadcasting
+    if lead == 0:
+        return g
+    return _wrap(_call_impl(_P_REDUCE_SUM, (g,), {"axis": tuple(range(lead)), "keepdims": False}))
+
+
+cdef object _direct_reduce_sum_vjp(Tensor g, Entry e):
+    # g brought back to the input's shape (_expand_reduced): reshaped to the kept axes, then
+    # broadcast (views), where the axes are a normalized tuple (what the public op passes)
+    cdef object axis, keepdims, a, previous = -1
+    cdef tuple shape, kept, reduced
+    cdef list dims
+    cdef Py_ssize_t ndim
+    if len(e.args) != 1 or e.params is None or (<Tensor>e.args[0])._is_scalar:
+        return None
+    axis = e.params.get("axis")
+    keepdims = e.params.get("keepdims", False)
+    if type(axis) is not tuple or (keepdims is not False and keepdims is not True):
+        return None
+    shape = (<Tensor>e.args[0])._value().shape
+    ndim = len(shape)
+    dims = list(shape)
+    for a in <tuple>axis:
+        if type(a) is not int or not previous < a < ndim:
+            return None     # (sorted, distinct and in range: as normalize_axes gives them)
+        previous = a
+        dims[a] = 1
+    kept = tuple(dims)
+    reduced = tuple([shape[j] for j in range(ndim) if j not in axis])
+    if g._value().shape != (kept if keepdims else reduced):
+        return None         # (a batch of cotangents: the rule)
+    if not keepdims and kept != g._value().shape:
+        g = _wrap(_call_impl(_P_RESHAPE, (g,), {"shape": kept}))
+    if kept != shape:
+        g = _wrap(_call_impl(_P_BROADCAST_TO, (g,), {"shape": shape}))
+    return g
+
+
+cdef object _direct_log_softmax_vjp(Tensor g, Entry e):
+    # g - exp(ans) * sum(g, axis, keepdims): the rule's four ops by their impls
+    cdef Tensor ans = e.out
+    cdef object axis = e.params.get("axis") if e.params is not None else None
+    if type(axis) is not int or ans._is_scalar or len(e.args) != 1:
+        return None
+    if g._dtype is not ans._dtype and g._dtype != ans._dtype:
+        return None
+    if not 0 <= axis < cnp.PyArray_NDIM(g._arr):
+        return None         # (the rule normalizes other axes, or raises)
+    total = _wrap(_call_impl(_P_REDUCE_SUM, (g,), {"axis": (axis,), "keepdims": True}))
+    scaled = _wrap(_call_impl(_P_MUL, (_wrap(_call_impl(_P_EXP, (ans,), None)), total), None))
+    return _wrap(_call_impl(_P_SUB, (g, scaled), None))
 
 
 cdef object _direct_transpose_vjp(cnp.ndarray garr, Entry e):

@@ -7,6 +7,7 @@ silently (as TensorFlow). Float-only ops (sin, exp, ...) refuse integer tensors.
 from __future__ import annotations  # the signatures show the aliases (TensorLike, ...) by name
 
 import builtins
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -209,8 +210,9 @@ def reduce_mean(input_tensor: TensorLike, axis: Axis = None, keepdims: bool = Fa
                 name: str | None = None) -> Tensor:
     """Mean over `axis` (all axes when None)."""
     x = convert_to_tensor(input_tensor)
-    axes = normalize_axes(axis, x.ndim)
-    count = int(np.prod([x.shape[a] for a in axes])) if axes else 1
+    dims = tuple(x.shape)
+    # (Python ints: np.prod of a list costs more than the reduction of a small tensor)
+    count = math.prod([dims[a] for a in normalize_axes(axis, len(dims))])
     return divide(reduce_sum(x, axis=axis, keepdims=keepdims), count)
 
 
