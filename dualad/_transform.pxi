@@ -412,6 +412,34 @@ def _recorded_entries(Tape tape):
 # Transformations: tapes (reverse mode) and accumulators (forward mode)
 # --------------------------------------------------------------------------------------------
 
+cdef extern from *:
+    """
+    /* A thread's transformation stack keeps its buffer: entering and leaving the one tape of a
+       with block would otherwise free the buffer on leaving and allocate it again on entering
+       (list_resize gives back memory below half use). */
+    static inline int dualad_stack_push(PyObject* list, PyObject* item) {
+        PyListObject* l = (PyListObject*)list;
+        Py_ssize_t n = Py_SIZE(l);
+        if (n < l->allocated) {
+            Py_INCREF(item);
+            l->ob_item[n] = item;
+            Py_SET_SIZE(l, n + 1);
+            return 0;
+        }
+        return PyList_Append(list, item);
+    }
+    /* drops the last item (the list must not be empty) */
+    static inline void dualad_stack_drop_last(PyObject* list) {
+        Py_ssize_t n = Py_SIZE(list) - 1;
+        PyObject* item = PyList_GET_ITEM(list, n);
+        Py_SET_SIZE(list, n);
+        Py_DECREF(item);
+    }
+    """
+    int dualad_stack_push(list stack, object item) except -1
+    void dualad_stack_drop_last(list stack)
+
+
 class AlreadyActiveError(RuntimeError, ValueError):
     """A tape or accumulator was entered while already active: a ValueError as in TensorFlow,
     and a RuntimeError as dualad raised before."""
@@ -433,7 +461,7 @@ cdef int _enter_transformation(Transformation tr) except -1:
     # the append allocates before the claim: from the claim on, no Python code runs (two
     # threads racing here cannot both see the object free, and no exception separates the
     # claim from the stack entry)
-    stack.append(tr)
+    dualad_stack_push(stack, tr)
     tr._owner = me
     _n_live += 1
     return 0
@@ -442,10 +470,13 @@ cdef int _enter_transformation(Transformation tr) except -1:
 cdef bint _leave_transformation(Transformation tr) except -1:
     global _n_live
     cdef list stack = _state().stack
-    cdef Py_ssize_t i
-    for i in range(len(stack) - 1, -1, -1):
+    cdef Py_ssize_t i, n = len(stack)
+    for i in range(n - 1, -1, -1):
         if stack[i] is tr:
-            del stack[i]
+            if i == n - 1:
+                dualad_stack_drop_last(stack)   # tr: the caller holds another reference
+            else:
+                del stack[i]
             _n_live -= 1
             tr._owner = 0
             return True
