@@ -3,6 +3,7 @@
 
 from libc.stdlib cimport realloc
 from cpython.ref cimport Py_REFCNT
+from cpython.dict cimport PyDict_Size
 
 cdef extern from *:
     """
@@ -319,6 +320,66 @@ cdef object _sweep_visible(Tape tape, list targets, list seeds, list sources, Py
         if hide is not None:
             for tr in hide:
                 tr.hidden -= 1
+
+
+cdef extern from *:
+    """
+    /* Cython's tp_init of Tape (its __init__ above), the general parser */
+    static initproc dualad_tape_parse_init = NULL;
+    static int dualad_tape_parse(PyObject* self, PyObject* args, PyObject* kwds) {
+        return dualad_tape_parse_init(self, args, kwds);
+    }
+    /* Makes fn Tape's tp_init and what its __init__ slot wrapper calls (the heap subclasses,
+       GradientTape, take their tp_init from that wrapper); the previous one stays the parser */
+    static int dualad_install_tape_init(PyObject* tp, PyObject* descr, void* fn) {
+        PyTypeObject* t = (PyTypeObject*)tp;
+        if (!Py_IS_TYPE(descr, &PyWrapperDescr_Type)
+                || ((PyWrapperDescrObject*)descr)->d_wrapped != (void*)t->tp_init) {
+            PyErr_SetString(PyExc_SystemError, "Tape.__init__ is not the wrapper of its tp_init");
+            return -1;
+        }
+        dualad_tape_parse_init = t->tp_init;
+        ((PyWrapperDescrObject*)descr)->d_wrapped = fn;
+        t->tp_init = (initproc)fn;
+        PyType_Modified(t);
+        return 0;
+    }
+    """
+    int dualad_tape_parse(object self, object args, PyObject* kwds) except -1
+    int dualad_install_tape_init(object tp, object descr, void* fn) except -1
+
+
+cdef int _tape_init(object self, tuple args, PyObject* kwds) except -1:
+    # Tape.__init__ where each argument is given once, by position or by name: no kwargs dict
+    # is built (Cython's parser of __init__(*args, **kwargs) makes one per tape). Anything else
+    # goes to that parser, whose errors are Python's for the signature.
+    cdef Py_ssize_t n = PyTuple_GET_SIZE(args), n_kw = 0
+    cdef PyObject* persistent = NULL
+    cdef PyObject* watch_accessed_variables = NULL
+    if n > 0:
+        persistent = PyTuple_GET_ITEM(args, 0)
+    if n > 1:
+        watch_accessed_variables = PyTuple_GET_ITEM(args, 1)
+    if kwds != NULL and PyDict_Size(<object>kwds) > 0:
+        n_kw = PyDict_Size(<object>kwds)
+        if n < 1:
+            persistent = PyDict_GetItemWithError(<object>kwds, "persistent")
+            if persistent != NULL:
+                n_kw -= 1
+        if n < 2:
+            watch_accessed_variables = PyDict_GetItemWithError(<object>kwds,
+                                                               "watch_accessed_variables")
+            if watch_accessed_variables != NULL:
+                n_kw -= 1
+    if n > 2 or n_kw != 0:
+        return dualad_tape_parse(self, args, kwds)
+    (<Tape>self).persistent = persistent != NULL and bool(<object>persistent)
+    (<Tape>self).watch_accessed_variables = (watch_accessed_variables == NULL
+                                             or bool(<object>watch_accessed_variables))
+    return 0
+
+
+dualad_install_tape_init(Tape, Tape.__dict__["__init__"], <void*>_tape_init)
 
 
 # The primitives whose VJP rules accept a batched cotangent (a leading axis of k cotangents)

@@ -506,7 +506,9 @@ cdef int _refuse_active_elsewhere(Transformation tr, str what) except -1:
 
 cdef class Transformation:
 
-    def __cinit__(self):
+    def __cinit__(self, *args, **kwargs):
+        # (a star signature: Cython gives a no-star __cinit__ a vectorcall constructor, which
+        # the subclasses' tp_new then reach through a conversion of their args tuple and dict)
         global _next_id
         _next_id += 1
         self.id = _next_id
