@@ -89,8 +89,7 @@ cdef class Tape(Transformation):
     # watched_variables() when a non-persistent tape released: a tuple, or the released
     # watched list itself when it held Variables only (no one else holds that list)
     cdef object _variables_at_release
-    cdef bint _listed              # its id is in _live_tapes (from its first slot to its release)
-    cdef object _listed_key        # the id as the int in _live_tapes while _listed (boxed once)
+    cdef bint _listed              # its id is in the live set (from its first slot to its release)
 
     cdef bint _watch(self, Tensor t) except -1
     cdef object _released_variables(self)

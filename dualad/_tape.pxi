@@ -50,12 +50,11 @@ cdef class Tape(Transformation):
 
     def __dealloc__(self):
         cdef Tensor t
-        if _live_tapes is not None:  # None only at interpreter shutdown
-            if self._listed:
-                _live_tapes.discard(self._listed_key)
-            if self._watched is not None:
-                for t in self._watched:
-                    _clear_slot(t, self.id)
+        if self._listed:
+            dualad_live_discard(self.id)
+        if self._watched is not None:
+            for t in self._watched:
+                _clear_slot(t, self.id)
 
     cdef bint _watch(self, Tensor t) except -1:
         if _slot_of(t, self.id) >= 0:
@@ -64,14 +63,14 @@ cdef class Tape(Transformation):
             # every slot under this id starts here (a recorded op needs an input with a slot),
             # so the id joins the live ones only now: a tape that watches nothing costs no set
             # operations
-            self._listed_key = self.id
-            _live_tapes.add(self._listed_key)
+            dualad_live_add(self.id)
             self._listed = True
-        if self._watched is None:
-            self._watched = []
         _set_slot(t, self.id, self._n_slots)
         self._n_slots += 1
-        self._watched.append(t)
+        if self._watched is None:
+            self._watched = [t]
+        else:
+            self._watched.append(t)
         return True
 
     def _watch_tensor(self, Tensor t):
@@ -221,7 +220,7 @@ cdef class Tape(Transformation):
         # the old one, which the reopened record hands out again.
         global _next_id
         if self._listed:
-            _live_tapes.discard(self._listed_key)
+            dualad_live_discard(self.id)
             self._listed = False
         _next_id += 1
         self.id = _next_id
@@ -252,7 +251,7 @@ cdef class Tape(Transformation):
         self._n_slots = 0
         self.released = True
         if self._listed:
-            _live_tapes.discard(self._listed_key)
+            dualad_live_discard(self.id)
             self._listed = False
         return 0
 

@@ -36,7 +36,105 @@ cdef PyObject* _cached_state = NULL
 cdef Py_ssize_t _n_live = 0          # transformations on any thread's stack: 0 means no work
 cdef Py_ssize_t _n_tracing = 0       # traces being taken on any thread
 cdef long long _next_id = 0
-cdef set _live_tapes = set()         # ids of tapes holding slots, to recycle stale slot fields
+
+
+# The ids of the tapes holding slots (from a tape's first slot to its release), to recycle stale
+# slot fields: a C hash set of nonzero ids (open addressing, linear probing, at most half full),
+# as every tape that watches joins and leaves it (a Python set cost a boxed int and two hashed
+# set operations per tape). Used with the GIL held; no Python code runs inside.
+cdef extern from *:
+    """
+    static long long* dualad_live_ids = NULL;   /* 0: an empty slot */
+    static size_t dualad_live_mask = 0;         /* capacity - 1 (a power of two), 0 before use */
+    static size_t dualad_live_count = 0;
+
+    static inline size_t dualad_live_home(long long id, size_t mask) {
+        return (size_t)(((unsigned long long)id * 0x9E3779B97F4A7C15ull) >> 32) & mask;
+    }
+
+    static inline int dualad_live_contains(long long id) {
+        size_t i;
+        if (dualad_live_count == 0)
+            return 0;
+        for (i = dualad_live_home(id, dualad_live_mask); dualad_live_ids[i] != 0;
+             i = (i + 1) & dualad_live_mask)
+            if (dualad_live_ids[i] == id)
+                return 1;
+        return 0;
+    }
+
+    static inline void dualad_live_put(long long* ids, size_t mask, long long id) {
+        size_t i = dualad_live_home(id, mask);
+        while (ids[i] != 0)
+            i = (i + 1) & mask;
+        ids[i] = id;
+    }
+
+    /* adds a nonzero id not already in the set; -1 with MemoryError set if it cannot grow */
+    static int dualad_live_add(long long id) {
+        if (2 * (dualad_live_count + 1) > dualad_live_mask + 1) {
+            size_t i, cap = dualad_live_mask ? 2 * (dualad_live_mask + 1) : 16;
+            long long* ids = (long long*)PyMem_Calloc(cap, sizeof(long long));
+            if (ids == NULL) {
+                PyErr_NoMemory();
+                return -1;
+            }
+            if (dualad_live_ids != NULL) {
+                for (i = 0; i <= dualad_live_mask; i++)
+                    if (dualad_live_ids[i] != 0)
+                        dualad_live_put(ids, cap - 1, dualad_live_ids[i]);
+                PyMem_Free(dualad_live_ids);
+            }
+            dualad_live_ids = ids;
+            dualad_live_mask = cap - 1;
+        }
+        dualad_live_put(dualad_live_ids, dualad_live_mask, id);
+        dualad_live_count++;
+        return 0;
+    }
+
+    /* removes id if present; the probe runs after it move back over the freed slot */
+    static void dualad_live_discard(long long id) {
+        size_t i, j, k, mask = dualad_live_mask;
+        if (dualad_live_count == 0)
+            return;
+        for (i = dualad_live_home(id, mask); dualad_live_ids[i] != id; i = (i + 1) & mask)
+            if (dualad_live_ids[i] == 0)
+                return;
+        for (j = i;;) {
+            j = (j + 1) & mask;
+            if (dualad_live_ids[j] == 0)
+                break;
+            k = dualad_live_home(dualad_live_ids[j], mask);
+            /* the entry at j stays if its home lies cyclically in (i, j] */
+            if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
+                continue;
+            dualad_live_ids[i] = dualad_live_ids[j];
+            i = j;
+        }
+        dualad_live_ids[i] = 0;
+        dualad_live_count--;
+    }
+    """
+    bint dualad_live_contains(long long id)
+    int dualad_live_add(long long id) except -1
+    void dualad_live_discard(long long id)
+
+
+# for tests of the set itself, with ids far above any tape's
+def _live_tape_ids_contains(long long tape_id):
+    return dualad_live_contains(tape_id)
+
+
+def _live_tape_ids_add(long long tape_id):
+    if tape_id == 0:
+        raise ValueError("tape ids are nonzero")
+    if not dualad_live_contains(tape_id):
+        dualad_live_add(tape_id)
+
+
+def _live_tape_ids_discard(long long tape_id):
+    dualad_live_discard(tape_id)
 
 
 cdef inline _ThreadState _state():
@@ -83,7 +181,7 @@ def active_transformations():
     return tuple(_state().stack)
 
 
-# The last two tape ids boxed as the ints keying _more_slots and _live_tapes: nested tapes look
+# The last two tape ids boxed as the ints keying _more_slots: nested tapes look
 # up both ids on every op, and a fresh int per lookup cost more than the lookup (ids are never
 # reused, so a stale entry cannot match). Replacing an entry runs no Python code.
 cdef long long _boxed_tape_ids[2]
@@ -139,11 +237,11 @@ cdef int _set_slot(Tensor t, long long tape_id, Py_ssize_t slot) except -1:
         t._tape_id2 = tape_id
         t._slot2 = slot
         return 0
-    if _tape_key(t._tape_id) not in _live_tapes:
+    if not dualad_live_contains(t._tape_id):
         t._tape_id = tape_id
         t._slot = slot
         return 0
-    if _tape_key(t._tape_id2) not in _live_tapes:
+    if not dualad_live_contains(t._tape_id2):
         t._tape_id2 = tape_id
         t._slot2 = slot
         return 0
@@ -152,7 +250,7 @@ cdef int _set_slot(Tensor t, long long tape_id, Py_ssize_t slot) except -1:
     elif len(t._more_slots) >= 8:
         # slots of tapes dropped without a gradient: a long-lived tensor (a Variable watched
         # by a new tape every step) must not collect them
-        for dead in [k for k in t._more_slots if k not in _live_tapes]:
+        for dead in [k for k in t._more_slots if not dualad_live_contains(k)]:
             del t._more_slots[dead]
     t._more_slots[_tape_key(tape_id)] = slot
     return 0
