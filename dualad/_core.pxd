@@ -82,8 +82,9 @@ cdef class Tape(Transformation):
     cdef Py_ssize_t _n_slots
     cdef readonly bint persistent
     cdef readonly bint watch_accessed_variables
-    cdef list _watched             # tensors given a slot by watch (explicit or variable
-                                   # access); None until the first (and after a release)
+    # the tensors given a slot by watch (explicit or variable access), in order: None until the
+    # first (and after a release), that Tensor alone (no list for the usual one), then a list
+    cdef object _watched
     cdef readonly bint released
     cdef public bint _used         # a non-persistent tape that has given its gradient
     # watched_variables() when a non-persistent tape released: a tuple, or the released
@@ -93,6 +94,7 @@ cdef class Tape(Transformation):
 
     cdef bint _watch(self, Tensor t) except -1
     cdef object _released_variables(self)
+    cdef int _clear_watched_slots(self) except -1
     cdef int _finish_use(self) except -1
     cdef int _drop_record(self) except -1
     cdef list _sweep_at_level(self, list targets, list seeds, list sources, Py_ssize_t batch=*)

@@ -49,12 +49,19 @@ cdef class Tape(Transformation):
         self.watch_accessed_variables = bool(watch_accessed_variables)
 
     def __dealloc__(self):
-        cdef Tensor t
         if self._listed:
             dualad_live_discard(self.id)
-        if self._watched is not None:
-            for t in self._watched:
+        self._clear_watched_slots()
+
+    cdef int _clear_watched_slots(self) except -1:
+        cdef Tensor t
+        cdef object watched = self._watched
+        if type(watched) is list:
+            for t in <list>watched:
                 _clear_slot(t, self.id)
+        elif watched is not None:
+            _clear_slot(<Tensor>watched, self.id)
+        return 0
 
     cdef bint _watch(self, Tensor t) except -1:
         if _slot_of(t, self.id) >= 0:
@@ -67,10 +74,13 @@ cdef class Tape(Transformation):
             self._listed = True
         _set_slot(t, self.id, self._n_slots)
         self._n_slots += 1
-        if self._watched is None:
-            self._watched = [t]
+        watched = self._watched
+        if watched is None:
+            self._watched = t
+        elif type(watched) is list:
+            (<list>watched).append(t)
         else:
-            self._watched.append(t)
+            self._watched = [watched, t]
         return True
 
     def _watch_tensor(self, Tensor t):
@@ -118,19 +128,22 @@ cdef class Tape(Transformation):
 
     cdef object _released_variables(self):
         # The watched Variables, for a release about to drop the watched list: that list itself
-        # when it holds only Variables (the common case, no copy), else a tuple of them
+        # when it holds only Variables (no copy), else a tuple of them
         cdef Tensor t
         cdef Py_ssize_t n_vars = 0
-        if self._watched is None:
+        cdef object watched = self._watched
+        if watched is None:
             return ()
-        for t in self._watched:
+        if type(watched) is not list:
+            return (watched,) if (<Tensor>watched)._is_var else ()
+        for t in <list>watched:
             if t._is_var:
                 n_vars += 1
         if n_vars == 0:
             return ()
-        if n_vars == len(self._watched):
-            return self._watched
-        return tuple([t for t in self._watched if (<Tensor>t)._is_var])
+        if n_vars == len(<list>watched):
+            return watched
+        return tuple([t for t in <list>watched if (<Tensor>t)._is_var])
 
     def _refuse_other_thread(self, what):
         """AlreadyActiveError if this tape is active on another thread (see
@@ -230,7 +243,10 @@ cdef class Tape(Transformation):
         return _slot_of(t, self.id) >= 0
 
     def _watched_tensors(self):
-        return list(self._watched) if self._watched is not None else []
+        watched = self._watched
+        if type(watched) is list:
+            return list(watched)
+        return [] if watched is None else [watched]
 
     @property
     def _n_entries(self):
@@ -242,10 +258,7 @@ cdef class Tape(Transformation):
         self._drop_record()
 
     cdef int _drop_record(self) except -1:
-        cdef Tensor t
-        if self._watched is not None:
-            for t in self._watched:
-                _clear_slot(t, self.id)
+        self._clear_watched_slots()
         self._watched = None    # (the lists stay whole: a sweep or a release may hold them)
         self._entries = None
         self._n_slots = 0

@@ -190,3 +190,33 @@ def test_slot_fields_of_released_tapes_are_recycled_for_live_ones():
         assert float(tape.gradient(y, x)) == n * 0.5 ** (n - 1)
     for tape, y, n in (live[0], live[2], live[4]):
         assert float(tape.gradient(y, x)) == n * 0.5 ** (n - 1)
+
+
+# ---- the watched tensors (one held alone, more in a list) -----------------------------------
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+@pytest.mark.parametrize("persistent", [False, True])
+def test_watched_tensors_keep_their_order_and_lose_their_slots_at_release(n, persistent):
+    tensors = [dd.Variable(float(k + 1)) if k % 2 == 0 else dd.constant(float(k + 1))
+               for k in range(n)]
+    variables = tuple(t for t in tensors if isinstance(t, dd.Variable))
+    tape = dd.GradientTape(persistent=persistent, watch_accessed_variables=False)
+    with tape:
+        for t in tensors:
+            tape.watch(t)
+            tape.watch(t)                           # a second watch adds nothing
+        y = tensors[0]
+        for t in tensors[1:]:
+            y = y * t
+    assert tape._watched_tensors() == tensors
+    assert tape.watched_variables() == variables
+    assert all(tape._has_slot(t) for t in tensors)
+    grads = tape.gradient(y, tensors)
+    product = float(np.prod([k + 1.0 for k in range(n)]))
+    assert [float(g) for g in grads] == [product / (k + 1) for k in range(n)]
+    assert tape.watched_variables() == variables    # after a release: the ones it watched then
+    if persistent:
+        tape.reset()
+        assert tape.watched_variables() == ()
+    assert tape._watched_tensors() == []
+    assert not any(tape._has_slot(t) for t in tensors)
