@@ -18,6 +18,13 @@ ARGUMENTS = [((), {}), ((True,), {}), ((0, 0), {}), ((1, ""), {}), ((), {"persis
              ((None,), {"watch_accessed_variables": 2})]
 
 
+def test_the_constructor_without_a_kwargs_dict_is_installed():
+    # on the CPython versions the project supports, Tape.__init__ is the slot wrapper of its
+    # tp_init, so the C constructor takes over (elsewhere it would silently not, and be slower)
+    assert _core._tape_init_installed
+    assert dd.GradientTape.__init__ is _core.Tape.__init__
+
+
 def expected_flags(args, kwargs):
     values = dict(zip(("persistent", "watch_accessed_variables"), args), **kwargs)
     return (bool(values.get("persistent", False)),
