@@ -305,6 +305,21 @@ cdef void _record(Tape tape, Primitive p, tuple args, dict params, Tensor out) e
     _append_entry(tape, p, args, params, out, s0, s1, None if more is None else tuple(more))
 
 
+cdef extern from *:
+    """
+    /* an empty list with room for n items: a tape's record grows one entry at a time, and
+       list.append would reallocate its array at 1, 5 and 9 entries (items past the size are
+       never read: CPython's lists only keep 0 <= size <= allocated) */
+    static PyObject* dualad_list_with_room(Py_ssize_t n) {
+        PyObject* list = PyList_New(n);
+        if (list != NULL)
+            Py_SET_SIZE(list, 0);
+        return list;
+    }
+    """
+    list dualad_list_with_room(Py_ssize_t n)
+
+
 cdef int _append_entry(Tape tape, Primitive p, tuple args, dict params, Tensor out,
                        Py_ssize_t s0, Py_ssize_t s1, tuple more_slots) except -1:
     # the entry of an op one of whose inputs has a slot on `tape` (s0, s1, more_slots)
@@ -317,7 +332,7 @@ cdef int _append_entry(Tape tape, Primitive p, tuple args, dict params, Tensor o
     e.s1 = s1
     e.more_slots = more_slots
     if tape._entries is None:
-        tape._entries = []
+        tape._entries = dualad_list_with_room(8)
     e.out_slot = tape._n_slots
     tape._n_slots += 1
     _set_slot(out, tape.id, e.out_slot)
