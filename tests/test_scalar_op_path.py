@@ -327,3 +327,81 @@ def test_another_thread_recording_at_the_same_time(dtype):
     alone = {}
     steps(alone, 1)
     assert fast[0][1] == (1, alone[1])      # the same as a thread recording alone
+
+
+# ---- the public functions of binary primitives (ops.binary_op) against their operators ------
+
+OPERATOR_OF = {"add": lambda u, v: u + v, "subtract": lambda u, v: u - v,
+               "multiply": lambda u, v: u * v, "divide": lambda u, v: u / v,
+               "pow": lambda u, v: u ** v}
+PUBLIC_BINARY = ["add", "subtract", "multiply", "divide", "pow", "maximum", "minimum"]
+
+
+def _public_calls(opname):
+    # every spelling of the public call, and the operator where the op has one
+    fn, math_fn = getattr(dd, opname), getattr(dd.math, opname)
+    calls = [fn, lambda u, v: fn(u, v, name="n"), lambda u, v: math_fn(u, v, name=None)]
+    if opname in OPERATOR_OF:
+        calls.append(OPERATOR_OF[opname])
+    return calls
+
+
+@pytest.mark.parametrize("opname", PUBLIC_BINARY)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("other", [2, -3, 2.5, 0.5, "tensor"])
+@pytest.mark.parametrize("base", [1.75, -1.25])
+def test_public_binary_ops_match_their_operators(opname, dtype, other, base):
+    def scenario(rec, call):
+        x = dd.Variable(base, dtype=dtype)
+        y_in = dd.constant(1.5, dtype=dtype) if other == "tensor" else other
+        with dd.GradientTape(persistent=True) as outer:
+            with dd.GradientTape() as inner:
+                with ForwardAccumulator(x, dd.constant(1.0, dtype=dtype)) as acc:
+                    y = call(x, y_in) + call(y_in, x)
+                rec.values(acc.jvp(y))
+            rec.entries(inner)
+            d = inner.gradient(y, x)
+        rec.entries(outer)
+        rec.values(y, d, outer.gradient(d, x))
+    observations = [both_paths(scenario, call) for call in _public_calls(opname)]
+    for fast, general in observations:
+        assert fast == general
+    assert all(obs == observations[0] for obs in observations)
+
+
+@pytest.mark.parametrize("opname", PUBLIC_BINARY)
+def test_public_binary_ops_in_a_trace_and_under_check_numerics(opname):
+    calls = _public_calls(opname)
+    traced = [dd.function(lambda u, v, call=call: call(u, v)) for call in calls]
+    x = dd.constant(np.float32(-1.5))
+    results = {bits(f(x, dd.constant(np.float32(3.0)))) for f in traced}
+    assert results == {bits(calls[0](x, 3.0))}
+    dd.debugging.enable_check_numerics()
+    try:
+        if opname in ("pow", "divide"):
+            bad = 0.5 if opname == "pow" else 0.0   # (-1.5) ** 0.5 is nan; x / 0 is -inf
+            messages = set()
+            for call in calls:
+                with dd.GradientTape() as tape:
+                    tape.watch(x)
+                    with pytest.raises(FloatingPointError) as info:
+                        call(x, bad)
+                messages.add(str(info.value))
+            assert len(messages) == 1
+        assert {bits(call(x, 2.0)) for call in calls} == {bits(calls[-1](x, 2.0))}
+    finally:
+        dd.debugging.disable_check_numerics()
+
+
+@pytest.mark.parametrize("opname", PUBLIC_BINARY)
+def test_public_binary_op_errors_match_their_operators(opname):
+    x32, x64 = dd.constant(1.0, dtype=dd.float32), dd.constant(1.0, dtype=dd.float64)
+    n = dd.constant(1, dtype=dd.int32)
+    for u, v in [(x32, x64), (n, 1.5), (x32, "a"), (x32, 10 ** 400)]:
+        messages = set()
+        for call in _public_calls(opname):
+            with dd.GradientTape():
+                with pytest.raises((TypeError, OverflowError)) as info:
+                    call(u, v)
+            messages.add((type(info.value), str(info.value)))
+        assert len(messages) == 1, messages
