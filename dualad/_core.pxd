@@ -64,6 +64,7 @@ cdef class Entry:
     cdef Py_ssize_t out_slot
     cdef Py_ssize_t s0, s1         # slots of the first two inputs, -1 when not on the tape
     cdef tuple more_slots          # slots of inputs beyond the second
+    cdef Tensor in0, in1           # a scalar op's inputs when args is None (in1 None: one input)
 
 
 cdef class Transformation:
