@@ -405,3 +405,44 @@ def test_public_binary_op_errors_match_their_operators(opname):
                     call(u, v)
             messages.add((type(info.value), str(info.value)))
         assert len(messages) == 1, messages
+
+
+# ---- a scalar op's entry keeps its inputs without an argument tuple until something asks ----
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sweeps_before_anything_reads_the_entries(dtype):
+    # the sweeps (C path, rules run for a recording outer tape) come before _recorded_entries
+    # makes any entry's tuple
+    def scenario(rec):
+        x, a, b, c = inputs(dtype, variable=False)
+        with dd.GradientTape(persistent=True) as outer:
+            outer.watch(x)
+            with dd.GradientTape(persistent=True) as inner:
+                inner.watch(x)
+                y = w1(x, a, b, c) * dd.sin(x)
+                z = -dd.sqrt(dd.exp(y))
+            d = inner.gradient(z, x)
+            rec.values(y, z, d, inner.gradient(y, x))
+        rec.values(outer.gradient(d, x), *outer.gradient(z, [x, y]))
+        rec.entries(inner)
+        rec.entries(outer)
+    assert_same_on_both_paths(scenario)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_check_numerics_turned_on_before_the_sweep(dtype):
+    # recorded with check_numerics off, swept with it on: the error names the entry's inputs
+    def scenario(rec):
+        x = dd.constant(np.asarray(0.0, dtype))
+        with dd.GradientTape() as tape:
+            tape.watch(x)
+            y = dd.sqrt(x) * dd.constant(np.asarray(3.0, dtype))
+        dd.debugging.enable_check_numerics()
+        try:
+            with pytest.raises(FloatingPointError) as err:
+                tape.gradient(y, x)
+        finally:
+            dd.debugging.disable_check_numerics()
+        rec.log.append(str(err.value))
+        rec.entries(tape)
+    assert_same_on_both_paths(scenario)
