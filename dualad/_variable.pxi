@@ -362,16 +362,15 @@ cdef inline bint _opt_scalar(object x, int kind):
             and (kind < 0 or (<Tensor>x)._kind == kind))
 
 
-cdef int _opt_collect(int rule, list pairs, dict tracked, const double* h, bint flag,
+cdef int _opt_collect(list pairs, dict tracked, PyObject** names, int n_slots,
                       PyObject** refs, Py_ssize_t* n_refs) except -1:
     """Strong references to each pair's Variable, gradient and slot Variables, in refs (_OPT_REFS
     per pair; n_refs counts them for the release). Returns 1, or 0 if the step needs the general
     path: an entry not a (gradient, Variable) tuple, a Variable not a float32/float64 scalar or
     not yet tracked (its first step makes its slots), a slot missing (the configuration
     changed), a gradient not a Python float or scalar Tensor, the same Variable twice. A slot
-    lookup may run Python code (a key of a state restored by set_state): everything is held."""
-    cdef PyObject* names[_OPT_MAX_SLOTS]
-    cdef int n_slots = _opt_slot_names(rule, h, flag, names)
+    lookup may run Python code (a key of a state restored by set_state): everything is held.
+    names, n_slots: the rule's slots (_opt_slot_names)."""
     cdef Py_ssize_t i, k, n = PyList_GET_SIZE(pairs)
     cdef PyObject* found
     cdef object item, grad, var, slot_dict, slot
@@ -484,7 +483,7 @@ cdef object _opt_step(int rule, list pairs, dict tracked, Variable steps, double
             PyMem_Free(values)
             raise MemoryError()
     try:
-        if not _opt_collect(rule, pairs, tracked, h, flag, refs, &n_refs):
+        if not _opt_collect(pairs, tracked, names, n_slots, refs, &n_refs):
             return None
         if not _opt_distinct(refs, n):
             return None  # the same Variable twice: the general path names it
