@@ -369,3 +369,27 @@ def test_a_class_rule_changed_between_steps_is_read_again(cls, hyper, monkeypatc
         twin.apply_gradients([(1.0, z)])
     monkeypatch.undo()
     assert bits(z) == bits(x) and twin.iterations == optimizer.iterations == 7
+
+
+def test_threads_stepping_optimizers_of_different_classes_each_get_their_own_rule():
+    # the class rule kept between steps is one entry: threads alternating classes replace it
+    steps_each = 300
+
+    def made():
+        return [(cls(learning_rate=0.1, **hyper), dd.Variable(0.5, dtype=dd.float32))
+                for cls, hyper in CONFIGS]
+
+    def work(optimizer, var):
+        for _ in range(steps_each):
+            optimizer.apply_gradients([(1.0, var)])
+
+    serial, threaded = made(), made()
+    for optimizer, var in serial:
+        work(optimizer, var)
+    threads = [threading.Thread(target=work, args=pair) for pair in threaded]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for (s_opt, s_var), (t_opt, t_var) in zip(serial, threaded):
+        assert state_of(t_opt, [t_var]) == state_of(s_opt, [s_var])
