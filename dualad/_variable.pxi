@@ -362,16 +362,15 @@ cdef inline bint _opt_scalar(object x, int kind):
             and (kind < 0 or (<Tensor>x)._kind == kind))
 
 
-cdef int _opt_collect(int rule, list pairs, dict tracked, const double* h, bint flag,
+cdef int _opt_collect(list pairs, dict tracked, PyObject** names, int n_slots,
                       PyObject** refs, Py_ssize_t* n_refs) except -1:
     """Strong references to each pair's Variable, gradient and slot Variables, in refs (_OPT_REFS
     per pair; n_refs counts them for the release). Returns 1, or 0 if the step needs the general
     path: an entry not a (gradient, Variable) tuple, a Variable not a float32/float64 scalar or
     not yet tracked (its first step makes its slots), a slot missing (the configuration
     changed), a gradient not a Python float or scalar Tensor, the same Variable twice. A slot
-    lookup may run Python code (a key of a state restored by set_state): everything is held."""
-    cdef PyObject* names[_OPT_MAX_SLOTS]
-    cdef int n_slots = _opt_slot_names(rule, h, flag, names)
+    lookup may run Python code (a key of a state restored by set_state): everything is held.
+    names, n_slots: the rule's slots (_opt_slot_names)."""
     cdef Py_ssize_t i, k, n = PyList_GET_SIZE(pairs)
     cdef PyObject* found
     cdef object item, grad, var, slot_dict, slot
@@ -484,7 +483,7 @@ cdef object _opt_step(int rule, list pairs, dict tracked, Variable steps, double
             PyMem_Free(values)
             raise MemoryError()
     try:
-        if not _opt_collect(rule, pairs, tracked, h, flag, refs, &n_refs):
+        if not _opt_collect(pairs, tracked, names, n_slots, refs, &n_refs):
             return None
         if not _opt_distinct(refs, n):
             return None  # the same Variable twice: the general path names it
@@ -803,8 +802,14 @@ cdef extern from *:
     """
     /* a type's own attribute dict (read only here) */
     static PyObject* dualad_type_dict(PyObject* type) { return ((PyTypeObject*)type)->tp_dict; }
+    /* a type's attribute cache tag: 0 while unassigned; every change of the type's (or a
+       base's) attributes sets it to 0, and a tag once assigned is never given again */
+    static unsigned int dualad_type_version(PyObject* type) {
+        return ((PyTypeObject*)type)->tp_version_tag;
+    }
     """
     PyObject* dualad_type_dict(object type)
+    unsigned int dualad_type_version(object type)
     dict PyObject_GenericGetDict(object o, void* context)
 
 
@@ -895,6 +900,28 @@ cdef inline int _opt_bool(object value) noexcept:
     return 1 if value is True else (0 if value is False else -1)
 
 
+# the last built-in optimizer class whose own `_scalar_rule` was read, at its version tag:
+# while the tag is unchanged, the class's dict is too (no lookup per step)
+cdef PyObject* _rule_cache_type = NULL
+cdef unsigned int _rule_cache_version = 0
+cdef object _rule_cache_code = None
+
+
+cdef object _own_scalar_rule(object cls):
+    # cls.__dict__.get("_scalar_rule") (None when absent)
+    global _rule_cache_type, _rule_cache_version, _rule_cache_code
+    cdef unsigned int version = dualad_type_version(cls)
+    if version != 0 and <PyObject*>cls == _rule_cache_type and version == _rule_cache_version:
+        return _rule_cache_code
+    cdef PyObject* found = PyDict_GetItemWithError(<object>dualad_type_dict(cls), "_scalar_rule")
+    code = None if found == NULL else <object>found
+    if version != 0 and version == dualad_type_version(cls):  # (the lookup ran no code)
+        _rule_cache_code = code
+        _rule_cache_type = <PyObject*>cls
+        _rule_cache_version = version
+    return code
+
+
 cdef object _optimizer_scalar_step(object optimizer, list fields, list pairs):
     # StepGuard.scalar_step's work, with the guard held; `fields`: the guard's fields for a
     # built-in optimizer, else None (its attributes are read with getattr)
@@ -904,9 +931,7 @@ cdef object _optimizer_scalar_step(object optimizer, list fields, list pairs):
     cdef Py_ssize_t k, n_hyper
     cdef PyObject* found
     if fields is not None:  # the class's own rule (None: a subclass, see Optimizer)
-        found = PyDict_GetItemWithError(<object>dualad_type_dict(type(optimizer)),
-                                        "_scalar_rule")
-        rule_code = None if found == NULL else <object>found
+        rule_code = _own_scalar_rule(type(optimizer))
     else:
         rule_code = optimizer._scalar_rule
     if type(rule_code) is not int:  # None: no C rule for this class

@@ -320,3 +320,76 @@ def test_pairs_given_as_a_zip_take_the_c_path():
     forbid_general_path(optimizer)
     assert optimizer.apply_gradients(zip([1.0, 2.0], [x, y])) == 2
     assert (x.numpy(), y.numpy()) == (0.5, 1.25)
+
+
+@pytest.mark.parametrize("cls, hyper", CONFIGS, ids=CONFIG_IDS)
+def test_a_class_rule_changed_between_steps_is_read_again(cls, hyper, monkeypatch):
+    # the C step keeps the class's own `_scalar_rule` while the class is unchanged: a change
+    # (or its removal) must be seen by the next step, of this optimizer or of another class's
+    took_general_path = []
+
+    def spying(optimizer):
+        general = optimizer._apply_locked
+
+        def spy(*args):
+            took_general_path.append(optimizer)
+            return general(*args)
+        optimizer._apply_locked = spy
+        return optimizer
+
+    x = dd.Variable(0.5, dtype=dd.float32)
+    optimizer = spying(cls(learning_rate=0.1, **hyper))
+    other = spying(SGD(learning_rate=0.1) if cls is not SGD else Adam(learning_rate=0.1))
+    y = dd.Variable(0.5, dtype=dd.float32)
+    for opt, v in ((optimizer, x), (other, y)):
+        opt.apply_gradients([(1.0, v)])  # the first step makes the slots: the general path
+    for step in range(3):
+        del took_general_path[:]
+        optimizer.apply_gradients([(1.0, x)])
+        other.apply_gradients([(1.0, y)])
+        assert took_general_path == []
+    monkeypatch.setattr(cls, "_scalar_rule", None)
+    optimizer.apply_gradients([(1.0, x)])
+    other.apply_gradients([(1.0, y)])
+    assert took_general_path == [optimizer]
+    monkeypatch.undo()
+    del took_general_path[:]
+    optimizer.apply_gradients([(1.0, x)])
+    assert took_general_path == []
+    monkeypatch.delattr(cls, "_scalar_rule")  # (Optimizer's None is not the class's own)
+    optimizer.apply_gradients([(1.0, x)])
+    assert took_general_path == [optimizer]
+    monkeypatch.undo()
+    # the two paths agree bit for bit across the changes
+    twin = cls(learning_rate=0.1, **hyper)
+    z = dd.Variable(0.5, dtype=dd.float32)
+    twin.apply_gradients([(1.0, z)])
+    monkeypatch.setattr(cls, "_scalar_rule", None)
+    for _ in range(6):  # as many steps as x took
+        twin.apply_gradients([(1.0, z)])
+    monkeypatch.undo()
+    assert bits(z) == bits(x) and twin.iterations == optimizer.iterations == 7
+
+
+def test_threads_stepping_optimizers_of_different_classes_each_get_their_own_rule():
+    # the class rule kept between steps is one entry: threads alternating classes replace it
+    steps_each = 300
+
+    def made():
+        return [(cls(learning_rate=0.1, **hyper), dd.Variable(0.5, dtype=dd.float32))
+                for cls, hyper in CONFIGS]
+
+    def work(optimizer, var):
+        for _ in range(steps_each):
+            optimizer.apply_gradients([(1.0, var)])
+
+    serial, threaded = made(), made()
+    for optimizer, var in serial:
+        work(optimizer, var)
+    threads = [threading.Thread(target=work, args=pair) for pair in threaded]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for (s_opt, s_var), (t_opt, t_var) in zip(serial, threaded):
+        assert state_of(t_opt, [t_var]) == state_of(s_opt, [s_var])
