@@ -1142,9 +1142,15 @@ cdef list _og_take(Py_ssize_t n, bint* lent):
     """A list of at least n Nones: the shared one (*lent set) or a fresh one."""
     global _sweep_og_lent
     if not _sweep_og_lent and n <= _OG_KEPT:
-        if len(_sweep_og) < n:
-            _sweep_og.extend([None] * (n - len(_sweep_og)))
+        # lent before it grows: the growth allocates, which may collect garbage and run a
+        # finalizer that hands the GIL to another thread's sweep, which must take its own list
         _sweep_og_lent = True
+        if len(_sweep_og) < n:
+            try:
+                _sweep_og.extend([None] * (n - len(_sweep_og)))
+            except BaseException:
+                _sweep_og_lent = False
+                raise
         lent[0] = True
         return _sweep_og
     lent[0] = False
