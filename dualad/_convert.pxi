@@ -277,13 +277,16 @@ def binary_op(Primitive p):
 def unary_op(Primitive p):
     """The public function of a one-input primitive taking any dtype (ops.py names it)."""
     def op(x, name=None):
-        return run_op(p, (x if isinstance(x, Tensor) else convert_to_tensor(x),), None)
+        return unary(p, x if isinstance(x, Tensor) else convert_to_tensor(x))
     return op
 
 
 def float_unary_op(Primitive p, str opname):
     """The public function of a float-only one-input primitive (ops.py names it)."""
     def op(x, name=None):
+        # (a float scalar Tensor is a float tensor: float_tensor's check is left to the rest)
+        if isinstance(x, Tensor) and _takes_scalar_path(p, <Tensor>x, <Tensor>x):
+            return _scalar_op(p, <Tensor>x, None, None)
         return run_op(p, (float_tensor(x, opname),), None)
     return op
 

@@ -408,6 +408,8 @@ cdef object _call_transpose(Primitive p, tuple args, dict params):
 
 cpdef Tensor unary(Primitive p, Tensor x):
     """Apply a one-input primitive without parameters (the fast path of elementwise ops)."""
+    if _takes_scalar_path(p, x, x):
+        return _scalar_op(p, x, None, None)     # (no argument tuple unless the op is recorded)
     return run_op(p, (x,), None)
 
 
