@@ -239,8 +239,9 @@ def like(value, Tensor ref, str opname="op"):
     return _like(value, ref, opname)
 
 
-cdef inline void _check_same_dtype(Tensor a, Tensor b, str opname) except *:
-    if a._dtype is not b._dtype and a._dtype != b._dtype:
+cdef void _check_same_dtype(Tensor a, Tensor b, str opname) except *:
+    # (called where the two dtypes are not one object)
+    if a._dtype != b._dtype:
         if a._dtype is None or b._dtype is None:
             _uninitialized()
         raise TypeError(f"{opname}: operands have different dtypes, {dtype_name(a._dtype)} and "
@@ -260,7 +261,8 @@ cpdef Tensor binary(Primitive p, object a, object b):
     else:
         ta = convert_to_tensor(a)
         tb = _like(b, ta, p.name)
-    _check_same_dtype(ta, tb, p.name)
+    if ta._dtype is not tb._dtype:
+        _check_same_dtype(ta, tb, p.name)
     if _takes_scalar_path(p, ta, tb):
         return _scalar_op(p, ta, tb, None)   # (no argument tuple unless the op is recorded)
     return run_op(p, (ta, tb), None)

@@ -179,17 +179,21 @@ cdef inline bint _takes_scalar_path(Primitive p, Tensor a, Tensor b) noexcept:
             and not _check_numerics and not _n_tracing and p.differentiable and _scalar_op_path)
 
 
-cdef Tensor _scalar_op(Primitive p, Tensor a, Tensor b, tuple args):
+cdef inline Tensor _scalar_op(Primitive p, Tensor a, Tensor b, tuple args):
     """run_op(p, (a, b)) (b None: (a,)) where _takes_scalar_path: the same Variable reads,
     value, entries and tangents, without run_op's general steps; `args` the argument tuple,
     or None: it is made only when a tape or accumulator takes the op."""
+    if _n_live == 0:    # (inline: the value alone, no call)
+        return new_scalar(_scalar_value(p.code, a._d, 0.0 if b is None else b._d), a._kind)
+    return _scalar_op_recorded(p, a, b, args)
+
+
+cdef Tensor _scalar_op_recorded(Primitive p, Tensor a, Tensor b, tuple args):
+    """_scalar_op while a tape or accumulator is live on some thread."""
     cdef int kind = a._kind
-    cdef list stack
+    cdef list stack = _state().stack
     cdef Transformation tr
     cdef Tensor out
-    if _n_live == 0:
-        return new_scalar(_scalar_value(p.code, a._d, 0.0 if b is None else b._d), kind)
-    stack = _state().stack
     if a._is_var or (b is not None and b._is_var):
         # as _read_variables: the tapes watching accessed variables watch them, then the op
         # takes snapshots

@@ -446,3 +446,137 @@ def test_check_numerics_turned_on_before_the_sweep(dtype):
         rec.log.append(str(err.value))
         rec.entries(tape)
     assert_same_on_both_paths(scenario)
+
+
+# ---- the public functions of one-input primitives (ops.float_unary_op, ops.unary_op), unary()
+# ---- and the operators -x and abs(x): a scalar goes to _scalar_op without run_op -------------
+
+PUBLIC_UNARY = sorted(d.export for d in rules.DECLARATIONS.values()
+                      if d.wrapper in ("float_unary", "unary"))
+OPERATOR_OF_UNARY = {"negative": lambda u: -u, "abs": abs}
+
+
+def _public_unary_calls(opname):
+    # every spelling of the call: the public function (positional and keyword name=), the
+    # core's unary() on the primitive, the primitive's own call (run_op), the operator
+    fn, p = getattr(dd, opname), rules.PRIMITIVES[rules.DECLARATIONS[opname].primitive.name]
+    calls = [fn, lambda u: fn(u, name="n"), lambda u: fn(u, None),
+             lambda u: _core.unary(p, u if isinstance(u, dd.Tensor) else dd.constant(u)), p]
+    if opname in OPERATOR_OF_UNARY:
+        calls.append(OPERATOR_OF_UNARY[opname])
+    return calls
+
+
+@pytest.mark.parametrize("opname", PUBLIC_UNARY)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("base", [0.625, -1.25, 0.0])
+def test_public_unary_ops_match_the_primitive(opname, dtype, base):
+    def scenario(rec, call):
+        x = dd.Variable(base, dtype=dtype)
+        c = dd.constant(np.asarray(0.375, dtype))
+        with dd.GradientTape(persistent=True) as outer:
+            with dd.GradientTape() as inner:
+                with ForwardAccumulator(x, dd.constant(1.0, dtype=dtype)) as acc:
+                    y = call(x) * call(call(c) * x)
+                rec.values(acc.jvp(y))
+            rec.entries(inner)
+            rec.values(*inner.watched_variables())
+            d = inner.gradient(y, x)
+        rec.entries(outer)
+        rec.values(y, d, None if d is None else outer.gradient(d, x))   # (None: ceil, round)
+    observations = [both_paths(scenario, call) for call in _public_unary_calls(opname)]
+    with np.errstate(all="ignore"):
+        for fast, general in observations:
+            assert fast == general
+    assert all(obs == observations[0] for obs in observations)
+
+
+@pytest.mark.parametrize("opname", PUBLIC_UNARY)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_public_unary_ops_on_every_value(opname, dtype):
+    # the scalar path's value bits against the general path's, on the edges of every domain
+    calls = _public_unary_calls(opname)
+
+    def scenario(rec, call):
+        for v in GRID + [-0.5, 1e-30, 3e38, -7.5, 100.0]:
+            x = dd.constant(np.asarray(v, dtype))
+            with dd.GradientTape() as tape:
+                tape.watch(x)
+                y = call(x)
+            rec.entries(tape)
+            rec.values(y, tape.gradient(y, x))
+            rec.values(call(x))     # no tape
+    with np.errstate(all="ignore"):
+        observations = [both_paths(scenario, call) for call in calls]
+    for fast, general in observations:
+        assert fast == general
+    assert all(obs == observations[0] for obs in observations)
+
+
+@pytest.mark.parametrize("opname", PUBLIC_UNARY)
+def test_public_unary_ops_with_numbers_traces_and_check_numerics(opname):
+    fn = getattr(dd, opname)
+    calls = _public_unary_calls(opname)
+    def outcome(u):
+        try:
+            return bits(fn(u))
+        except TypeError as e:
+            return str(e)
+    for number in (0.5, 2):
+        # a Python number converts as dualad.constant does (float32; an int stays an int32,
+        # which the float-only ops refuse)
+        assert outcome(number) == outcome(dd.constant(number))
+    x = dd.constant(np.float32(0.75))
+    traced = [dd.function(lambda u, call=call: call(u)) for call in calls]
+    assert {bits(f(x)) for f in traced} == {bits(fn(x))}
+    v = dd.Variable(np.float64(0.75))
+
+    @dd.function
+    def through_variable():
+        with dd.GradientTape() as tape:
+            y = fn(v)
+        return y, tape.gradient(y, v)
+    assert [bits(t) for t in through_variable()] == [bits(t) for t in through_variable()]
+    with dd.GradientTape() as tape:
+        y = fn(v)
+    assert bits(y) == bits(through_variable()[0])
+    assert tape.watched_variables() == (v,)
+    dd.debugging.enable_check_numerics()
+    try:
+        for bad in (-1.0, 0.0):
+            messages = set()
+            for enabled in (True, False):
+                previous = _core._set_scalar_op_path(enabled)
+                try:
+                    for call in calls:
+                        try:
+                            with np.errstate(all="ignore"):
+                                messages.add(("ok", bits(call(dd.constant(np.float64(bad))))))
+                        except FloatingPointError as e:
+                            messages.add((type(e), str(e)))
+                finally:
+                    _core._set_scalar_op_path(previous)
+            assert len(messages) == 1, messages
+    finally:
+        dd.debugging.disable_check_numerics()
+
+
+@pytest.mark.parametrize("opname", PUBLIC_UNARY)
+def test_public_unary_op_errors_are_the_general_paths(opname):
+    fn = getattr(dd, opname)
+    bad = [dd.constant(1, dtype=dd.int32), dd.Variable(np.int64(3)), None, "a", 10 ** 400,
+           [1.0, "a"], np.array(["x"]), object()]
+    for u in bad:
+        outcomes = set()
+        for enabled in (True, False):
+            previous = _core._set_scalar_op_path(enabled)
+            try:
+                for call in (fn, lambda w: fn(w, name="n")):
+                    with dd.GradientTape():
+                        try:
+                            outcomes.add(("ok", bits(call(u))))
+                        except (TypeError, ValueError, OverflowError) as e:
+                            outcomes.add((type(e), str(e)))
+            finally:
+                _core._set_scalar_op_path(previous)
+        assert len(outcomes) == 1, (u, outcomes)
