@@ -251,6 +251,17 @@ cdef void _check_same_dtype(Tensor a, Tensor b, str opname) except *:
 
 cpdef Tensor binary(Primitive p, object a, object b):
     """Apply a binary primitive, converting a non-Tensor operand to the other's dtype."""
+    # two float scalar Tensors of one dtype object: the C scalar path first, with no dtype
+    # check or conversion to pass through; the rest in _binary_converted
+    if (isinstance(a, Tensor) and isinstance(b, Tensor)
+            and (<Tensor>a)._dtype is (<Tensor>b)._dtype
+            and _takes_scalar_path(p, <Tensor>a, <Tensor>b)):
+        return _scalar_op(p, <Tensor>a, <Tensor>b, None)   # (no argument tuple unless recorded)
+    return _binary_converted(p, a, b)
+
+
+cdef Tensor _binary_converted(Primitive p, object a, object b):
+    """binary's general case: a non-Tensor operand converted, the dtypes checked."""
     cdef Tensor ta, tb
     if isinstance(a, Tensor):
         ta = <Tensor>a
