@@ -580,3 +580,21 @@ def test_public_unary_op_errors_are_the_general_paths(opname):
             finally:
                 _core._set_scalar_op_path(previous)
         assert len(outcomes) == 1, (u, outcomes)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_binary_operands_of_equal_dtypes_that_are_distinct_objects(dtype):
+    # binary's first test is the dtype's identity: a scalar whose numpy dtype equals another's
+    # without being the same object (dtype metadata) goes the long way, to the same result
+    def scenario(rec):
+        odd = dd.constant(np.array(1.5, dtype=np.dtype(dtype, metadata={"unit": "m"})))
+        x = dd.Variable(np.asarray(0.75, dtype))
+        with dd.GradientTape() as tape:
+            tape.watch(odd)
+            y = odd * x + x / odd - dd.pow(odd, x) + dd.sin(odd)
+        rec.entries(tape)
+        rec.values(y, *tape.gradient(y, [odd, x]))
+    assert_same_on_both_paths(scenario)
+    with pytest.raises(TypeError, match="operands have different dtypes"):
+        dd.constant(np.array(1.5, dtype=np.dtype(dtype, metadata={"unit": "m"}))) * dd.constant(
+            np.asarray(1.0, np.float64 if dtype is np.float32 else np.float32))
