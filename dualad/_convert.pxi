@@ -251,12 +251,19 @@ cdef void _check_same_dtype(Tensor a, Tensor b, str opname) except *:
 
 cpdef Tensor binary(Primitive p, object a, object b):
     """Apply a binary primitive, converting a non-Tensor operand to the other's dtype."""
-    # two float scalar Tensors of one dtype object: the C scalar path first, with no dtype
-    # check or conversion to pass through; the rest in _binary_converted
-    if (isinstance(a, Tensor) and isinstance(b, Tensor)
-            and (<Tensor>a)._dtype is (<Tensor>b)._dtype
-            and _takes_scalar_path(p, <Tensor>a, <Tensor>b)):
-        return _scalar_op(p, <Tensor>a, <Tensor>b, None)   # (no argument tuple unless recorded)
+    # two float scalar Tensors of one dtype object, or one and a Python number: the C scalar
+    # path first, with no dtype check or conversion to pass through; the rest in
+    # _binary_converted
+    if isinstance(a, Tensor):
+        if isinstance(b, Tensor):
+            if ((<Tensor>a)._dtype is (<Tensor>b)._dtype
+                    and _takes_scalar_path(p, <Tensor>a, <Tensor>b)):
+                return _scalar_op(p, <Tensor>a, <Tensor>b, None)   # (no argument tuple)
+        elif (type(b) is float or type(b) is int) and _takes_scalar_path(p, <Tensor>a, <Tensor>a):
+            return _scalar_op_number(p, <Tensor>a, b, False)
+    elif ((type(a) is float or type(a) is int) and isinstance(b, Tensor)
+          and _takes_scalar_path(p, <Tensor>b, <Tensor>b)):
+        return _scalar_op_number(p, <Tensor>b, a, True)
     return _binary_converted(p, a, b)
 
 

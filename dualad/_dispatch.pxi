@@ -212,6 +212,35 @@ cdef Tensor _scalar_op_recorded(Primitive p, Tensor a, Tensor b, tuple args):
     return out
 
 
+cdef Tensor _scalar_op_number(Primitive p, Tensor t, object number, bint number_first):
+    """binary(p, t, number), or binary(p, number, t) when number_first, where
+    _takes_scalar_path(p, t, t) and `number` is a Python float or int: the number takes t's
+    kind as _like converts it, and becomes a Tensor only where a tape or accumulator takes the
+    op (_record_scalar); t is read as _scalar_op reads a Variable."""
+    cdef int kind = t._kind
+    cdef double v = PyLong_AsDouble(number) if type(number) is int else PyFloat_AS_DOUBLE(number)
+    cdef list stack
+    cdef Transformation tr
+    cdef Tensor out
+    v = _round(v, kind == K_F32)
+    if _n_live == 0:
+        return new_scalar(_scalar_value(p.code, v, t._d) if number_first
+                          else _scalar_value(p.code, t._d, v), kind)
+    stack = _state().stack
+    if t._is_var:
+        for tr in stack:
+            if _watches_accessed(tr) and (<Variable>t).trainable:
+                (<Tape>tr)._watch(t)
+        t = _read_one(t, None)
+    if number_first:
+        out = new_scalar(_scalar_value(p.code, v, t._d), kind)
+        _record_scalar(p, number, t, None, kind, out, stack)
+    else:
+        out = new_scalar(_scalar_value(p.code, t._d, v), kind)
+        _record_scalar(p, t, number, None, kind, out, stack)
+    return out
+
+
 cdef inline bint _watches_accessed(Transformation tr) noexcept:
     # a tape of this thread that watches the trainable Variables an op reads now
     return (tr.is_tape and tr.hidden == 0 and tr.recording

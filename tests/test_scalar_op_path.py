@@ -598,3 +598,70 @@ def test_binary_operands_of_equal_dtypes_that_are_distinct_objects(dtype):
     with pytest.raises(TypeError, match="operands have different dtypes"):
         dd.constant(np.array(1.5, dtype=np.dtype(dtype, metadata={"unit": "m"}))) * dd.constant(
             np.asarray(1.0, np.float64 if dtype is np.float32 else np.float32))
+
+
+# ---- a Python number operand of a scalar op: converted as _like converts it, made a Tensor only
+# ---- where something records the op (_scalar_op_number) ------------------------------------
+
+NUMBERS = [2, -3, 0, 2 ** 60 + 1, 2 ** 1000, 0.1, -0.0, 1e-45, 3.5e38, math.inf, -math.inf,
+           math.nan]
+
+
+@pytest.mark.parametrize("opname", PUBLIC_BINARY)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_number_operands_on_both_sides(opname, dtype):
+    calls = _public_calls(opname)
+
+    def scenario(rec, call):
+        for base in (1.75, -0.5):
+            for number in NUMBERS:
+                for t in (dd.constant(np.asarray(base, dtype)), dd.Variable(base, dtype=dtype)):
+                    rec.values(call(t, number), call(number, t))      # no tape
+                    with dd.GradientTape(persistent=True) as tape:
+                        u = call(t, number)
+                        w = call(number, t)
+                        z = call(dd.constant(np.asarray(0.25, dtype)), number)  # nothing recorded
+                    rec.entries(tape)
+                    rec.values(u, w, z, *tape.watched_variables())
+                    if isinstance(t, dd.Variable):
+                        rec.values(*tape.gradient([u, w], [t]))
+                    with ForwardAccumulator(t, dd.constant(np.asarray(1.0, dtype))) as acc:
+                        u = call(t, number)
+                        w = call(number, t)
+                    rec.values(u, w, acc.jvp(u), acc.jvp(w))
+    with np.errstate(all="ignore"):
+        observations = [both_paths(scenario, call) for call in calls]
+    for fast, general in observations:
+        assert fast == general
+    assert all(obs == observations[0] for obs in observations)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_number_operands_that_are_not_plain_floats_or_ints(dtype):
+    # bools, numpy scalars, float and int subclasses go the general way: the same values
+    class MyFloat(float):
+        pass
+
+    class MyInt(int):
+        pass
+
+    def scenario(rec):
+        t = dd.Variable(1.5, dtype=dtype)
+        for number in (True, np.float64(0.1), np.float32(0.1), np.int64(3), MyFloat(0.1),
+                       MyInt(3)):
+            with dd.GradientTape() as tape:
+                y = t * number - number / t
+            rec.entries(tape)
+            rec.values(y, tape.gradient(y, t))
+    assert_same_on_both_paths(scenario)
+
+
+def test_number_operand_errors_leave_the_tape_recording():
+    x = dd.constant(1.5)
+    for call in (lambda: x * 10 ** 400, lambda: 10 ** 400 - x, lambda: dd.pow(x, -10 ** 400)):
+        with dd.GradientTape() as tape:
+            tape.watch(x)
+            with pytest.raises(OverflowError, match="int too large to convert to float"):
+                call()
+            y = x * 3
+        assert tape.gradient(y, x).numpy() == np.float32(3.0)
