@@ -239,8 +239,9 @@ def like(value, Tensor ref, str opname="op"):
     return _like(value, ref, opname)
 
 
-cdef inline void _check_same_dtype(Tensor a, Tensor b, str opname) except *:
-    if a._dtype is not b._dtype and a._dtype != b._dtype:
+cdef void _check_same_dtype(Tensor a, Tensor b, str opname) except *:
+    # (called where the two dtypes are not one object)
+    if a._dtype != b._dtype:
         if a._dtype is None or b._dtype is None:
             _uninitialized()
         raise TypeError(f"{opname}: operands have different dtypes, {dtype_name(a._dtype)} and "
@@ -250,6 +251,24 @@ cdef inline void _check_same_dtype(Tensor a, Tensor b, str opname) except *:
 
 cpdef Tensor binary(Primitive p, object a, object b):
     """Apply a binary primitive, converting a non-Tensor operand to the other's dtype."""
+    # two float scalar Tensors of one dtype object, or one and a Python number: the C scalar
+    # path first, with no dtype check or conversion to pass through; the rest in
+    # _binary_converted
+    if isinstance(a, Tensor):
+        if isinstance(b, Tensor):
+            if ((<Tensor>a)._dtype is (<Tensor>b)._dtype
+                    and _takes_scalar_path(p, <Tensor>a, <Tensor>b)):
+                return _scalar_op(p, <Tensor>a, <Tensor>b, None)   # (no argument tuple)
+        elif (type(b) is float or type(b) is int) and _takes_scalar_path(p, <Tensor>a, <Tensor>a):
+            return _scalar_op_number(p, <Tensor>a, b, False)
+    elif ((type(a) is float or type(a) is int) and isinstance(b, Tensor)
+          and _takes_scalar_path(p, <Tensor>b, <Tensor>b)):
+        return _scalar_op_number(p, <Tensor>b, a, True)
+    return _binary_converted(p, a, b)
+
+
+cdef Tensor _binary_converted(Primitive p, object a, object b):
+    """binary's general case: a non-Tensor operand converted, the dtypes checked."""
     cdef Tensor ta, tb
     if isinstance(a, Tensor):
         ta = <Tensor>a
@@ -260,7 +279,8 @@ cpdef Tensor binary(Primitive p, object a, object b):
     else:
         ta = convert_to_tensor(a)
         tb = _like(b, ta, p.name)
-    _check_same_dtype(ta, tb, p.name)
+    if ta._dtype is not tb._dtype:
+        _check_same_dtype(ta, tb, p.name)
     if _takes_scalar_path(p, ta, tb):
         return _scalar_op(p, ta, tb, None)   # (no argument tuple unless the op is recorded)
     return run_op(p, (ta, tb), None)
@@ -277,13 +297,16 @@ def binary_op(Primitive p):
 def unary_op(Primitive p):
     """The public function of a one-input primitive taking any dtype (ops.py names it)."""
     def op(x, name=None):
-        return run_op(p, (x if isinstance(x, Tensor) else convert_to_tensor(x),), None)
+        return unary(p, x if isinstance(x, Tensor) else convert_to_tensor(x))
     return op
 
 
 def float_unary_op(Primitive p, str opname):
     """The public function of a float-only one-input primitive (ops.py names it)."""
     def op(x, name=None):
+        # (a float scalar Tensor is a float tensor: float_tensor's check is left to the rest)
+        if isinstance(x, Tensor) and _takes_scalar_path(p, <Tensor>x, <Tensor>x):
+            return _scalar_op(p, <Tensor>x, None, None)
         return run_op(p, (float_tensor(x, opname),), None)
     return op
 

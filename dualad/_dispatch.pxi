@@ -179,17 +179,21 @@ cdef inline bint _takes_scalar_path(Primitive p, Tensor a, Tensor b) noexcept:
             and not _check_numerics and not _n_tracing and p.differentiable and _scalar_op_path)
 
 
-cdef Tensor _scalar_op(Primitive p, Tensor a, Tensor b, tuple args):
+cdef inline Tensor _scalar_op(Primitive p, Tensor a, Tensor b, tuple args):
     """run_op(p, (a, b)) (b None: (a,)) where _takes_scalar_path: the same Variable reads,
     value, entries and tangents, without run_op's general steps; `args` the argument tuple,
     or None: it is made only when a tape or accumulator takes the op."""
+    if _n_live == 0:    # (inline: the value alone, no call)
+        return new_scalar(_scalar_value(p.code, a._d, 0.0 if b is None else b._d), a._kind)
+    return _scalar_op_recorded(p, a, b, args)
+
+
+cdef Tensor _scalar_op_recorded(Primitive p, Tensor a, Tensor b, tuple args):
+    """_scalar_op while a tape or accumulator is live on some thread."""
     cdef int kind = a._kind
-    cdef list stack
+    cdef list stack = _state().stack
     cdef Transformation tr
     cdef Tensor out
-    if _n_live == 0:
-        return new_scalar(_scalar_value(p.code, a._d, 0.0 if b is None else b._d), kind)
-    stack = _state().stack
     if a._is_var or (b is not None and b._is_var):
         # as _read_variables: the tapes watching accessed variables watch them, then the op
         # takes snapshots
@@ -205,6 +209,35 @@ cdef Tensor _scalar_op(Primitive p, Tensor a, Tensor b, tuple args):
         args = None
     out = new_scalar(_scalar_value(p.code, a._d, 0.0 if b is None else b._d), kind)
     _record_scalar(p, a, b, args, kind, out, stack)
+    return out
+
+
+cdef Tensor _scalar_op_number(Primitive p, Tensor t, object number, bint number_first):
+    """binary(p, t, number), or binary(p, number, t) when number_first, where
+    _takes_scalar_path(p, t, t) and `number` is a Python float or int: the number takes t's
+    kind as _like converts it, and becomes a Tensor only where a tape or accumulator takes the
+    op (_record_scalar); t is read as _scalar_op reads a Variable."""
+    cdef int kind = t._kind
+    cdef double v = PyLong_AsDouble(number) if type(number) is int else PyFloat_AS_DOUBLE(number)
+    cdef list stack
+    cdef Transformation tr
+    cdef Tensor out
+    v = _round(v, kind == K_F32)
+    if _n_live == 0:
+        return new_scalar(_scalar_value(p.code, v, t._d) if number_first
+                          else _scalar_value(p.code, t._d, v), kind)
+    stack = _state().stack
+    if t._is_var:
+        for tr in stack:
+            if _watches_accessed(tr) and (<Variable>t).trainable:
+                (<Tape>tr)._watch(t)
+        t = _read_one(t, None)
+    if number_first:
+        out = new_scalar(_scalar_value(p.code, v, t._d), kind)
+        _record_scalar(p, number, t, None, kind, out, stack)
+    else:
+        out = new_scalar(_scalar_value(p.code, t._d, v), kind)
+        _record_scalar(p, t, number, None, kind, out, stack)
     return out
 
 
@@ -408,6 +441,8 @@ cdef object _call_transpose(Primitive p, tuple args, dict params):
 
 cpdef Tensor unary(Primitive p, Tensor x):
     """Apply a one-input primitive without parameters (the fast path of elementwise ops)."""
+    if _takes_scalar_path(p, x, x):
+        return _scalar_op(p, x, None, None)     # (no argument tuple unless the op is recorded)
     return run_op(p, (x,), None)
 
 

@@ -289,13 +289,13 @@ cdef class Tensor:
         return _ops_fn["matmul"](other, self)
 
     def __neg__(self):
-        return run_op(_P_NEG, (self,), None)
+        return unary(_P_NEG, self)
 
     def __pos__(self):
         return self
 
     def __abs__(self):
-        return run_op(_P_ABS, (self,), None)
+        return unary(_P_ABS, self)
 
     def __getitem__(self, key):
         return _ops_fn["getitem"](self, key)

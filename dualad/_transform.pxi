@@ -138,10 +138,14 @@ def _live_tape_ids_discard(long long tape_id):
 
 
 cdef inline _ThreadState _state():
-    global _cached_tsid, _cached_state
     cdef unsigned long long tsid = PyThreadState_GetID(PyThreadState_Get())
     if tsid == _cached_tsid and _cached_state != NULL:
         return <_ThreadState>_cached_state
+    return _state_of_thread(tsid)     # (apart: the check above stays small enough to inline)
+
+
+cdef _ThreadState _state_of_thread(unsigned long long tsid):
+    global _cached_tsid, _cached_state
     st = getattr(_tls, "state", None)
     if st is None:
         st = _ThreadState()

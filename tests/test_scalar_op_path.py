@@ -446,3 +446,222 @@ def test_check_numerics_turned_on_before_the_sweep(dtype):
         rec.log.append(str(err.value))
         rec.entries(tape)
     assert_same_on_both_paths(scenario)
+
+
+# ---- the public functions of one-input primitives (ops.float_unary_op, ops.unary_op), unary()
+# ---- and the operators -x and abs(x): a scalar goes to _scalar_op without run_op -------------
+
+PUBLIC_UNARY = sorted(d.export for d in rules.DECLARATIONS.values()
+                      if d.wrapper in ("float_unary", "unary"))
+OPERATOR_OF_UNARY = {"negative": lambda u: -u, "abs": abs}
+
+
+def _public_unary_calls(opname):
+    # every spelling of the call: the public function (positional and keyword name=), the
+    # core's unary() on the primitive, the primitive's own call (run_op), the operator
+    fn, p = getattr(dd, opname), rules.PRIMITIVES[rules.DECLARATIONS[opname].primitive.name]
+    calls = [fn, lambda u: fn(u, name="n"), lambda u: fn(u, None),
+             lambda u: _core.unary(p, u if isinstance(u, dd.Tensor) else dd.constant(u)), p]
+    if opname in OPERATOR_OF_UNARY:
+        calls.append(OPERATOR_OF_UNARY[opname])
+    return calls
+
+
+@pytest.mark.parametrize("opname", PUBLIC_UNARY)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("base", [0.625, -1.25, 0.0])
+def test_public_unary_ops_match_the_primitive(opname, dtype, base):
+    def scenario(rec, call):
+        x = dd.Variable(base, dtype=dtype)
+        c = dd.constant(np.asarray(0.375, dtype))
+        with dd.GradientTape(persistent=True) as outer:
+            with dd.GradientTape() as inner:
+                with ForwardAccumulator(x, dd.constant(1.0, dtype=dtype)) as acc:
+                    y = call(x) * call(call(c) * x)
+                rec.values(acc.jvp(y))
+            rec.entries(inner)
+            rec.values(*inner.watched_variables())
+            d = inner.gradient(y, x)
+        rec.entries(outer)
+        rec.values(y, d, None if d is None else outer.gradient(d, x))   # (None: ceil, round)
+    observations = [both_paths(scenario, call) for call in _public_unary_calls(opname)]
+    with np.errstate(all="ignore"):
+        for fast, general in observations:
+            assert fast == general
+    assert all(obs == observations[0] for obs in observations)
+
+
+@pytest.mark.parametrize("opname", PUBLIC_UNARY)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_public_unary_ops_on_every_value(opname, dtype):
+    # the scalar path's value bits against the general path's, on the edges of every domain
+    calls = _public_unary_calls(opname)
+
+    def scenario(rec, call):
+        for v in GRID + [-0.5, 1e-30, 3e38, -7.5, 100.0]:
+            x = dd.constant(np.asarray(v, dtype))
+            with dd.GradientTape() as tape:
+                tape.watch(x)
+                y = call(x)
+            rec.entries(tape)
+            rec.values(y, tape.gradient(y, x))
+            rec.values(call(x))     # no tape
+    with np.errstate(all="ignore"):
+        observations = [both_paths(scenario, call) for call in calls]
+    for fast, general in observations:
+        assert fast == general
+    assert all(obs == observations[0] for obs in observations)
+
+
+@pytest.mark.parametrize("opname", PUBLIC_UNARY)
+def test_public_unary_ops_with_numbers_traces_and_check_numerics(opname):
+    fn = getattr(dd, opname)
+    calls = _public_unary_calls(opname)
+    def outcome(u):
+        try:
+            return bits(fn(u))
+        except TypeError as e:
+            return str(e)
+    for number in (0.5, 2):
+        # a Python number converts as dualad.constant does (float32; an int stays an int32,
+        # which the float-only ops refuse)
+        assert outcome(number) == outcome(dd.constant(number))
+    x = dd.constant(np.float32(0.75))
+    traced = [dd.function(lambda u, call=call: call(u)) for call in calls]
+    assert {bits(f(x)) for f in traced} == {bits(fn(x))}
+    v = dd.Variable(np.float64(0.75))
+
+    @dd.function
+    def through_variable():
+        with dd.GradientTape() as tape:
+            y = fn(v)
+        return y, tape.gradient(y, v)
+    assert [bits(t) for t in through_variable()] == [bits(t) for t in through_variable()]
+    with dd.GradientTape() as tape:
+        y = fn(v)
+    assert bits(y) == bits(through_variable()[0])
+    assert tape.watched_variables() == (v,)
+    dd.debugging.enable_check_numerics()
+    try:
+        for bad in (-1.0, 0.0):
+            messages = set()
+            for enabled in (True, False):
+                previous = _core._set_scalar_op_path(enabled)
+                try:
+                    for call in calls:
+                        try:
+                            with np.errstate(all="ignore"):
+                                messages.add(("ok", bits(call(dd.constant(np.float64(bad))))))
+                        except FloatingPointError as e:
+                            messages.add((type(e), str(e)))
+                finally:
+                    _core._set_scalar_op_path(previous)
+            assert len(messages) == 1, messages
+    finally:
+        dd.debugging.disable_check_numerics()
+
+
+@pytest.mark.parametrize("opname", PUBLIC_UNARY)
+def test_public_unary_op_errors_are_the_general_paths(opname):
+    fn = getattr(dd, opname)
+    bad = [dd.constant(1, dtype=dd.int32), dd.Variable(np.int64(3)), None, "a", 10 ** 400,
+           [1.0, "a"], np.array(["x"]), object()]
+    for u in bad:
+        outcomes = set()
+        for enabled in (True, False):
+            previous = _core._set_scalar_op_path(enabled)
+            try:
+                for call in (fn, lambda w: fn(w, name="n")):
+                    with dd.GradientTape():
+                        try:
+                            outcomes.add(("ok", bits(call(u))))
+                        except (TypeError, ValueError, OverflowError) as e:
+                            outcomes.add((type(e), str(e)))
+            finally:
+                _core._set_scalar_op_path(previous)
+        assert len(outcomes) == 1, (u, outcomes)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_binary_operands_of_equal_dtypes_that_are_distinct_objects(dtype):
+    # binary's first test is the dtype's identity: a scalar whose numpy dtype equals another's
+    # without being the same object (dtype metadata) goes the long way, to the same result
+    def scenario(rec):
+        odd = dd.constant(np.array(1.5, dtype=np.dtype(dtype, metadata={"unit": "m"})))
+        x = dd.Variable(np.asarray(0.75, dtype))
+        with dd.GradientTape() as tape:
+            tape.watch(odd)
+            y = odd * x + x / odd - dd.pow(odd, x) + dd.sin(odd)
+        rec.entries(tape)
+        rec.values(y, *tape.gradient(y, [odd, x]))
+    assert_same_on_both_paths(scenario)
+    with pytest.raises(TypeError, match="operands have different dtypes"):
+        dd.constant(np.array(1.5, dtype=np.dtype(dtype, metadata={"unit": "m"}))) * dd.constant(
+            np.asarray(1.0, np.float64 if dtype is np.float32 else np.float32))
+
+
+# ---- a Python number operand of a scalar op: converted as _like converts it, made a Tensor only
+# ---- where something records the op (_scalar_op_number) ------------------------------------
+
+NUMBERS = [2, -3, 0, 2 ** 60 + 1, 2 ** 1000, 0.1, -0.0, 1e-45, 3.5e38, math.inf, -math.inf,
+           math.nan]
+
+
+@pytest.mark.parametrize("opname", PUBLIC_BINARY)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_number_operands_on_both_sides(opname, dtype):
+    calls = _public_calls(opname)
+
+    def scenario(rec, call):
+        for base in (1.75, -0.5):
+            for number in NUMBERS:
+                for t in (dd.constant(np.asarray(base, dtype)), dd.Variable(base, dtype=dtype)):
+                    rec.values(call(t, number), call(number, t))      # no tape
+                    with dd.GradientTape(persistent=True) as tape:
+                        u = call(t, number)
+                        w = call(number, t)
+                        z = call(dd.constant(np.asarray(0.25, dtype)), number)  # nothing recorded
+                    rec.entries(tape)
+                    rec.values(u, w, z, *tape.watched_variables())
+                    if isinstance(t, dd.Variable):
+                        rec.values(*tape.gradient([u, w], [t]))
+                    with ForwardAccumulator(t, dd.constant(np.asarray(1.0, dtype))) as acc:
+                        u = call(t, number)
+                        w = call(number, t)
+                    rec.values(u, w, acc.jvp(u), acc.jvp(w))
+    with np.errstate(all="ignore"):
+        observations = [both_paths(scenario, call) for call in calls]
+    for fast, general in observations:
+        assert fast == general
+    assert all(obs == observations[0] for obs in observations)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_number_operands_that_are_not_plain_floats_or_ints(dtype):
+    # bools, numpy scalars, float and int subclasses go the general way: the same values
+    class MyFloat(float):
+        pass
+
+    class MyInt(int):
+        pass
+
+    def scenario(rec):
+        t = dd.Variable(1.5, dtype=dtype)
+        for number in (True, np.float64(0.1), np.float32(0.1), np.int64(3), MyFloat(0.1),
+                       MyInt(3)):
+            with dd.GradientTape() as tape:
+                y = t * number - number / t
+            rec.entries(tape)
+            rec.values(y, tape.gradient(y, t))
+    assert_same_on_both_paths(scenario)
+
+
+def test_number_operand_errors_leave_the_tape_recording():
+    x = dd.constant(1.5)
+    for call in (lambda: x * 10 ** 400, lambda: 10 ** 400 - x, lambda: dd.pow(x, -10 ** 400)):
+        with dd.GradientTape() as tape:
+            tape.watch(x)
+            with pytest.raises(OverflowError, match="int too large to convert to float"):
+                call()
+            y = x * 3
+        assert tape.gradient(y, x).numpy() == np.float32(3.0)
