@@ -250,7 +250,7 @@ cdef class Tape(Transformation):
 
     @property
     def _n_entries(self):
-        return len(self._entries) if self._entries is not None else 0
+        return _n_recorded(self)
 
     def _release(self):
         """Drop the record; the tape's slots on tensors it watched are cleared."""
@@ -261,6 +261,7 @@ cdef class Tape(Transformation):
         self._clear_watched_slots()
         self._watched = None    # (the lists stay whole: a sweep or a release may hold them)
         self._entries = None
+        self._scalars = None
         self._n_slots = 0
         self.released = True
         if self._listed:
@@ -415,7 +416,7 @@ def _largest_recorded_size(Tape tape):
     input): what a batched sweep multiplies by its batch size."""
     cdef Entry e
     largest = 0
-    for e in tape._entries or ():
+    for e in _entries_in_order(tape):
         largest = max(largest, e.out.size)
         for a in _entry_args(e):
             if isinstance(a, Tensor):
@@ -771,10 +772,14 @@ cdef Tensor _as_batched_cotangent(Tensor ct, Tensor arg, Primitive p, Py_ssize_t
     return ct
 
 
-cdef bint _all_batchable(list entries, Py_ssize_t n_entries):
+cdef bint _all_batchable(list entries, Py_ssize_t n_entries, ScalarRecord scalars,
+                         Py_ssize_t n_scalars):
     cdef Py_ssize_t i
     for i in range(n_entries):
         if (<Entry>entries[i]).prim not in _batchable_vjps:
+            return False
+    for i in range(n_scalars):
+        if <object>scalars.recs[i].prim not in _batchable_vjps:
             return False
     return True
 
@@ -1183,12 +1188,17 @@ cdef object _sweep(Tape tape, list targets, list seeds, list sources, Tensor tar
     cdef Py_ssize_t n = tape._n_slots, i, k, so, sk, nargs
     cdef list entries = tape._entries
     cdef Py_ssize_t n_entries = len(entries) if entries is not None else 0
+    # the struct entries: the array may move as entries are added (read through `scalars`)
+    cdef ScalarRecord scalars = tape._scalars
+    cdef Py_ssize_t n_scalars = scalars.n if scalars is not None else 0
+    cdef Py_ssize_t j
+    cdef ScalarRec r
     cdef Py_ssize_t n_sources = 1 if sources is None else len(sources)
     cdef bint in_place = raw   # nothing records the sweep: the sums it makes are its own
     # products s·b kept lazily (_Scaled): a sweep nothing records, of unbatched cotangents
     cdef bint lazy = raw and batch < 0
     if batch >= 0:
-        if not _all_batchable(entries, n_entries):
+        if not _all_batchable(entries, n_entries, scalars, n_scalars):
             return None
         raw = False     # batched cotangents are arrays: no C doubles
     # one block: gradients as doubles (n + 1), source slots and kinds (n_sources each), flags
@@ -1236,13 +1246,43 @@ cdef object _sweep(Tape tape, list targets, list seeds, list sources, Tensor tar
                     _acc_d(dg, fl, so, seed._d, seed._kind == K_F32)
                 else:
                     og[so] = _add(og[so], seed)
-        for i in range(n_entries - 1, -1, -1):
-            e = <Entry>entries[i]
-            so = e.out_slot
-            if so >= n or e.s0 >= n or e.s1 >= n:
-                _bad_record(tape)
-            if not (fl[so] & HAS_D) and og[so] is None:
-                continue
+        i = n_entries - 1
+        j = n_scalars - 1
+        while i >= 0 or j >= 0:
+            # the later of entry i and struct j (which came after pos entries)
+            if j >= 0 and scalars.recs[j].pos > i:
+                r = scalars.recs[j]     # (a copy: the array may move; scalars holds its objects)
+                j -= 1
+                so = r.out_slot
+                if so >= n or r.s0 >= n or r.s1 >= n:
+                    _bad_record(tape)
+                if not (fl[so] & HAS_D) and og[so] is None:
+                    continue
+                if raw and og[so] is None:
+                    # the C fast path of the scalar entries below, on the struct's values
+                    g = dg[so]
+                    if not (fl[so] & KEEP):
+                        fl[so] &= ~HAS_D
+                    _scalar_vjp(r.code, g, r.a, r.b, r.y, r.f32, &da, &db,
+                                r.in1 != NULL and r.s1 >= 0)
+                    if _check_numerics and not (isfinite(da) and isfinite(db)):
+                        e = _entry_of_rec(&r)
+                        _numerics_failed(None, da if not isfinite(da) else db, _entry_args(e),
+                                         e.prim)
+                    if r.s0 >= 0:
+                        _acc_d(dg, fl, r.s0, da, r.f32)
+                    if r.in1 != NULL and r.s1 >= 0:
+                        _acc_d(dg, fl, r.s1, db, r.f32)
+                    continue
+                e = _entry_of_rec(&r)   # the general steps below
+            else:
+                e = <Entry>entries[i]
+                i -= 1
+                so = e.out_slot
+                if so >= n or e.s0 >= n or e.s1 >= n:
+                    _bad_record(tape)
+                if not (fl[so] & HAS_D) and og[so] is None:
+                    continue
             p = e.prim
             if e.args is None:      # an _append_scalar_entry record: float scalar inputs
                 nargs = 1 if e.in1 is None else 2

@@ -376,7 +376,8 @@ cdef int _record_scalar(Primitive p, object x, object y, tuple args, int kind, T
     """_transform of a scalar opcode's op on x and y (y None: x alone), float scalar Tensors
     of `kind` (not Variables) or numbers of that kind, giving `out`; `stack` this thread's
     transformations. `args` is the op's argument tuple, or None: it is made (numbers made
-    Tensors) only when a tape holding a slot of an operand, or an accumulator, takes the op."""
+    Tensors) only when an accumulator takes the op. A tape holding a slot of an operand keeps
+    the entry as a struct of its compact record (inputs of a Tensor subclass: an Entry)."""
     cdef Transformation tr
     cdef Tensor t0 = None, t1 = None
     cdef Py_ssize_t i, n = len(stack), s0 = -1, s1 = -1
@@ -391,11 +392,13 @@ cdef int _record_scalar(Primitive p, object x, object y, tuple args, int kind, T
             s1 = _slot_of(<Tensor>y, tr.id) if isinstance(y, Tensor) else -1
             if s0 < 0 and s1 < 0:
                 continue
-        if args is None and t0 is None:     # (one conversion shared by every level)
+        if t0 is None:      # (one conversion shared by every level)
             t0 = _operand(x, kind)
             t1 = None if y is None else _operand(y, kind)
         if tr.is_tape:
-            if args is None:
+            if type(t0) is Tensor and (t1 is None or type(t1) is Tensor):
+                _append_scalar_rec(<Tape>tr, p, t0, t1, out, s0, s1)
+            elif args is None:
                 _append_scalar_entry(<Tape>tr, p, t0, t1, out, s0, s1)
             else:
                 _append_entry(<Tape>tr, p, args, None, out, s0, s1, None)
@@ -546,10 +549,10 @@ cdef class Entry:
 
 def _recorded_entries(Tape tape):
     """The tape's record as tuples (primitive, args, params, out, s0, s1, out_slot,
-    more_slots), for tests."""
+    more_slots), in the order recorded, for tests."""
     cdef Entry e
     return [(e.prim, _entry_args(e), e.params, e.out, e.s0, e.s1, e.out_slot, e.more_slots)
-            for e in tape._entries or ()]
+            for e in _entries_in_order(tape)]
 
 
 # --------------------------------------------------------------------------------------------
