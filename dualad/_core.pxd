@@ -66,7 +66,6 @@ cdef class Entry:
     cdef Py_ssize_t out_slot
     cdef Py_ssize_t s0, s1         # slots of the first two inputs, -1 when not on the tape
     cdef tuple more_slots          # slots of inputs beyond the second
-    cdef Tensor in0, in1           # a scalar op's inputs when args is None (in1 None: one input)
 
 
 # A tape's entry of a scalar opcode on float scalars, kept as a C struct (_record.pxi)

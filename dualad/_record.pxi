@@ -109,11 +109,10 @@ cdef int _append_scalar_rec(Tape tape, Primitive p, Tensor in0, Tensor in1, Tens
 
 
 cdef Entry _entry_of_rec(ScalarRec* r):
-    """The Entry the struct stands for (as _append_scalar_entry would have made it)."""
+    """The Entry the struct stands for."""
     cdef Entry e = Entry.__new__(Entry)
     e.prim = <Primitive>r.prim
-    e.in0 = <Tensor>r.in0
-    e.in1 = None if r.in1 == NULL else <Tensor>r.in1
+    e.args = (<Tensor>r.in0,) if r.in1 == NULL else (<Tensor>r.in0, <Tensor>r.in1)
     e.out = <Tensor>r.out
     e.s0 = r.s0
     e.s1 = r.s1
@@ -135,7 +134,7 @@ cdef list _entries_in_order(Tape tape):
     cdef list out = []
     while i < n_entries or j < n_scalars:
         # struct j comes before entry i when fewer than i + 1 entries preceded it
-        if j < n_scalars and record.recs[j].pos <= i:
+        if j < n_scalars and (i == n_entries or record.recs[j].pos <= i):
             out.append(_entry_of_rec(&record.recs[j]))
             j += 1
         else:

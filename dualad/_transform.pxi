@@ -334,20 +334,6 @@ cdef int _append_entry(Tape tape, Primitive p, tuple args, dict params, Tensor o
     return _push_entry(tape, e, out)
 
 
-cdef int _append_scalar_entry(Tape tape, Primitive p, Tensor in0, Tensor in1, Tensor out,
-                              Py_ssize_t s0, Py_ssize_t s1) except -1:
-    # _append_entry for a scalar op whose argument tuple was never made: the inputs go in
-    # in0 and in1 (in1 None for one input) and _entry_args makes the tuple if something asks
-    cdef Entry e = Entry.__new__(Entry)
-    e.prim = p
-    e.in0 = in0
-    e.in1 = in1
-    e.out = out
-    e.s0 = s0
-    e.s1 = s1
-    return _push_entry(tape, e, out)
-
-
 cdef inline int _push_entry(Tape tape, Entry e, Tensor out) except -1:
     if tape._entries is None:
         tape._entries = dualad_list_with_room(8)
@@ -356,13 +342,6 @@ cdef inline int _push_entry(Tape tape, Entry e, Tensor out) except -1:
     _set_slot(out, tape.id, e.out_slot)
     tape._entries.append(e)
     return 0
-
-
-cdef inline tuple _entry_args(Entry e):
-    # an entry's inputs as a tuple (an _append_scalar_entry record gets it on first ask)
-    if e.args is None:
-        e.args = (e.in0,) if e.in1 is None else (e.in0, e.in1)
-    return e.args
 
 
 cdef inline Tensor _operand(object x, int kind):
@@ -395,16 +374,14 @@ cdef int _record_scalar(Primitive p, object x, object y, tuple args, int kind, T
         if t0 is None:      # (one conversion shared by every level)
             t0 = _operand(x, kind)
             t1 = None if y is None else _operand(y, kind)
+        if tr.is_tape and type(t0) is Tensor and (t1 is None or type(t1) is Tensor):
+            _append_scalar_rec(<Tape>tr, p, t0, t1, out, s0, s1)
+            continue
+        if args is None:
+            args = (t0,) if t1 is None else (t0, t1)
         if tr.is_tape:
-            if type(t0) is Tensor and (t1 is None or type(t1) is Tensor):
-                _append_scalar_rec(<Tape>tr, p, t0, t1, out, s0, s1)
-            elif args is None:
-                _append_scalar_entry(<Tape>tr, p, t0, t1, out, s0, s1)
-            else:
-                _append_entry(<Tape>tr, p, args, None, out, s0, s1, None)
+            _append_entry(<Tape>tr, p, args, None, out, s0, s1, None)
         else:
-            if args is None:
-                args = (t0,) if t1 is None else (t0, t1)
             _push_tangent(<Accumulator>tr, stack, i, p, args, None, out)
     return 0
 
@@ -551,7 +528,7 @@ def _recorded_entries(Tape tape):
     """The tape's record as tuples (primitive, args, params, out, s0, s1, out_slot,
     more_slots), in the order recorded, for tests."""
     cdef Entry e
-    return [(e.prim, _entry_args(e), e.params, e.out, e.s0, e.s1, e.out_slot, e.more_slots)
+    return [(e.prim, e.args, e.params, e.out, e.s0, e.s1, e.out_slot, e.more_slots)
             for e in _entries_in_order(tape)]
 
 
