@@ -78,13 +78,17 @@ cdef int _append_scalar_rec(Tape tape, Primitive p, Tensor in0, Tensor in1, Tens
     cdef ScalarRec* r
     if record is None:
         record = ScalarRecord.__new__(ScalarRecord)
-        tape._scalars = record
-    if record.n == record.cap:
-        _grow_scalar_record(record)
+        if tape._scalars is None:   # (the allocation may have run a finalizer that records)
+            tape._scalars = record
+        else:
+            record = tape._scalars
     cdef Py_ssize_t out_slot = tape._n_slots
     tape._n_slots += 1
     _set_slot(out, tape.id, out_slot)
-    # (nothing above or below runs Python code: the record is still the tape's)
+    # the room checked after the last step that can run Python code (an allocation may run a
+    # finalizer recording on this tape); from here to the count nothing does
+    if record.n == record.cap:
+        _grow_scalar_record(record)
     r = &record.recs[record.n]
     r.prim = <PyObject*>p
     r.in0 = <PyObject*>in0
@@ -108,8 +112,9 @@ cdef int _append_scalar_rec(Tape tape, Primitive p, Tensor in0, Tensor in1, Tens
     return 0
 
 
-cdef Entry _entry_of_rec(ScalarRec* r):
-    """The Entry the struct stands for."""
+cdef Entry _entry_of_rec(ScalarRec r):
+    """The Entry the struct stands for (taken by value: the allocations here may run a
+    finalizer that records, moving the array)."""
     cdef Entry e = Entry.__new__(Entry)
     e.prim = <Primitive>r.prim
     e.args = (<Tensor>r.in0,) if r.in1 == NULL else (<Tensor>r.in0, <Tensor>r.in1)
@@ -135,7 +140,7 @@ cdef list _entries_in_order(Tape tape):
     while i < n_entries or j < n_scalars:
         # struct j comes before entry i when fewer than i + 1 entries preceded it
         if j < n_scalars and (i == n_entries or record.recs[j].pos <= i):
-            out.append(_entry_of_rec(&record.recs[j]))
+            out.append(_entry_of_rec(record.recs[j]))
             j += 1
         else:
             out.append(entries[i])

@@ -1266,7 +1266,7 @@ cdef object _sweep(Tape tape, list targets, list seeds, list sources, Tensor tar
                     _scalar_vjp(r.code, g, r.a, r.b, r.y, r.f32, &da, &db,
                                 r.in1 != NULL and r.s1 >= 0)
                     if _check_numerics and not (isfinite(da) and isfinite(db)):
-                        e = _entry_of_rec(&r)
+                        e = _entry_of_rec(r)
                         _numerics_failed(None, da if not isfinite(da) else db, e.args,
                                          e.prim)
                     if r.s0 >= 0:
@@ -1274,7 +1274,7 @@ cdef object _sweep(Tape tape, list targets, list seeds, list sources, Tensor tar
                     if r.in1 != NULL and r.s1 >= 0:
                         _acc_d(dg, fl, r.s1, db, r.f32)
                     continue
-                e = _entry_of_rec(&r)   # the general steps below
+                e = _entry_of_rec(r)   # the general steps below
             else:
                 e = <Entry>entries[i]
                 i -= 1

@@ -16,6 +16,7 @@ import pytest
 
 import dualad as dd
 from dualad import _core
+from isolated import assert_runs_cleanly
 
 DTYPES = [np.float32, np.float64]
 
@@ -231,3 +232,48 @@ def test_check_numerics_turned_on_after_recording_names_the_primitive():
 def test_the_record_is_internal():
     with pytest.raises(TypeError):
         _core.ScalarRecord()
+
+
+def test_a_collection_that_records_while_the_record_is_read_or_extended():
+    # every allocation of a collected object starts a collection whose callback records 20
+    # scalar ops on the active tape: the struct array moves while it is appended to and swept,
+    # by a sweep that the tape itself records
+    assert_runs_cleanly("""
+        import gc, warnings
+        import dualad as dd
+        from dualad import _core
+
+        def run(noisy):
+            x = dd.constant(0.3, dtype=dd.float64)
+            with dd.GradientTape(persistent=True) as tape:
+                tape.watch(x)
+                h = x
+                for _ in range(15):
+                    h = dd.sin(h) * x
+                busy = []
+
+                def record_more(phase, info):
+                    if noisy and phase == "start" and not busy:
+                        busy.append(1)
+                        u = x
+                        for _ in range(20):
+                            u = dd.cos(u) * x
+                        busy.pop()
+
+                gc.callbacks.append(record_more)
+                gc.set_threshold(1)
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        g = tape.gradient(h, x)
+                    slots = [e[6] for e in _core._recorded_entries(tape)]
+                finally:
+                    gc.set_threshold(700)
+                    gc.callbacks.remove(record_more)
+            assert slots == sorted(slots), slots
+            return g.numpy(), len(slots)
+
+        quiet, noisy = run(False), run(True)
+        assert quiet[0] == noisy[0] and noisy[1] > quiet[1] + 100, (quiet, noisy)
+        print("ok")
+    """)
