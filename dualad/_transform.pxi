@@ -355,8 +355,9 @@ cdef int _record_scalar(Primitive p, object x, object y, tuple args, int kind, T
     """_transform of a scalar opcode's op on x and y (y None: x alone), float scalar Tensors
     of `kind` (not Variables) or numbers of that kind, giving `out`; `stack` this thread's
     transformations. `args` is the op's argument tuple, or None: it is made (numbers made
-    Tensors) only when an accumulator takes the op. A tape holding a slot of an operand keeps
-    the entry as a struct of its compact record (inputs of a Tensor subclass: an Entry)."""
+    Tensors) only when an accumulator's JVP rule runs (not its C path) or a Tensor subclass is
+    recorded. A tape holding a slot of an operand keeps the entry as a struct of its compact
+    record."""
     cdef Transformation tr
     cdef Tensor t0 = None, t1 = None
     cdef Py_ssize_t i, n = len(stack), s0 = -1, s1 = -1
@@ -377,6 +378,9 @@ cdef int _record_scalar(Primitive p, object x, object y, tuple args, int kind, T
         if tr.is_tape and type(t0) is Tensor and (t1 is None or type(t1) is Tensor):
             _append_scalar_rec(<Tape>tr, p, t0, t1, out, s0, s1)
             continue
+        if not tr.is_tape and (p.jvp is None or _push_scalar_tangent(<Accumulator>tr, stack, i,
+                                                                     p, t0, t1, out)):
+            continue    # (as _push_tangent does, without the argument tuple)
         if args is None:
             args = (t0,) if t1 is None else (t0, t1)
         if tr.is_tape:
@@ -418,8 +422,9 @@ cdef void _push_tangent(Accumulator acc, list stack, Py_ssize_t level, Primitive
     cdef object t
     if p.jvp is None:
         return
-    if p.code != OP_NONE and out._is_scalar and _push_scalar_tangent(acc, stack, level, p, args,
-                                                                     out):
+    if (p.code != OP_NONE and out._is_scalar and 0 < len(args) <= 2
+            and _push_scalar_tangent(acc, stack, level, p, <Tensor>args[0],
+                                     <Tensor>args[1] if len(args) == 2 else None, out)):
         return
     tangents = []
     for a in args:
@@ -469,15 +474,16 @@ cdef inline int _scalar_tangent_in(Tensor x, Accumulator acc, int kind, double* 
 
 
 cdef bint _push_scalar_tangent(Accumulator acc, list stack, Py_ssize_t level, Primitive p,
-                               tuple args, Tensor out) except -1:
-    """The C path of _push_tangent: a scalar opcode on float scalars of one kind with scalar
+                               Tensor a, Tensor b, Tensor out) except -1:
+    """The C path of _push_tangent for p (which has a JVP rule) on a and b (None: a alone),
+    giving out: a scalar opcode on float scalars of one kind with scalar
     tangents of that kind, and nothing outside this accumulator's level that would see its JVP
     rule run (a visible, recording outer tape or accumulator records the tangent computation:
     reverse-over-forward, forward-over-forward; a trace being taken replays it;
     check_numerics checks each of its ops). Then the output tangent is computed on C doubles,
     with the bits of the rule, and kept as a C double on `out` (a dual number: no tangent
     Tensor, no dict). Returns False, having done nothing, when the rule must run."""
-    cdef Py_ssize_t n = len(args), i
+    cdef Py_ssize_t n = 1 if b is None else 2, i
     cdef int kind = out._kind
     cdef int has_a, has_b = 0
     cdef Transformation tr
@@ -492,16 +498,16 @@ cdef bint _push_scalar_tangent(Accumulator acc, list stack, Py_ssize_t level, Pr
         tr = stack[i]
         if tr.hidden == 0 and tr.recording:
             return False
-    has_a = _scalar_tangent_in(<Tensor>args[0], acc, kind, &ta)
+    has_a = _scalar_tangent_in(a, acc, kind, &ta)
     if has_a < 0:
         return False
-    va = (<Tensor>args[0])._d
+    va = a._d
     vb = va
     if n == 2:
-        has_b = _scalar_tangent_in(<Tensor>args[1], acc, kind, &tb)
+        has_b = _scalar_tangent_in(b, acc, kind, &tb)
         if has_b < 0:
             return False
-        vb = (<Tensor>args[1])._d
+        vb = b._d
     if not has_a and not has_b:
         return True     # no input tangent: no output tangent (as the rule path)
     cdef double d = _round(_scalar_jvp(p.code, has_a, ta, has_b, tb, va, vb, out._d,
@@ -754,6 +760,23 @@ cdef class Accumulator(Transformation):
 
     def _tangent_of(self, Tensor t):
         return _tangent_obj(t, self)
+
+    # ---- the common path of ForwardAccumulator, in C (anything else: its Python methods) ----
+
+    def __enter__(self):
+        _enter_transformation(self)     # AlreadyActiveError if active
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        _leave_transformation(self)
+        return False
+
+    def jvp(self, primals, unconnected_gradients="none"):
+        """The tangent of each tensor in `primals` (None, or zeros with 'zero', if unconnected)."""
+        if (isinstance(primals, Tensor) and type(unconnected_gradients) is str
+                and unconnected_gradients == "none"):
+            return _tangent_obj(<Tensor>primals, self)
+        return self._jvp_general(primals, unconnected_gradients)
 
     def __dealloc__(self):
         # the primals keep no tangent of a dead accumulator
