@@ -1,5 +1,7 @@
 # Declarations of the compiled core, so that other Cython modules can cimport them.
 
+from cpython.ref cimport PyObject
+
 cdef class Tensor:
     cdef object _arr            # numpy array, or None for a scalar not yet materialised
     cdef double _d              # the value when _is_scalar (float32 values stay rounded to float32)
@@ -64,7 +66,24 @@ cdef class Entry:
     cdef Py_ssize_t out_slot
     cdef Py_ssize_t s0, s1         # slots of the first two inputs, -1 when not on the tape
     cdef tuple more_slots          # slots of inputs beyond the second
-    cdef Tensor in0, in1           # a scalar op's inputs when args is None (in1 None: one input)
+
+
+# A tape's entry of a scalar opcode on float scalars, kept as a C struct (_record.pxi)
+cdef struct ScalarRec:
+    PyObject* prim                 # the Primitive (a reference owned by the record)
+    PyObject* in0                  # its inputs and output: Tensors of exact type Tensor (owned;
+    PyObject* in1                  #   in1 NULL for one input)
+    PyObject* out
+    double a, b, y                 # their values (b = a for one input): the sweep reads these
+    Py_ssize_t s0, s1, out_slot
+    Py_ssize_t pos                 # how many Entry objects the tape had recorded before it
+    int code                       # the primitive's scalar opcode
+    bint f32
+
+
+cdef class ScalarRecord:
+    cdef ScalarRec* recs
+    cdef Py_ssize_t n, cap
 
 
 cdef class Transformation:
@@ -80,6 +99,7 @@ cdef class Transformation:
 
 cdef class Tape(Transformation):
     cdef list _entries             # None until the first entry (and after a release)
+    cdef ScalarRecord _scalars     # the entries of scalar ops, beside _entries (None until one)
     cdef Py_ssize_t _n_slots
     cdef readonly bint persistent
     cdef readonly bint watch_accessed_variables

@@ -250,7 +250,7 @@ cdef class Tape(Transformation):
 
     @property
     def _n_entries(self):
-        return len(self._entries) if self._entries is not None else 0
+        return _n_recorded(self)
 
     def _release(self):
         """Drop the record; the tape's slots on tensors it watched are cleared."""
@@ -261,6 +261,7 @@ cdef class Tape(Transformation):
         self._clear_watched_slots()
         self._watched = None    # (the lists stay whole: a sweep or a release may hold them)
         self._entries = None
+        self._scalars = None
         self._n_slots = 0
         self.released = True
         if self._listed:
@@ -415,9 +416,9 @@ def _largest_recorded_size(Tape tape):
     input): what a batched sweep multiplies by its batch size."""
     cdef Entry e
     largest = 0
-    for e in tape._entries or ():
+    for e in _entries_in_order(tape):
         largest = max(largest, e.out.size)
-        for a in _entry_args(e):
+        for a in e.args:
             if isinstance(a, Tensor):
                 largest = max(largest, a.size)
     return largest
@@ -671,11 +672,11 @@ cdef bint _transpose_scaled(list og, char* fl, Py_ssize_t so, Entry e) except -1
     cdef _Scaled z = <_Scaled>og[so], t
     cdef object perm
     cdef cnp.ndarray b1, b2 = None
-    if fl[so] & (HAS_D | KEEP) or e.s0 < 0 or len(_entry_args(e)) != 1:
+    if fl[so] & (HAS_D | KEEP) or e.s0 < 0 or len(e.args) != 1:
         return False
     if e.prim.variadic_vjp is not None or e.prim.vjps is not _TRANSPOSE_VJPS:
         return False
-    if not isinstance(_entry_args(e)[0], Tensor) or cnp.PyArray_NDIM(z.b1) != 2:
+    if not isinstance(e.args[0], Tensor) or cnp.PyArray_NDIM(z.b1) != 2:
         return False
     perm = e.params.get("perm") if e.params is not None else None
     # a 2-D permutation is its own inverse: swap or keep the two axes
@@ -695,7 +696,7 @@ cdef bint _transpose_scaled(list og, char* fl, Py_ssize_t so, Entry e) except -1
         b2 = z.b2.T if swap else z.b2
         if not cnp.PyArray_ISCARRAY_RO(b2):
             return False
-    if not cnp.PyArray_ISCARRAY_RO(b1) or (<object>b1).shape != (<Tensor>_entry_args(e)[0])._value().shape:
+    if not cnp.PyArray_ISCARRAY_RO(b1) or (<object>b1).shape != (<Tensor>e.args[0])._value().shape:
         return False
     og[so] = None
     fl[so] &= ~OWNED
@@ -771,10 +772,14 @@ cdef Tensor _as_batched_cotangent(Tensor ct, Tensor arg, Primitive p, Py_ssize_t
     return ct
 
 
-cdef bint _all_batchable(list entries, Py_ssize_t n_entries):
+cdef bint _all_batchable(list entries, Py_ssize_t n_entries, ScalarRecord scalars,
+                         Py_ssize_t n_scalars):
     cdef Py_ssize_t i
     for i in range(n_entries):
         if (<Entry>entries[i]).prim not in _batchable_vjps:
+            return False
+    for i in range(n_scalars):
+        if <object>scalars.recs[i].prim not in _batchable_vjps:
             return False
     return True
 
@@ -899,7 +904,7 @@ cdef object _direct_vjp(Primitive p, Py_ssize_t k, Tensor g, Entry e):
 
 
 cdef object _direct_vjp_of(Primitive p, Py_ssize_t k, Tensor g, Entry e):
-    cdef tuple args = _entry_args(e)
+    cdef tuple args = e.args
     cdef Tensor other
     cdef cnp.ndarray garr, oarr
     cdef object ct
@@ -954,9 +959,9 @@ cdef object _direct_add_vjp(Py_ssize_t k, Tensor g, cnp.ndarray garr, Entry e):
     cdef Tensor arg
     cdef cnp.ndarray aarr
     cdef int lead, i
-    if len(_entry_args(e)) != 2:
+    if len(e.args) != 2:
         return None
-    arg = <Tensor>_entry_args(e)[k]
+    arg = <Tensor>e.args[k]
     if arg._is_scalar:
         return None
     aarr = arg._value()
@@ -978,13 +983,13 @@ cdef object _direct_reduce_sum_vjp(Tensor g, Entry e):
     cdef tuple shape, kept, reduced
     cdef list dims
     cdef Py_ssize_t ndim
-    if len(_entry_args(e)) != 1 or e.params is None or (<Tensor>_entry_args(e)[0])._is_scalar:
+    if len(e.args) != 1 or e.params is None or (<Tensor>e.args[0])._is_scalar:
         return None
     axis = e.params.get("axis")
     keepdims = e.params.get("keepdims", False)
     if type(axis) is not tuple or (keepdims is not False and keepdims is not True):
         return None
-    shape = (<Tensor>_entry_args(e)[0])._value().shape
+    shape = (<Tensor>e.args[0])._value().shape
     ndim = len(shape)
     dims = list(shape)
     for a in <tuple>axis:
@@ -1007,7 +1012,7 @@ cdef object _direct_log_softmax_vjp(Tensor g, Entry e):
     # g - exp(ans) * sum(g, axis, keepdims): the rule's four ops by their impls
     cdef Tensor ans = e.out
     cdef object axis = e.params.get("axis") if e.params is not None else None
-    if type(axis) is not int or ans._is_scalar or len(_entry_args(e)) != 1:
+    if type(axis) is not int or ans._is_scalar or len(e.args) != 1:
         return None
     if g._dtype is not ans._dtype and g._dtype != ans._dtype:
         return None
@@ -1069,9 +1074,9 @@ cdef bint _scalar_entry_of_kind(Entry e, object g) except -1:
     t = <Tensor>g
     cdef int kind = e.out._kind
     if (kind == K_OTHER or not e.out._is_scalar or not t._is_scalar or t._kind != kind
-            or t._is_var or len(_entry_args(e)) > 2):
+            or t._is_var or len(e.args) > 2):
         return False
-    for t in _entry_args(e):
+    for t in e.args:
         if not t._is_scalar or t._kind != kind or t._is_var:
             return False
     return True
@@ -1183,12 +1188,17 @@ cdef object _sweep(Tape tape, list targets, list seeds, list sources, Tensor tar
     cdef Py_ssize_t n = tape._n_slots, i, k, so, sk, nargs
     cdef list entries = tape._entries
     cdef Py_ssize_t n_entries = len(entries) if entries is not None else 0
+    # the struct entries: the array may move as entries are added (read through `scalars`)
+    cdef ScalarRecord scalars = tape._scalars
+    cdef Py_ssize_t n_scalars = scalars.n if scalars is not None else 0
+    cdef Py_ssize_t j
+    cdef ScalarRec r
     cdef Py_ssize_t n_sources = 1 if sources is None else len(sources)
     cdef bint in_place = raw   # nothing records the sweep: the sums it makes are its own
     # products s·b kept lazily (_Scaled): a sweep nothing records, of unbatched cotangents
     cdef bint lazy = raw and batch < 0
     if batch >= 0:
-        if not _all_batchable(entries, n_entries):
+        if not _all_batchable(entries, n_entries, scalars, n_scalars):
             return None
         raw = False     # batched cotangents are arrays: no C doubles
     # one block: gradients as doubles (n + 1), source slots and kinds (n_sources each), flags
@@ -1236,22 +1246,49 @@ cdef object _sweep(Tape tape, list targets, list seeds, list sources, Tensor tar
                     _acc_d(dg, fl, so, seed._d, seed._kind == K_F32)
                 else:
                     og[so] = _add(og[so], seed)
-        for i in range(n_entries - 1, -1, -1):
-            e = <Entry>entries[i]
-            so = e.out_slot
-            if so >= n or e.s0 >= n or e.s1 >= n:
-                _bad_record(tape)
-            if not (fl[so] & HAS_D) and og[so] is None:
-                continue
-            p = e.prim
-            if e.args is None:      # an _append_scalar_entry record: float scalar inputs
-                nargs = 1 if e.in1 is None else 2
+        i = n_entries - 1
+        j = n_scalars - 1
+        while i >= 0 or j >= 0:
+            # the later of entry i and struct j (which came after pos entries)
+            if j >= 0 and scalars.recs[j].pos > i:
+                r = scalars.recs[j]     # (a copy: the array may move; scalars holds its objects)
+                j -= 1
+                so = r.out_slot
+                if so >= n or r.s0 >= n or r.s1 >= n:
+                    _bad_record(tape)
+                if not (fl[so] & HAS_D) and og[so] is None:
+                    continue
+                if raw and og[so] is None:
+                    # the C fast path of the scalar entries below, on the struct's values
+                    g = dg[so]
+                    if not (fl[so] & KEEP):
+                        fl[so] &= ~HAS_D
+                    _scalar_vjp(r.code, g, r.a, r.b, r.y, r.f32, &da, &db,
+                                r.in1 != NULL and r.s1 >= 0)
+                    if _check_numerics and not (isfinite(da) and isfinite(db)):
+                        e = _entry_of_rec(r)
+                        _numerics_failed(None, da if not isfinite(da) else db, e.args,
+                                         e.prim)
+                    if r.s0 >= 0:
+                        _acc_d(dg, fl, r.s0, da, r.f32)
+                    if r.in1 != NULL and r.s1 >= 0:
+                        _acc_d(dg, fl, r.s1, db, r.f32)
+                    continue
+                e = _entry_of_rec(r)   # the general steps below
             else:
-                nargs = len(e.args)
+                e = <Entry>entries[i]
+                i -= 1
+                so = e.out_slot
+                if so >= n or e.s0 >= n or e.s1 >= n:
+                    _bad_record(tape)
+                if not (fl[so] & HAS_D) and og[so] is None:
+                    continue
+            p = e.prim
+            nargs = len(e.args)
             # C fast path: scalar primitive, gradient held as a double, nothing watching
             if raw and p.code != OP_NONE and og[so] is None and e.out._is_scalar:
-                a = e.in0 if e.args is None else <Tensor>e.args[0]
-                b = a if nargs == 1 else e.in1 if e.args is None else <Tensor>e.args[1]
+                a = <Tensor>e.args[0]
+                b = a if nargs == 1 else <Tensor>e.args[1]
                 if a._is_scalar and b._is_scalar:
                     f32 = e.out._kind == K_F32
                     g = dg[so]
@@ -1261,7 +1298,7 @@ cdef object _sweep(Tape tape, list targets, list seeds, list sources, Tensor tar
                                 nargs == 2 and e.s1 >= 0)
                     if _check_numerics and not (isfinite(da) and isfinite(db)):
                         # the kernel computed p's whole VJP: name p, not one of its steps
-                        _numerics_failed(None, da if not isfinite(da) else db, _entry_args(e), p)
+                        _numerics_failed(None, da if not isfinite(da) else db, e.args, p)
                     if e.s0 >= 0:
                         _acc_d(dg, fl, e.s0, da, f32)
                     if nargs == 2 and e.s1 >= 0:
@@ -1289,7 +1326,7 @@ cdef object _sweep(Tape tape, list targets, list seeds, list sources, Tensor tar
                     continue
                 if (lazy and p is _P_MATMUL and not _check_numerics and p.variadic_vjp is None
                         and p.vjps is _MATMUL_VJPS):
-                    c = _matmul_scaled_cotangent(k, gobj, _entry_args(e))
+                    c = _matmul_scaled_cotangent(k, gobj, e.args)
                     if c is not None:
                         _accumulate_scaled(og, fl, sk, <_Scaled>c)
                         continue
@@ -1301,7 +1338,7 @@ cdef object _sweep(Tape tape, list targets, list seeds, list sources, Tensor tar
                         outer_rule, _rule_of = _rule_of, p
                     try:
                         if p.variadic_vjp is not None:
-                            c = p.variadic_vjp(k, gobj, e.out, _entry_args(e), e.params)
+                            c = p.variadic_vjp(k, gobj, e.out, e.args, e.params)
                         else:
                             rule = p.vjps[k] if k < len(p.vjps) else None
                             if rule is NO_GRADIENT:
@@ -1309,15 +1346,15 @@ cdef object _sweep(Tape tape, list targets, list seeds, list sources, Tensor tar
                             if rule is None:
                                 _no_vjp_rule(p, k)
                             if as_ops:
-                                c = _scalar_vjp_as_ops(p.code, k, <Tensor>gobj, _entry_args(e), e.out)
+                                c = _scalar_vjp_as_ops(p.code, k, <Tensor>gobj, e.args, e.out)
                             if c is None:
-                                c = rule(gobj, e.out, _entry_args(e), e.params)
+                                c = rule(gobj, e.out, e.args, e.params)
                     finally:
                         if _check_numerics:
                             _rule_of = outer_rule
                     if c is None:
                         continue
-                ct = _as_cotangent(c, <Tensor>_entry_args(e)[k], p, k, batch)
+                ct = _as_cotangent(c, <Tensor>e.args[k], p, k, batch)
                 if raw and ct._is_scalar and og[sk] is None:
                     _acc_d(dg, fl, sk, ct._d, ct._kind == K_F32)
                 else:

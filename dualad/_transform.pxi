@@ -338,20 +338,6 @@ cdef int _append_entry(Tape tape, Primitive p, tuple args, dict params, Tensor o
     return _push_entry(tape, e, out)
 
 
-cdef int _append_scalar_entry(Tape tape, Primitive p, Tensor in0, Tensor in1, Tensor out,
-                              Py_ssize_t s0, Py_ssize_t s1) except -1:
-    # _append_entry for a scalar op whose argument tuple was never made: the inputs go in
-    # in0 and in1 (in1 None for one input) and _entry_args makes the tuple if something asks
-    cdef Entry e = Entry.__new__(Entry)
-    e.prim = p
-    e.in0 = in0
-    e.in1 = in1
-    e.out = out
-    e.s0 = s0
-    e.s1 = s1
-    return _push_entry(tape, e, out)
-
-
 cdef inline int _push_entry(Tape tape, Entry e, Tensor out) except -1:
     if tape._entries is None:
         tape._entries = dualad_list_with_room(8)
@@ -360,13 +346,6 @@ cdef inline int _push_entry(Tape tape, Entry e, Tensor out) except -1:
     _set_slot(out, tape.id, e.out_slot)
     tape._entries.append(e)
     return 0
-
-
-cdef inline tuple _entry_args(Entry e):
-    # an entry's inputs as a tuple (an _append_scalar_entry record gets it on first ask)
-    if e.args is None:
-        e.args = (e.in0,) if e.in1 is None else (e.in0, e.in1)
-    return e.args
 
 
 cdef inline Tensor _operand(object x, int kind):
@@ -380,7 +359,9 @@ cdef int _record_scalar(Primitive p, object x, object y, tuple args, int kind, T
     """_transform of a scalar opcode's op on x and y (y None: x alone), float scalar Tensors
     of `kind` (not Variables) or numbers of that kind, giving `out`; `stack` this thread's
     transformations. `args` is the op's argument tuple, or None: it is made (numbers made
-    Tensors) only when a tape holding a slot of an operand, or an accumulator, takes the op."""
+    Tensors) only when an accumulator's JVP rule runs (not its C path) or a Tensor subclass is
+    recorded. A tape holding a slot of an operand keeps the entry as a struct of its compact
+    record."""
     cdef Transformation tr
     cdef Tensor t0 = None, t1 = None
     cdef Py_ssize_t i, n = len(stack), s0 = -1, s1 = -1
@@ -395,17 +376,20 @@ cdef int _record_scalar(Primitive p, object x, object y, tuple args, int kind, T
             s1 = _slot_of(<Tensor>y, tr.id) if isinstance(y, Tensor) else -1
             if s0 < 0 and s1 < 0:
                 continue
-        if args is None and t0 is None:     # (one conversion shared by every level)
+        if t0 is None:      # (one conversion shared by every level)
             t0 = _operand(x, kind)
             t1 = None if y is None else _operand(y, kind)
+        if tr.is_tape and type(t0) is Tensor and (t1 is None or type(t1) is Tensor):
+            _append_scalar_rec(<Tape>tr, p, t0, t1, out, s0, s1)
+            continue
+        if not tr.is_tape and (p.jvp is None or _push_scalar_tangent(<Accumulator>tr, stack, i,
+                                                                     p, t0, t1, out)):
+            continue    # (as _push_tangent does, without the argument tuple)
+        if args is None:
+            args = (t0,) if t1 is None else (t0, t1)
         if tr.is_tape:
-            if args is None:
-                _append_scalar_entry(<Tape>tr, p, t0, t1, out, s0, s1)
-            else:
-                _append_entry(<Tape>tr, p, args, None, out, s0, s1, None)
+            _append_entry(<Tape>tr, p, args, None, out, s0, s1, None)
         else:
-            if args is None:
-                args = (t0,) if t1 is None else (t0, t1)
             _push_tangent(<Accumulator>tr, stack, i, p, args, None, out)
     return 0
 
@@ -442,8 +426,9 @@ cdef void _push_tangent(Accumulator acc, list stack, Py_ssize_t level, Primitive
     cdef object t
     if p.jvp is None:
         return
-    if p.code != OP_NONE and out._is_scalar and _push_scalar_tangent(acc, stack, level, p, args,
-                                                                     out):
+    if (p.code != OP_NONE and out._is_scalar and 0 < len(args) <= 2
+            and _push_scalar_tangent(acc, stack, level, p, <Tensor>args[0],
+                                     <Tensor>args[1] if len(args) == 2 else None, out)):
         return
     tangents = []
     for a in args:
@@ -493,15 +478,16 @@ cdef inline int _scalar_tangent_in(Tensor x, Accumulator acc, int kind, double* 
 
 
 cdef bint _push_scalar_tangent(Accumulator acc, list stack, Py_ssize_t level, Primitive p,
-                               tuple args, Tensor out) except -1:
-    """The C path of _push_tangent: a scalar opcode on float scalars of one kind with scalar
+                               Tensor a, Tensor b, Tensor out) except -1:
+    """The C path of _push_tangent for p (which has a JVP rule) on a and b (None: a alone),
+    giving out: a scalar opcode on float scalars of one kind with scalar
     tangents of that kind, and nothing outside this accumulator's level that would see its JVP
     rule run (a visible, recording outer tape or accumulator records the tangent computation:
     reverse-over-forward, forward-over-forward; a trace being taken replays it;
     check_numerics checks each of its ops). Then the output tangent is computed on C doubles,
     with the bits of the rule, and kept as a C double on `out` (a dual number: no tangent
     Tensor, no dict). Returns False, having done nothing, when the rule must run."""
-    cdef Py_ssize_t n = len(args), i
+    cdef Py_ssize_t n = 1 if b is None else 2, i
     cdef int kind = out._kind
     cdef int has_a, has_b = 0
     cdef Transformation tr
@@ -516,16 +502,16 @@ cdef bint _push_scalar_tangent(Accumulator acc, list stack, Py_ssize_t level, Pr
         tr = stack[i]
         if tr.hidden == 0 and tr.recording:
             return False
-    has_a = _scalar_tangent_in(<Tensor>args[0], acc, kind, &ta)
+    has_a = _scalar_tangent_in(a, acc, kind, &ta)
     if has_a < 0:
         return False
-    va = (<Tensor>args[0])._d
+    va = a._d
     vb = va
     if n == 2:
-        has_b = _scalar_tangent_in(<Tensor>args[1], acc, kind, &tb)
+        has_b = _scalar_tangent_in(b, acc, kind, &tb)
         if has_b < 0:
             return False
-        vb = (<Tensor>args[1])._d
+        vb = b._d
     if not has_a and not has_b:
         return True     # no input tangent: no output tangent (as the rule path)
     cdef double d = _round(_scalar_jvp(p.code, has_a, ta, has_b, tb, va, vb, out._d,
@@ -550,10 +536,10 @@ cdef class Entry:
 
 def _recorded_entries(Tape tape):
     """The tape's record as tuples (primitive, args, params, out, s0, s1, out_slot,
-    more_slots), for tests."""
+    more_slots), in the order recorded, for tests."""
     cdef Entry e
-    return [(e.prim, _entry_args(e), e.params, e.out, e.s0, e.s1, e.out_slot, e.more_slots)
-            for e in tape._entries or ()]
+    return [(e.prim, e.args, e.params, e.out, e.s0, e.s1, e.out_slot, e.more_slots)
+            for e in _entries_in_order(tape)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -778,6 +764,23 @@ cdef class Accumulator(Transformation):
 
     def _tangent_of(self, Tensor t):
         return _tangent_obj(t, self)
+
+    # ---- the common path of ForwardAccumulator, in C (anything else: its Python methods) ----
+
+    def __enter__(self):
+        _enter_transformation(self)     # AlreadyActiveError if active
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        _leave_transformation(self)
+        return False
+
+    def jvp(self, primals, unconnected_gradients="none"):
+        """The tangent of each tensor in `primals` (None, or zeros with 'zero', if unconnected)."""
+        if (isinstance(primals, Tensor) and type(unconnected_gradients) is str
+                and unconnected_gradients == "none"):
+            return _tangent_obj(<Tensor>primals, self)
+        return self._jvp_general(primals, unconnected_gradients)
 
     def __dealloc__(self):
         # the primals keep no tangent of a dead accumulator

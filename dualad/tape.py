@@ -399,18 +399,10 @@ class ForwardAccumulator(_core.Accumulator):
                 batch_size = t.shape[0]
             self._set_tangent(p, t)
 
-    def __enter__(self):
-        self._push()        # AlreadyActiveError (a ValueError, as in TensorFlow) if active
-        return self
+    # __enter__, __exit__ (AlreadyActiveError, a ValueError as in TensorFlow, if active) and
+    # jvp's common call are the core's (Accumulator)
 
-    def __exit__(self, exc_type, exc, tb):
-        self._pop()
-        return False
-
-    def jvp(self, primals, unconnected_gradients="none"):
-        """The tangent of each tensor in `primals` (None, or zeros with 'zero', if unconnected)."""
-        if isinstance(primals, Tensor) and unconnected_gradients == "none":
-            return self._tangent_of(primals)
+    def _jvp_general(self, primals, unconnected_gradients):
         mode = _unconnected_mode(unconnected_gradients)
         flat, pack = flatten(primals)
         out = []

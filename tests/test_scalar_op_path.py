@@ -407,12 +407,12 @@ def test_public_binary_op_errors_match_their_operators(opname):
         assert len(messages) == 1, messages
 
 
-# ---- a scalar op's entry keeps its inputs without an argument tuple until something asks ----
+# ---- the sweeps come before anything reads the record -------------------------------------
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_sweeps_before_anything_reads_the_entries(dtype):
     # the sweeps (C path, rules run for a recording outer tape) come before _recorded_entries
-    # makes any entry's tuple
+    # makes Entry objects of the compact record's structs
     def scenario(rec):
         x, a, b, c = inputs(dtype, variable=False)
         with dd.GradientTape(persistent=True) as outer:
