@@ -208,6 +208,13 @@ cdef Tensor _scalar_op_recorded(Primitive p, Tensor a, Tensor b, tuple args):
             b = _read_one(b, None)
         args = None
     out = new_scalar(_scalar_value(p.code, a._d, 0.0 if b is None else b._d), kind)
+    if len(stack) == 1 and p.jvp is not None:
+        # forward mode's usual case, one accumulator and no tape: its C path directly, with
+        # none of _record_scalar's steps for tapes and argument tuples
+        tr = <Transformation>stack[0]
+        if (not tr.is_tape and tr.hidden == 0 and tr.recording
+                and _push_scalar_tangent(<Accumulator>tr, stack, 0, p, a, b, out)):
+            return out
     _record_scalar(p, a, b, args, kind, out, stack)
     return out
 
