@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 import dualad as dd
 from dualad import ForwardAccumulator, GradientTape
 from conformance import numdiff
-from helpers import EXACT, FD, SETTINGS, fd_jvp, t64
+from helpers import EXACT, FD, SETTINGS, t64
 
 SEEDS = st.integers(0, 2**32 - 1)
 
@@ -117,6 +117,7 @@ def forward_over_forward_batched(f, x, v):
 @SETTINGS
 @given(seed=SEEDS)
 @example(seed=88218102)   # one central difference of `norm` was 4e-8 off (CI, seed drawn)
+@example(seed=244968)   # control_flow: one central difference was 2e-6 off (seed drawn)
 def test_every_composition_order_gives_the_same_second_derivative(name, seed):
     f, shape = FUNCS[name]
     rng = np.random.default_rng(seed)
@@ -144,11 +145,14 @@ def test_every_composition_order_gives_the_same_second_derivative(name, seed):
     if name == "control_flow":
         assume(control_flow_margin(xn) > 1e-3)
     grad = dd.grad(f)
-    if name == "control_flow":   # a short stencil: it must not cross a branch boundary
-        fd = fd_jvp(lambda a: np.asarray(grad(t64(a))), [xn], [vn])
-    else:   # Richardson: one central difference loses digits where the gradient is large
-        fd = numdiff.directional_derivative(lambda a: np.asarray(grad(t64(a))), [xn], [vn],
-                                            h0=2.0**-7)
+    # Richardson: one central difference loses digits where the gradient is large or curved
+    # (control_flow at seed 244968: 2e-6 off with h = 1e-5). For control_flow its stencil stays
+    # inside the branch: a step h moves every norm the function tests by at most h·|v| and the
+    # sum by at most h·|v|·√n, so its widest step keeps a quarter of the margin.
+    h0 = 2.0**-7
+    if name == "control_flow":
+        h0 = min(h0, control_flow_margin(xn) / (4 * np.sqrt(xn.size) * np.linalg.norm(vn)))
+    fd = numdiff.directional_derivative(lambda a: np.asarray(grad(t64(a))), [xn], [vn], h0=h0)
     np.testing.assert_allclose(reference, fd, **FD, err_msg="finite differences of the gradient")
 
 
