@@ -194,6 +194,7 @@ cdef Tensor _scalar_op_recorded(Primitive p, Tensor a, Tensor b, tuple args):
     cdef list stack = _state().stack
     cdef Transformation tr
     cdef Tensor out
+    cdef Py_ssize_t s0, s1
     if a._is_var or (b is not None and b._is_var):
         # as _read_variables: the tapes watching accessed variables watch them, then the op
         # takes snapshots
@@ -208,12 +209,21 @@ cdef Tensor _scalar_op_recorded(Primitive p, Tensor a, Tensor b, tuple args):
             b = _read_one(b, None)
         args = None
     out = new_scalar(_scalar_value(p.code, a._d, 0.0 if b is None else b._d), kind)
-    if len(stack) == 1 and p.jvp is not None:
-        # forward mode's usual case, one accumulator and no tape: its C path directly, with
-        # none of _record_scalar's steps for tapes and argument tuples
+    if len(stack) == 1:
+        # the usual cases, one tape or one accumulator: what _record_scalar does for it,
+        # without its loop over levels and its argument tuples
         tr = <Transformation>stack[0]
-        if (not tr.is_tape and tr.hidden == 0 and tr.recording
-                and _push_scalar_tangent(<Accumulator>tr, stack, 0, p, a, b, out)):
+        if tr.hidden or not tr.recording:
+            return out
+        if tr.is_tape:
+            s0 = _slot_of(a, tr.id)
+            s1 = -1 if b is None else _slot_of(b, tr.id)
+            if s0 < 0 and s1 < 0:
+                return out
+            if type(a) is Tensor and (b is None or type(b) is Tensor):
+                _append_scalar_rec(<Tape>tr, p, a, b, out, s0, s1)
+                return out
+        elif p.jvp is None or _push_scalar_tangent(<Accumulator>tr, stack, 0, p, a, b, out):
             return out
     _record_scalar(p, a, b, args, kind, out, stack)
     return out
