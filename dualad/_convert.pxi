@@ -251,6 +251,8 @@ cdef void _check_same_dtype(Tensor a, Tensor b, str opname) except *:
 
 cpdef Tensor binary(Primitive p, object a, object b):
     """Apply a binary primitive, converting a non-Tensor operand to the other's dtype."""
+    if p.code != OP_NONE and _scalar_arity(p.code) != 2:
+        _wrong_arity(p, 2)
     # two float scalar Tensors of one dtype object, or one and a Python number: the C scalar
     # path first, with no dtype check or conversion to pass through; the rest in
     # _binary_converted
@@ -289,6 +291,8 @@ cdef Tensor _binary_converted(Primitive p, object a, object b):
 def binary_op(Primitive p):
     """The public function of binary primitive `p` (ops.py names it): compiled, so that a call
     costs no Python frame on top of `binary`."""
+    if p.code != OP_NONE and _scalar_arity(p.code) != 2:
+        _wrong_arity(p, 2)
     def op(x, y, name=None):
         return binary(p, x, y)
     return op
@@ -303,6 +307,8 @@ def unary_op(Primitive p):
 
 def float_unary_op(Primitive p, str opname):
     """The public function of a float-only one-input primitive (ops.py names it)."""
+    if p.code != OP_NONE and _scalar_arity(p.code) != 1:
+        _wrong_arity(p, 1)
     def op(x, name=None):
         # (a float scalar Tensor is a float tensor: float_tensor's check is left to the rest)
         if isinstance(x, Tensor) and _takes_scalar_path(p, <Tensor>x, <Tensor>x):

@@ -125,6 +125,8 @@ cdef Tensor run_op(Primitive p, tuple args, dict params):
     cdef Py_ssize_t n = len(args)
     cdef object raw
     cdef TraceSink tracer = None
+    if p.code != OP_NONE and n != _scalar_arity(p.code):
+        _wrong_arity(p, n)      # (the scalar kernels below would read a missing input as 0)
     if p.code != OP_NONE and 0 < n <= 2:
         a = <Tensor>args[0]
         b = <Tensor>args[n - 1]
@@ -158,6 +160,11 @@ cdef Tensor run_op(Primitive p, tuple args, dict params):
         return out
     _transform(p, args, params, out)
     return out
+
+
+cdef void _wrong_arity(Primitive p, Py_ssize_t n) except *:
+    cdef int k = _scalar_arity(p.code)
+    raise TypeError(f"{p.name} takes {k} tensor input{'s' if k > 1 else ''}, got {n}")
 
 
 cdef bint _scalar_op_path = True    # off only in tests, which compare it with run_op's general path
@@ -458,6 +465,8 @@ cdef object _call_transpose(Primitive p, tuple args, dict params):
 
 cpdef Tensor unary(Primitive p, Tensor x):
     """Apply a one-input primitive without parameters (the fast path of elementwise ops)."""
+    if p.code != OP_NONE and _scalar_arity(p.code) != 1:
+        _wrong_arity(p, 1)
     if _takes_scalar_path(p, x, x):
         return _scalar_op(p, x, None, None)     # (no argument tuple unless the op is recorded)
     return run_op(p, (x,), None)

@@ -305,3 +305,32 @@ def test_transpose_primitive_swaps_matrices_directly_and_leaves_other_perms_to_i
         np.testing.assert_array_equal(out.numpy(), m.numpy().T)
     with pytest.raises(ValueError, match="transpose: .*input shapes"):
         dd._core.bind(p, m, perm=(0, 0))
+
+
+# ---- a primitive of a scalar kernel called with the wrong number of inputs -------------------
+
+@pytest.mark.parametrize("value", [2.0, [1.0, 2.0]], ids=["scalar", "array"])
+@pytest.mark.parametrize("recorded", [False, True])
+def test_a_scalar_kernels_primitive_refuses_the_wrong_number_of_inputs(value, recorded):
+    # the C kernels read a missing second input as 0 and ignore an extra one: a scalar
+    # multiply(x) was 0.0 and sin(x, x) was sin(x); now every entry point names the count
+    from dualad import rules
+    x = dd.constant(value)
+    calls = {"multiply(x)": lambda: rules.multiply(x),
+             "sin(x, x)": lambda: rules.sin(x, x),
+             "add(x, x, x)": lambda: rules.add(x, x, x),
+             "unary(multiply, x)": lambda: dd._core.unary(rules.multiply, x),
+             "binary(sin, x, x)": lambda: dd._core.binary(rules.sin, x, x)}
+    with dd.GradientTape() as tape:
+        if recorded:
+            tape.watch(x)
+        for name, call in calls.items():
+            with pytest.raises(TypeError, match=r"takes [12] tensor inputs?, got [123]"):
+                call()
+        y = rules.multiply(x, x)       # the tape is still usable
+    if recorded:
+        np.testing.assert_array_equal(tape.gradient(y, x), 2 * np.asarray(value, np.float32))
+    with pytest.raises(TypeError, match="sin takes 1 tensor input, got 2"):
+        dd._core.binary_op(rules.sin)
+    with pytest.raises(TypeError, match="multiply takes 2 tensor inputs, got 1"):
+        dd._core.float_unary_op(rules.multiply, "multiply")
