@@ -181,6 +181,14 @@ cdef inline double _scalar_jvp(int code, bint has_ta, double ta, bint has_tb, do
         if first:
             return ta if has_ta else 0.0
         return tb if has_tb else 0.0
+    if has_ta and has_tb:
+        # the two terms of the commonest ops written out: no kernel call per tangent
+        if code == OP_ADD:
+            return _round(ta + tb, f32)
+        if code == OP_SUB:
+            return _round(ta + (-tb), f32)
+        if code == OP_MUL:
+            return _round(_round(ta * b, f32) + _round(tb * a, f32), f32)
     if has_ta:
         _scalar_vjp(code, ta, a, b, y, f32, &da, &unused, False)
         if not has_tb:
