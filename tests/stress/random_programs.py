@@ -330,29 +330,37 @@ def check_interrupted(program):
 def scenario_random_programs(first_seed, n_programs, block_slack):
     """Check n_programs programs (more while the time budget lasts) twice over with gc forced
     at every allocation; the second pass, which repeats the first, must not grow memory by more
-    than block_slack allocated blocks."""
+    than block_slack allocated blocks. The first pass makes its programs as it checks them, so
+    that the budget bounds the checking (generating programs is fast; checking them is not)."""
     programs = []
-    for r in rounds(n_programs):
-        seed = first_seed + r
-        programs.append(generate(seed, MODES[seed % len(MODES)]))
     old_threshold = gc.get_threshold()
     counts = []
-    try:
-        for repeat in range(2):
-            gc.set_threshold(1)  # a collection at every allocation of a tracked object
-            for program in programs:
-                try:
-                    if program["raise_inside"]:
-                        check_interrupted(program)
-                    check(program)
-                except AssertionError as e:
-                    raise AssertionError(f"program seed={program['seed']} "
-                                         f"mode={program['mode']}: {e}\n{program}") from None
-                active = dd._core.active_transformations()
-                assert active == (), f"seed {program['seed']} left {active} active"
+
+    def check_one(program):
+        gc.set_threshold(1)  # a collection at every allocation of a tracked object
+        try:
+            if program["raise_inside"]:
+                check_interrupted(program)
+            check(program)
+        except AssertionError as e:
+            raise AssertionError(f"program seed={program['seed']} "
+                                 f"mode={program['mode']}: {e}\n{program}") from None
+        finally:
             gc.set_threshold(*old_threshold)
-            gc.collect()
-            counts.append(memory_blocks())
+        active = dd._core.active_transformations()
+        assert active == (), f"seed {program['seed']} left {active} active"
+
+    try:
+        for r in rounds(n_programs):
+            seed = first_seed + r
+            programs.append(generate(seed, MODES[seed % len(MODES)]))
+            check_one(programs[-1])
+        gc.collect()
+        counts.append(memory_blocks())
+        for program in programs:
+            check_one(program)
+        gc.collect()
+        counts.append(memory_blocks())
     finally:
         gc.set_threshold(*old_threshold)
     growth = counts[1] - counts[0]
