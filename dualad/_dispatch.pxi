@@ -125,9 +125,9 @@ cdef Tensor run_op(Primitive p, tuple args, dict params):
     cdef Py_ssize_t n = len(args)
     cdef object raw
     cdef TraceSink tracer = None
-    if p.code != OP_NONE and n != _scalar_arity(p.code):
-        _wrong_arity(p, n)      # (the scalar kernels below would read a missing input as 0)
-    if p.code != OP_NONE and 0 < n <= 2:
+    if p.code != OP_NONE:
+        if n != _scalar_arity(p.code):
+            _wrong_arity(p, n)  # (the scalar kernels below would read a missing input as 0)
         a = <Tensor>args[0]
         b = <Tensor>args[n - 1]
         if _takes_scalar_path(p, a, b):
@@ -203,34 +203,24 @@ cdef Tensor _scalar_op_recorded(Primitive p, Tensor a, Tensor b, tuple args):
     cdef Tensor out
     cdef Py_ssize_t s0, s1
     if a._is_var or (b is not None and b._is_var):
-        # as _read_variables: the tapes watching accessed variables watch them, then the op
-        # takes snapshots
-        for tr in stack:
-            if _watches_accessed(tr):
-                if a._is_var and (<Variable>a).trainable:
-                    (<Tape>tr)._watch(a)
-                if b is not None and b._is_var and (<Variable>b).trainable:
-                    (<Tape>tr)._watch(b)
-        a = _read_one(a, None)
+        a = _read_scalar_operand(a, stack)
         if b is not None:
-            b = _read_one(b, None)
+            b = _read_scalar_operand(b, stack)
         args = None
     out = new_scalar(_scalar_value(p.code, a._d, 0.0 if b is None else b._d), kind)
     if len(stack) == 1:
-        # the usual cases, one tape or one accumulator: what _record_scalar does for it,
-        # without its loop over levels and its argument tuples
+        # the usual cases, one tape or one accumulator: _record_scalar's step for its one
+        # level, without the loop over levels
         tr = <Transformation>stack[0]
         if tr.hidden or not tr.recording:
             return out
+        s0 = s1 = -1
         if tr.is_tape:
             s0 = _slot_of(a, tr.id)
             s1 = -1 if b is None else _slot_of(b, tr.id)
             if s0 < 0 and s1 < 0:
                 return out
-            if type(a) is Tensor and (b is None or type(b) is Tensor):
-                _append_scalar_rec(<Tape>tr, p, a, b, out, s0, s1)
-                return out
-        elif p.jvp is None or _push_scalar_tangent(<Accumulator>tr, stack, 0, p, a, b, out):
+        if _scalar_level_c_path(tr, stack, 0, p, a, b, out, s0, s1):
             return out
     _record_scalar(p, a, b, args, kind, out, stack)
     return out
@@ -251,11 +241,7 @@ cdef Tensor _scalar_op_number(Primitive p, Tensor t, object number, bint number_
         return new_scalar(_scalar_value(p.code, v, t._d) if number_first
                           else _scalar_value(p.code, t._d, v), kind)
     stack = _state().stack
-    if t._is_var:
-        for tr in stack:
-            if _watches_accessed(tr) and (<Variable>t).trainable:
-                (<Tape>tr)._watch(t)
-        t = _read_one(t, None)
+    t = _read_scalar_operand(t, stack)
     if number_first:
         out = new_scalar(_scalar_value(p.code, v, t._d), kind)
         _record_scalar(p, number, t, None, kind, out, stack)
@@ -269,6 +255,19 @@ cdef inline bint _watches_accessed(Transformation tr) noexcept:
     # a tape of this thread that watches the trainable Variables an op reads now
     return (tr.is_tape and tr.hidden == 0 and tr.recording
             and (<Tape>tr).watch_accessed_variables)
+
+
+cdef inline Tensor _read_scalar_operand(Tensor t, list stack):
+    # a scalar op's operand as _read_variables reads it: a trainable Variable is watched by
+    # the tapes of `stack` that watch accessed variables, then read as a snapshot
+    cdef Transformation tr
+    if not t._is_var:
+        return t
+    if (<Variable>t).trainable:
+        for tr in stack:
+            if _watches_accessed(tr):
+                (<Tape>tr)._watch(t)
+    return _read_one(t, None)
 
 
 cdef tuple _read_variables(tuple args, TraceSink tracer):

@@ -354,6 +354,21 @@ cdef inline Tensor _operand(object x, int kind):
     return <Tensor>x if isinstance(x, Tensor) else new_scalar(<double>x, kind)
 
 
+cdef inline bint _scalar_level_c_path(Transformation tr, list stack, Py_ssize_t level,
+                                      Primitive p, Tensor a, Tensor b, Tensor out,
+                                      Py_ssize_t s0, Py_ssize_t s1) except -1:
+    # one recording level's C path for a scalar op on a and b (None: a alone) giving out: a
+    # struct of a tape's compact record (s0, s1 the inputs' slots there, one of them set), or
+    # an accumulator's tangent on C doubles (none without a JVP rule, as _push_tangent).
+    # False, having done nothing, where the level needs the argument tuple.
+    if tr.is_tape:
+        if type(a) is Tensor and (b is None or type(b) is Tensor):
+            _append_scalar_rec(<Tape>tr, p, a, b, out, s0, s1)
+            return True
+        return False
+    return p.jvp is None or _push_scalar_tangent(<Accumulator>tr, stack, level, p, a, b, out)
+
+
 cdef int _record_scalar(Primitive p, object x, object y, tuple args, int kind, Tensor out,
                         list stack) except -1:
     """_transform of a scalar opcode's op on x and y (y None: x alone), float scalar Tensors
@@ -379,12 +394,8 @@ cdef int _record_scalar(Primitive p, object x, object y, tuple args, int kind, T
         if t0 is None:      # (one conversion shared by every level)
             t0 = _operand(x, kind)
             t1 = None if y is None else _operand(y, kind)
-        if tr.is_tape and type(t0) is Tensor and (t1 is None or type(t1) is Tensor):
-            _append_scalar_rec(<Tape>tr, p, t0, t1, out, s0, s1)
+        if _scalar_level_c_path(tr, stack, i, p, t0, t1, out, s0, s1):
             continue
-        if not tr.is_tape and (p.jvp is None or _push_scalar_tangent(<Accumulator>tr, stack, i,
-                                                                     p, t0, t1, out)):
-            continue    # (as _push_tangent does, without the argument tuple)
         if args is None:
             args = (t0,) if t1 is None else (t0, t1)
         if tr.is_tape:
